@@ -1,0 +1,5 @@
+"""Campaign Runs: marketing campaigns as Airflow DAGs, with Stop / Restart / Skip and a work list."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,136 @@
+"""Run statuses, actions and the rules between them: pure Python, no Airflow import."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RunStatus(enum.StrEnum):
+    """Status of a campaign run as people see it."""
+
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+
+    @property
+    def is_active(self) -> bool:
+        return self in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.STOPPING)
+
+
+class Action(enum.StrEnum):
+    """What a person can do to a run."""
+
+    STOP = "stop"
+    RESTART = "restart"
+    SKIP = "skip"
+    REASSIGN = "reassign"
+
+
+class RecordStatus(enum.StrEnum):
+    """Statuses the plugin stores itself; Airflow has no such DagRun state."""
+
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+
+
+ALLOWED_FROM: dict[Action, frozenset[RunStatus]] = {
+    Action.STOP: frozenset({RunStatus.QUEUED, RunStatus.RUNNING}),
+    Action.RESTART: frozenset({RunStatus.FAILED, RunStatus.STOPPED}),
+    Action.SKIP: frozenset({RunStatus.FAILED, RunStatus.STOPPED}),
+}
+
+RESULT_OF: dict[Action, RunStatus] = {
+    Action.STOP: RunStatus.STOPPING,
+    Action.RESTART: RunStatus.SKIPPED,
+    Action.SKIP: RunStatus.SKIPPED,
+}
+
+
+def allowed_actions(status: RunStatus) -> list[Action]:
+    """Actions a run in ``status`` allows, in display order."""
+    return [action for action, statuses in ALLOWED_FROM.items() if status in statuses]
+
+
+def derive_status(dag_run_state: str | None, record_status: str | None, unfinished_tasks: int) -> RunStatus:
+    """Combine Airflow's DagRun state with the plugin's own record into the displayed status."""
+    if record_status == RecordStatus.SKIPPED:
+        return RunStatus.SKIPPED
+    if record_status == RecordStatus.STOPPED:
+        return RunStatus.STOPPED
+    if record_status == RecordStatus.STOPPING:
+        return RunStatus.STOPPING if unfinished_tasks else RunStatus.STOPPED
+    return {
+        "queued": RunStatus.QUEUED,
+        "running": RunStatus.RUNNING,
+        "success": RunStatus.COMPLETED,
+        "failed": RunStatus.FAILED,
+    }.get(dag_run_state or "", RunStatus.QUEUED)
+
+
+class CampaignRunsError(Exception):
+    """Base of every domain error; ``code`` names it for APIs and CLIs."""
+
+    code = "error"
+
+
+class NotFoundError(CampaignRunsError):
+    """Unknown campaign, run, user or work-list entry."""
+
+    code = "not_found"
+
+
+class NotACampaignError(NotFoundError):
+    """The DAG exists but is not a campaign."""
+
+    code = "not_a_campaign"
+
+
+class ActionNotAllowedError(CampaignRunsError):
+    """The run's status does not allow the action."""
+
+    code = "not_allowed"
+
+    def __init__(self, action: Action, status: RunStatus) -> None:
+        allowed = ", ".join(sorted(s.value for s in ALLOWED_FROM.get(action, frozenset()))) or "no status"
+        super().__init__(
+            f"{action.value.capitalize()} is not allowed for a run that is {status.value}; "
+            f"it is allowed when the run is {allowed}."
+        )
+        self.action = action
+        self.status = status
+
+
+class ConflictError(CampaignRunsError):
+    """Someone else changed the run at the same time."""
+
+    code = "conflict"
+
+
+class InvalidNoteError(CampaignRunsError):
+    """The note is empty where one is required, or too long."""
+
+    code = "invalid_note"
+
+
+class CampaignPausedError(CampaignRunsError):
+    """Restart refused because the campaign's DAG is paused."""
+
+    code = "paused"
+
+
+def validate_note(note: str | None, *, required: bool, max_length: int) -> str:
+    """Return the cleaned note or raise ``InvalidNoteError``."""
+    cleaned = (note or "").replace("\r\n", "\n").strip()
+    if "\x00" in cleaned:
+        raise InvalidNoteError("The note contains a NUL character.")
+    if required and not cleaned:
+        raise InvalidNoteError("A note is required: say why you take this action.")
+    if len(cleaned) > max_length:
+        raise InvalidNoteError(f"The note is {len(cleaned)} characters long; the limit is {max_length}.")
+    return cleaned

@@ -1,0 +1,42 @@
+"""Listeners: run the housekeeper inside the scheduler process."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from airflow.listeners import hookimpl
+
+from campaign_runs.housekeeper import Housekeeper
+
+_housekeeper: Housekeeper | None = None
+_lock = threading.Lock()
+
+
+def _is_scheduler(component: Any) -> bool:
+    # Job.job_type is set only after on_starting fires, so look at the runner's command too.
+    import sys
+
+    return type(component).__name__ == "Job" and "scheduler" in sys.argv[1:3]
+
+
+@hookimpl
+def on_starting(component: Any) -> None:
+    """Start the housekeeper when a scheduler starts; ignore every other component."""
+    global _housekeeper
+    if not _is_scheduler(component):
+        return
+    with _lock:
+        if _housekeeper is None:
+            _housekeeper = Housekeeper()
+        _housekeeper.start()
+
+
+@hookimpl
+def before_stopping(component: Any) -> None:
+    """Stop the housekeeper with the scheduler."""
+    if not _is_scheduler(component):
+        return
+    with _lock:
+        if _housekeeper is not None:
+            _housekeeper.stop()

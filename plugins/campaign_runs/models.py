@@ -1,0 +1,100 @@
+"""The plugin's own tables, on their own MetaData (never Airflow's Base)."""
+
+from __future__ import annotations
+
+from airflow.utils.sqlalchemy import UtcDateTime
+from sqlalchemy import (
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID_LENGTH = 250  # Airflow's dag_id / run_id length.
+
+# One row per run the plugin has touched: its own status and the links between restarted runs.
+run_record = Table(
+    "campaign_run_record",
+    metadata,
+    Column("dag_id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), primary_key=True),
+    Column("status", String(20), nullable=True),
+    Column("version", Integer, nullable=False, default=1),
+    Column("stop_requested_by", String(256), nullable=True),
+    Column("stop_requested_at", UtcDateTime, nullable=True),
+    Column("stopped_at", UtcDateTime, nullable=True),
+    Column("restart_of_run_id", String(ID_LENGTH), nullable=True),
+    Column("replaced_by_run_id", String(ID_LENGTH), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("idx_campaign_run_record_status", "status"),
+)
+
+# Every action ever taken, with its note: the history.
+run_action = Table(
+    "campaign_run_action",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("status_before", String(20), nullable=False),
+    Column("status_after", String(20), nullable=False),
+    Column("new_run_id", String(ID_LENGTH), nullable=True),
+    Column("idempotency_key", String(256), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("actor", "idempotency_key", name="uq_campaign_run_action_idempotency"),
+    Index("idx_campaign_run_action_run", "dag_id", "run_id"),
+)
+
+# Runs assigned to people; open while resolved_at is NULL.
+worklist_entry = Table(
+    "campaign_worklist_entry",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("assignee", String(256), nullable=False),
+    Column("reason", String(20), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("action_id", Integer, ForeignKey("campaign_run_action.id"), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("resolved_at", UtcDateTime, nullable=True),
+    Column("resolved_by", String(256), nullable=True),
+    Column("resolution", String(20), nullable=True),
+    Index("idx_campaign_worklist_assignee_open", "assignee", "resolved_at"),
+    Index("idx_campaign_worklist_run", "dag_id", "run_id"),
+)
+
+# Emails written in the same transaction as the action, delivered after commit.
+email_outbox = Table(
+    "campaign_email_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("action_id", Integer, ForeignKey("campaign_run_action.id"), nullable=True),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("username", String(256), nullable=False),
+    Column("recipient", String(512), nullable=True),
+    Column("subject", String(512), nullable=False),
+    Column("body_html", Text, nullable=False),
+    Column("message_id", String(256), nullable=False, unique=True),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("claim_token", String(64), nullable=True),
+    Column("claimed_until", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),
+    Index("idx_campaign_email_outbox_due", "status", "next_attempt_at"),
+)

@@ -1,0 +1,175 @@
+"""Email outbox: rows written in the action's transaction, delivered after commit, retried with backoff.
+
+Delivery claims a row with a compare-and-set UPDATE (and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
+so several API servers and schedulers never send the same row twice while it is being sent. Every
+message carries a stable ``Message-ID`` so a mail server can drop the one duplicate that a process
+crash between "sent" and "recorded" could cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import and_, insert, or_, select, update
+
+from campaign_runs import airflow_api
+from campaign_runs.models import email_outbox
+from campaign_runs.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+PENDING = "pending"
+SENT = "sent"
+UNDELIVERABLE = "undeliverable"
+
+SUBJECTS = {
+    "stopped": "Run {run_id} of {campaign} stopped",
+    "restarted": "Run {run_id} of {campaign} restarted as {new_run_id}",
+    "skipped": "Run {run_id} of {campaign} skipped",
+}
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
+    autoescape=select_autoescape(default=True),
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """Subject and HTML body of one email."""
+
+    subject: str
+    body_html: str
+
+
+def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
+    """Render the email of ``kind`` ("stopped", "restarted", "skipped")."""
+    prefix = get_settings().email_subject_prefix
+    subject = SUBJECTS[kind].format(**context)
+    body = _templates.get_template(f"{kind}.html").render(**context)
+    return RenderedEmail(subject=f"{prefix} {subject}".strip(), body_html=body)
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    dag_id: str,
+    run_id: str,
+    username: str,
+    action_id: int | None,
+    context: dict[str, Any],
+) -> int:
+    """Write one email to the outbox in the caller's transaction; returns its id."""
+    exists, address = airflow_api.user_email(username, session)
+    email = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
+    now = airflow_api.utcnow()
+    reason = (
+        None
+        if address
+        else f"User {username!r} has no email address."
+        if exists
+        else (f"User {username!r} does not exist.")
+    )
+    result = session.execute(
+        insert(email_outbox).values(
+            action_id=action_id,
+            dag_id=dag_id,
+            run_id=run_id,
+            kind=kind,
+            username=username,
+            recipient=address,
+            subject=email.subject[:512],
+            body_html=email.body_html,
+            message_id=f"<campaign-runs.{secrets.token_hex(12)}@{socket.getfqdn() or 'localhost'}>",
+            status=PENDING if address else UNDELIVERABLE,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=reason,
+            created_at=now,
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Delay before the next attempt after ``attempts`` failed ones: exponential, capped."""
+    settings = get_settings()
+    return int(min(settings.email_retry_max_seconds, settings.email_retry_base_seconds * 2 ** max(0, attempts - 1)))
+
+
+def _claim(session: Session, outbox_ids: list[int] | None, limit: int) -> list[tuple[int, str]]:
+    """Claim due rows for this process; returns ``(id, claim_token)`` pairs, committed."""
+    now = airflow_api.utcnow()
+    due = and_(
+        email_outbox.c.status == PENDING,
+        email_outbox.c.next_attempt_at <= now,
+        or_(email_outbox.c.claimed_until.is_(None), email_outbox.c.claimed_until < now),
+    )
+    query = select(email_outbox.c.id).where(due).order_by(email_outbox.c.id).limit(limit)
+    if outbox_ids is not None:
+        query = query.where(email_outbox.c.id.in_(outbox_ids))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    claimed: list[tuple[int, str]] = []
+    until = now + timedelta(seconds=get_settings().email_claim_seconds)
+    for (outbox_id,) in session.execute(query).all():
+        token = secrets.token_hex(16)
+        result = session.execute(
+            update(email_outbox)
+            .where(email_outbox.c.id == outbox_id, due)
+            .values(claim_token=token, claimed_until=until, attempts=email_outbox.c.attempts + 1)
+        )
+        if getattr(result, "rowcount", 0) == 1:
+            claimed.append((outbox_id, token))
+    session.commit()
+    return claimed
+
+
+def deliver(session: Session, outbox_ids: list[int] | None = None, limit: int = 50) -> int:
+    """Send due emails (all, or only ``outbox_ids``); returns how many were sent."""
+    sent = 0
+    for outbox_id, token in _claim(session, outbox_ids, limit):
+        row = session.execute(select(email_outbox).where(email_outbox.c.id == outbox_id)).one()
+        try:
+            airflow_api.send_email(row.recipient, row.subject, row.body_html, row.message_id)
+        except Exception as error:
+            delay = backoff_seconds(row.attempts)
+            log.warning(
+                "Email %s to %s failed (attempt %s), retry in %ss: %s",
+                outbox_id,
+                row.recipient,
+                row.attempts,
+                delay,
+                error,
+            )
+            session.execute(
+                update(email_outbox)
+                .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
+                .values(
+                    claim_token=None,
+                    claimed_until=None,
+                    last_error=f"{type(error).__name__}: {error}"[:2000],
+                    next_attempt_at=airflow_api.utcnow() + timedelta(seconds=delay),
+                )
+            )
+        else:
+            session.execute(
+                update(email_outbox)
+                .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
+                .values(status=SENT, sent_at=airflow_api.utcnow(), claim_token=None, last_error=None)
+            )
+            sent += 1
+        session.commit()
+    return sent

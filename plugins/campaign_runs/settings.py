@@ -1,0 +1,76 @@
+"""The ``[campaign_runs]`` configuration section, read once, with fallbacks."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+SECTION = "campaign_runs"
+
+# Option name -> (default, description); provider_info.py documents these same options.
+OPTIONS: dict[str, tuple[str, str]] = {
+    "campaign_tag": ("campaign", "DAG tag that marks a DAG as a campaign."),
+    "note_required": ("True", "Whether Stop, Restart and Skip require a non-empty note."),
+    "note_max_length": ("2000", "Longest note accepted, in characters."),
+    "upcoming_runs": ("5", "How many upcoming runs the run schedule shows by default."),
+    "page_size": ("25", "Past runs per page in the run schedule."),
+    "housekeeping_interval": (
+        "1.0",
+        "Seconds between housekeeping passes (finishing stopped runs, retrying emails) in the scheduler.",
+    ),
+    "stop_grace_seconds": (
+        "3",
+        "Seconds the tasks of a stopping run get to end by themselves before Airflow kills them (0: at once).",
+    ),
+    "email_retry_base_seconds": ("5", "First retry delay of an email that could not be sent."),
+    "email_retry_max_seconds": ("600", "Longest delay between two attempts to send an email."),
+    "email_claim_seconds": (
+        "300",
+        "How long one process holds an email while sending it before another may try again.",
+    ),
+    "email_subject_prefix": ("[Campaign Runs]", "Prefix of the subject of every email."),
+    "base_url": ("", "Base URL of links in emails; empty means [api] base_url."),
+}
+
+
+@dataclass(frozen=True)
+class CampaignRunsSettings:
+    """Typed view of the ``[campaign_runs]`` section."""
+
+    campaign_tag: str
+    note_required: bool
+    note_max_length: int
+    upcoming_runs: int
+    page_size: int
+    housekeeping_interval: float
+    stop_grace_seconds: float
+    email_retry_base_seconds: int
+    email_retry_max_seconds: int
+    email_claim_seconds: int
+    email_subject_prefix: str
+    base_url: str
+
+
+@functools.cache
+def get_settings() -> CampaignRunsSettings:
+    """Read the section once; ``get_settings.cache_clear()`` re-reads it."""
+    from airflow.configuration import conf
+
+    def get(name: str) -> str:
+        return conf.get(SECTION, name, fallback=OPTIONS[name][0])
+
+    base_url = get("base_url") or conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+    return CampaignRunsSettings(
+        campaign_tag=get("campaign_tag"),
+        note_required=get("note_required").strip().lower() in ("true", "1", "yes", "on"),
+        note_max_length=int(get("note_max_length")),
+        upcoming_runs=int(get("upcoming_runs")),
+        page_size=int(get("page_size")),
+        housekeeping_interval=float(get("housekeeping_interval")),
+        stop_grace_seconds=float(get("stop_grace_seconds")),
+        email_retry_base_seconds=int(get("email_retry_base_seconds")),
+        email_retry_max_seconds=int(get("email_retry_max_seconds")),
+        email_claim_seconds=int(get("email_claim_seconds")),
+        email_subject_prefix=get("email_subject_prefix"),
+        base_url=base_url.rstrip("/"),
+    )
