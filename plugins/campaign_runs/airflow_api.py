@@ -5,6 +5,7 @@ Airflow's internals move between releases; everything version-sensitive is kept 
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -164,7 +165,7 @@ def halt_run(dag_run: DagRun, session: Session) -> int:
     Returns how many task instances are still running. Campaign tasks notice the run is no longer
     ``running`` between batches and end at once; ``force_fail_running`` kills what does not.
     """
-    now = _utcnow()
+    now = utcnow()
     dag_run.set_state(DagRunState.FAILED)
     dag_run.end_date = now
     session.execute(
@@ -217,8 +218,15 @@ def release_tasks(dag_id: str, run_id: str, session: Session) -> int:
 
 def set_run_note(dag_run: DagRun, note: str, user: str) -> None:
     """Write the note to Airflow's own DagRun note (cut to Airflow's limit)."""
-    if note:
-        dag_run.note = (note[:DAG_RUN_NOTE_MAX], user[:128])
+    from airflow.models.dagrun import DagRunNote
+
+    if not note:
+        return
+    if dag_run.dag_run_note is None:
+        dag_run.dag_run_note = DagRunNote(content=note[:DAG_RUN_NOTE_MAX], user_id=user[:128])
+    else:
+        dag_run.dag_run_note.content = note[:DAG_RUN_NOTE_MAX]
+        dag_run.dag_run_note.user_id = user[:128]
 
 
 def trigger_run(dag_id: str, *, run_id: str, conf: dict[str, Any], user: str, note: str, session: Session) -> DagRun:
@@ -264,12 +272,6 @@ def send_email(to: str, subject: str, html: str, message_id: str) -> None:
     airflow_send_email(to=[to], subject=subject, html_content=html, custom_headers={"Message-ID": message_id})
 
 
-def _utcnow() -> datetime:
-    from airflow.utils import timezone
-
-    return timezone.utcnow()
-
-
 def utcnow() -> datetime:
-    """Airflow's aware UTC now."""
-    return _utcnow()
+    """Aware UTC now, as Airflow stores it."""
+    return _dt.datetime.now(_dt.UTC)

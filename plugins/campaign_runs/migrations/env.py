@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from airflow import settings
 from alembic import context
 
-from airflow import settings
 from campaign_runs.db import CampaignRunsDBManager
 
 target_metadata = CampaignRunsDBManager.metadata

@@ -1,0 +1,36 @@
+"""Fixtures of the plugin's tests: every test starts with no runs of the test campaigns."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from campaign_runs.models import email_outbox, run_action, run_record, worklist_entry
+from campaign_runs.settings import get_settings
+from sqlalchemy import delete, select
+
+from tests.support.fixtures import TEST_DAGS
+
+TEST_DAG_IDS = ("cr_campaign", "cr_depends", "cr_plain", "cr_slow", "cr_stubborn")
+
+
+@pytest.fixture(autouse=True)
+def clean_state(airflow_db: None) -> Iterator[None]:
+    """Delete the test DAGs' runs and every plugin row; unpause the test DAGs."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    get_settings.cache_clear()
+    with create_session() as session:
+        for table in (email_outbox, worklist_entry, run_action, run_record):
+            session.execute(delete(table))
+        for dag_run in session.scalars(select(DagRun).where(DagRun.dag_id.in_(TEST_DAG_IDS))):
+            session.delete(dag_run)
+        for model in session.scalars(select(DagModel).where(DagModel.dag_id.in_(TEST_DAG_IDS))):
+            model.is_paused = False
+    yield
+    get_settings.cache_clear()
+
+
+__all__ = ["TEST_DAGS"]

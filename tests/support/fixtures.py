@@ -1,0 +1,187 @@
+"""Shared pytest fixtures: a real SMTP server, FAB users, test campaign DAGs and runs in the metadata DB."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pendulum
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.support.airflow_env import free_port
+
+TEST_DAGS = Path(__file__).parent / "dags"
+
+USERS = {
+    # username: (role, email)
+    "admin": ("Admin", "admin@example.com"),
+    "alice": ("Op", "alice@example.com"),
+    "bob": ("Op", "bob@example.com"),
+    "viewer": ("Viewer", "viewer@example.com"),
+    "nomail": ("Op", ""),
+}
+PASSWORD = "secret-password"
+
+
+@dataclass
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) that keeps every message it receives."""
+
+    host: str
+    port: int
+    messages: list[Message] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.original_content or envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        with self._lock:
+            self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Message]:
+        """Wait until at least ``count`` messages arrived; return them all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.messages) >= count:
+                    return list(self.messages)
+            time.sleep(0.05)
+        raise AssertionError(f"expected {count} emails, got {len(self.messages)}: {self.subjects()}")
+
+    def subjects(self) -> list[str]:
+        """Subjects received so far."""
+        with self._lock:
+            return [str(m["Subject"]) for m in self.messages]
+
+
+def start_smtp(port: int | None = None) -> tuple[Controller, SmtpSink]:
+    """Start an aiosmtpd server on loopback."""
+    sink = SmtpSink("127.0.0.1", port or free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    return controller, sink
+
+
+@pytest.fixture
+def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSink]:
+    """A real SMTP server; Airflow's ``[smtp]`` settings point at it for the test."""
+    controller, sink = start_smtp()
+    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_PORT", str(sink.port))
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+def body_of(message: Message) -> str:
+    """The decoded text of every part of a message."""
+    parts = message.walk() if message.is_multipart() else [message]
+    texts = []
+    for part in parts:
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            texts.append(payload.decode(part.get_content_charset() or "utf-8"))
+    return "\n".join(texts)
+
+
+def create_users(users: dict[str, tuple[str, str]] = USERS) -> None:
+    """Create FAB users (idempotent) through FAB's own security manager."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        for username, (role_name, email) in users.items():
+            if sm.find_user(username=username):
+                continue
+            role = sm.find_role(role_name)
+            user = sm.add_user(
+                username=username,
+                first_name=username.capitalize(),
+                last_name="Test",
+                email=email or f"{username}@placeholder.invalid",
+                role=role,
+                password=PASSWORD,
+            )
+            assert user, f"could not create user {username}"
+            if not email:
+                # FAB insists on an address when creating; a user without one is stored with an empty one.
+                from airflow.providers.fab.auth_manager.models import User
+                from sqlalchemy import update
+
+                sm.session.execute(update(User).where(User.username == username).values(email=""))
+                sm.session.commit()
+
+
+def sync_test_dags() -> None:
+    """Parse the test campaign DAGs and write them to the metadata DB, as the dag-processor does."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(str(TEST_DAGS))
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, "dags-folder", None)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Test campaigns and users in the (already migrated) metadata DB."""
+    sync_test_dags()
+    create_users()
+
+
+_run_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def make_run(airflow_db: None) -> Callable[..., Any]:
+    """Create a DagRun of a test DAG in ``state`` with task instances in the given states."""
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    def make(
+        dag_id: str = "cr_campaign",
+        *,
+        state: str = "running",
+        ti_states: dict[str, str | None] | None = None,
+        logical_date: pendulum.DateTime | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        number = next(_run_numbers)
+        logical = logical_date or pendulum.datetime(2026, 1, 1, tz="UTC").add(hours=number)
+        rid = run_id or f"test__{os.getpid()}_{number}"
+        with create_session() as session:
+            dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+            assert dag is not None, dag_id
+            dag_run = dag.create_dagrun(
+                run_id=rid,
+                logical_date=logical,
+                data_interval=(logical, logical.add(days=1)),
+                run_after=logical,
+                run_type=DagRunType.SCHEDULED,
+                triggered_by=DagRunTriggeredByType.TEST,
+                state=DagRunState(state),
+                start_date=pendulum.now("UTC") if state != "queued" else None,
+                session=session,
+            )
+            for ti in session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id):
+                if ti_states and ti.task_id in ti_states:
+                    ti.state = ti_states[ti.task_id]
+            if state in ("success", "failed"):
+                dag_run.end_date = pendulum.now("UTC")
+        return rid
+
+    return make
