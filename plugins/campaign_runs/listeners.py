@@ -14,10 +14,12 @@ _lock = threading.Lock()
 
 
 def _is_scheduler(component: Any) -> bool:
-    # Job.job_type is set only after on_starting fires, so look at the runner's command too.
+    # Job.job_type is set only after on_starting fires, so look at the process's command.
     import sys
 
-    return type(component).__name__ == "Job" and "scheduler" in sys.argv[1:3]
+    from airflow.jobs.job import Job
+
+    return isinstance(component, Job) and "scheduler" in sys.argv[1:3]
 
 
 @hookimpl
