@@ -75,15 +75,13 @@ def enqueue(
     exists, address = airflow_api.user_email(username, session)
     email = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
     now = airflow_api.utcnow()
-    reason = (
-        None
-        if address
-        else f"User {username!r} has no email address."
-        if exists
-        else (f"User {username!r} does not exist.")
-    )
-    result = session.execute(
-        insert(email_outbox).values(
+    reason = None
+    if not address:
+        reason = f"User {username!r} has no email address." if exists else f"User {username!r} does not exist."
+    outbox_id = session.execute(
+        insert(email_outbox)
+        .returning(email_outbox.c.id)
+        .values(
             action_id=action_id,
             dag_id=dag_id,
             run_id=run_id,
@@ -92,15 +90,15 @@ def enqueue(
             recipient=address,
             subject=email.subject[:512],
             body_html=email.body_html,
-            message_id=f"<campaign-runs.{secrets.token_hex(12)}@{socket.getfqdn() or 'localhost'}>",
+            message_id=f"<campaign-runs.{secrets.token_hex(12)}@{socket.gethostname() or 'localhost'}>",
             status=PENDING if address else UNDELIVERABLE,
             attempts=0,
             next_attempt_at=now,
             last_error=reason,
             created_at=now,
         )
-    )
-    return int(result.inserted_primary_key[0])
+    ).scalar_one()
+    return int(outbox_id)
 
 
 def backoff_seconds(attempts: int) -> int:

@@ -283,14 +283,14 @@ def _summaries(models: list[DagModel], session: Session) -> list[CampaignSummary
             .where(DagRun.id.in_(latest_ids))
         )
     }
-    active = dict(
+    active: dict[str, int] = dict(
         session.execute(
             select(DagRun.dag_id, func.count())
             .where(DagRun.dag_id.in_(ids), DagRun.state.in_(["queued", "running"]))
             .group_by(DagRun.dag_id)
         ).all()
     )
-    open_entries = dict(
+    open_entries: dict[str, int] = dict(
         session.execute(
             select(worklist_entry.c.dag_id, func.count())
             .where(worklist_entry.c.dag_id.in_(ids), worklist_entry.c.resolved_at.is_(None))
@@ -545,8 +545,10 @@ def _record_action(
     new_run_id: str | None = None,
     idempotency_key: str | None = None,
 ) -> int:
-    result = session.execute(
-        insert(run_action).values(
+    action_id = session.execute(
+        insert(run_action)
+        .returning(run_action.c.id)
+        .values(
             dag_id=dag_id,
             run_id=run_id,
             action=action.value,
@@ -558,8 +560,8 @@ def _record_action(
             idempotency_key=idempotency_key or None,
             created_at=airflow_api.utcnow(),
         )
-    )
-    return int(result.inserted_primary_key[0])
+    ).scalar_one()
+    return int(action_id)
 
 
 def _resolve_worklist(session: Session, dag_id: str, run_id: str, actor: str, resolution: str) -> None:
