@@ -694,12 +694,16 @@ def _mark_skipped(
         if action is Action.RESTART and new_run_id is not None:
             if dag_model is not None and dag_model.is_paused:
                 airflow_api.set_paused(dag_model, False)
-            slot = {
+            # A restart of a restart keeps the original run and slot, so the campaign's delivery
+            # ledger sees one slot however often it is restarted; our records link each step.
+            previous = dag_run.conf or {}
+            slot = previous.get(RESTART_CONF_SLOT) or {
                 "logical_date": _iso(dag_run.logical_date),
                 "data_interval_start": _iso(dag_run.data_interval_start),
                 "data_interval_end": _iso(dag_run.data_interval_end),
             }
-            conf = {**(dag_run.conf or {}), RESTART_CONF_RUN: run_id, RESTART_CONF_SLOT: slot}
+            original = previous.get(RESTART_CONF_RUN) or run_id
+            conf = {**previous, RESTART_CONF_RUN: original, RESTART_CONF_SLOT: slot}
             airflow_api.trigger_run(dag_id, run_id=new_run_id, conf=conf, user=actor, note=cleaned, session=session)
             session.execute(
                 insert(run_record).values(

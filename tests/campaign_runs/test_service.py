@@ -248,6 +248,25 @@ def test_restart_marks_skipped_and_queues_a_linked_run(make_run, smtp_server) ->
     )
 
 
+def test_restart_of_a_restart_keeps_the_original_run_and_slot(make_run) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    run_id = make_run("cr_campaign", state="failed")
+    first = service.restart_run("cr_campaign", run_id, actor="alice", note="first")
+    with create_session() as session:  # the restarted run failed too
+        session.execute(update(DagRun).where(DagRun.run_id == first.new_run_id).values(state="failed"))
+    second = service.restart_run("cr_campaign", first.new_run_id, actor="alice", note="second")
+    conf = dag_run("cr_campaign", second.new_run_id).conf
+    assert conf["campaign_restart_of"] == run_id
+    assert conf["campaign_slot"] == dag_run("cr_campaign", first.new_run_id).conf["campaign_slot"]
+    assert conf["campaign_slot"]["logical_date"] == dag_run("cr_campaign", run_id).logical_date.isoformat()
+    middle = service.get_run("cr_campaign", first.new_run_id)
+    assert (middle.restart_of, middle.replaced_by) == (run_id, second.new_run_id)
+
+
 def test_restart_of_a_paused_campaign_is_refused_unless_asked_to_unpause(make_run) -> None:  # type: ignore[no-untyped-def]
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session

@@ -1,0 +1,216 @@
+"""Deterministic synthetic audiences: recipients generated lazily from a segment definition and a slot."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from itertools import islice
+from typing import Any
+
+FIRST_NAMES = (
+    "Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Giulia", "Hugo", "Inès", "Jonas",
+    "Karin", "Léo", "Maya", "Nils", "Olga", "Pablo", "Quentin", "Rosa", "Sami", "Tess",
+)  # fmt: skip
+LAST_NAMES = (
+    "Martin", "Bernard", "Dubois", "Schmidt", "Rossi", "Garcia", "Novak", "Jensen", "Silva", "Moreau",
+    "Keller", "Costa", "Lambert", "Weber", "Fontaine", "Meyer", "Ricci", "Lopez", "Nowak", "Olsen",
+)  # fmt: skip
+DEFAULT_COUNTRIES = ("FR", "DE", "BE", "ES", "IT", "NL")
+EMAIL_DOMAIN = "example.com"
+
+
+@dataclass(frozen=True)
+class RunSlot:
+    """The schedule slot a run serves; a restart run carries the original run's slot."""
+
+    logical_date: str | None
+    data_interval_start: str | None
+    data_interval_end: str | None
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        """Stable identifier of the slot, used by the audience and the delivery ledger."""
+        if self.logical_date:
+            return f"logical:{self.logical_date}"
+        if self.data_interval_start or self.data_interval_end:
+            return f"interval:{self.data_interval_start}/{self.data_interval_end}"
+        return f"run:{self.run_id}"
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The ``campaign_slot`` form carried in a restart run's conf."""
+        return {
+            "logical_date": self.logical_date,
+            "data_interval_start": self.data_interval_start,
+            "data_interval_end": self.data_interval_end,
+        }
+
+
+def normalise_instant(value: Any) -> str | None:
+    """An ISO 8601 UTC string for a datetime or an ISO string; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"not a date-time: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def slot_for_run(
+    *,
+    run_id: str,
+    conf: dict[str, Any] | None,
+    logical_date: Any,
+    data_interval_start: Any,
+    data_interval_end: Any,
+) -> tuple[RunSlot, str | None]:
+    """The run's slot and the run it restarts (if any), from its conf or its own dates."""
+    conf = conf or {}
+    restart_of = conf.get("campaign_restart_of")
+    if restart_of:
+        slot = conf.get("campaign_slot") or {}
+        if not isinstance(slot, dict):
+            raise ValueError("conf 'campaign_slot' must be a mapping")
+        return (
+            RunSlot(
+                logical_date=normalise_instant(slot.get("logical_date")),
+                data_interval_start=normalise_instant(slot.get("data_interval_start")),
+                data_interval_end=normalise_instant(slot.get("data_interval_end")),
+                run_id=str(restart_of),
+            ),
+            str(restart_of),
+        )
+    return (
+        RunSlot(
+            logical_date=normalise_instant(logical_date),
+            data_interval_start=normalise_instant(data_interval_start),
+            data_interval_end=normalise_instant(data_interval_end),
+            run_id=run_id,
+        ),
+        None,
+    )
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One synthetic recipient."""
+
+    id: str
+    position: int
+    first_name: str
+    last_name: str
+    email: str
+    phone: str
+    device_token: str
+    country: str
+    attributes: dict[str, Any]
+
+    def fields(self) -> dict[str, Any]:
+        """Flat mapping used by message templates."""
+        values = {key: value for key, value in asdict(self).items() if key != "attributes"}
+        values.update({key: value for key, value in self.attributes.items() if key not in values})
+        return values
+
+
+@dataclass(frozen=True)
+class AudiencePlan:
+    """What ``build_audience`` hands to the channel tasks: a small recipe, never the recipients."""
+
+    campaign: str
+    segment: str
+    criteria: dict[str, Any]
+    size: int
+    population: int
+    offset: int
+    slot: RunSlot
+    restart_of: str | None
+
+    def to_xcom(self) -> dict[str, Any]:
+        """JSON-able form for XCom."""
+        data = asdict(self)
+        data["slot_key"] = self.slot.key
+        return data
+
+    @classmethod
+    def from_xcom(cls, data: dict[str, Any]) -> AudiencePlan:
+        """Rebuild a plan from its XCom form."""
+        return cls(
+            campaign=data["campaign"],
+            segment=data["segment"],
+            criteria=dict(data["criteria"]),
+            size=int(data["size"]),
+            population=int(data["population"]),
+            offset=int(data["offset"]),
+            slot=RunSlot(**data["slot"]),
+            restart_of=data.get("restart_of"),
+        )
+
+    def recipients(self, start: int = 0) -> Iterator[Recipient]:
+        """Recipients from position ``start`` on, generated one at a time."""
+        for position in range(start, self.size):
+            yield make_recipient(self, position)
+
+    def batches(self, batch_size: int) -> Iterator[list[Recipient]]:
+        """Consecutive batches of at most ``batch_size`` recipients."""
+        iterator = self.recipients()
+        while batch := list(islice(iterator, batch_size)):
+            yield batch
+
+
+def _digest(*parts: object) -> bytes:
+    return hashlib.blake2b("\x1f".join(str(part) for part in parts).encode(), digest_size=16).digest()
+
+
+def plan_audience(
+    *,
+    campaign: str,
+    segment: str,
+    criteria: dict[str, Any],
+    size: int,
+    population: int,
+    rotate_per_slot: bool,
+    slot: RunSlot,
+    restart_of: str | None,
+) -> AudiencePlan:
+    """The audience of one slot: ``size`` members of the segment's population, rotated per slot if asked."""
+    if size < 0 or size > population:
+        raise ValueError(f"audience size {size} must be between 0 and the population ({population})")
+    offset = int.from_bytes(_digest(campaign, segment, slot.key)[:8], "big") % population if rotate_per_slot else 0
+    return AudiencePlan(
+        campaign=campaign,
+        segment=segment,
+        criteria=criteria,
+        size=size,
+        population=population,
+        offset=offset,
+        slot=slot,
+        restart_of=restart_of,
+    )
+
+
+def make_recipient(plan: AudiencePlan, position: int) -> Recipient:
+    """The recipient at ``position`` of the plan: a pure function of segment, slot offset and position."""
+    member = (plan.offset + position) % plan.population
+    seed = _digest(plan.segment, member)
+    first = FIRST_NAMES[seed[0] % len(FIRST_NAMES)]
+    last = LAST_NAMES[seed[1] % len(LAST_NAMES)]
+    countries = plan.criteria.get("countries") or DEFAULT_COUNTRIES
+    country = str(countries[seed[2] % len(countries)])
+    ascii_first = first.encode("ascii", "ignore").decode().lower()
+    attributes = {key: value for key, value in plan.criteria.items() if not isinstance(value, list | dict)}
+    return Recipient(
+        id=f"{plan.segment}-{member:08d}",
+        position=position,
+        first_name=first,
+        last_name=last,
+        email=f"{ascii_first}.{last.lower()}.{member}@{EMAIL_DOMAIN}",
+        phone=f"+336{int.from_bytes(seed[3:7], 'big') % 100_000_000:08d}",
+        device_token=seed.hex(),
+        country=country,
+        attributes=attributes,
+    )

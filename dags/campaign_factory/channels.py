@@ -1,0 +1,270 @@
+"""Channel adapters: one class per delivery channel (email over SMTP, SMS and push to local sinks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import os
+import smtplib
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from campaign_factory.audience import Recipient
+
+SMTP_CONN_ID = "campaign_smtp"
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    """Fill ``$name`` / ``${name}`` placeholders; unknown placeholders stay as written."""
+    return Template(template).safe_substitute(values)
+
+
+class Pacer:
+    """Keeps a channel under its rate limit (messages per second; 0 means unlimited)."""
+
+    def __init__(self, rate_per_second: float) -> None:
+        self.rate = rate_per_second
+        self.started = time.monotonic()
+        self.count = 0
+
+    def wait(self) -> None:
+        """Sleep until the next message may go out."""
+        if self.rate > 0:
+            due = self.started + self.count / self.rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        self.count += 1
+
+
+@dataclass
+class BatchOutcome:
+    """Recipients delivered and failed in one batch, filled as messages go out."""
+
+    delivered: list[Recipient] = field(default_factory=list)
+    failed: list[Recipient] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeliveryContext:
+    """What an adapter needs to know about the run it delivers for."""
+
+    campaign: str
+    run_id: str
+    channel: str
+    settings: dict[str, Any]
+    sink_dir: Path
+    campaign_values: dict[str, Any]
+
+
+class ChannelAdapter(ABC):
+    """Delivers batches of messages on one channel; subclasses with a ``name`` register themselves."""
+
+    name: ClassVar[str] = ""
+    required_settings: ClassVar[tuple[str, ...]] = ()
+    optional_settings: ClassVar[dict[str, Any]] = {}
+    registry: ClassVar[dict[str, type[ChannelAdapter]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Register every concrete adapter under its channel name."""
+        super().__init_subclass__(**kwargs)
+        if cls.name and not inspect.isabstract(cls):
+            ChannelAdapter.registry[cls.name] = cls
+
+    def __init__(self, context: DeliveryContext, pacer: Pacer) -> None:
+        self.context = context
+        self.pacer = pacer
+
+    def values(self, recipient: Recipient) -> dict[str, Any]:
+        """Template values for one recipient."""
+        return {**self.context.campaign_values, **recipient.fields()}
+
+    @abstractmethod
+    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome) -> None:
+        """Deliver ``batch``, appending each recipient to ``outcome`` as soon as its fate is known."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to send email."""
+
+    host: str
+    port: int
+    starttls: bool
+    ssl: bool
+    timeout: float
+    mail_from: str
+    login: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def resolve(cls) -> SmtpSettings:
+        """Connection ``campaign_smtp`` when it exists, otherwise Airflow's ``[smtp]`` settings (Task SDK only)."""
+        from airflow.sdk import BaseHook, conf
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        base = cls(
+            host=conf.get("smtp", "smtp_host", fallback="localhost"),
+            port=conf.getint("smtp", "smtp_port", fallback=25),
+            starttls=conf.getboolean("smtp", "smtp_starttls", fallback=False),
+            ssl=conf.getboolean("smtp", "smtp_ssl", fallback=False),
+            timeout=float(conf.getint("smtp", "smtp_timeout", fallback=30)),
+            mail_from=conf.get("smtp", "smtp_mail_from", fallback="") or "campaigns@localhost",
+        )
+        try:
+            connection = BaseHook.get_connection(SMTP_CONN_ID)
+        except AirflowNotFoundException:
+            return base
+        extra = connection.extra_dejson
+        return cls(
+            host=connection.host or base.host,
+            port=int(connection.port or base.port),
+            starttls=bool(extra.get("starttls", base.starttls)),
+            ssl=bool(extra.get("ssl", base.ssl)),
+            timeout=float(extra.get("timeout", base.timeout)),
+            mail_from=str(extra.get("mail_from", base.mail_from)),
+            login=connection.login or None,
+            password=connection.password or None,
+        )
+
+
+class EmailAdapter(ChannelAdapter):
+    """Sends real email over SMTP: one connection per batch."""
+
+    name = "email"
+    required_settings = ("subject", "body")
+    optional_settings: ClassVar[dict[str, Any]] = {"from_name": "", "reply_to": ""}
+
+    def __init__(self, context: DeliveryContext, pacer: Pacer, smtp: SmtpSettings | None = None) -> None:
+        super().__init__(context, pacer)
+        self.smtp = smtp or SmtpSettings.resolve()
+
+    def connect(self) -> smtplib.SMTP:
+        """Open one authenticated SMTP connection."""
+        settings = self.smtp
+        client_class = smtplib.SMTP_SSL if settings.ssl else smtplib.SMTP
+        client = client_class(settings.host, settings.port, timeout=settings.timeout)
+        if settings.starttls and not settings.ssl:
+            client.starttls()
+        if settings.login:
+            client.login(settings.login, settings.password or "")
+        return client
+
+    def message(self, recipient: Recipient) -> EmailMessage:
+        """The email for one recipient."""
+        values = self.values(recipient)
+        settings = self.context.settings
+        message = EmailMessage()
+        from_name = settings.get("from_name") or ""
+        message["From"] = f"{from_name} <{self.smtp.mail_from}>" if from_name else self.smtp.mail_from
+        message["To"] = recipient.email
+        message["Subject"] = render(str(settings["subject"]), values)
+        if settings.get("reply_to"):
+            message["Reply-To"] = str(settings["reply_to"])
+        message["Message-ID"] = make_msgid(domain=self.smtp.mail_from.rpartition("@")[2] or None)
+        message["X-Campaign-Id"] = self.context.campaign
+        message["X-Campaign-Run-Id"] = self.context.run_id
+        message["X-Campaign-Recipient"] = recipient.id
+        message.set_content(render(str(settings["body"]), values))
+        return message
+
+    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome) -> None:
+        """Send the batch over one SMTP connection; refused recipients count as failed."""
+        client = self.connect()
+        try:
+            for recipient in batch:
+                self.pacer.wait()
+                try:
+                    client.send_message(self.message(recipient))
+                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
+                    outcome.failed.append(recipient)
+                else:
+                    outcome.delivered.append(recipient)
+        finally:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+
+
+class SinkAdapter(ChannelAdapter):
+    """Delivers to a local JSON-lines sink ``<sink_dir>/<campaign>/<channel>.jsonl``."""
+
+    @abstractmethod
+    def address(self, recipient: Recipient) -> str:
+        """Where the message goes (phone number, device token...)."""
+
+    @abstractmethod
+    def payload(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The message content for one recipient."""
+
+    @property
+    def path(self) -> Path:
+        """The sink file of this campaign and channel."""
+        return self.context.sink_dir / self.context.campaign / f"{self.context.channel}.jsonl"
+
+    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome) -> None:
+        """Append one line per message, flushed to disk once per batch."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as sink:
+            for recipient in batch:
+                self.pacer.wait()
+                record = {
+                    "campaign": self.context.campaign,
+                    "run_id": self.context.run_id,
+                    "channel": self.context.channel,
+                    "recipient": recipient.id,
+                    "to": self.address(recipient),
+                    "sent_at": dt.datetime.now(dt.UTC).isoformat(),
+                    **self.payload(self.values(recipient)),
+                }
+                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                outcome.delivered.append(recipient)
+            sink.flush()
+            os.fsync(sink.fileno())
+
+
+class SmsAdapter(SinkAdapter):
+    """SMS to the recipient's phone number."""
+
+    name = "sms"
+    required_settings = ("text",)
+    optional_settings: ClassVar[dict[str, Any]] = {"sender": "CAMPAIGN"}
+
+    def address(self, recipient: Recipient) -> str:
+        """The phone number."""
+        return recipient.phone
+
+    def payload(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Sender and text."""
+        return {"sender": self.context.settings["sender"], "text": render(self.context.settings["text"], values)}
+
+
+class PushAdapter(SinkAdapter):
+    """Push notification to the recipient's device token."""
+
+    name = "push"
+    required_settings = ("title", "body")
+    optional_settings: ClassVar[dict[str, Any]] = {"deep_link": ""}
+
+    def address(self, recipient: Recipient) -> str:
+        """The device token."""
+        return recipient.device_token
+
+    def payload(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Title, body and optional deep link."""
+        settings = self.context.settings
+        return {
+            "title": render(settings["title"], values),
+            "body": render(settings["body"], values),
+            "deep_link": render(str(settings["deep_link"]), values),
+        }

@@ -1,0 +1,232 @@
+"""Turns a campaign spec into an Airflow DAG: build_audience -> send_<channel> (parallel) -> summarise."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
+
+from campaign_factory.audience import AudiencePlan, plan_audience, slot_for_run
+from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
+from campaign_factory.dispatch import PROGRESS_KEY, Dispatcher
+from campaign_factory.ledger import DeliveryLedger
+from campaign_factory.schedule import describe_schedule, timetable
+from campaign_factory.spec import CampaignSpec, load_spec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow.sdk import Context
+    from airflow.sdk.bases.operator import BaseOperator
+
+log = logging.getLogger(__name__)
+SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
+
+
+def sink_directory() -> Path:
+    """Where sinks and ledgers live: ``[campaign_runs] sink_dir``, default ``$AIRFLOW_HOME/campaign_sinks``."""
+    from airflow.sdk import conf
+
+    configured = conf.get(*SINK_DIR_OPTION, fallback="")
+    if configured:
+        return Path(configured).expanduser()
+    home = os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser())
+    return Path(home) / "campaign_sinks"
+
+
+def campaign_tags(spec: CampaignSpec) -> list[str]:
+    """The tags the plugin reads: ``campaign``, ``channel:<name>`` per channel, ``audience:<segment>``."""
+    tags = ["campaign", *(f"channel:{channel.name}" for channel in spec.channels)]
+    tags.append(f"audience:{spec.audience.segment}")
+    return tags + [tag for tag in spec.tags if tag not in tags]
+
+
+def _setting_text(value: Any) -> str:
+    text = str(value).replace("\n", " ").replace("|", "\\|")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def about_markdown(spec: CampaignSpec) -> str:
+    """The human-readable About shown as the DAG's ``doc_md``."""
+    schedule = spec.schedule
+    when = describe_schedule(schedule.expression or "")
+    if schedule.expression:
+        when += f" (`{schedule.expression}`, {schedule.timezone})"
+    audience = spec.audience
+    lines = [
+        f"### {spec.id}",
+        "",
+        spec.description,
+        "",
+        f"**Owner:** {spec.owner} ({spec.owner_email})  ",
+        f"**Schedule:** {when}",
+        "",
+        f"#### Audience: `{audience.segment}`",
+        "",
+        audience.description or "Synthetic segment.",
+        "",
+        f"- Recipients per run: {audience.size:,} (param `audience_size`), population {audience.population:,}",
+        "- A different sample of the population each slot"
+        if audience.rotate_per_slot
+        else "- Same recipients every slot",
+    ]
+    lines += [f"- {key}: {_setting_text(value)}" for key, value in audience.criteria.items()]
+    lines += ["", "#### Channels", "", "| Channel | Batch size | Rate limit | Settings |", "| --- | --- | --- | --- |"]
+    for channel in spec.channels:
+        rate = f"{channel.rate_limit_per_second:g}/s" if channel.rate_limit_per_second else "unlimited"
+        settings = "<br>".join(f"{key}: {_setting_text(value)}" for key, value in channel.settings.items() if value)
+        lines.append(f"| {channel.name} | {channel.batch_size} | {rate} | {settings} |")
+    return "\n".join(lines) + "\n"
+
+
+def campaign_params(spec: CampaignSpec) -> dict[str, Param]:
+    """Run configuration with defaults; a run's conf overrides them."""
+    params = {
+        "audience_size": Param(
+            spec.audience.size,
+            type="integer",
+            minimum=0,
+            maximum=spec.audience.population,
+            description="Recipients in this run's audience.",
+        )
+    }
+    for channel in spec.channels:
+        params[f"{channel.name}_batch_size"] = Param(
+            channel.batch_size, type="integer", minimum=1, description=f"{channel.name}: messages per batch."
+        )
+        params[f"{channel.name}_rate_limit_per_second"] = Param(
+            channel.rate_limit_per_second,
+            type="number",
+            minimum=0,
+            description=f"{channel.name}: messages per second, 0 for unlimited.",
+        )
+    return params
+
+
+def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
+    """Resolve the run's slot (or the restarted run's slot) and describe its audience for the channel tasks."""
+    dag_run = context["dag_run"]
+    slot, restart_of = slot_for_run(
+        run_id=dag_run.run_id,
+        conf=dag_run.conf,
+        logical_date=dag_run.logical_date,
+        data_interval_start=dag_run.data_interval_start,
+        data_interval_end=dag_run.data_interval_end,
+    )
+    plan = plan_audience(
+        campaign=spec.id,
+        segment=spec.audience.segment,
+        criteria=spec.audience.criteria,
+        size=int(context["params"].get("audience_size", spec.audience.size)),
+        population=spec.audience.population,
+        rotate_per_slot=spec.audience.rotate_per_slot,
+        slot=slot,
+        restart_of=restart_of,
+    )
+    log.info("Audience %s: %d recipients for slot %s", plan.segment, plan.size, slot.key)
+    return plan.to_xcom()
+
+
+def send_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any], context: Context) -> dict[str, Any]:
+    """Dispatch one channel in batches, publishing progress and stopping when the run stops."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    ti = context["ti"]
+    run_id = context["dag_run"].run_id
+    params = context["params"]
+    channel = spec.channel(name)
+    plan = AudiencePlan.from_xcom(plan_data)
+    sink_dir = sink_directory()
+    delivery = DeliveryContext(
+        campaign=spec.id,
+        run_id=run_id,
+        channel=name,
+        settings=channel.settings,
+        sink_dir=sink_dir,
+        campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
+    )
+    pacer = Pacer(float(params.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second)))
+    adapter = ChannelAdapter.registry[name](delivery, pacer)
+    with DeliveryLedger.for_campaign(sink_dir, spec.id, plan.slot.key, name) as ledger:
+        result = Dispatcher(
+            plan=plan,
+            adapter=adapter,
+            ledger=ledger,
+            batch_size=int(params.get(f"{name}_batch_size", channel.batch_size)),
+            run_state=lambda: _state_name(ti.get_dagrun_state(ti.dag_id, run_id)),
+            publish=lambda progress: ti.xcom_push(PROGRESS_KEY, progress),
+            run_id=run_id,
+        ).run()
+    if result.stopped:
+        raise AirflowFailException(f"Run {run_id} is {result.stop_state}: {name} stopped after {result.sent} messages")
+    return result.as_dict()
+
+
+def _state_name(state: Any) -> str:
+    """``running`` for ``DagRunState.RUNNING`` or ``"running"``."""
+    return str(getattr(state, "value", state))
+
+
+def summarise(spec: CampaignSpec, context: Context) -> dict[str, Any]:
+    """Collect the last progress of every channel into one summary."""
+    ti = context["ti"]
+    summary: dict[str, Any] = {}
+    for channel in spec.channels:
+        progress = ti.xcom_pull(task_ids=f"send_{channel.name}", key=PROGRESS_KEY)
+        summary[channel.name] = progress or {"channel": channel.name, "total": 0, "sent": 0, "failed": 0}
+    complete = all(item["sent"] + item["failed"] >= item["total"] for item in summary.values())
+    for item in summary.values():
+        log.info("%(channel)s: %(sent)d sent, %(failed)d failed of %(total)d", item)
+    return {"campaign": spec.id, "complete": complete, "channels": summary}
+
+
+def _task(task_id: str, body: Callable[..., dict[str, Any]], **kwargs: Any) -> Callable[..., Any]:
+    """A TaskFlow task named ``task_id`` that calls ``body`` with the task context."""
+
+    def run(*args: Any) -> dict[str, Any]:
+        return body(*args, get_current_context())
+
+    run.__name__ = task_id
+    run.__doc__ = body.__doc__
+    return task(task_id=task_id, multiple_outputs=False, **kwargs)(run)
+
+
+def build_dag(spec: CampaignSpec) -> DAG:
+    """The campaign DAG for one spec, carrying the metadata the Campaign Runs plugin reads."""
+    schedule = spec.schedule
+    with DAG(
+        dag_id=spec.id,
+        description=spec.description,
+        schedule=timetable(schedule.expression, schedule.timezone) if schedule.expression else None,
+        start_date=schedule.start_date,
+        catchup=schedule.catchup,
+        tags=campaign_tags(spec),
+        default_args={"owner": spec.owner, "retries": 0},
+        owner_links={spec.owner: f"mailto:{spec.owner_email}"},
+        doc_md=about_markdown(spec),
+        params=campaign_params(spec),
+    ) as dag:
+        audience = _task("build_audience", lambda context: build_audience(spec, context))()
+        sends: list[BaseOperator] = []
+        for channel in spec.channels:
+            name = channel.name
+            body = _bind_channel(spec, name)
+            sends.append(_task(f"send_{name}", body)(audience).operator)
+        sends >> _task("summarise", lambda context: summarise(spec, context), trigger_rule=TriggerRule.ALL_DONE)()
+    return dag
+
+
+def _bind_channel(spec: CampaignSpec, name: str) -> Callable[[dict[str, Any], Context], dict[str, Any]]:
+    def body(plan: dict[str, Any], context: Context) -> dict[str, Any]:
+        return send_channel(spec, name, plan, context)
+
+    body.__doc__ = f"Send the {name} channel."
+    return body
+
+
+def campaign_dag(loader_file: str) -> DAG:
+    """The DAG declared by the YAML file beside ``loader_file`` (same name, ``.yaml``)."""
+    return build_dag(load_spec(Path(loader_file).with_suffix(".yaml")))
