@@ -45,13 +45,13 @@ def prepare_environment(postgres: bool) -> str | None:
 def seed(runs: int, campaigns: int) -> None:
     """Test campaigns and users, ``runs`` runs (4 tasks each) of one campaign, ``campaigns`` more campaigns."""
     import pendulum
-    from sqlalchemy import insert
-
     from airflow.models.dag import DagModel, DagTag
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import insert
+
     from tests.support.fixtures import create_users, sync_test_dags
 
     sync_test_dags()
@@ -177,9 +177,8 @@ def main() -> None:
         seed(args.runs, args.campaigns)
         print(f"seeded {args.runs} runs and {args.campaigns} campaigns in {time.perf_counter() - seeded:.1f}s")
 
-        from fastapi.testclient import TestClient
-
         from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
 
         client = TestClient(create_app(), base_url="http://localhost")
         token = login(client)
@@ -225,7 +224,8 @@ def main() -> None:
         for label, ours, airflow_label, theirs in pairs:
             ours_s, theirs_s = timed(ours, args.repeat), timed(theirs, args.repeat)
             print(
-                f"{label:38} {ours_s * 1000:8.1f}   {airflow_label:45} {theirs_s * 1000:8.1f}  {ours_s / theirs_s:5.2f}x"
+                f"{label:38} {ours_s * 1000:8.1f}   {airflow_label:45} {theirs_s * 1000:8.1f}  "
+                f"{ours_s / theirs_s:5.2f}x"
             )
     finally:
         if database:
