@@ -1,0 +1,180 @@
+"""Execution progress of one run: per-channel XCom ``campaign_progress`` and the run's task instances."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.models.taskinstance import TaskInstance
+from airflow.models.xcom import XComModel
+from airflow.utils.session import NEW_SESSION, provide_session
+from airflow.utils.state import TaskInstanceState
+from sqlalchemy import select
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+
+PROGRESS_KEY = "campaign_progress"
+CHANNEL_TASK_PREFIX = "send_"
+FAILURE_MESSAGE_MAX = 500
+
+
+@dataclass(frozen=True)
+class ChannelProgress:
+    """How far one channel of a run has got, as its ``send_<channel>`` task last published."""
+
+    channel: str
+    task_id: str
+    total: int
+    sent: int
+    failed: int
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed
+
+    @property
+    def percent(self) -> int:
+        return min(100, int(100 * self.done / self.total)) if self.total else 0
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One task instance of a run."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    max_tries: int
+    start_date: datetime | None
+    end_date: datetime | None
+    duration: float | None
+    operator: str | None
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+@provide_session
+def channel_progress(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> list[ChannelProgress]:
+    """Per-channel progress of a run from XCom ``campaign_progress`` of its ``send_*`` tasks, in one query."""
+    rows = session.execute(
+        select(XComModel.task_id, XComModel.map_index, XComModel.value)
+        .where(
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run_id,
+            XComModel.key == PROGRESS_KEY,
+            XComModel.task_id.startswith(CHANNEL_TASK_PREFIX, autoescape=True),
+        )
+        .order_by(XComModel.task_id, XComModel.map_index)
+    ).all()
+    progress = []
+    for row in rows:
+        value = XComModel.deserialize_value(row)
+        if not isinstance(value, dict):
+            log.warning("Ignoring %s of %s/%s/%s: not a mapping", PROGRESS_KEY, dag_id, run_id, row.task_id)
+            continue
+        progress.append(
+            ChannelProgress(
+                channel=str(value.get("channel") or row.task_id.removeprefix(CHANNEL_TASK_PREFIX)),
+                task_id=row.task_id,
+                total=_as_int(value.get("total")),
+                sent=_as_int(value.get("sent")),
+                failed=_as_int(value.get("failed")),
+            )
+        )
+    return progress
+
+
+def overall_percent(channels: list[ChannelProgress]) -> int:
+    """Messages handled of all channels together, in percent."""
+    total = sum(c.total for c in channels)
+    return min(100, int(100 * sum(c.done for c in channels) / total)) if total else 0
+
+
+@provide_session
+def task_rows(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> list[TaskRow]:
+    """The run's task instances in start order, in one query."""
+    rows = session.execute(
+        select(
+            TaskInstance.task_id,
+            TaskInstance.map_index,
+            TaskInstance.state,
+            TaskInstance.try_number,
+            TaskInstance.max_tries,
+            TaskInstance.start_date,
+            TaskInstance.end_date,
+            TaskInstance.duration,
+            TaskInstance.operator,
+        )
+        .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        .order_by(TaskInstance.start_date.is_(None), TaskInstance.start_date, TaskInstance.task_id)
+    ).all()
+    return [
+        TaskRow(
+            task_id=r.task_id,
+            map_index=r.map_index,
+            state=str(r.state) if r.state else None,
+            try_number=r.try_number or 0,
+            max_tries=r.max_tries or 0,
+            start_date=r.start_date,
+            end_date=r.end_date,
+            duration=r.duration,
+            operator=r.operator,
+        )
+        for r in rows
+    ]
+
+
+def _error_of(message: Any) -> str | None:
+    """The error a structured log line reports, or None for any other line."""
+    if str(getattr(message, "level", "") or "").lower() not in ("error", "critical"):
+        return None
+    details = getattr(message, "error_detail", None)
+    if isinstance(details, list) and details and isinstance(details[-1], dict):
+        last = details[-1]
+        return f"{last.get('exc_type', 'Error')}: {last.get('exc_value', '')}".strip()
+    return str(message.event) if getattr(message, "event", None) else None
+
+
+@provide_session
+def failure_messages(dag_id: str, run_id: str, *, limit: int = 5, session: Session = NEW_SESSION) -> dict[str, str]:
+    """The last error in the log of each failed task of a run (at most ``limit`` tasks), by task id."""
+    from airflow.utils.log.log_reader import TaskLogReader
+
+    tis = session.scalars(
+        select(TaskInstance)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.state == TaskInstanceState.FAILED,
+            TaskInstance.try_number > 0,
+        )
+        .order_by(TaskInstance.task_id, TaskInstance.map_index)
+        .limit(limit)
+    ).all()
+    if not tis:
+        return {}
+    reader = TaskLogReader()
+    messages: dict[str, str] = {}
+    for ti in tis:
+        try:
+            stream, _ = reader.read_log_chunks(ti, ti.try_number, {"end_of_log": False})
+            found = None
+            for line in stream:
+                found = _error_of(line) or found
+        except Exception:
+            log.warning("Could not read the log of %s/%s/%s", dag_id, run_id, ti.task_id, exc_info=True)
+            continue
+        if found:
+            messages[ti.task_id] = found[:FAILURE_MESSAGE_MAX]
+    return messages

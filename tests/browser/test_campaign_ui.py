@@ -1,0 +1,168 @@
+"""The campaign pages in headless Chromium, inside Airflow's own UI, on real Airflow processes.
+
+A real api-server, dag-processor and scheduler (LocalExecutor) run on the test session's metadata DB;
+Alice logs in through Airflow's login page, opens Campaigns from Airflow's navigation, stops a
+running ``cr_slow`` run with a note, watches it go ``stopping`` then ``stopped``, finds it on her
+work list, restarts it and sees the new run in the run schedule. Screenshots go to
+``docs/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.airflow_env import REPO, free_port
+from tests.support.fixtures import PASSWORD, TEST_DAGS, SmtpSink
+from tests.support.processes import AirflowStack, airflow_stack, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+USER = "alice"
+
+
+@pytest.fixture
+def stack(tmp_path: Path, smtp_server: SmtpSink, airflow_db: None) -> Iterator[AirflowStack]:
+    """api-server + dag-processor + scheduler on the session's metadata DB, reachable at its own URL."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CAMPAIGN_RUNS__BASE_URL": base_url,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        "AIRFLOW__SMTP__SMTP_PORT": str(smtp_server.port),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(tmp_path / "task-logs"),
+    }
+    with airflow_stack(env, tmp_path / "logs") as processes:
+        processes.start("api-server", port=port)
+        processes.wait_healthy(timeout=180)
+        processes.start("dag-processor")
+        processes.start("scheduler")
+        yield processes
+
+
+@pytest.fixture
+def api(stack: AirflowStack) -> Iterator[httpx.Client]:
+    """Airflow's public REST API as Alice (a JWT from ``/auth/token``)."""
+    with httpx.Client(base_url=stack.url(), timeout=30) as client:
+        token = client.post("/auth/token", json={"username": USER, "password": PASSWORD})
+        assert token.status_code in (200, 201), token.text
+        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        yield client
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def task_state(api: httpx.Client, dag_id: str, run_id: str, task_id: str) -> str | None:
+    response = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+    return response.json().get("state") if response.status_code == 200 else None
+
+
+def test_stop_and_restart_a_run_from_airflows_ui(
+    stack: AirflowStack, api: httpx.Client, browser: Any, smtp_server: SmtpSink
+) -> None:
+    from playwright.sync_api import expect
+
+    assert api.patch("/api/v2/dags/cr_slow", json={"is_paused": False}).status_code == 200
+    run_id = f"manual__ui_{time.time_ns()}"
+    triggered = api.post("/api/v2/dags/cr_slow/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+    assert triggered.status_code == 200, triggered.text
+    try:
+        wait_until(lambda: task_state(api, "cr_slow", run_id, "send_email") == "running", timeout=180)
+    except AssertionError:
+        raise AssertionError(stack.logs()) from None
+
+    page = browser.new_page(viewport={"width": 1440, "height": 1000})
+    page.set_default_timeout(30_000)
+    # Log in through Airflow's own login page.
+    page.goto(f"{stack.url()}/")
+    page.wait_for_url("**/auth/login/**")
+    page.fill('input[name="username"]', USER)
+    page.fill('input[name="password"]', PASSWORD)
+    page.locator('input[type="submit"], button[type="submit"]').first.click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+    # Airflow's navigation has the Campaigns entry; it opens the campaigns page inside Airflow's UI.
+    page.get_by_role("link", name="Campaigns").first.click()
+    page.wait_for_url("**/plugin/campaigns")
+    frame = page.frame_locator("iframe")
+    frame.get_by_role("link", name="cr_slow", exact=True).click()
+    expect(frame.locator("h1")).to_contain_text("cr_slow")
+    row = frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]')
+    expect(row.locator(".cr-status .cr-badge")).to_have_text("running")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign-display.png"), full_page=True)
+
+    # Run details: Stop with a note.
+    row.locator("td").nth(2).click()  # clicking the row opens the run
+    status = frame.locator("#cr-run-status .cr-badge")
+    expect(status).to_have_text("running")
+    expect(frame.locator("#cr-run")).to_contain_text(USER)  # triggered by
+    frame.locator("form#stop textarea").fill("Wrong segment <b>now</b>")
+    frame.locator("form#stop button[type=submit]").click()
+    expect(frame.locator(".cr-flash.success")).to_have_text(
+        f"Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list."
+    )
+    first_status = status.inner_text()
+    assert first_status in ("stopping", "stopped")
+    expect(status).to_have_text("stopped", timeout=60_000)  # the page polls and refreshes itself
+    expect(frame.locator("#cr-history")).to_contain_text("Wrong segment <b>now</b>")
+    expect(frame.locator("form#restart")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "run-details.png"), full_page=True)
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_slow stopped"
+
+    # My work list: Restart it right there.
+    frame.get_by_role("link", name="My work list").click()
+    entry = frame.locator(f'#cr-worklist tr[data-run-id="{run_id}"]')
+    expect(entry.locator(".cr-note")).to_have_text("Wrong segment <b>now</b>")
+    entry.locator("form.cr-restart textarea").fill("Segment fixed")
+    entry.locator("form.cr-restart button[type=submit]").click()
+    expect(frame.locator(".cr-flash.success")).to_contain_text(
+        f"Run {run_id} is skipped and restarted as run restart__"
+    )
+    expect(frame.locator(f'#cr-worklist tr[data-run-id="{run_id}"]')).to_have_count(0)
+    smtp_server.wait_for(2)
+
+    # The new run is in the schedule; the restarted one is hidden after the refresh.
+    frame.get_by_role("link", name="Campaigns", exact=True).click()
+    frame.get_by_role("link", name="cr_slow", exact=True).click()
+    new_row = frame.locator('#cr-schedule tr[data-run-id^="restart__"]')
+    expect(new_row).to_have_count(1)
+    expect(new_row).to_contain_text(f"restart of {run_id}")
+    expect(new_row.locator(".cr-status .cr-badge")).to_have_text(re.compile("^(queued|running)$"))
+    expect(frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]')).to_have_count(0)
+
+    # The DAG page and the DAG run page of Airflow's UI carry the campaign pages as tabs.
+    page.goto(f"{stack.url()}/dags/cr_slow/plugin/campaign")
+    expect(page.frame_locator("iframe").locator("h1")).to_contain_text("cr_slow")
+    page.goto(f"{stack.url()}/dags/cr_slow/runs/{run_id}/plugin/campaign-run")
+    expect(page.frame_locator("iframe").locator("#cr-run-id")).to_have_text(run_id)
+    print(f"\nstatus right after Stop: {first_status}")

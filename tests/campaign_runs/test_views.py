@@ -1,0 +1,773 @@
+"""Campaign pages through a real login (FAB auth manager) on the real metadata DB, in-process.
+
+The API server's FastAPI app is built as ``airflow api-server`` builds it; users log in through the
+FAB login form at ``/auth/login/`` and then use ``/pluginsv2/campaigns/...`` with the cookies it set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from html import unescape
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from campaign_runs import service
+from campaign_runs.models import run_action, run_record, worklist_entry
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from tests.support.fixtures import PASSWORD, body_of
+
+BASE = "/pluginsv2/campaigns"
+CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|name="csrf-token" content="([^"]+)"')
+HOSTILE = '<script>alert("pwned")</script>'
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@pytest.fixture(scope="module")
+def api_app(airflow_db: None) -> Any:
+    """The API server's FastAPI app (Airflow's core API, the FAB auth manager app and /pluginsv2).
+
+    FAB's login rate limit (5 per 40 s per address) is raised: every test logs in anew.
+    """
+    from airflow.api_fastapi.app import create_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")
+        return create_app()
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_INPUT.search(html)
+    assert match, "no CSRF token in the page"
+    return match.group(1) or match.group(2)
+
+
+def login(app: Any, username: str) -> TestClient:
+    """A client logged in through the FAB login form, with that form's CSRF token."""
+    client = TestClient(app, follow_redirects=False)
+    page = client.get("/auth/login/")
+    assert page.status_code == 200, page.text
+    response = client.post(
+        "/auth/login/", data={"username": username, "password": PASSWORD, "csrf_token": csrf_token(page.text)}
+    )
+    assert response.status_code == 302, response.text
+    assert "_token" in client.cookies
+    return client
+
+
+@pytest.fixture
+def users(api_app: Any) -> Iterator[Callable[[str], TestClient]]:
+    """Log in any test user; clients are closed at the end."""
+    clients: list[TestClient] = []
+
+    def make(username: str) -> TestClient:
+        client = login(api_app, username)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    return f"{BASE}/display/{quote(dag_id, safe='')}/run/{quote(run_id, safe='')}"
+
+
+def text(response: Any) -> str:
+    """The page with tags removed and whitespace collapsed, for exact phrase checks."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", response.text)).split())
+
+
+def flashes(response: Any) -> list[str]:
+    return [
+        unescape(m).strip()
+        for m in re.findall(r'<div class="cr-flash [a-z]+" role="alert">(.*?)</div>', response.text, re.S)
+    ]
+
+
+def badge(response: Any, element_id: str = "cr-run-status") -> str:
+    match = re.search(
+        rf'id="{element_id}">\s*<span class="cr-badge [a-z]+" data-status="([a-z]+)">([a-z]+)</span>', response.text
+    )
+    assert match, f"no badge in #{element_id}"
+    assert match.group(1) == match.group(2)
+    return match.group(2)
+
+
+def row_status(response: Any, run_id: str) -> str | None:
+    """Status badge of a run's row in the run schedule, None when the row is not shown."""
+    row = re.search(rf'<tr class="cr-row" data-run-id="{re.escape(run_id)}".*?</tr>', response.text, re.S)
+    if row is None:
+        return None
+    status = re.search(r'<td class="cr-status"><span class="cr-badge [a-z]+" data-status="([a-z]+)">', row.group(0))
+    assert status
+    return status.group(1)
+
+
+def post_action(
+    client: TestClient,
+    dag_id: str,
+    run_id: str,
+    action: str,
+    note: str = "",
+    *,
+    origin: str = "run",
+    token: bool = True,
+    follow: bool = False,
+    **extra: str,
+) -> Any:
+    """Submit an action form the way the browser does: CSRF token from the page, note, origin."""
+    data = {"note": note, "origin": origin, **extra}
+    if token:
+        data["csrf_token"] = csrf_token(client.get(f"{BASE}/list").text)
+    return client.post(f"{run_url(dag_id, run_id)}/{action}", data=data, follow_redirects=follow)
+
+
+def count(table: Any, **where: Any) -> int:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        return session.scalar(query) or 0
+
+
+def record_status(dag_id: str, run_id: str) -> str | None:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalar(
+            select(run_record.c.status).where(run_record.c.dag_id == dag_id, run_record.c.run_id == run_id)
+        )
+
+
+def dag_run_count(dag_id: str) -> int:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return session.scalar(select(func.count()).where(DagRun.dag_id == dag_id)) or 0
+
+
+def set_ti_state(dag_id: str, run_id: str, task_id: str, state: str) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+            .values(state=state)
+        )
+
+
+def set_paused(dag_id: str, paused: bool) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
+
+
+def is_paused(dag_id: str) -> bool:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return bool(session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id)))
+
+
+def push_progress(dag_id: str, run_id: str, task_id: str, value: dict[str, Any]) -> None:
+    """What a ``send_<channel>`` task's ``xcom_push("campaign_progress", ...)`` leaves in the DB."""
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
+        session.add(
+            XComModel(
+                dag_run_id=dag_run_id,
+                task_id=task_id,
+                map_index=-1,
+                key="campaign_progress",
+                dag_id=dag_id,
+                run_id=run_id,
+                value=value,
+            )
+        )
+
+
+def write_failed_task_log(dag_id: str, run_id: str, task_id: str, error: str) -> None:
+    """The structured log a failed first try leaves where Airflow's log reader looks for it."""
+    import json
+    from pathlib import Path
+
+    from airflow.configuration import conf
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.log.log_reader import TaskLogReader
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.scalar(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        )
+        ti.try_number = 1
+        session.flush()
+        relative = TaskLogReader().log_handler._render_filename(ti, 1, session=session)
+    path = Path(conf.get("logging", "base_log_folder")) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        {"timestamp": "2026-03-02T08:00:01.000000Z", "level": "info", "event": "Sending batch 1", "logger": "task"},
+        {
+            "timestamp": "2026-03-02T08:00:02.000000Z",
+            "level": "error",
+            "event": "Task failed with exception",
+            "logger": "task",
+            "error_detail": [{"exc_type": "AirflowFailException", "exc_value": error, "frames": []}],
+        },
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def stopped_run(make_run: Callable[..., str], client: TestClient) -> str:
+    """A run of cr_campaign that ``client``'s user stopped and that has now stopped."""
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "running"})
+    assert post_action(client, "cr_campaign", run_id, "stop", "halt").status_code == 303
+    set_ti_state("cr_campaign", run_id, "build_audience", "failed")
+    service.finish_stopping_runs()
+    assert record_status("cr_campaign", run_id) == "stopped"
+    return run_id
+
+
+# ------------------------------------------------------------------ login, navigation
+
+
+def test_anonymous_user_is_sent_to_the_login_page(api_app: Any) -> None:
+    with TestClient(api_app, follow_redirects=False) as client:
+        response = client.get(f"{BASE}/list")
+        assert response.status_code == 302
+        assert "/auth/login/?next=" in response.headers["location"]
+        assert client.get(f"{run_url('cr_campaign', 'x')}/status.json").status_code == 401
+        assert client.post(f"{run_url('cr_campaign', 'x')}/stop", data={"note": "x"}).status_code in (400, 401)
+
+
+def test_plugin_declares_the_nav_entry_and_the_dag_and_run_tabs() -> None:
+    from campaign_runs.plugin import CampaignRunsPlugin
+
+    views = {view["destination"]: view for view in CampaignRunsPlugin.external_views}
+    assert views["nav"]["name"] == "Campaigns"
+    assert views["nav"]["href"] == f"{BASE}/list"
+    assert views["dag"]["href"] == f"{BASE}/display/{{DAG_ID}}"
+    assert views["dag_run"]["href"] == f"{BASE}/display/{{DAG_ID}}/run/{{RUN_ID}}"
+    assert all(view.get("url_route") for view in views.values())
+
+
+def test_plugins_api_lists_the_campaigns_nav_entry(users: Callable[[str], TestClient]) -> None:
+    response = users("admin").get("/api/v2/plugins")
+    assert response.status_code == 200, response.text
+    [plugin] = [p for p in response.json()["plugins"] if p["name"] == "campaign_runs"]
+    assert {v["name"]: v["destination"] for v in plugin["external_views"]} == {
+        "Campaigns": "nav",
+        "Campaign": "dag",
+        "Campaign run": "dag_run",
+    }
+
+
+def test_login_is_recognised_with_the_database_session_backend(airflow_db: None, make_run: Callable[..., str]) -> None:
+    """With ``[fab] session_backend = database`` the views know the user from Airflow's API token cookie."""
+    from airflow.api_fastapi.app import create_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__FAB__SESSION_BACKEND", "database")
+        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")
+        app = create_app()
+    run_id = make_run("cr_campaign", state="running")
+    with login(app, "alice") as alice:
+        listed = alice.get(f"{BASE}/list")
+        assert listed.status_code == 200
+        assert "Signed in as <strong>alice</strong>" in listed.text
+        response = post_action(alice, "cr_campaign", run_id, "stop", "from a database session")
+        assert response.status_code == 303
+        assert count(run_action, run_id=run_id, actor="alice", note="from a database session") == 1
+    with TestClient(app, follow_redirects=False) as anonymous:
+        anonymous.cookies.set("_token", "not-a-token")
+        assert anonymous.get(f"{BASE}/list").status_code == 302
+
+
+# ------------------------------------------------------------------ campaigns page
+
+
+def test_campaigns_page_lists_campaigns_with_their_state(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    make_run("cr_campaign", state="failed")
+    make_run("cr_campaign", state="running")
+    set_paused("cr_depends", True)
+    response = users("viewer").get(f"{BASE}/list")
+    assert response.status_code == 200
+    page = text(response)
+    ids = re.findall(r'<tr class="cr-row" data-href="[^"]+" data-dag-id="([^"]+)"', response.text)
+    assert [i for i in ids if i.startswith("cr_")] == ["cr_campaign", "cr_depends", "cr_slow", "cr_stubborn"]
+    row = re.search(r'data-dag-id="cr_campaign">(.*?)</tr>', response.text, re.S)
+    assert row
+    cells = [
+        " ".join(unescape(re.sub(r"<[^>]+>", " ", c)).split())
+        for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
+    ]
+    assert cells[0] == "cr_campaign Weekly test newsletter"
+    assert cells[1:3] == ["growth", "email, sms"]
+    assert cells[3].startswith("0 9 * * MON ")
+    assert cells[5] == "active"
+    assert cells[6] == "running"  # the last run
+    assert cells[7:] == ["1", "0"]  # active runs, open work list
+    depends = re.search(r'data-dag-id="cr_depends">(.*?)</tr>', response.text, re.S)
+    assert depends and 'data-status="paused"' in depends.group(1)
+    assert "cr_plain" not in page
+
+
+def test_campaigns_page_searches_and_sorts(users: Callable[[str], TestClient]) -> None:
+    client = users("viewer")
+    found = client.get(f"{BASE}/list", params={"q": "SLOW"})
+    ids = re.findall(r'data-dag-id="([^"]+)"', found.text)
+    assert ids == ["cr_slow"]
+    assert "1 campaign" in text(found)
+    descending = client.get(f"{BASE}/list", params={"sort": "dag_id", "desc": "1"})
+    ids = [i for i in re.findall(r'data-dag-id="([^"]+)"', descending.text) if i.startswith("cr_")]
+    assert ids == ["cr_stubborn", "cr_slow", "cr_depends", "cr_campaign"]
+    hostile = client.get(f"{BASE}/list", params={"q": HOSTILE})
+    assert HOSTILE not in hostile.text
+    assert "&lt;script&gt;" in hostile.text
+
+
+def test_campaigns_page_shows_only_campaigns_the_user_may_read(
+    api_app: Any, users: Callable[[str], TestClient]
+) -> None:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
+        for action, resource in (
+            ("can_read", "DAG:cr_slow"),
+            ("can_read", "DAG Runs"),
+            ("can_read", "Website"),
+        ):
+            permission = sm.create_permission(action, resource)
+            sm.add_permission_to_role(role, permission)
+        if not sm.find_user(username="slowonly"):
+            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
+    client = users("slowonly")
+    ids = re.findall(r'data-dag-id="([^"]+)"', client.get(f"{BASE}/list").text)
+    assert ids == ["cr_slow"]
+    refused = client.get(f"{BASE}/display/cr_campaign")
+    assert refused.status_code == 403
+    assert flashes(refused) == ["You may not see campaign cr_campaign."]
+    assert client.get(f"{BASE}/display/cr_slow").status_code == 200
+
+
+# ------------------------------------------------------------------ campaign display
+
+
+def test_campaign_display_shows_about_and_the_run_schedule(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    older = make_run(
+        "cr_campaign",
+        state="success",
+        ti_states=dict.fromkeys(("build_audience", "send_email", "send_sms", "summarise"), "success"),
+    )
+    newer = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    client = users("alice")
+    response = client.get(f"{BASE}/display/cr_campaign")
+    assert response.status_code == 200
+    about = re.search(r'<dl class="cr-about" id="cr-about">(.*?)</dl>', response.text, re.S)
+    assert about
+    pairs = dict(re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", about.group(1), re.S))
+    plain = {k: " ".join(unescape(re.sub(r"<[^>]+>", "", v)).split()) for k, v in pairs.items()}
+    assert plain["Description"] == "Weekly test newsletter"
+    assert plain["Owner"] == "growth <growth@example.com>"
+    assert plain["Audience"] == "testers"
+    assert plain["Channels"] == "email, sms"
+    assert plain["Schedule"].startswith("0 9 * * MON · ")
+    assert plain["Schedule"].endswith("(Europe/Paris)")
+    assert '"audience_size": 100' in plain["Configuration"]
+    assert "<strong>testers</strong>" in response.text  # the doc, rendered from Markdown
+
+    schedule = re.search(r'<table id="cr-schedule".*?</table>', response.text, re.S)
+    assert schedule
+    statuses = re.findall(r'data-status="([a-z]+)"', schedule.group(0))
+    assert statuses[:5] == ["scheduled"] * 5  # upcoming slots first
+    assert statuses[5:] == ["running", "completed"]  # then past runs, newest first
+    rows = re.findall(r'data-run-id="([^"]+)"', schedule.group(0))
+    assert rows == [newer, older]
+    assert row_status(response, older) == "completed"
+    # Alice may act: the running run links to its Stop form, the finished one to nothing.
+    assert f'{run_url("cr_campaign", newer)}#stop">Stop</a>' in response.text
+    assert "25%" in schedule.group(0) and "100%" in schedule.group(0)
+
+
+def test_viewer_sees_the_schedule_without_action_links(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    response = users("viewer").get(f"{BASE}/display/cr_campaign")
+    assert row_status(response, run_id) == "failed"
+    assert "#restart" not in response.text and "#skip" not in response.text
+
+
+def test_run_schedule_is_paginated(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from campaign_runs.settings import get_settings
+
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__PAGE_SIZE", "2")
+    get_settings.cache_clear()
+    run_ids = [make_run("cr_campaign", state="success") for _ in range(3)]
+    client = users("viewer")
+    first = client.get(f"{BASE}/display/cr_campaign")
+    assert re.findall(r'class="cr-row" data-run-id="([^"]+)"', first.text) == run_ids[::-1][:2]
+    assert "Page 1 of 2" in text(first)
+    second = client.get(f"{BASE}/display/cr_campaign", params={"page": 2})
+    assert re.findall(r'class="cr-row" data-run-id="([^"]+)"', second.text) == [run_ids[0]]
+    assert 'data-status="scheduled"' not in second.text  # upcoming slots only on the first page
+
+
+def test_unknown_and_non_campaign_dags_are_404(users: Callable[[str], TestClient]) -> None:
+    client = users("admin")
+    missing = client.get(f"{BASE}/display/no_such_dag")
+    assert missing.status_code == 404
+    assert flashes(missing) == ["Campaign 'no_such_dag' does not exist."]
+    plain = client.get(f"{BASE}/display/cr_plain")
+    assert plain.status_code == 404
+    assert "is not a campaign" in flashes(plain)[0]
+    assert client.get(run_url("cr_campaign", "nope")).status_code == 404
+
+
+# ------------------------------------------------------------------ run details
+
+
+def test_run_details_show_progress_tasks_and_history(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    run_id = make_run(
+        "cr_campaign",
+        state="running",
+        ti_states={"build_audience": "success", "send_email": "running", "send_sms": "failed"},
+        run_id="scheduled__2026-03-02T08:00:00+00:00",  # ':' and '+' as in Airflow's run ids
+    )
+    push_progress("cr_campaign", run_id, "send_email", {"channel": "email", "total": 200, "sent": 50, "failed": 10})
+    push_progress("cr_campaign", run_id, "send_sms", {"channel": "sms", "total": 100, "sent": 100, "failed": 0})
+    write_failed_task_log("cr_campaign", run_id, "send_sms", "SMS gateway refused <b>batch 3</b>")
+    response = users("alice").get(run_url("cr_campaign", run_id))
+    assert response.status_code == 200, response.text[:500]
+    assert badge(response) == "running"
+    assert re.search(r"Work id</dt><dd><code>scheduled__2026-03-02T08:00:00\+00:00</code>", response.text)
+    channels = {
+        m[0]: (m[1], m[2], m[3], m[4])
+        for m in re.findall(
+            r'<tr data-channel="(\w+)">.*?<span class="cr-percent">(\d+)%</span>.*?'
+            r'class="cr-sent">(\d+)<.*?class="cr-failed">(\d+)<.*?class="cr-total">(\d+)<',
+            response.text,
+            re.S,
+        )
+    }
+    assert channels == {"email": ("30", "50", "10", "200"), "sms": ("100", "100", "0", "100")}
+    overall = re.search(r'id="cr-overall">.*?<span class="cr-percent">(\d+)%', response.text, re.S)
+    assert overall and overall.group(1) == "53"  # (60 + 100) of 300 messages
+    tasks = dict(re.findall(r'<tr data-task-id="(\w+)">.*?data-status="([a-z_]+)"', response.text, re.S))
+    assert tasks == {"build_audience": "success", "send_email": "running", "send_sms": "failed", "summarise": "none"}
+    assert re.findall(r'<div class="cr-error cr-failure">(.*?)</div>', response.text) == [
+        "AirflowFailException: SMS gateway refused &lt;b&gt;batch 3&lt;/b&gt;"
+    ]
+    assert (
+        f'href="/dags/cr_campaign/runs/{quote(run_id, safe="")}/tasks/send_email" target="_top">log</a>'
+        in response.text
+    )
+    assert 'id="stop"' in response.text and 'id="restart"' not in response.text
+    assert "No action taken on this run." in response.text
+
+
+def test_status_json_reports_status_and_channel_progress(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    push_progress("cr_campaign", run_id, "send_email", {"channel": "email", "total": 10, "sent": 4, "failed": 1})
+    client = users("viewer")
+    data = client.get(f"{run_url('cr_campaign', run_id)}/status.json").json()
+    assert (data["status"], data["active"], data["progress_percent"], data["overall_percent"]) == (
+        "running",
+        True,
+        25,
+        50,
+    )
+    assert data["channels"] == [{"channel": "email", "total": 10, "sent": 4, "failed": 1, "percent": 50}]
+    assert data["allowed_actions"] == ["stop"]
+    schedule = client.get(f"{BASE}/display/cr_campaign/status.json").json()
+    assert [(r["run_id"], r["status"]) for r in schedule["runs"]] == [(run_id, "running")]
+
+
+# ------------------------------------------------------------------ actions
+
+
+def test_stop_with_a_note_reads_stopping_then_stopped_with_email_and_work_list(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success", "send_email": "running"})
+    alice = users("alice")
+    page = alice.get(run_url("cr_campaign", run_id))
+    assert 'action="' + run_url("cr_campaign", run_id) + '/stop"' in page.text
+    assert "Add Note" in page.text and ">Submit</button>" in page.text
+
+    response = post_action(alice, "cr_campaign", run_id, "stop", "Wrong audience")
+    assert response.status_code == 303
+    assert response.headers["location"] == run_url("cr_campaign", run_id)
+    shown = alice.get(response.headers["location"])
+    assert flashes(shown) == [
+        f"Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list."
+    ]
+    assert badge(shown) == "stopping"
+    assert record_status("cr_campaign", run_id) == "stopping"
+    assert count(run_action, run_id=run_id, action="stop", actor="alice", note="Wrong audience") == 1
+
+    set_ti_state("cr_campaign", run_id, "send_email", "failed")  # the task process ended
+    service.housekeeping_pass()
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign stopped"
+    assert message["To"] == "alice@example.com"
+    assert f"Work id: <code>{run_id}</code>" in body_of(message)
+
+    stopped = alice.get(run_url("cr_campaign", run_id))
+    assert badge(stopped) == "stopped"
+    assert 'id="restart"' in stopped.text and 'id="skip"' in stopped.text and 'id="stop"' not in stopped.text
+    history = re.search(r'<table id="cr-history">(.*?)</table>', stopped.text, re.S)
+    assert history and "running &rarr; stopping" in history.group(1) and "Wrong audience" in history.group(1)
+
+    worklist = alice.get(f"{BASE}/worklist")
+    assert re.findall(r'<tr data-run-id="([^"]+)"', worklist.text) == [run_id]
+    assert re.findall(r'<tr data-run-id="([^"]+)"', users("bob").get(f"{BASE}/worklist").text) == []
+
+
+def test_restart_from_the_work_list_queues_a_linked_run_and_emails(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    alice = users("alice")
+    run_id = stopped_run(make_run, alice)
+    worklist = alice.get(f"{BASE}/worklist")
+    assert f'action="{run_url("cr_campaign", run_id)}/restart"' in worklist.text
+    response = post_action(alice, "cr_campaign", run_id, "restart", "Audience fixed", origin="worklist")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{BASE}/worklist"
+    after = alice.get(f"{BASE}/worklist")
+    [new_run_id] = [r for r in re.findall(r"restart__\S+?__" + re.escape(run_id), flashes(after)[0])]
+    assert flashes(after) == [
+        f"Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly; "
+        "an email is on its way to you."
+    ]
+    assert re.findall(r'<tr data-run-id="([^"]+)"', after.text) == []  # resolved
+    assert record_status("cr_campaign", run_id) == "skipped"
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign restarted as {new_run_id}"
+
+    new_page = alice.get(run_url("cr_campaign", new_run_id))
+    assert badge(new_page) == "queued"
+    assert f'id="cr-restart-of" href="{run_url("cr_campaign", run_id)}"' in new_page.text
+    old_page = alice.get(run_url("cr_campaign", run_id))
+    assert badge(old_page) == "skipped"
+    assert f'id="cr-replaced-by" href="{run_url("cr_campaign", new_run_id)}"' in old_page.text
+    display = alice.get(f"{BASE}/display/cr_campaign")
+    assert row_status(display, new_run_id) == "queued"
+    assert row_status(display, run_id) is None  # skipped runs are hidden after refresh
+
+
+def test_skip_from_the_display_keeps_the_run_visible_until_refresh(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    alice = users("alice")
+    response = post_action(alice, "cr_campaign", run_id, "skip", "Not needed this week", origin="display")
+    assert response.status_code == 303
+    kept = alice.get(response.headers["location"])
+    assert flashes(kept) == [
+        f"Run {run_id} is skipped; the campaign goes on with its schedule and an email is on its way to you."
+    ]
+    assert row_status(kept, run_id) == "skipped"
+    assert row_status(alice.get(f"{BASE}/display/cr_campaign"), run_id) is None
+    assert row_status(alice.get(f"{BASE}/display/cr_campaign", params={"show_skipped": "1"}), run_id) == "skipped"
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign skipped"
+    assert message["To"] == "alice@example.com"
+
+
+def test_restart_of_a_paused_campaign_is_refused_then_offers_to_unpause(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    set_paused("cr_campaign", True)
+    alice = users("alice")
+    runs_before = dag_run_count("cr_campaign")
+    refused = post_action(alice, "cr_campaign", run_id, "restart", "try again")
+    assert refused.status_code == 409
+    assert flashes(refused) == [
+        "Campaign 'cr_campaign' is paused, so a restarted run would not start. "
+        "Unpause the campaign first, or ask to unpause it with the restart."
+    ]
+    assert '<input type="checkbox" name="unpause"> unpause the campaign' in refused.text
+    assert ">try again</textarea>" in refused.text  # the note is kept
+    assert (dag_run_count("cr_campaign"), count(run_action), record_status("cr_campaign", run_id)) == (
+        runs_before,
+        0,
+        None,
+    )
+
+    accepted = post_action(alice, "cr_campaign", run_id, "restart", "try again", unpause="on")
+    assert accepted.status_code == 303
+    assert not is_paused("cr_campaign")
+    assert dag_run_count("cr_campaign") == runs_before + 1
+    assert record_status("cr_campaign", run_id) == "skipped"
+    smtp_server.wait_for(1)
+
+
+# ------------------------------------------------------------------ refusals
+
+
+def test_action_the_status_does_not_allow_is_409_with_a_flash(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    run_id = make_run("cr_campaign", state="running")
+    response = post_action(users("alice"), "cr_campaign", run_id, "skip", "no")
+    assert response.status_code == 409
+    assert flashes(response) == [
+        "Skip is not allowed for a run that is running; it is allowed when the run is failed, stopped."
+    ]
+    assert badge(response) == "running"
+    assert count(run_action) == 0
+    assert record_status("cr_campaign", run_id) is None
+
+
+def test_viewer_may_not_act_403_and_nothing_changes(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    running = make_run("cr_campaign", state="running")
+    failed = make_run("cr_campaign", state="failed")
+    viewer = users("viewer")
+    page = viewer.get(run_url("cr_campaign", failed))
+    assert page.status_code == 200
+    assert "<form" not in page.text  # no action forms for a viewer
+    for run_id, action in ((running, "stop"), (failed, "restart"), (failed, "skip")):
+        response = post_action(viewer, "cr_campaign", run_id, action, "sneaky")
+        assert response.status_code == 403
+        assert flashes(response) == [f"You may not {action} runs of campaign cr_campaign."]
+    assert count(run_action) == 0
+    assert (record_status("cr_campaign", running), record_status("cr_campaign", failed)) == (None, None)
+    assert dag_run_count("cr_campaign") == 2
+    reassign = viewer.post(
+        f"{BASE}/worklist/reassign",
+        data={"dag_id": "cr_campaign", "run_id": failed, "to_user": "viewer", "csrf_token": csrf_token(page.text)},
+    )
+    assert reassign.status_code == 403
+
+
+def test_post_without_csrf_token_is_400_and_nothing_changes(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    run_id = make_run("cr_campaign", state="running")
+    alice = users("alice")
+    response = post_action(alice, "cr_campaign", run_id, "stop", "no token", token=False)
+    assert response.status_code == 400
+    assert "CSRF token is missing" in response.text
+    forged = post_action(alice, "cr_campaign", run_id, "stop", "bad token", token=False, csrf_token="forged")
+    assert forged.status_code == 400
+    assert count(run_action) == 0
+    assert record_status("cr_campaign", run_id) is None
+    assert badge(alice.get(run_url("cr_campaign", run_id))) == "running"
+
+
+def test_hostile_note_is_shown_as_text(users: Callable[[str], TestClient], make_run: Callable[..., str]) -> None:
+    run_id = make_run("cr_campaign", state="running")
+    alice = users("alice")
+    assert post_action(alice, "cr_campaign", run_id, "stop", HOSTILE, origin="display").status_code == 303
+    for page in (alice.get(run_url("cr_campaign", run_id)), alice.get(f"{BASE}/display/cr_campaign")):
+        assert HOSTILE not in page.text
+        assert "&lt;script&gt;alert(&#34;pwned&#34;)&lt;/script&gt;" in page.text
+
+
+def test_over_long_note_is_refused_and_nothing_changes(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    run_id = make_run("cr_campaign", state="running")
+    alice = users("alice")
+    response = post_action(alice, "cr_campaign", run_id, "stop", "x" * 2001)
+    assert response.status_code == 400
+    assert flashes(response) == ["The note is 2001 characters long; the limit is 2000."]
+    assert '<div class="cr-error">The note is 2001 characters long; the limit is 2000.</div>' in response.text
+    empty = post_action(alice, "cr_campaign", run_id, "stop", "   ")
+    assert empty.status_code == 400
+    assert flashes(empty) == ["A note is required: say why you take this action."]
+    assert count(run_action) == 0
+    assert record_status("cr_campaign", run_id) is None
+
+
+def test_unknown_action_is_404(users: Callable[[str], TestClient], make_run: Callable[..., str]) -> None:
+    run_id = make_run("cr_campaign", state="running")
+    assert post_action(users("alice"), "cr_campaign", run_id, "explode", "x").status_code == 404
+    assert post_action(users("alice"), "cr_campaign", run_id, "reassign", "x").status_code == 404
+    assert count(run_action) == 0
+
+
+# ------------------------------------------------------------------ work list
+
+
+def test_admin_sees_everyones_work_list_and_reassigns(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    alice = users("alice")
+    run_id = stopped_run(make_run, alice)
+    admin = users("admin")
+    everyone = admin.get(f"{BASE}/worklist")
+    assert "Work lists of everyone" in everyone.text
+    row = re.search(rf'<tr data-run-id="{re.escape(run_id)}">.*?</tr>', everyone.text, re.S)
+    assert row and '<td class="cr-assignee">alice</td>' in row.group(0)
+    assert re.findall(r'<tr data-run-id="([^"]+)"', admin.get(f"{BASE}/worklist", params={"mine": "1"}).text) == []
+    # Alice is not an admin: her page has no reassign form and she may not post one.
+    assert "cr-reassign" not in alice.get(f"{BASE}/worklist").text
+    refused = alice.post(
+        f"{BASE}/worklist/reassign",
+        data={
+            "dag_id": "cr_campaign",
+            "run_id": run_id,
+            "to_user": "alice",
+            "csrf_token": csrf_token(alice.get(f"{BASE}/worklist").text),
+        },
+    )
+    assert refused.status_code == 403
+    assert flashes(refused) == ["Only administrators may reassign work-list entries."]
+    token = csrf_token(everyone.text)
+
+    moved = admin.post(
+        f"{BASE}/worklist/reassign",
+        data={"dag_id": "cr_campaign", "run_id": run_id, "to_user": "bob", "csrf_token": token},
+    )
+    assert moved.status_code == 303
+    assert flashes(admin.get(moved.headers["location"])) == [f"Run {run_id} is now on the work list of bob."]
+    assert count(worklist_entry, run_id=run_id, assignee="bob") == 1
+    assert re.findall(r'<tr data-run-id="([^"]+)"', users("bob").get(f"{BASE}/worklist").text) == [run_id]
+    assert re.findall(r'<tr data-run-id="([^"]+)"', alice.get(f"{BASE}/worklist").text) == []
+
+    unknown = admin.post(
+        f"{BASE}/worklist/reassign",
+        data={"dag_id": "cr_campaign", "run_id": run_id, "to_user": "nobody", "csrf_token": token},
+    )
+    assert unknown.status_code == 404
+    assert flashes(unknown) == ["User 'nobody' does not exist."]
