@@ -688,7 +688,9 @@ def _mark_skipped(
             stamp = airflow_api.utcnow().strftime("%Y%m%dT%H%M%S%f")
             new_run_id = f"restart__{stamp}__{run_id}"[:250]
             values["replaced_by_run_id"] = new_run_id
-        _transition(session, dag_id, run_id, record, values)
+        finished = _finish_pending_stop(session, dag_id, run_id, record)
+        current = _records(dag_id, [run_id], session).get(run_id) if finished is not None else record
+        _transition(session, dag_id, run_id, current, values)
         airflow_api.release_tasks(dag_id, run_id, session)
         airflow_api.set_run_note(dag_run, cleaned, actor)
         if action is Action.RESTART and new_run_id is not None:
@@ -745,10 +747,24 @@ def _mark_skipped(
             status.value,
             RunStatus.SKIPPED.value,
             new_run_id=new_run_id,
-            outbox_ids=[outbox_id],
+            outbox_ids=[*(finished or []), outbox_id],
         )
 
     return _guarded(session, work)
+
+
+def _finish_pending_stop(session: Session, dag_id: str, run_id: str, record: Any) -> list[int] | None:
+    """A run that reads ``stopped`` before the housekeeper's pass: finish its stop (email, work list) first.
+
+    Returns the outbox ids written, ``[]`` when the housekeeper finished it meanwhile, None when there was
+    no stop to finish.
+    """
+    if record is None or record.status != RecordStatus.STOPPING.value:
+        return None
+    try:
+        return _finish_stop(record, session)
+    except ConflictError:
+        return []
 
 
 def _iso(value: datetime | None) -> str | None:

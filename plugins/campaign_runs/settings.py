@@ -25,7 +25,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "email_retry_base_seconds": ("5", "First retry delay of an email that could not be sent."),
     "email_retry_max_seconds": ("600", "Longest delay between two attempts to send an email."),
     "email_claim_seconds": (
-        "300",
+        "60",
         "How long one process holds an email while sending it before another may try again.",
     ),
     "email_subject_prefix": ("[Campaign Runs]", "Prefix of the subject of every email."),

@@ -502,3 +502,25 @@ def test_concurrent_restarts_create_exactly_one_new_run(make_run) -> None:  # ty
         )
     assert restarts == 1
     assert count(run_action) == 1
+
+
+def test_skip_right_after_a_stop_finishes_the_stop_first(make_run, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    """A run reads stopped as soon as no task runs; acting before the housekeeper's pass loses nothing."""
+    run_id = make_run("cr_campaign", state="queued")
+    service.stop_run("cr_campaign", run_id, actor="alice", note="halt")
+    assert service.get_run("cr_campaign", run_id).status == "stopped"  # no housekeeping pass yet
+    result = service.skip_run("cr_campaign", run_id, actor="bob", note="drop")
+    assert len(result.outbox_ids) == 2
+    service.deliver_soon(result.outbox_ids).join(10)  # type: ignore[union-attr]
+    messages = smtp_server.wait_for(2)
+    assert sorted((str(m["Subject"]), str(m["To"])) for m in messages) == [
+        (f"[Campaign Runs] Run {run_id} of cr_campaign skipped", "bob@example.com"),
+        (f"[Campaign Runs] Run {run_id} of cr_campaign stopped", "alice@example.com"),
+    ]
+    [entry] = service.worklist("alice", include_resolved=True)
+    assert (entry.resolution, entry.resolved_at is not None) == ("skipped", True)
+    assert [(h.action, h.status_before, h.status_after) for h in service.run_history("cr_campaign", run_id)] == [
+        ("stop", "queued", "stopping"),
+        ("skip", "stopped", "skipped"),
+    ]
+    assert service.housekeeping_pass() == ([], 0)
