@@ -23,8 +23,15 @@ os.environ.update(airflow_env.environment(_HOME, backend=_BACKEND, pg_database=_
 pytest_plugins = ["tests.support.fixtures"]
 
 
+def _is_xdist_controller(config) -> bool:  # type: ignore[no-untyped-def]
+    """The xdist controller runs no test; only its workers need a database."""
+    return not hasattr(config, "workerinput") and bool(config.getoption("numprocesses", None))
+
+
 def pytest_configure(config):  # type: ignore[no-untyped-def]
     """Create and migrate the metadata DB once per test process."""
+    if _is_xdist_controller(config):
+        return
     if _BACKEND == "postgres":
         airflow_env.create_pg_database(_PG_DB)
     airflow_env.migrate(dict(os.environ))
@@ -32,7 +39,7 @@ def pytest_configure(config):  # type: ignore[no-untyped-def]
 
 def pytest_unconfigure(config):  # type: ignore[no-untyped-def]
     """Drop the PostgreSQL database this session created."""
-    if _BACKEND == "postgres":
+    if _BACKEND == "postgres" and not _is_xdist_controller(config):
         from airflow import settings
 
         if settings.engine is not None:

@@ -17,13 +17,10 @@ import importlib.metadata, importlib_metadata, json, sys
 if {hide_distribution}:
     for md in (importlib.metadata, importlib_metadata):
         def hide(real):
-            def distributions(**kw):
-                return (d for d in real(**kw) if d.metadata["Name"].replace("_", "-").lower() != "campaign-runs")
+            def distributions(*args, **kw):
+                return (d for d in real(*args, **kw) if d.metadata["Name"].replace("_", "-").lower() != "campaign-runs")
             return distributions
-        md.distributions = hide(md.distributions)
-        def hide_eps(real):
-            return lambda **kw: [ep for ep in real(**kw) if not ep.value.startswith("campaign_runs.")]
-        md.entry_points = hide_eps(md.entry_points)
+        md.distributions = hide(md.distributions)  # entry_points() reads distributions() too
 from airflow import plugins_manager
 plugins, errors = plugins_manager._get_plugins()
 ours = [p for p in plugins if p.name == "campaign_runs"]

@@ -1,0 +1,1 @@
+"""Developer tooling: the ``make run`` launcher and its local SMTP sink."""
