@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 DAG_RUN_NOTE_MAX = 1000
+MAX_SLOTS_SCANNED = 10_000
 
 # A task instance in one of these states still has (or may still get) a live process.
 RUNNING_TI_STATES: tuple[str, ...] = (
@@ -101,20 +102,24 @@ def upcoming_slots(dag: SerializedDAG, dag_model: DagModel, count: int) -> list[
     slots: list[SlotInfo] = []
     if count <= 0:
         return slots
+    now = utcnow()
+    restriction = TimeRestriction(earliest=None, latest=None, catchup=True)
     info = dag.timetable.next_run_info_from_dag_model(dag_model=dag_model)
-    while info is not None and len(slots) < count:
-        interval = info.data_interval
-        slots.append(
-            SlotInfo(
-                logical_date=info.logical_date,
-                data_interval_start=interval.start if interval else None,
-                data_interval_end=interval.end if interval else None,
-                run_after=info.run_after,
+    # The DAG's stored next run goes stale while no scheduler runs: skip slots already in the past.
+    for _ in range(MAX_SLOTS_SCANNED):
+        if info is None or len(slots) >= count:
+            break
+        if info.run_after >= now:
+            interval = info.data_interval
+            slots.append(
+                SlotInfo(
+                    logical_date=info.logical_date,
+                    data_interval_start=interval.start if interval else None,
+                    data_interval_end=interval.end if interval else None,
+                    run_after=info.run_after,
+                )
             )
-        )
-        info = dag.timetable.next_dagrun_info_v2(
-            last_dagrun_info=info, restriction=TimeRestriction(earliest=None, latest=None, catchup=True)
-        )
+        info = dag.timetable.next_dagrun_info_v2(last_dagrun_info=info, restriction=restriction)
     return slots
 
 

@@ -16,6 +16,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Marketing campaigns on Apache Airflow: Stop / Restart / Skip runs, work list, emails.",
         "versions": [__version__],
         "db-managers": ["campaign_runs.db.CampaignRunsDBManager"],
+        "cli": ["campaign_runs.cli.get_cli_commands"],
         "config": {
             SECTION: {
                 "description": "Campaign Runs plugin.",

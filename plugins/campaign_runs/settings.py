@@ -30,6 +30,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "email_subject_prefix": ("[Campaign Runs]", "Prefix of the subject of every email."),
     "base_url": ("", "Base URL of links in emails; empty means [api] base_url."),
+    "sink_dir": (
+        "",
+        "Where the shipped campaigns write SMS/push sinks and their delivery ledger; empty means "
+        "$AIRFLOW_HOME/campaign_sinks. Read by the campaign tasks (dags/campaign_factory).",
+    ),
 }
 
 

@@ -7,9 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from campaign_runs.models import metadata
 from sqlalchemy import create_engine, inspect, text
 
-from campaign_runs.models import metadata
 from tests.support.airflow_env import VENV_BIN
 
 

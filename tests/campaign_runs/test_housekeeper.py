@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from campaign_runs import listeners, service
 from campaign_runs.housekeeper import Housekeeper
+
 from tests.support.fixtures import SmtpSink
 from tests.support.processes import wait_until
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from sqlalchemy import func, select
-
 from campaign_runs import notify, service
 from campaign_runs.models import email_outbox
+from sqlalchemy import func, select
+
 from tests.support.fixtures import SmtpSink, body_of
 
 

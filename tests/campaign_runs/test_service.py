@@ -109,8 +109,20 @@ def test_campaign_about(airflow_db) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_upcoming_runs_follow_the_cron_in_its_timezone(airflow_db) -> None:  # type: ignore[no-untyped-def]
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:  # a stale next run, as left when no scheduler ran for weeks
+        stale = pendulum.datetime(2026, 1, 5, 8, tz="UTC")
+        session.execute(
+            update(DagModel)
+            .where(DagModel.dag_id == "cr_campaign")
+            .values(next_dagrun=stale, next_dagrun_create_after=stale)
+        )
     upcoming = service.upcoming_runs("cr_campaign", 3)
     assert len(upcoming) == 3
+    assert all(slot.run_after > pendulum.now("UTC") for slot in upcoming)
     for slot in upcoming:
         local = pendulum.instance(slot.run_after).in_timezone("Europe/Paris")
         assert (local.day_of_week, local.hour, local.minute) == (pendulum.MONDAY, 9, 0)
@@ -249,10 +261,9 @@ def test_restart_marks_skipped_and_queues_a_linked_run(make_run, smtp_server) ->
 
 
 def test_restart_of_a_restart_keeps_the_original_run_and_slot(make_run) -> None:  # type: ignore[no-untyped-def]
-    from sqlalchemy import update
-
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
+    from sqlalchemy import update
 
     run_id = make_run("cr_campaign", state="failed")
     first = service.restart_run("cr_campaign", run_id, actor="alice", note="first")

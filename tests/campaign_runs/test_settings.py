@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from campaign_runs.settings import get_settings
 
 

@@ -1,0 +1,245 @@
+"""Pydantic request and response models of the Campaign Runs JSON API (``api.py``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from campaign_runs.domain import RunStatus
+
+ID_MAX = 250
+USERNAME_MAX = 256
+# Strings sent by clients must not contain NUL (PostgreSQL refuses it in text).
+NO_NUL = r"^[^\x00]*$"
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable ``code`` of an error response."""
+
+    NOT_FOUND = "not_found"
+    NOT_A_CAMPAIGN = "not_a_campaign"
+    NOT_ALLOWED = "not_allowed"
+    CONFLICT = "conflict"
+    PAUSED = "paused"
+    INVALID_NOTE = "invalid_note"
+    INVALID_REQUEST = "invalid_request"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    ERROR = "error"
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a sentence for people and a code for programs."""
+
+    detail: str = Field(description="What went wrong, in one sentence.")
+    code: str = Field(
+        default=ErrorCode.ERROR.value,
+        description="Machine-readable error code, one of: "
+        + ", ".join(c.value for c in ErrorCode)
+        + ". Always sent by this API; optional in the schema because a request whose path the API server "
+        "cannot route at all (e.g. a raw control character) gets the server's own 404 without it.",
+    )
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+class CampaignOut(BaseModel):
+    """A campaign as listed."""
+
+    id: str = Field(description="The campaign's id: its DAG id.")
+    description: str
+    owners: list[str]
+    owner_emails: list[str]
+    channels: list[str] = Field(description="Channels from the DAG's `channel:<name>` tags.")
+    audience: str
+    schedule: str | None = Field(description="The timetable summary, e.g. a cron expression.")
+    schedule_description: str | None = Field(description="The schedule in plain words.")
+    is_paused: bool
+    next_run_after: datetime | None
+    last_run_id: str | None
+    last_status: RunStatus | None
+    active_runs: int = Field(ge=0)
+    open_worklist: int = Field(ge=0, description="Open work-list entries of the campaign's runs.")
+
+
+class CampaignCollection(BaseModel):
+    """A page of campaigns the caller may read."""
+
+    campaigns: list[CampaignOut]
+    total_entries: int = Field(ge=0)
+
+
+class CampaignDetailOut(CampaignOut):
+    """A campaign's About information."""
+
+    timezone: str
+    doc_md: str | None
+    params: dict[str, Any]
+    tags: list[str]
+
+
+# ---------------------------------------------------------------- runs
+
+
+class RunOut(BaseModel):
+    """A run of a campaign as people see it."""
+
+    run_id: str
+    status: RunStatus
+    dag_run_state: str | None = Field(description="Airflow's own DAG run state.")
+    run_type: str | None
+    logical_date: datetime | None
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    run_after: datetime | None
+    start_date: datetime | None
+    end_date: datetime | None
+    duration_seconds: float | None
+    triggering_user: str | None
+    note: str | None
+    tasks_total: int = Field(ge=0)
+    tasks_done: int = Field(ge=0)
+    progress_percent: int = Field(ge=0, le=100)
+    restart_of: str | None = Field(description="The run this one restarted.")
+    replaced_by: str | None = Field(description="The run that restarted this one.")
+    allowed_actions: list[str] = Field(description="Actions the run's status allows: stop, restart, skip.")
+
+
+class UpcomingRunOut(BaseModel):
+    """A slot of the campaign's timetable without a run yet."""
+
+    status: RunStatus = RunStatus.SCHEDULED
+    logical_date: datetime | None
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+    run_after: datetime
+
+
+class RunScheduleOut(BaseModel):
+    """Upcoming slots (soonest first; page 1 only) and a page of past runs, newest first."""
+
+    dag_id: str
+    upcoming: list[UpcomingRunOut]
+    runs: list[RunOut]
+    total_entries: int = Field(ge=0, description="Past runs matching the filters.")
+    page: int = Field(ge=1)
+    page_size: int = Field(ge=1)
+    pages: int = Field(ge=1)
+
+
+class ChannelProgressOut(BaseModel):
+    """Sending progress of one channel (XCom `campaign_progress` of task `send_<channel>`)."""
+
+    channel: str
+    task_id: str
+    task_state: str | None
+    total: int | None
+    sent: int | None
+    failed: int | None
+    percent: int | None
+
+
+class TaskOut(BaseModel):
+    """One task instance of the run (one per mapped instance)."""
+
+    task_id: str
+    map_index: int
+    state: str | None
+    try_number: int
+    max_tries: int
+    start_date: datetime | None
+    end_date: datetime | None
+    duration_seconds: float | None
+    operator: str | None
+
+
+class HistoryEntryOut(BaseModel):
+    """One recorded action on the run."""
+
+    id: int
+    action: str
+    actor: str
+    note: str
+    status_before: str
+    status_after: str
+    new_run_id: str | None
+    created_at: datetime
+
+
+class RunDetailOut(RunOut):
+    """A run with its progress per channel, its tasks and its history."""
+
+    dag_id: str
+    progress: list[ChannelProgressOut]
+    tasks: list[TaskOut]
+    history: list[HistoryEntryOut]
+
+
+# ---------------------------------------------------------------- actions
+
+
+class ActionBody(BaseModel):
+    """Body of Stop / Restart / Skip."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        default=None,
+        pattern=NO_NUL,
+        description="Why you take this action (required unless [campaign_runs] note_required is off).",
+    )
+    unpause: bool = Field(
+        default=False, description="Restart only: unpause a paused campaign so that the new run starts."
+    )
+
+
+class ActionResultOut(BaseModel):
+    """What an action did; `replayed` is true when an earlier request with the same Idempotency-Key did it."""
+
+    action_id: int
+    action: str
+    dag_id: str
+    run_id: str
+    actor: str
+    status_before: str
+    status_after: str
+    new_run_id: str | None
+    replayed: bool
+
+
+class ReassignBody(BaseModel):
+    """Body of Reassign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=USERNAME_MAX, pattern=NO_NUL, description="Username of the new assignee.")
+    note: str | None = Field(default=None, pattern=NO_NUL, description="Why (optional).")
+
+
+# ---------------------------------------------------------------- work list
+
+
+class WorklistItemOut(BaseModel):
+    """A run assigned to a person."""
+
+    id: int
+    dag_id: str
+    run_id: str
+    assignee: str
+    reason: str
+    note: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+class WorklistOut(BaseModel):
+    """Work-list entries, newest first."""
+
+    items: list[WorklistItemOut]
+    total_entries: int = Field(ge=0)

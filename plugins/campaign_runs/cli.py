@@ -1,0 +1,710 @@
+"""``airflow campaigns ...``: the operators' command line (thin: parse, call the service, print).
+
+Registered through the provider's ``cli`` key (``provider_info.py``). Only ``airflow.cli.cli_config`` is
+imported at module level so that ``airflow --help`` stays fast; handlers import the service lazily.
+
+Output: listing and detail commands take ``-o/--output table|json|yaml|plain``. JSON and YAML keep
+types (numbers, booleans, null) and write times as ISO 8601 in UTC. Listing commands print an
+array of objects; ``show`` and ``run`` print one object. Field names are stable:
+
+* campaigns (``list``, ``show``): ``id``, ``description``, ``owners``, ``channels``, ``audience``,
+  ``schedule``, ``schedule_description``, ``timezone``, ``paused``, ``next_run_after``,
+  ``last_run_id``, ``last_status``, ``active_runs``, ``open_worklist`` (+ ``owner_emails``, ``tags``,
+  ``params``, ``doc_md`` in ``show``);
+* runs (``runs``, ``run``): ``run_id`` (null for an upcoming slot), ``status``, ``run_type``,
+  ``logical_date``, ``run_after``, ``data_interval_start``, ``data_interval_end``, ``start_date``,
+  ``end_date``, ``duration_seconds``, ``tasks_done``, ``tasks_total``, ``progress_percent``, ``note``,
+  ``restart_of``, ``replaced_by``, ``allowed_actions`` (+ ``progress``, ``tasks``, ``history`` in ``run``);
+* actions (``stop``, ``restart``, ``skip``): ``action_id``, ``action``, ``dag_id``, ``run_id``, ``actor``,
+  ``status_before``, ``status_after``, ``new_run_id``, ``replayed``;
+* work list (``worklist``, ``reassign``): ``id``, ``dag_id``, ``run_id``, ``assignee``, ``reason``,
+  ``note``, ``created_at``, ``resolved_at``, ``resolution``.
+
+Exit codes: 0 on success; 1 with one line on standard error for an unknown campaign, run or user, an
+action the run's status does not allow, a refused note, a conflict, a refused confirmation or a
+database that is not migrated; 2 for a usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow.cli.cli_config import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, Arg, GroupCommand
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from campaign_runs.service import CampaignDetail, CampaignSummary, RunView
+
+RUN_STATUSES = ("scheduled", "queued", "running", "stopping", "stopped", "failed", "completed", "skipped")
+
+# ---------------------------------------------------------------- arguments
+
+ARG_CAMPAIGN = Arg(("campaign",), metavar="CAMPAIGN", help="The campaign's id (its DAG id)")
+ARG_RUN_ID = Arg(("run_id",), metavar="RUN_ID", help="The run's id (the DAG run id, the 'work id' of emails)")
+ARG_UPCOMING = Arg(
+    ("--upcoming",),
+    metavar="N",
+    type=int,
+    default=None,
+    help="How many upcoming (scheduled) runs to show; default [campaign_runs] upcoming_runs, 0 for none",
+)
+ARG_STATE = Arg(
+    ("--state",),
+    metavar="STATUS",
+    action="append",
+    choices=RUN_STATUSES,
+    help="Show only runs with this status (repeatable): " + ", ".join(RUN_STATUSES),
+)
+ARG_INCLUDE_SKIPPED = Arg(
+    ("--include-skipped",), action="store_true", help="Also show skipped runs (hidden by default)"
+)
+ARG_LIMIT = Arg(
+    ("--limit",),
+    metavar="N",
+    type=int,
+    default=None,
+    help="How many past runs to show; default [campaign_runs] page_size",
+)
+ARG_PAGE = Arg(("--page",), metavar="N", type=int, default=1, help="Page of past runs to show (1 is the newest)")
+ARG_NOTE_REQUIRED = Arg(
+    ("--note",),
+    metavar="TEXT",
+    required=True,
+    help="Why you take this action; kept in the run's history and in the email",
+)
+ARG_NOTE_OPTIONAL = Arg(("--note",), metavar="TEXT", default=None, help="Why you reassign the run (optional)")
+ARG_ACTING_USER = Arg(
+    ("--user",),
+    metavar="USERNAME",
+    required=True,
+    help="The acting user: a user of Airflow's user store; emails go to that user's address",
+)
+ARG_UNPAUSE = Arg(
+    ("--unpause",),
+    action="store_true",
+    help="Unpause the campaign if it is paused, so that the new run starts",
+)
+ARG_WORKLIST_USER = Arg(("--user",), metavar="USERNAME", default=None, help="Show this user's work list")
+ARG_WORKLIST_ALL = Arg(("--all",), action="store_true", help="Show everyone's work list (the default)")
+ARG_INCLUDE_RESOLVED = Arg(("--include-resolved",), action="store_true", help="Also show resolved entries")
+ARG_TO = Arg(("--to",), metavar="USERNAME", required=True, help="The user who gets the run's work-list entry")
+ARG_ONCE = Arg(("--once",), action="store_true", help="Run one pass and exit instead of looping")
+ARG_INTERVAL = Arg(
+    ("--interval",),
+    metavar="SECONDS",
+    type=float,
+    default=None,
+    help="Seconds between passes; default [campaign_runs] housekeeping_interval",
+)
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+class CliError(Exception):
+    """A user error the CLI reports in one line."""
+
+
+def _fail(message: str) -> SystemExit:
+    return SystemExit(f"Error: {message}")
+
+
+def _db_error_message(error: Exception) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    lowered = text.lower()
+    if "campaign_" in lowered and ("no such table" in lowered or "does not exist" in lowered):
+        return (
+            "The Campaign Runs tables are missing from the metadata database; run `airflow db migrate` to create them."
+        )
+    if "no such table" in lowered or "does not exist" in lowered or "undefinedtable" in lowered:
+        return "The metadata database is not migrated; run `airflow db migrate`."
+    return f"Database error: {text or type(error).__name__}"
+
+
+def _edge(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
+    """Turn domain and database errors into one line on stderr and exit code 1; quiet logs unless -v."""
+
+    @functools.wraps(func)
+    def wrapper(args: argparse.Namespace) -> None:
+        import logging
+        import warnings
+
+        from sqlalchemy.exc import DBAPIError
+
+        from campaign_runs.domain import CampaignRunsError
+
+        verbose = bool(getattr(args, "verbose", False))
+        if not verbose:
+            logging.disable(logging.WARNING)
+            warnings.simplefilter("ignore")
+        try:
+            func(args)
+        except CampaignRunsError as error:
+            raise _fail(str(error)) from None
+        except CliError as error:
+            raise _fail(str(error)) from None
+        except DBAPIError as error:
+            if verbose:
+                raise
+            raise _fail(_db_error_message(error)) from None
+        finally:
+            if not verbose:
+                logging.disable(logging.NOTSET)
+
+    return wrapper
+
+
+def _console() -> Any:
+    """Airflow's console, keeping JSON/YAML types and writing times as ISO 8601."""
+    from airflow.cli.simple_table import AirflowConsole
+
+    class CampaignConsole(AirflowConsole):
+        def _normalize_data(self, value: Any, output: str) -> Any:
+            from datetime import datetime
+
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if output in ("json", "yaml"):
+                if isinstance(value, (list, tuple)):
+                    return [self._normalize_data(v, output) for v in value]
+                if isinstance(value, dict):
+                    return {str(k): self._normalize_data(v, output) for k, v in value.items()}
+                if value is None or isinstance(value, (bool, int, float, str)):
+                    return value
+                return str(value)
+            if value is None:
+                return ""
+            if isinstance(value, bool):
+                return "yes" if value else "no"
+            if isinstance(value, dict):
+                return ", ".join(f"{k}={self._normalize_data(v, output)}" for k, v in value.items())
+            return super()._normalize_data(value, output)
+
+        def print_object(self, data: dict[str, Any], output: str) -> None:
+            """One object: JSON/YAML as an object, table/plain as property/value rows."""
+            if output in ("json", "yaml"):
+                normalized = {k: self._normalize_data(v, output) for k, v in data.items()}
+                (self.print_as_json if output == "json" else self.print_as_yaml)(normalized)  # type: ignore[operator]
+                return
+            rows = [{"property": k, "value": v} for k, v in data.items()]
+            self.print_as(rows, output)
+
+    return CampaignConsole()
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _confirm(args: argparse.Namespace, question: str) -> None:
+    """Ask on a terminal unless --yes; refuse when standard input is not a terminal."""
+    if args.yes:
+        return
+    if not sys.stdin.isatty():
+        raise CliError("confirmation needed but standard input is not a terminal; pass --yes to confirm.")
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise CliError("cancelled; nothing was changed.")
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def campaign_row(summary: CampaignSummary, timezone: str | None) -> dict[str, Any]:
+    """A campaign's stable fields."""
+    return {
+        "id": summary.dag_id,
+        "description": summary.description,
+        "owners": summary.owners,
+        "channels": summary.channels,
+        "audience": summary.audience,
+        "schedule": summary.schedule,
+        "schedule_description": summary.schedule_description,
+        "timezone": timezone,
+        "paused": summary.is_paused,
+        "next_run_after": summary.next_run_after,
+        "last_run_id": summary.last_run_id,
+        "last_status": summary.last_status,
+        "active_runs": summary.active_runs,
+        "open_worklist": summary.open_worklist,
+    }
+
+
+def campaign_detail(detail: CampaignDetail) -> dict[str, Any]:
+    """A campaign's About information."""
+    return {
+        **campaign_row(detail.summary, detail.timezone),
+        "owner_emails": detail.summary.owner_emails,
+        "tags": detail.tags,
+        "params": detail.params,
+        "doc_md": detail.doc_md,
+    }
+
+
+def run_row(run: RunView) -> dict[str, Any]:
+    """A run's stable fields."""
+    return {
+        "run_id": run.run_id,
+        "status": run.status,
+        "run_type": run.run_type,
+        "logical_date": run.logical_date,
+        "run_after": run.run_after,
+        "data_interval_start": run.data_interval_start,
+        "data_interval_end": run.data_interval_end,
+        "start_date": run.start_date,
+        "end_date": run.end_date,
+        "duration_seconds": round(run.duration_seconds, 3) if run.duration_seconds is not None else None,
+        "tasks_done": run.tasks_done,
+        "tasks_total": run.tasks_total,
+        "progress_percent": run.progress_percent,
+        "note": run.note,
+        "restart_of": run.restart_of,
+        "replaced_by": run.replaced_by,
+        "allowed_actions": run.allowed_actions,
+    }
+
+
+def upcoming_row(slot: Any) -> dict[str, Any]:
+    """An upcoming slot in the same shape as a run."""
+    return {
+        "run_id": None,
+        "status": slot.status,
+        "run_type": "scheduled",
+        "logical_date": slot.logical_date,
+        "run_after": slot.run_after,
+        "data_interval_start": slot.data_interval_start,
+        "data_interval_end": slot.data_interval_end,
+        "start_date": None,
+        "end_date": None,
+        "duration_seconds": None,
+        "tasks_done": 0,
+        "tasks_total": 0,
+        "progress_percent": 0,
+        "note": None,
+        "restart_of": None,
+        "replaced_by": None,
+        "allowed_actions": [],
+    }
+
+
+_TABLE_RUN_COLUMNS = ("run_id", "status", "run_after", "start_date", "end_date", "progress", "note", "allowed_actions")
+
+
+def _run_table_row(row: dict[str, Any]) -> dict[str, Any]:
+    table = {k: row[k] for k in _TABLE_RUN_COLUMNS if k in row}
+    table["run_id"] = row["run_id"] or "(upcoming)"
+    table["progress"] = f"{row['tasks_done']}/{row['tasks_total']}" if row["tasks_total"] else ""
+    return {k: table[k] for k in _TABLE_RUN_COLUMNS}
+
+
+def history_row(entry: Any) -> dict[str, Any]:
+    """One recorded action."""
+    return {
+        "id": entry.id,
+        "action": entry.action,
+        "actor": entry.actor,
+        "note": entry.note,
+        "status_before": entry.status_before,
+        "status_after": entry.status_after,
+        "new_run_id": entry.new_run_id,
+        "created_at": entry.created_at,
+    }
+
+
+def worklist_row(item: Any) -> dict[str, Any]:
+    """One work-list entry."""
+    return {
+        "id": item.id,
+        "dag_id": item.dag_id,
+        "run_id": item.run_id,
+        "assignee": item.assignee,
+        "reason": item.reason,
+        "note": item.note,
+        "created_at": item.created_at,
+        "resolved_at": item.resolved_at,
+        "resolution": item.resolution,
+    }
+
+
+def action_row(result: Any) -> dict[str, Any]:
+    """What an action did."""
+    return {
+        "action_id": result.action_id,
+        "action": result.action,
+        "dag_id": result.dag_id,
+        "run_id": result.run_id,
+        "actor": result.actor,
+        "status_before": result.status_before,
+        "status_after": result.status_after,
+        "new_run_id": result.new_run_id,
+        "replayed": result.replayed,
+    }
+
+
+# ---------------------------------------------------------------- run details (progress, tasks)
+
+
+def channel_progress(dag_id: str, run_id: str, channels: list[str], session: Session) -> list[dict[str, Any]]:
+    """Progress per channel (XCom ``campaign_progress`` of task ``send_<channel>``, mapped ones summed).
+
+    Every channel of the campaign is listed, with ``None`` counts until its task has reported.
+    """
+    from campaign_runs import progress
+
+    reported: dict[str, dict[str, Any]] = {}
+    for item in progress.channel_progress(dag_id, run_id, session=session):
+        entry = reported.setdefault(
+            item.channel, {"channel": item.channel, "task_id": item.task_id, "total": 0, "sent": 0, "failed": 0}
+        )
+        for key in ("total", "sent", "failed"):
+            entry[key] += getattr(item, key)
+    states: dict[str, str | None] = {}
+    for task in progress.task_rows(dag_id, run_id, session=session):
+        states.setdefault(task.task_id, task.state)
+    rows = []
+    for channel in [*channels, *sorted(set(reported) - set(channels))]:
+        data = reported.get(channel)
+        task_id = data["task_id"] if data else f"{progress.CHANNEL_TASK_PREFIX}{channel}"
+        total = data["total"] if data else None
+        rows.append(
+            {
+                "channel": channel,
+                "task_id": task_id,
+                "task_state": states.get(task_id),
+                "total": total,
+                "sent": data["sent"] if data else None,
+                "failed": data["failed"] if data else None,
+                "percent": min(100, int(100 * (data["sent"] + data["failed"]) / total)) if data and total else None,
+            }
+        )
+    return rows
+
+
+def task_instances(dag_id: str, run_id: str, session: Session) -> list[dict[str, Any]]:
+    """The run's task instances in start order (one row per mapped instance)."""
+    from campaign_runs import progress
+
+    return [
+        {
+            "task_id": t.task_id,
+            "map_index": t.map_index,
+            "state": t.state,
+            "try_number": t.try_number,
+            "max_tries": t.max_tries,
+            "start_date": t.start_date,
+            "end_date": t.end_date,
+            "duration_seconds": round(t.duration, 3) if t.duration is not None else None,
+            "operator": t.operator,
+        }
+        for t in progress.task_rows(dag_id, run_id, session=session)
+    ]
+
+
+def load_run_details(dag_id: str, run_id: str) -> dict[str, Any]:
+    """A run with its progress per channel, its tasks and its history (one session)."""
+    from airflow.utils.session import create_session
+
+    from campaign_runs import service
+
+    with create_session() as session:
+        run = service.get_run(dag_id, run_id, session=session)
+        campaign = service.get_campaign(dag_id, session=session)
+        history = service.run_history(dag_id, run_id, session=session)
+        return {
+            "dag_id": dag_id,
+            **run_row(run),
+            "triggering_user": run.triggering_user,
+            "dag_run_state": run.dag_run_state,
+            "progress": channel_progress(dag_id, run_id, campaign.summary.channels, session),
+            "tasks": task_instances(dag_id, run_id, session),
+            "history": [history_row(h) for h in history],
+        }
+
+
+# ---------------------------------------------------------------- handlers
+
+
+@_edge
+def campaigns_list(args: argparse.Namespace) -> None:
+    """``airflow campaigns list``."""
+    from airflow.utils.session import create_session
+
+    from campaign_runs import service
+
+    with create_session() as session:
+        rows = []
+        offset = 0
+        while True:
+            summaries, total = service.list_campaigns(limit=500, offset=offset, session=session)
+            for summary in summaries:
+                rows.append(campaign_row(summary, service.get_campaign(summary.dag_id, session=session).timezone))
+            offset += len(summaries)
+            if not summaries or offset >= total:
+                break
+    console = _console()
+    if args.output in ("table", "plain"):
+        columns = (
+            "id",
+            "schedule",
+            "schedule_description",
+            "timezone",
+            "paused",
+            "next_run_after",
+            "last_status",
+            "active_runs",
+            "open_worklist",
+        )
+        console.print_as([{k: r[k] for k in columns} for r in rows], args.output)
+    else:
+        console.print_as(rows, args.output)
+
+
+@_edge
+def campaigns_show(args: argparse.Namespace) -> None:
+    """``airflow campaigns show CAMPAIGN``."""
+    from campaign_runs import service
+
+    _console().print_object(campaign_detail(service.get_campaign(args.campaign)), args.output)
+
+
+@_edge
+def campaigns_runs(args: argparse.Namespace) -> None:
+    """``airflow campaigns runs CAMPAIGN``: upcoming slots, then past runs newest first."""
+    from campaign_runs import service
+
+    for name in ("upcoming", "limit", "page"):
+        value = getattr(args, name)
+        if value is not None and (value < 0 or (name != "upcoming" and value < 1)):
+            raise CliError(f"--{name} must be {'0 or more' if name == 'upcoming' else '1 or more'}.")
+    states = args.state or []
+    past_states = [s for s in states if s != "scheduled"]
+    want_upcoming = not states or "scheduled" in states
+    want_past = not states or bool(past_states)
+    schedule = service.run_schedule(
+        args.campaign,
+        page=args.page,
+        page_size=args.limit,
+        upcoming=args.upcoming if want_upcoming else 0,
+        include_skipped=args.include_skipped,
+        statuses=past_states or None,
+    )
+    # Upcoming slots: the soonest last, right above the newest past run.
+    rows = [upcoming_row(slot) for slot in reversed(schedule.upcoming)]
+    if want_past:
+        rows.extend(run_row(run) for run in schedule.runs)
+    console = _console()
+    if args.output in ("table", "plain"):
+        console.print_as([_run_table_row(r) for r in rows], args.output)
+        if want_past and schedule.total > len(schedule.runs):
+            print(
+                f"Page {schedule.page} of {schedule.pages}: {len(schedule.runs)} of {schedule.total} past runs "
+                "(use --page / --limit).",
+                file=sys.stderr,
+            )
+    else:
+        console.print_as(rows, args.output)
+
+
+@_edge
+def campaigns_run(args: argparse.Namespace) -> None:
+    """``airflow campaigns run CAMPAIGN RUN_ID``: status, progress per channel, tasks, history."""
+    details = load_run_details(args.campaign, args.run_id)
+    console = _console()
+    if args.output in ("json", "yaml"):
+        console.print_object(details, args.output)
+        return
+    summary = {k: v for k, v in details.items() if k not in ("progress", "tasks", "history")}
+    summary["tasks_progress"] = (
+        f"{details['tasks_done']}/{details['tasks_total']} tasks ({details['progress_percent']}%)"
+    )
+    console.print_object(summary, args.output)
+    for title, key in (("Progress per channel", "progress"), ("Tasks", "tasks"), ("History", "history")):
+        console.print(f"\n{title}")
+        console.print_as(details[key], args.output)
+
+
+def _act(args: argparse.Namespace, action: str) -> None:
+    from campaign_runs import service
+
+    run = service.get_run(args.campaign, args.run_id)
+    _confirm(args, f"{action.capitalize()} run {args.run_id} of campaign {args.campaign} (now {run.status})?")
+    kwargs: dict[str, Any] = {"actor": args.user, "note": args.note}
+    if action == "restart":
+        kwargs["unpause"] = args.unpause
+    result = {"stop": service.stop_run, "restart": service.restart_run, "skip": service.skip_run}[action](
+        args.campaign, args.run_id, **kwargs
+    )
+    thread = service.deliver_soon(result.outbox_ids)
+    if thread is not None:
+        thread.join(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
+    if args.output in ("json", "yaml"):
+        _console().print_object(action_row(result), args.output)
+        return
+    messages = {
+        "stop": "Stop requested for run {run_id} of campaign {dag_id} ({status_before} -> {status_after}); "
+        "it becomes stopped when its tasks have ended and then goes to {actor}'s work list.",
+        "restart": "Run {run_id} of campaign {dag_id} skipped ({status_before} -> {status_after}) "
+        "and restarted as {new_run_id}.",
+        "skip": "Run {run_id} of campaign {dag_id} skipped ({status_before} -> {status_after}).",
+    }
+    print(messages[action].format(**action_row(result)))
+
+
+@_edge
+def campaigns_stop(args: argparse.Namespace) -> None:
+    """``airflow campaigns stop CAMPAIGN RUN_ID --note TEXT --user USERNAME``."""
+    _act(args, "stop")
+
+
+@_edge
+def campaigns_restart(args: argparse.Namespace) -> None:
+    """``airflow campaigns restart CAMPAIGN RUN_ID --note TEXT --user USERNAME [--unpause]``."""
+    _act(args, "restart")
+
+
+@_edge
+def campaigns_skip(args: argparse.Namespace) -> None:
+    """``airflow campaigns skip CAMPAIGN RUN_ID --note TEXT --user USERNAME``."""
+    _act(args, "skip")
+
+
+@_edge
+def campaigns_worklist(args: argparse.Namespace) -> None:
+    """``airflow campaigns worklist [--user USERNAME | --all]``."""
+    from airflow.utils.session import create_session
+
+    from campaign_runs import airflow_api, service
+
+    if args.user and args.all:
+        raise CliError("give either --user USERNAME or --all, not both.")
+    with create_session() as session:
+        if args.user and not airflow_api.user_email(args.user, session)[0]:
+            raise CliError(f"User {args.user!r} does not exist.")
+        items = service.worklist(args.user or None, include_resolved=args.include_resolved, session=session)
+    _console().print_as([worklist_row(i) for i in items], args.output)
+
+
+@_edge
+def campaigns_reassign(args: argparse.Namespace) -> None:
+    """``airflow campaigns reassign CAMPAIGN RUN_ID --to USERNAME --user USERNAME``."""
+    from campaign_runs import service
+
+    item = service.reassign(args.campaign, args.run_id, to_user=args.to, actor=args.user, note=args.note)
+    if args.output in ("json", "yaml"):
+        _console().print_object(worklist_row(item), args.output)
+        return
+    print(f"Run {item.run_id} of campaign {item.dag_id} is now on {item.assignee}'s work list.")
+
+
+@_edge
+def campaigns_housekeeping(args: argparse.Namespace) -> None:
+    """``airflow campaigns housekeeping [--once]``: finish stopping runs and send due emails."""
+    import time
+
+    from campaign_runs import service
+    from campaign_runs.settings import get_settings
+
+    interval = args.interval if args.interval is not None else get_settings().housekeeping_interval
+    if interval <= 0:
+        raise CliError("--interval must be more than 0 seconds.")
+    try:
+        while True:
+            outbox_ids, sent = service.housekeeping_pass()
+            if args.once or outbox_ids or sent:
+                print(f"Housekeeping: {len(outbox_ids)} run(s) finished stopping; {sent} email(s) sent.", flush=True)
+            if args.once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
+
+
+# ---------------------------------------------------------------- registration
+
+_READ = (ARG_OUTPUT, ARG_VERBOSE)
+_ACT = (ARG_CAMPAIGN, ARG_RUN_ID, ARG_NOTE_REQUIRED, ARG_ACTING_USER, ARG_YES, ARG_OUTPUT, ARG_VERBOSE)
+
+CAMPAIGNS_COMMANDS = (
+    ActionCommand(
+        name="list",
+        help="List campaigns with schedule, next run, last status, active runs and open work-list entries",
+        func=campaigns_list,
+        args=_READ,
+    ),
+    ActionCommand(
+        name="show",
+        help="Show a campaign's About information",
+        func=campaigns_show,
+        args=(ARG_CAMPAIGN, *_READ),
+    ),
+    ActionCommand(
+        name="runs",
+        help="Show a campaign's run schedule: upcoming runs, then past runs, newest first",
+        func=campaigns_runs,
+        args=(ARG_CAMPAIGN, ARG_UPCOMING, ARG_STATE, ARG_INCLUDE_SKIPPED, ARG_LIMIT, ARG_PAGE, *_READ),
+    ),
+    ActionCommand(
+        name="run",
+        help="Show a run: status, progress per channel, tasks and history",
+        func=campaigns_run,
+        args=(ARG_CAMPAIGN, ARG_RUN_ID, *_READ),
+    ),
+    ActionCommand(
+        name="stop",
+        help="Stop a queued or running run (it goes to the acting user's work list; email)",
+        func=campaigns_stop,
+        args=_ACT,
+    ),
+    ActionCommand(
+        name="restart",
+        help="Restart a failed or stopped run: mark it skipped and start a new run for the same slot (email)",
+        func=campaigns_restart,
+        args=(*_ACT[:4], ARG_UNPAUSE, *_ACT[4:]),
+    ),
+    ActionCommand(
+        name="skip",
+        help="Skip a failed or stopped run: mark it skipped, the schedule goes on (email)",
+        func=campaigns_skip,
+        args=_ACT,
+    ),
+    ActionCommand(
+        name="worklist",
+        help="Show open work-list entries (runs assigned to people)",
+        func=campaigns_worklist,
+        args=(ARG_WORKLIST_USER, ARG_WORKLIST_ALL, ARG_INCLUDE_RESOLVED, *_READ),
+    ),
+    ActionCommand(
+        name="reassign",
+        help="Give a run's open work-list entry to another user",
+        func=campaigns_reassign,
+        args=(ARG_CAMPAIGN, ARG_RUN_ID, ARG_TO, ARG_ACTING_USER, ARG_NOTE_OPTIONAL, *_READ),
+    ),
+    ActionCommand(
+        name="housekeeping",
+        help="Finish stopping runs and send due emails (what the scheduler does), once or in a loop",
+        func=campaigns_housekeeping,
+        args=(ARG_ONCE, ARG_INTERVAL, ARG_VERBOSE),
+    ),
+)
+
+
+def get_cli_commands() -> list[GroupCommand]:
+    """The ``airflow campaigns`` command group (the provider's ``cli`` entry)."""
+    return [
+        GroupCommand(
+            name="campaigns",
+            help="Marketing campaigns: run schedules, Stop / Restart / Skip, work list",
+            subcommands=CAMPAIGNS_COMMANDS,
+        )
+    ]

@@ -1,0 +1,420 @@
+"""``airflow campaigns ...``: the real command line, run as subprocesses against the test metadata DB."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select, text
+
+from tests.support.fixtures import body_of
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+TIMEOUT = 180
+ALL_DONE = {"build_audience": "success", "send_email": "success", "send_sms": "success", "summarise": "success"}
+
+
+@dataclass
+class Result:
+    args: tuple[str, ...]
+    rc: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def __str__(self) -> str:
+        return f"airflow campaigns {' '.join(self.args)} -> {self.rc}\nstdout: {self.out}\nstderr: {self.err}"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run ``airflow campaigns ARGS`` (stdin not a terminal)."""
+    proc = subprocess.run(
+        [AIRFLOW, "campaigns", *args],
+        env=env or dict(os.environ),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    return Result(args, proc.returncode, proc.stdout, proc.stderr)
+
+
+def cli_many(*commands: tuple[str, ...]) -> list[Result]:
+    """Run several read-only or independent commands at once (each process costs seconds)."""
+    with ThreadPoolExecutor(max_workers=len(commands)) as pool:
+        return list(pool.map(lambda c: cli(*c), commands))
+
+
+def ok(result: Result) -> Result:
+    assert result.rc == 0, str(result)
+    assert "Traceback" not in result.err, str(result)
+    return result
+
+
+def user_error(result: Result, *fragments: str) -> str:
+    """Exit code 1, exactly one line on stderr naming the problem, no traceback."""
+    lines = [line for line in result.err.splitlines() if line.strip()]
+    assert result.rc == 1, str(result)
+    assert len(lines) == 1, str(result)
+    assert lines[0].startswith("Error: "), str(result)
+    for fragment in fragments:
+        assert fragment in lines[0], str(result)
+    return lines[0]
+
+
+def run_status(dag_id: str, run_id: str) -> str:
+    from campaign_runs import service
+
+    return service.get_run(dag_id, run_id).status
+
+
+def set_progress(dag_id: str, run_id: str, channel: str, total: int, sent: int, failed: int) -> None:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        XComModel.set(
+            "campaign_progress",
+            {"channel": channel, "total": total, "sent": sent, "failed": failed},
+            dag_id=dag_id,
+            task_id=f"send_{channel}",
+            run_id=run_id,
+            session=session,
+        )
+
+
+def test_help_documents_every_command_and_option() -> None:
+    from campaign_runs.cli import get_cli_commands
+
+    (group,) = get_cli_commands()
+    assert group.name == "campaigns"
+    names = {c.name for c in group.subcommands}
+    assert names == {
+        "list",
+        "show",
+        "runs",
+        "run",
+        "stop",
+        "restart",
+        "skip",
+        "worklist",
+        "reassign",
+        "housekeeping",
+    }
+    for command in group.subcommands:
+        assert command.help
+        for arg in command.args:
+            assert arg.kwargs.get("help"), (command.name, arg.flags)
+        flags = {f for arg in command.args for f in arg.flags}
+        assert "-v" in flags, command.name
+        if command.name in ("list", "show", "runs", "run", "worklist"):
+            assert {"-o", "--output"} <= flags, command.name
+        if command.name in ("stop", "restart", "skip"):
+            assert {"--note", "--user", "--yes"} <= flags, command.name
+    assert "--unpause" in {f for c in group.subcommands if c.name == "restart" for a in c.args for f in a.flags}
+
+    top = ok(cli("--help"))
+    for name in names:
+        assert name in top.out
+
+
+def test_list_and_show(make_run: Any) -> None:
+    make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
+    make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    listing, table, shown = cli_many(("list", "-o", "json"), ("list",), ("show", "cr_campaign", "-o", "json"))
+
+    campaigns = {c["id"]: c for c in ok(listing).json()}
+    assert {"cr_campaign", "cr_depends", "cr_slow", "cr_stubborn"} <= set(campaigns)
+    assert "cr_plain" not in campaigns
+    campaign = campaigns["cr_campaign"]
+    assert campaign["schedule"] == "0 9 * * MON"
+    assert "Monday" in campaign["schedule_description"]
+    assert campaign["timezone"] == "Europe/Paris"
+    assert campaign["paused"] is False
+    assert campaign["next_run_after"]
+    assert campaign["last_status"] == "running"
+    assert campaign["active_runs"] == 1
+    assert campaign["open_worklist"] == 0
+    assert campaign["channels"] == ["email", "sms"]
+
+    lines = ok(table).out.splitlines()
+    assert "id" in lines[0] and "timezone" in lines[0] and "next_run_after" in lines[0]
+    row = next(line for line in lines if line.startswith("cr_campaign "))
+    assert "Europe/Paris" in row and "0 9 * * MON" in row
+    assert "cr_plain" not in table.out
+
+    detail = ok(shown).json()
+    assert isinstance(detail, dict)
+    assert detail["id"] == "cr_campaign"
+    assert detail["description"] == "Weekly test newsletter"
+    assert detail["owners"] == ["growth"]
+    assert detail["owner_emails"] == ["growth@example.com"]
+    assert detail["audience"] == "testers"
+    assert detail["params"] == {"audience_size": 100}
+    assert "testers" in detail["doc_md"]
+    assert "campaign" in detail["tags"]
+
+
+def test_runs_schedule_with_upcoming_filters_and_limit(make_run: Any) -> None:
+    from campaign_runs import service
+
+    done = make_run("cr_campaign", state="success", ti_states=ALL_DONE)
+    failed = make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
+    skipped = make_run("cr_campaign", state="failed")
+    service.skip_run("cr_campaign", skipped, actor="alice", note="Skipped for the test")
+    running = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+
+    default, with_skipped, only_failed, limited = cli_many(
+        ("runs", "cr_campaign", "--upcoming", "3", "-o", "json"),
+        ("runs", "cr_campaign", "--upcoming", "0", "--include-skipped", "-o", "json"),
+        ("runs", "cr_campaign", "--state", "failed", "--state", "completed", "-o", "json"),
+        ("runs", "cr_campaign", "--upcoming", "1", "--limit", "1", "-o", "plain"),
+    )
+
+    rows = ok(default).json()
+    assert [r["status"] for r in rows[:3]] == ["scheduled"] * 3
+    assert all(r["run_id"] is None for r in rows[:3])
+    slots = [r["run_after"] for r in rows[:3]]
+    assert slots == sorted(slots, reverse=True), "the soonest upcoming slot sits right above the past runs"
+    assert [r["run_id"] for r in rows[3:]] == [running, failed, done]  # skipped hidden, newest first
+    assert rows[3]["status"] == "running" and rows[3]["allowed_actions"] == ["stop"]
+    assert rows[4]["status"] == "failed" and rows[4]["allowed_actions"] == ["restart", "skip"]
+    assert rows[5]["status"] == "completed" and rows[5]["tasks_done"] == rows[5]["tasks_total"] == 4
+
+    assert [r["run_id"] for r in ok(with_skipped).json()] == [running, skipped, failed, done]
+    assert ok(with_skipped).json()[1]["status"] == "skipped"
+    assert ok(with_skipped).json()[1]["note"] == "Skipped for the test"
+    assert [r["run_id"] for r in ok(only_failed).json()] == [failed, done]
+
+    lines = ok(limited).out.splitlines()
+    assert lines[0].split()[:2] == ["run_id", "status"]
+    assert "(upcoming)" in lines[1] and "scheduled" in lines[1]
+    assert running in lines[2] and len([line for line in lines[1:] if line.strip()]) == 2
+    assert "of 3 past runs" in limited.err
+
+
+def test_run_details_progress_tasks_history(make_run: Any) -> None:
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success", "send_email": "running"})
+    set_progress("cr_campaign", run_id, "email", total=200, sent=90, failed=10)
+    detail_json, detail_table = cli_many(("run", "cr_campaign", run_id, "-o", "json"), ("run", "cr_campaign", run_id))
+
+    detail = ok(detail_json).json()
+    assert detail["run_id"] == run_id and detail["status"] == "running"
+    assert detail["allowed_actions"] == ["stop"]
+    progress = {p["channel"]: p for p in detail["progress"]}
+    assert progress["email"] == {
+        "channel": "email",
+        "task_id": "send_email",
+        "task_state": "running",
+        "total": 200,
+        "sent": 90,
+        "failed": 10,
+        "percent": 50,
+    }
+    assert progress["sms"]["total"] is None and progress["sms"]["task_id"] == "send_sms"
+    assert {t["task_id"]: t["state"] for t in detail["tasks"]}["build_audience"] == "success"
+    assert detail["history"] == []
+
+    table = ok(detail_table).out
+    for heading in ("Progress per channel", "Tasks", "History", "tasks_progress"):
+        assert heading in table
+    assert "send_email" in table and "200" in table
+
+
+def test_stop_flow_worklist_reassign_and_email(make_run: Any, smtp_server: Any) -> None:
+    from campaign_runs import service
+
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+
+    refused = cli("stop", "cr_campaign", run_id, "--note", "Wrong audience", "--user", "alice")
+    user_error(refused, "not a terminal", "--yes")
+    assert run_status("cr_campaign", run_id) == "running"
+
+    stopped = ok(cli("stop", "cr_campaign", run_id, "--note", "Wrong audience", "--user", "alice", "--yes"))
+    assert "Stop requested" in stopped.out and run_id in stopped.out and "stopping" in stopped.out
+    assert run_status("cr_campaign", run_id) in ("stopping", "stopped")
+
+    housekeeping = ok(cli("housekeeping", "--once"))
+    assert "1 run(s) finished stopping; 1 email(s) sent" in housekeeping.out
+    assert run_status("cr_campaign", run_id) == "stopped"
+    (message,) = smtp_server.wait_for(1)
+    assert "alice@example.com" in message["X-Envelope-To"]
+    assert "stopped" in str(message["Subject"]) and run_id in str(message["Subject"])
+    assert "Wrong audience" in body_of(message)
+
+    mine, everyone = cli_many(("worklist", "--user", "alice", "-o", "json"), ("worklist", "--all", "-o", "json"))
+    (entry,) = ok(mine).json()
+    assert entry["dag_id"] == "cr_campaign" and entry["run_id"] == run_id
+    assert entry["assignee"] == "alice" and entry["reason"] == "stopped" and entry["note"] == "Wrong audience"
+    assert [e["run_id"] for e in ok(everyone).json()] == [run_id]
+
+    moved = ok(cli("reassign", "cr_campaign", run_id, "--to", "bob", "--user", "alice", "--note", "Bob owns SMS"))
+    assert "bob's work list" in moved.out
+    assert [e["assignee"] for e in ok(cli("worklist", "--all", "-o", "json")).json()] == ["bob"]
+    actions = [(h.action, h.actor, h.note) for h in service.run_history("cr_campaign", run_id)]
+    assert actions == [("stop", "alice", "Wrong audience"), ("reassign", "alice", "Bob owns SMS")]
+
+
+def test_restart_skip_and_paused_campaign(make_run: Any, smtp_server: Any) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    to_restart = make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
+    to_skip = make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
+    with create_session() as session:
+        session.scalar(select(DagModel).where(DagModel.dag_id == "cr_campaign")).is_paused = True
+
+    paused = cli("restart", "cr_campaign", to_restart, "--note", "Audience fixed", "--user", "alice", "--yes")
+    user_error(paused, "paused")
+    restarted, skipped = cli_many(
+        ("restart", "cr_campaign", to_restart, "--note", "Audience fixed", "--user", "alice", "--yes", "--unpause"),
+        ("skip", "cr_campaign", to_skip, "--note", "Not worth it", "--user", "bob", "--yes", "-o", "json"),
+    )
+    assert "restarted as restart__" in ok(restarted).out
+    result = ok(skipped).json()
+    assert result["action"] == "skip" and result["actor"] == "bob" and result["run_id"] == to_skip
+    assert (result["status_before"], result["status_after"], result["replayed"]) == ("failed", "skipped", False)
+
+    assert run_status("cr_campaign", to_restart) == "skipped"
+    assert run_status("cr_campaign", to_skip) == "skipped"
+    with create_session() as session:
+        assert session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == "cr_campaign")) is False
+    messages = smtp_server.wait_for(2)
+    recipients = sorted(str(m["X-Envelope-To"]) for m in messages)
+    assert recipients == ["alice@example.com", "bob@example.com"]
+    assert any("restarted as" in str(m["Subject"]) for m in messages)
+
+
+def test_user_errors_exit_1_with_one_line(make_run: Any) -> None:
+    done = make_run("cr_campaign", state="success", ti_states=ALL_DONE)
+    failed = make_run("cr_campaign", state="failed")
+    results = cli_many(
+        ("show", "no_such_campaign"),
+        ("runs", "cr_plain"),
+        ("run", "cr_campaign", "no_such_run"),
+        ("stop", "cr_campaign", done, "--note", "x", "--user", "alice", "--yes"),
+        ("skip", "cr_campaign", failed, "--note", "x", "--user", "ghost", "--yes"),
+        ("skip", "cr_campaign", failed, "--note", "   ", "--user", "alice", "--yes"),
+        ("worklist", "--user", "ghost"),
+        ("reassign", "cr_campaign", failed, "--to", "bob", "--user", "alice"),
+    )
+    expected = [
+        ("Campaign 'no_such_campaign' does not exist",),
+        ("not a campaign",),
+        ("Run 'no_such_run'", "does not exist"),
+        ("Stop is not allowed", "completed"),
+        ("User 'ghost' does not exist",),
+        ("note is required",),
+        ("User 'ghost' does not exist",),
+        ("on nobody's work list",),
+    ]
+    for result, fragments in zip(results, expected, strict=True):
+        user_error(result, *fragments)
+    assert run_status("cr_campaign", failed) == "failed"  # nothing changed
+
+
+@contextmanager
+def _table_hidden(name: str) -> Iterator[None]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        session.execute(text(f"ALTER TABLE {name} RENAME TO {name}_hidden"))
+    try:
+        yield
+    finally:
+        with create_session() as session:
+            session.execute(text(f"ALTER TABLE {name}_hidden RENAME TO {name}"))
+
+
+def test_database_not_migrated(tmp_path: Path, make_run: Any) -> None:
+    make_run("cr_campaign", state="running")
+    with _table_hidden("campaign_run_record"):
+        missing_ours = cli("list")
+    user_error(missing_ours, "Campaign Runs tables are missing", "airflow db migrate")
+
+    empty = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'empty.db'}"}
+    user_error(cli("list", env=empty), "not migrated", "airflow db migrate")
+
+
+def test_confirmation_on_a_terminal(make_run: Any) -> None:
+    yes_run = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    no_run = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+
+    def answer(run_id: str, reply: str) -> tuple[int, str, str]:
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen(
+                [AIRFLOW, "campaigns", "stop", "cr_campaign", run_id, "--note", "Typed", "--user", "alice"],
+                env=dict(os.environ),
+                stdin=slave,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            os.write(master, reply.encode() + b"\n")
+            out, err = proc.communicate(timeout=TIMEOUT)
+            return proc.returncode, out, err
+        finally:
+            os.close(master)
+            os.close(slave)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        yes, no = pool.map(lambda a: answer(*a), [(yes_run, "y"), (no_run, "n")])
+    assert yes[0] == 0, yes
+    assert "[y/N]" in yes[1] and "Stop requested" in yes[1]
+    assert no[0] == 1 and "cancelled" in no[2] and "Traceback" not in no[2], no
+    assert run_status("cr_campaign", yes_run) in ("stopping", "stopped")
+    assert run_status("cr_campaign", no_run) == "running"
+
+
+@pytest.mark.parametrize("output", ["table", "json", "yaml", "plain"])
+def test_output_formats_render_in_process(output: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every ``--output`` renders the same rows (in-process: no subprocess needed per format)."""
+    import argparse
+
+    from campaign_runs import cli as campaigns_cli
+
+    campaigns_cli.campaigns_worklist(
+        argparse.Namespace(user="alice", all=False, include_resolved=True, output=output, verbose=False)
+    )
+    printed = capsys.readouterr().out
+    if output == "json":
+        assert json.loads(printed) == []
+    elif output == "yaml":
+        assert yaml.safe_load(printed) == []
+    else:
+        assert "No data found" in printed
+
+
+@pytest.mark.parametrize(
+    ("command", "values", "message"),
+    [
+        ("runs", {"campaign": "cr_campaign", "upcoming": None, "limit": 0, "page": 1}, "--limit must be 1 or more"),
+        ("runs", {"campaign": "cr_campaign", "upcoming": -1, "limit": None, "page": 1}, "--upcoming must be 0 or more"),
+        ("worklist", {"user": "alice", "all": True, "include_resolved": False}, "either --user USERNAME or --all"),
+        ("housekeeping", {"once": True, "interval": 0.0}, "--interval must be more than 0"),
+    ],
+)
+def test_argument_errors_in_process(command: str, values: dict[str, Any], message: str) -> None:
+    import argparse
+
+    from campaign_runs import cli as campaigns_cli
+
+    handler = getattr(campaigns_cli, f"campaigns_{command}")
+    args = argparse.Namespace(output="json", verbose=False, state=None, include_skipped=False, **values)
+    with pytest.raises(SystemExit) as exit_info:
+        handler(args)
+    assert str(exit_info.value).startswith("Error: ") and message in str(exit_info.value)
