@@ -33,6 +33,8 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     """Run against Airflow's engine."""
     connectable = settings.engine
+    if connectable is None:
+        raise RuntimeError("Airflow's database engine is not configured")
     with connectable.connect() as connection:
         context.configure(
             connection=connection,
