@@ -327,7 +327,7 @@ def get_run_schedule(
 )
 def get_run(dag_id: DagId, run_id: RunId) -> RunDetailOut:
     """A run: status, progress per channel, tasks and every action taken on it."""
-    from campaign_runs.cli import load_run_details
+    from campaign_runs.presenters import load_run_details
 
     return RunDetailOut.model_validate(load_run_details(dag_id, run_id))
 
