@@ -109,7 +109,7 @@ def load_secrets(home: Path) -> dict[str, str]:
     factories: dict[str, Callable[[], str]] = {
         "fernet_key": _new_fernet_key,
         "api_secret_key": lambda: secrets.token_urlsafe(32),
-        "jwt_secret": lambda: secrets.token_urlsafe(32),
+        "jwt_secret": lambda: secrets.token_urlsafe(64),
     }
     missing = {name: make() for name, make in factories.items() if not stored.get(name)}
     if missing:

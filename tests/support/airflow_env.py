@@ -46,7 +46,7 @@ def environment(home: Path, *, backend: str = "sqlite", pg_database: str = "") -
         "AIRFLOW__FAB__SESSION_BACKEND": "securecookie",
         "AIRFLOW__CORE__FERNET_KEY": "mhX1u5Sl1Wr9nXzGgXg0rNnJ2dZ5GjZzVZ3s0vB7c2U=",
         "AIRFLOW__API__SECRET_KEY": "campaign-runs-test-secret",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "campaign-runs-test-jwt-secret",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "campaign-runs-test-jwt-secret-" + "0123456789abcdef" * 4,
         "AIRFLOW__SMTP__SMTP_HOST": "127.0.0.1",
         "AIRFLOW__SMTP__SMTP_PORT": "1",
         "AIRFLOW__SMTP__SMTP_STARTTLS": "False",
