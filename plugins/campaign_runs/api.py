@@ -177,41 +177,11 @@ def _campaign(summary: Any) -> dict[str, Any]:
 
 
 def _run(run: Any) -> RunOut:
-    return RunOut(
-        run_id=run.run_id,
-        status=RunStatus(run.status),
-        dag_run_state=run.dag_run_state,
-        run_type=run.run_type,
-        logical_date=run.logical_date,
-        data_interval_start=run.data_interval_start,
-        data_interval_end=run.data_interval_end,
-        run_after=run.run_after,
-        start_date=run.start_date,
-        end_date=run.end_date,
-        duration_seconds=run.duration_seconds,
-        triggering_user=run.triggering_user,
-        note=run.note,
-        tasks_total=run.tasks_total,
-        tasks_done=run.tasks_done,
-        progress_percent=run.progress_percent,
-        restart_of=run.restart_of,
-        replaced_by=run.replaced_by,
-        allowed_actions=run.allowed_actions,
-    )
+    return RunOut.model_validate(run, from_attributes=True)
 
 
 def _worklist_item(item: Any) -> WorklistItemOut:
-    return WorklistItemOut(
-        id=item.id,
-        dag_id=item.dag_id,
-        run_id=item.run_id,
-        assignee=item.assignee,
-        reason=item.reason,
-        note=item.note,
-        created_at=item.created_at,
-        resolved_at=item.resolved_at,
-        resolution=item.resolution,
-    )
+    return WorklistItemOut.model_validate(item, from_attributes=True)
 
 
 # ---------------------------------------------------------------- campaigns
