@@ -260,6 +260,18 @@ def set_paused(dag_model: DagModel, paused: bool) -> None:
     dag_model.is_paused = paused
 
 
+WORKLIST_ADMIN_RESOURCE = "Users"
+
+
+def is_worklist_admin(user: Any) -> bool:
+    """Whether ``user`` may see everyone's work list and reassign entries: who may edit users (Admin)."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    return bool(
+        get_auth_manager().is_authorized_custom_view(method="PUT", resource_name=WORKLIST_ADMIN_RESOURCE, user=user)
+    )
+
+
 def user_email(username: str, session: Session) -> tuple[bool, str | None]:
     """``(exists, email)`` of a user in the FAB user store."""
     from airflow.providers.fab.auth_manager.models import User

@@ -47,8 +47,6 @@ from campaign_runs.domain import (
 )
 
 URL_PREFIX = "/campaign-runs"
-# Airflow's FAB "admin" notion for the whole work list: whoever may edit roles (Admin by default).
-ADMIN_RESOURCE = "Roles"
 
 _ERROR_TEXT = {
     status.HTTP_401_UNAUTHORIZED: "Not authenticated: send `Authorization: Bearer <token>` from `POST /auth/token`.",
@@ -395,11 +393,9 @@ def get_worklist(
     """The caller's work list (runs of campaigns the caller may read), newest first."""
     from fastapi import HTTPException
 
-    from campaign_runs import service
+    from campaign_runs import airflow_api, service
 
-    if all_users and not get_auth_manager().is_authorized_custom_view(
-        method="PUT", resource_name=ADMIN_RESOURCE, user=user
-    ):
+    if all_users and not airflow_api.is_worklist_admin(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only administrators may see everyone's work list.")
     readable = _readable_dag_ids(user)
     items = [

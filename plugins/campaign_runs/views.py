@@ -18,7 +18,7 @@ from flask import flash, g, jsonify, make_response, redirect, request
 from flask_appbuilder import BaseView, expose
 from markupsafe import Markup
 
-from campaign_runs import progress, service, view_links
+from campaign_runs import airflow_api, progress, service, view_links
 from campaign_runs.domain import (
     Action,
     ActionNotAllowedError,
@@ -41,7 +41,6 @@ SORTS = {"dag_id": "Name", "owner": "Owner", "next_run": "Next run", "paused": "
 ORIGINS = ("display", "run", "worklist")
 ACTIVE = frozenset(s.value for s in RunStatus if s.is_active)
 # Users who may edit users may also see and hand over everybody's work list.
-ADMIN_RESOURCE = "Users"
 
 WHAT_NEXT = {
     Action.STOP: (
@@ -207,7 +206,7 @@ def _is_admin() -> bool:
     return bool(
         _memo(
             "admin",
-            lambda: _auth_manager().is_authorized_custom_view(method="PUT", resource_name=ADMIN_RESOURCE, user=_user()),
+            lambda: airflow_api.is_worklist_admin(_user()),
         )
     )
 
