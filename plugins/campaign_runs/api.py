@@ -268,15 +268,7 @@ def get_run_schedule(
     )
     return RunScheduleOut(
         dag_id=dag_id,
-        upcoming=[
-            UpcomingRunOut(
-                logical_date=u.logical_date,
-                data_interval_start=u.data_interval_start,
-                data_interval_end=u.data_interval_end,
-                run_after=u.run_after,
-            )
-            for u in schedule.upcoming
-        ],
+        upcoming=[UpcomingRunOut.model_validate(u, from_attributes=True) for u in schedule.upcoming],
         runs=[_run(r) for r in schedule.runs] if want_past else [],
         total_entries=schedule.total if want_past else 0,
         page=schedule.page,

@@ -5,6 +5,7 @@ Field names are the stable output documented in ``cli.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -12,7 +13,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-    from campaign_runs.service import CampaignDetail, CampaignSummary, RunView
+    from campaign_runs.service import CampaignDetail, CampaignSummary, HistoryEntry, RunView, WorklistItem
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -96,33 +97,14 @@ def upcoming_row(slot: Any) -> dict[str, Any]:
     }
 
 
-def history_row(entry: Any) -> dict[str, Any]:
+def history_row(entry: HistoryEntry) -> dict[str, Any]:
     """One recorded action."""
-    return {
-        "id": entry.id,
-        "action": entry.action,
-        "actor": entry.actor,
-        "note": entry.note,
-        "status_before": entry.status_before,
-        "status_after": entry.status_after,
-        "new_run_id": entry.new_run_id,
-        "created_at": entry.created_at,
-    }
+    return dataclasses.asdict(entry)
 
 
-def worklist_row(item: Any) -> dict[str, Any]:
+def worklist_row(item: WorklistItem) -> dict[str, Any]:
     """One work-list entry."""
-    return {
-        "id": item.id,
-        "dag_id": item.dag_id,
-        "run_id": item.run_id,
-        "assignee": item.assignee,
-        "reason": item.reason,
-        "note": item.note,
-        "created_at": item.created_at,
-        "resolved_at": item.resolved_at,
-        "resolution": item.resolution,
-    }
+    return dataclasses.asdict(item)
 
 
 def action_row(result: Any) -> dict[str, Any]:
