@@ -20,11 +20,11 @@ help:
 	@echo "make test    the test suite on SQLite, then on PostgreSQL (PYTEST_ARGS=... adds pytest arguments)"
 	@echo "make lint    ruff check and mypy"
 	@echo "make bench   the benchmarks"
-	@echo "make venv    create or update $(VENV) from requirements.txt"
+	@echo "make venv    create or update $(VENV) from requirements-dev.txt (runtime pins + test/dev tools)"
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@if [ ! -x $(BIN)/python ]; then \
 		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 			|| { echo "$(PYTHON) is older than 3.11: set PYTHON=python3.11 or newer" >&2; exit 1; }; \
@@ -32,11 +32,12 @@ $(STAMP): requirements.txt pyproject.toml
 		$(PYTHON) -m venv $(VENV); \
 	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	@# The build leaves an egg-info beside the package; on the plugins folder's sys.path entry it would be a
-	@# second copy of the distribution, and Airflow would find the plugin's entry point twice.
-	rm -rf plugins/*.egg-info
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@# setuptools writes its egg-info beside the package (egg_base defaults to the package root, plugins/), where
+	@# it would be a second copy of the distribution on sys.path and Airflow would load the plugin twice.
+	@# egg_base must be a directory that exists in every build context, so it is set here, not in pyproject.toml.
+	@printf '[egg_info]\negg_base = %s\n' '$(abspath $(VENV))' > $(VENV)/setuptools.cfg
+	DIST_EXTRA_CONFIG=$(VENV)/setuptools.cfg $(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
 run: venv

@@ -1,6 +1,6 @@
 """The Campaign Runs JSON API: a FastAPI app mounted on Airflow's API server under ``/campaign-runs``.
 
-Thin routes: parse input, check Airflow's permissions, call one service function, shape the answer.
+Thin routes: parse input, check Airflow's permissions, call one core function, shape the answer.
 Authentication is Airflow's own: the bearer JWT that ``/api/v2`` accepts (``POST /auth/token``) or the
 UI's session cookie. Reading needs read access to the campaign's DAG (runs: to its runs); acting needs
 edit access to its runs. Errors are ``{"detail": "...", "code": "..."}``.
@@ -36,15 +36,8 @@ from campaign_runs.api_models import (
     WorklistItemOut,
     WorklistOut,
 )
-from campaign_runs.domain import (
-    ActionNotAllowedError,
-    CampaignPausedError,
-    CampaignRunsError,
-    ConflictError,
-    InvalidNoteError,
-    NotFoundError,
-    RunStatus,
-)
+from campaign_runs.domain import CampaignRunsError, NotFoundError, RunStatus
+from campaign_runs.http_errors import http_status
 
 URL_PREFIX = "/campaign-runs"
 
@@ -77,23 +70,13 @@ app = FastAPI(
 
 # ---------------------------------------------------------------- errors
 
-_STATUS_OF: list[tuple[type[CampaignRunsError], int]] = [
-    (NotFoundError, status.HTTP_404_NOT_FOUND),
-    (ActionNotAllowedError, status.HTTP_409_CONFLICT),
-    (ConflictError, status.HTTP_409_CONFLICT),
-    (CampaignPausedError, status.HTTP_409_CONFLICT),
-    (InvalidNoteError, status.HTTP_422_UNPROCESSABLE_CONTENT),
-]
-
-
 def _problem(status_code: int, detail: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code}, status_code=status_code, headers=headers)
 
 
 @app.exception_handler(CampaignRunsError)
 async def _domain_error(request: Request, error: CampaignRunsError) -> JSONResponse:
-    code = next((c for cls, c in _STATUS_OF if isinstance(error, cls)), status.HTTP_400_BAD_REQUEST)
-    return _problem(code, str(error), error.code)
+    return _problem(http_status(error), str(error), error.code)
 
 
 @app.exception_handler(RequestValidationError)
@@ -200,9 +183,9 @@ def list_campaigns(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> CampaignCollection:
     """Campaigns the caller may read, with schedule, next run, last status and counts."""
-    from campaign_runs import service
+    from campaign_runs import core
 
-    summaries, total = service.list_campaigns(
+    summaries, total = core.list_campaigns(
         search=search, dag_ids=sorted(_readable_dag_ids(user)), limit=limit, offset=offset
     )
     return CampaignCollection(campaigns=[CampaignOut(**_campaign(s)) for s in summaries], total_entries=total)
@@ -220,9 +203,9 @@ def get_campaign(dag_id: DagId) -> CampaignDetailOut:
     """A campaign's About information."""
     from fastapi.encoders import jsonable_encoder
 
-    from campaign_runs import service
+    from campaign_runs import core
 
-    detail = service.get_campaign(dag_id)
+    detail = core.get_campaign(dag_id)
     return CampaignDetailOut(
         **_campaign(detail.summary),
         timezone=detail.timezone,
@@ -252,28 +235,24 @@ def get_run_schedule(
     include_skipped: Annotated[bool, Query(description="Also list skipped runs.")] = False,
 ) -> RunScheduleOut:
     """Upcoming slots from the timetable, then a page of past runs, newest first."""
-    from campaign_runs import service
+    from campaign_runs import core
 
-    statuses = [s.value for s in status_filter or []]
-    past = [s for s in statuses if s != RunStatus.SCHEDULED.value]
-    want_upcoming = not statuses or RunStatus.SCHEDULED.value in statuses
-    want_past = not statuses or bool(past)
-    schedule = service.run_schedule(
+    schedule = core.run_schedule(
         dag_id,
         page=page,
         page_size=page_size,
-        upcoming=upcoming if want_upcoming else 0,
+        upcoming=upcoming,
         include_skipped=include_skipped,
-        statuses=past or None,
+        statuses=[s.value for s in status_filter or []],
     )
     return RunScheduleOut(
         dag_id=dag_id,
         upcoming=[UpcomingRunOut.model_validate(u, from_attributes=True) for u in schedule.upcoming],
-        runs=[_run(r) for r in schedule.runs] if want_past else [],
-        total_entries=schedule.total if want_past else 0,
+        runs=[_run(r) for r in schedule.runs],
+        total_entries=schedule.total,
         page=schedule.page,
         page_size=schedule.page_size,
-        pages=schedule.pages if want_past else 1,
+        pages=schedule.pages,
     )
 
 
@@ -287,9 +266,10 @@ def get_run_schedule(
 )
 def get_run(dag_id: DagId, run_id: RunId) -> RunDetailOut:
     """A run: status, progress per channel, tasks and every action taken on it."""
-    from campaign_runs.presenters import load_run_details
+    from campaign_runs import core
+    from campaign_runs.presenters import run_details_row
 
-    return RunDetailOut.model_validate(load_run_details(dag_id, run_id))
+    return RunDetailOut.model_validate(run_details_row(core.run_details(dag_id, run_id)))
 
 
 # ---------------------------------------------------------------- actions
@@ -303,25 +283,19 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
         user: GetUserDep,
         idempotency_key: IdempotencyKey = None,
     ) -> ActionResultOut:
-        from campaign_runs import service
+        from campaign_runs import core
+        from campaign_runs.presenters import action_row
 
-        kwargs: dict[str, Any] = {"actor": user.get_name(), "note": body.note, "idempotency_key": idempotency_key}
-        if action == "restart":
-            kwargs["unpause"] = body.unpause
-        function = {"stop": service.stop_run, "restart": service.restart_run, "skip": service.skip_run}[action]
-        result = function(dag_id, run_id, **kwargs)
-        service.deliver_soon(result.outbox_ids)
-        return ActionResultOut(
-            action_id=result.action_id,
-            action=result.action,
-            dag_id=result.dag_id,
-            run_id=result.run_id,
-            actor=result.actor,
-            status_before=result.status_before,
-            status_after=result.status_after,
-            new_run_id=result.new_run_id,
-            replayed=result.replayed,
+        result = core.perform(
+            action,
+            dag_id,
+            run_id,
+            actor=user.get_name(),
+            note=body.note,
+            unpause=action == "restart" and body.unpause,
+            idempotency_key=idempotency_key,
         )
+        return ActionResultOut(**action_row(result))
 
     act.__name__ = f"{action}_run"
     act.__doc__ = description
@@ -361,9 +335,9 @@ skip_run = _action_route("skip", "Skip a run", "Mark a failed or stopped run ski
 )
 def reassign_run(dag_id: DagId, run_id: RunId, body: ReassignBody, user: GetUserDep) -> WorklistItemOut:
     """Give the run's open work-list entry to another user."""
-    from campaign_runs import service
+    from campaign_runs import core
 
-    item = service.reassign(dag_id, run_id, to_user=body.to, actor=user.get_name(), note=body.note)
+    item = core.reassign(dag_id, run_id, to_user=body.to, actor=user.get_name(), note=body.note)
     return _worklist_item(item)
 
 
@@ -385,14 +359,15 @@ def get_worklist(
     """The caller's work list (runs of campaigns the caller may read), newest first."""
     from fastapi import HTTPException
 
-    from campaign_runs import airflow_api, service
+    from campaign_runs import core
+    from campaign_runs.adapters.auth import is_worklist_admin
 
-    if all_users and not airflow_api.is_worklist_admin(user):
+    if all_users and not is_worklist_admin(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only administrators may see everyone's work list.")
     readable = _readable_dag_ids(user)
     items = [
         i
-        for i in service.worklist(None if all_users else user.get_name(), include_resolved=include_resolved)
+        for i in core.worklist(None if all_users else user.get_name(), include_resolved=include_resolved)
         if i.dag_id in readable
     ]
     return WorklistOut(items=[_worklist_item(i) for i in items], total_entries=len(items))

@@ -1,7 +1,7 @@
-"""``airflow campaigns ...``: the operators' command line (thin: parse, call the service, print).
+"""``airflow campaigns ...``: the operators' command line (thin: parse, call the core, print).
 
 Registered through the provider's ``cli`` key (``provider_info.py``). Only ``airflow.cli.cli_config`` is
-imported at module level so that ``airflow --help`` stays fast; handlers import the service lazily.
+imported at module level so that ``airflow --help`` stays fast; handlers import the core lazily.
 
 Output: listing and detail commands take ``-o/--output table|json|yaml|plain``. JSON and YAML keep
 types (numbers, booleans, null) and write times as ISO 8601 in UTC. Listing commands print an
@@ -31,7 +31,8 @@ import argparse
 import functools
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from airflow.cli.cli_config import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, Arg, GroupCommand
 
@@ -39,14 +40,11 @@ from campaign_runs.presenters import (
     action_row,
     campaign_detail,
     campaign_row,
-    load_run_details,
+    run_details_row,
     run_row,
     upcoming_row,
     worklist_row,
 )
-
-if TYPE_CHECKING:
-    pass
 
 RUN_STATUSES = ("scheduled", "queued", "running", "stopping", "stopped", "failed", "completed", "skipped")
 
@@ -168,42 +166,61 @@ def _edge(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Name
     return wrapper
 
 
-def _console() -> Any:
-    """Airflow's console, keeping JSON/YAML types and writing times as ISO 8601."""
-    from airflow.cli.simple_table import AirflowConsole
+def _normalize(value: Any, output: str) -> Any:
+    """JSON/YAML keep types (times as ISO 8601); table and plain get readable text."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        if output in ("json", "yaml"):
+            return {str(k): _normalize(v, output) for k, v in value.items()}
+        return ", ".join(f"{k}={_normalize(v, output)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        items = [_normalize(v, output) for v in value]
+        return items if output in ("json", "yaml") else ", ".join(str(v) for v in items)
+    if output in ("json", "yaml"):
+        return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
 
-    class CampaignConsole(AirflowConsole):
-        def _normalize_data(self, value: Any, output: str) -> Any:
-            from datetime import datetime
 
-            if isinstance(value, datetime):
-                return value.isoformat()
-            if output in ("json", "yaml"):
-                if isinstance(value, (list, tuple)):
-                    return [self._normalize_data(v, output) for v in value]
-                if isinstance(value, dict):
-                    return {str(k): self._normalize_data(v, output) for k, v in value.items()}
-                if value is None or isinstance(value, (bool, int, float, str)):
-                    return value
-                return str(value)
-            if value is None:
-                return ""
-            if isinstance(value, bool):
-                return "yes" if value else "no"
-            if isinstance(value, dict):
-                return ", ".join(f"{k}={self._normalize_data(v, output)}" for k, v in value.items())
-            return super()._normalize_data(value, output)
+class Printer:
+    """Prints rows and objects through Airflow's console, normalizing values first (no private API used)."""
 
-        def print_object(self, data: dict[str, Any], output: str) -> None:
-            """One object: JSON/YAML as an object, table/plain as property/value rows."""
-            if output in ("json", "yaml"):
-                normalized = {k: self._normalize_data(v, output) for k, v in data.items()}
-                (self.print_as_json if output == "json" else self.print_as_yaml)(normalized)  # type: ignore[operator]
-                return
-            rows = [{"property": k, "value": v} for k, v in data.items()]
-            self.print_as(rows, output)
+    def __init__(self) -> None:
+        from airflow.cli.simple_table import AirflowConsole
 
-    return CampaignConsole()
+        self.console = AirflowConsole()
+
+    def print(self, text: str) -> None:
+        """A line of text."""
+        self.console.print(text)
+
+    def print_as(self, rows: list[dict[str, Any]], output: str) -> None:
+        """Rows as table, plain, JSON or YAML."""
+        renderers = {
+            "json": self.console.print_as_json,
+            "yaml": self.console.print_as_yaml,
+            "table": self.console.print_as_table,
+            "plain": self.console.print_as_plain_table,
+        }
+        if output not in renderers:
+            raise CliError(f"unknown output format {output!r}; use one of {', '.join(renderers)}.")
+        renderers[output]([{k: _normalize(v, output) for k, v in row.items()} for row in rows])
+
+    def print_object(self, data: dict[str, Any], output: str) -> None:
+        """One object: JSON/YAML as an object, table/plain as property/value rows."""
+        if output in ("json", "yaml"):
+            normalized = {k: _normalize(v, output) for k, v in data.items()}
+            (self.console.print_as_json if output == "json" else self.console.print_as_yaml)(normalized)
+            return
+        self.print_as([{"property": k, "value": v} for k, v in data.items()], output)
+
+
+def _console() -> Printer:
+    return Printer()
 
 
 def _confirm(args: argparse.Namespace, question: str) -> None:
@@ -239,20 +256,16 @@ def _run_table_row(row: dict[str, Any]) -> dict[str, Any]:
 @_edge
 def campaigns_list(args: argparse.Namespace) -> None:
     """``airflow campaigns list``."""
-    from airflow.utils.session import create_session
+    from campaign_runs import core
 
-    from campaign_runs import service
-
-    with create_session() as session:
-        rows = []
-        offset = 0
-        while True:
-            summaries, total = service.list_campaigns(limit=500, offset=offset, session=session)
-            for summary in summaries:
-                rows.append(campaign_row(summary, service.get_campaign(summary.dag_id, session=session).timezone))
-            offset += len(summaries)
-            if not summaries or offset >= total:
-                break
+    rows = []
+    offset = 0
+    while True:
+        summaries, total = core.list_campaigns(limit=500, offset=offset)
+        rows.extend(campaign_row(s, core.get_campaign(s.dag_id).timezone) for s in summaries)
+        offset += len(summaries)
+        if not summaries or offset >= total:
+            break
     console = _console()
     if args.output in ("table", "plain"):
         columns = (
@@ -274,40 +287,35 @@ def campaigns_list(args: argparse.Namespace) -> None:
 @_edge
 def campaigns_show(args: argparse.Namespace) -> None:
     """``airflow campaigns show CAMPAIGN``."""
-    from campaign_runs import service
+    from campaign_runs import core
 
-    _console().print_object(campaign_detail(service.get_campaign(args.campaign)), args.output)
+    _console().print_object(campaign_detail(core.get_campaign(args.campaign)), args.output)
 
 
 @_edge
 def campaigns_runs(args: argparse.Namespace) -> None:
     """``airflow campaigns runs CAMPAIGN``: upcoming slots, then past runs newest first."""
-    from campaign_runs import service
+    from campaign_runs import core
 
     for name in ("upcoming", "limit", "page"):
         value = getattr(args, name)
         if value is not None and (value < 0 or (name != "upcoming" and value < 1)):
             raise CliError(f"--{name} must be {'0 or more' if name == 'upcoming' else '1 or more'}.")
-    states = args.state or []
-    past_states = [s for s in states if s != "scheduled"]
-    want_upcoming = not states or "scheduled" in states
-    want_past = not states or bool(past_states)
-    schedule = service.run_schedule(
+    schedule = core.run_schedule(
         args.campaign,
         page=args.page,
         page_size=args.limit,
-        upcoming=args.upcoming if want_upcoming else 0,
+        upcoming=args.upcoming,
         include_skipped=args.include_skipped,
-        statuses=past_states or None,
+        statuses=args.state or [],
     )
     # Upcoming slots: the soonest last, right above the newest past run.
     rows = [upcoming_row(slot) for slot in reversed(schedule.upcoming)]
-    if want_past:
-        rows.extend(run_row(run) for run in schedule.runs)
+    rows.extend(run_row(run) for run in schedule.runs)
     console = _console()
     if args.output in ("table", "plain"):
         console.print_as([_run_table_row(r) for r in rows], args.output)
-        if want_past and schedule.total > len(schedule.runs):
+        if schedule.total > len(schedule.runs):
             print(
                 f"Page {schedule.page} of {schedule.pages}: {len(schedule.runs)} of {schedule.total} past runs "
                 "(use --page / --limit).",
@@ -320,7 +328,9 @@ def campaigns_runs(args: argparse.Namespace) -> None:
 @_edge
 def campaigns_run(args: argparse.Namespace) -> None:
     """``airflow campaigns run CAMPAIGN RUN_ID``: status, progress per channel, tasks, history."""
-    details = load_run_details(args.campaign, args.run_id)
+    from campaign_runs import core
+
+    details = run_details_row(core.run_details(args.campaign, args.run_id))
     console = _console()
     if args.output in ("json", "yaml"):
         console.print_object(details, args.output)
@@ -336,19 +346,19 @@ def campaigns_run(args: argparse.Namespace) -> None:
 
 
 def _act(args: argparse.Namespace, action: str) -> None:
-    from campaign_runs import service
+    from campaign_runs import core
 
-    run = service.get_run(args.campaign, args.run_id)
+    run = core.get_run(args.campaign, args.run_id)
     _confirm(args, f"{action.capitalize()} run {args.run_id} of campaign {args.campaign} (now {run.status})?")
-    kwargs: dict[str, Any] = {"actor": args.user, "note": args.note}
-    if action == "restart":
-        kwargs["unpause"] = args.unpause
-    result = {"stop": service.stop_run, "restart": service.restart_run, "skip": service.skip_run}[action](
-        args.campaign, args.run_id, **kwargs
+    result = core.perform(
+        action,
+        args.campaign,
+        args.run_id,
+        actor=args.user,
+        note=args.note,
+        unpause=bool(getattr(args, "unpause", False)),
     )
-    thread = service.deliver_soon(result.outbox_ids)
-    if thread is not None:
-        thread.join(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
+    core.wait_for_deliveries(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
     if args.output in ("json", "yaml"):
         _console().print_object(action_row(result), args.output)
         return
@@ -383,25 +393,22 @@ def campaigns_skip(args: argparse.Namespace) -> None:
 @_edge
 def campaigns_worklist(args: argparse.Namespace) -> None:
     """``airflow campaigns worklist [--user USERNAME | --all]``."""
-    from airflow.utils.session import create_session
-
-    from campaign_runs import airflow_api, service
+    from campaign_runs import core
 
     if args.user and args.all:
         raise CliError("give either --user USERNAME or --all, not both.")
-    with create_session() as session:
-        if args.user and not airflow_api.user_email(args.user, session)[0]:
-            raise CliError(f"User {args.user!r} does not exist.")
-        items = service.worklist(args.user or None, include_resolved=args.include_resolved, session=session)
+    if args.user:
+        core.require_user(args.user)
+    items = core.worklist(args.user or None, include_resolved=args.include_resolved)
     _console().print_as([worklist_row(i) for i in items], args.output)
 
 
 @_edge
 def campaigns_reassign(args: argparse.Namespace) -> None:
     """``airflow campaigns reassign CAMPAIGN RUN_ID --to USERNAME --user USERNAME``."""
-    from campaign_runs import service
+    from campaign_runs import core
 
-    item = service.reassign(args.campaign, args.run_id, to_user=args.to, actor=args.user, note=args.note)
+    item = core.reassign(args.campaign, args.run_id, to_user=args.to, actor=args.user, note=args.note)
     if args.output in ("json", "yaml"):
         _console().print_object(worklist_row(item), args.output)
         return
@@ -413,7 +420,7 @@ def campaigns_housekeeping(args: argparse.Namespace) -> None:
     """``airflow campaigns housekeeping [--once]``: finish stopping runs and send due emails."""
     import time
 
-    from campaign_runs import service
+    from campaign_runs import core
     from campaign_runs.settings import get_settings
 
     interval = args.interval if args.interval is not None else get_settings().housekeeping_interval
@@ -421,7 +428,7 @@ def campaigns_housekeeping(args: argparse.Namespace) -> None:
         raise CliError("--interval must be more than 0 seconds.")
     try:
         while True:
-            outbox_ids, sent = service.housekeeping_pass()
+            outbox_ids, sent = core.housekeeping_pass()
             if args.once or outbox_ids or sent:
                 print(f"Housekeeping: {len(outbox_ids)} run(s) finished stopping; {sent} email(s) sent.", flush=True)
             if args.once:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as _dt
 import enum
 
 
@@ -91,6 +92,12 @@ class NotACampaignError(NotFoundError):
     code = "not_a_campaign"
 
 
+class UnknownActionError(NotFoundError):
+    """No such action."""
+
+    code = "unknown_action"
+
+
 class ActionNotAllowedError(CampaignRunsError):
     """The run's status does not allow the action."""
 
@@ -134,3 +141,8 @@ def validate_note(note: str | None, *, required: bool, max_length: int) -> str:
     if len(cleaned) > max_length:
         raise InvalidNoteError(f"The note is {len(cleaned)} characters long; the limit is {max_length}.")
     return cleaned
+
+
+def utcnow() -> _dt.datetime:
+    """Aware UTC now, as Airflow stores times."""
+    return _dt.datetime.now(_dt.UTC)

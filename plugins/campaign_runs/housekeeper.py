@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 
 class Housekeeper:
-    """Runs ``service.housekeeping_pass`` every ``[campaign_runs] housekeeping_interval`` seconds."""
+    """Runs ``core.housekeeping_pass`` every ``[campaign_runs] housekeeping_interval`` seconds."""
 
     def __init__(self, interval: float | None = None) -> None:
         self.interval = interval if interval is not None else get_settings().housekeeping_interval
@@ -38,11 +38,11 @@ class Housekeeper:
         self._thread = None
 
     def _loop(self) -> None:
-        from campaign_runs import service
+        from campaign_runs.core.housekeeping import housekeeping_pass
 
         while not self._stop.is_set():
             try:
-                service.housekeeping_pass()
+                housekeeping_pass()
             except Exception:
                 log.exception("Campaign Runs housekeeping pass failed; retrying")
             self._stop.wait(self.interval)

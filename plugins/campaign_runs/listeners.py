@@ -1,13 +1,18 @@
-"""Listeners: run the housekeeper inside the scheduler process."""
+"""Listeners: run the housekeeper inside the scheduler process.
+
+Every process that loads plugins imports this module (task processes too), so it imports only the hook
+marker; the housekeeper is imported when a scheduler starts.
+"""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.listeners import hookimpl
 
-from campaign_runs.housekeeper import Housekeeper
+if TYPE_CHECKING:
+    from campaign_runs.housekeeper import Housekeeper
 
 _housekeeper: Housekeeper | None = None
 _lock = threading.Lock()
@@ -28,6 +33,8 @@ def on_starting(component: Any) -> None:
     global _housekeeper
     if not _is_scheduler(component):
         return
+    from campaign_runs.housekeeper import Housekeeper
+
     with _lock:
         if _housekeeper is None:
             _housekeeper = Housekeeper()

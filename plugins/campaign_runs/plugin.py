@@ -1,12 +1,33 @@
-"""The Airflow plugin: declarations only."""
+"""The Airflow plugin: declarations only.
+
+Every process that loads plugins imports this module (task processes too, for ``listeners``), so the FAB
+views and the FastAPI app are imported on first read of ``appbuilder_views`` / ``fastapi_apps``: only the
+API server reads them.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from airflow.plugins_manager import AirflowPlugin
 
-from campaign_runs import listeners, views
-from campaign_runs.api import app as api_app
+from campaign_runs import listeners
+from campaign_runs.lazy import Lazy
 from campaign_runs.view_links import BASE as VIEWS_BASE
+
+
+def _fastapi_apps() -> list[dict[str, Any]]:
+    """The JSON API, mounted under ``/campaign-runs``."""
+    from campaign_runs.api import app
+
+    return [{"app": app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
+
+
+def _appbuilder_views() -> list[dict[str, Any]]:
+    """The campaign pages, served by the FAB provider under ``/pluginsv2/campaigns``."""
+    from campaign_runs.views import CampaignsView
+
+    return [{"view": CampaignsView()}]
 
 
 class CampaignRunsPlugin(AirflowPlugin):
@@ -14,8 +35,8 @@ class CampaignRunsPlugin(AirflowPlugin):
 
     name = "campaign_runs"
     listeners = [listeners]
-    fastapi_apps = [{"app": api_app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
-    appbuilder_views = [{"view": views.CampaignsView()}]
+    fastapi_apps = Lazy(_fastapi_apps)
+    appbuilder_views = Lazy(_appbuilder_views)
     external_views = [
         {
             "name": "Campaigns",

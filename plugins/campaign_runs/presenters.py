@@ -11,9 +11,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy.orm import Session
-
-    from campaign_runs.service import CampaignDetail, CampaignSummary, HistoryEntry, RunView, WorklistItem
+    from campaign_runs.core import (
+        ActionResult,
+        CampaignDetail,
+        CampaignSummary,
+        HistoryEntry,
+        RunDetails,
+        RunView,
+        UpcomingRun,
+        WorklistItem,
+    )
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -74,7 +81,7 @@ def run_row(run: RunView) -> dict[str, Any]:
     }
 
 
-def upcoming_row(slot: Any) -> dict[str, Any]:
+def upcoming_row(slot: UpcomingRun) -> dict[str, Any]:
     """An upcoming slot in the same shape as a run."""
     return {
         "run_id": None,
@@ -107,7 +114,7 @@ def worklist_row(item: WorklistItem) -> dict[str, Any]:
     return dataclasses.asdict(item)
 
 
-def action_row(result: Any) -> dict[str, Any]:
+def action_row(result: ActionResult) -> dict[str, Any]:
     """What an action did."""
     return {
         "action_id": result.action_id,
@@ -122,78 +129,26 @@ def action_row(result: Any) -> dict[str, Any]:
     }
 
 
-def channel_progress(dag_id: str, run_id: str, channels: list[str], session: Session) -> list[dict[str, Any]]:
-    """Progress per channel (XCom ``campaign_progress`` of task ``send_<channel>``, mapped ones summed).
-
-    Every channel of the campaign is listed, with ``None`` counts until its task has reported.
-    """
-    from campaign_runs import progress
-
-    reported: dict[str, dict[str, Any]] = {}
-    for item in progress.channel_progress(dag_id, run_id, session=session):
-        entry = reported.setdefault(
-            item.channel, {"channel": item.channel, "task_id": item.task_id, "total": 0, "sent": 0, "failed": 0}
-        )
-        for key in ("total", "sent", "failed"):
-            entry[key] += getattr(item, key)
-    states: dict[str, str | None] = {}
-    for task in progress.task_rows(dag_id, run_id, session=session):
-        states.setdefault(task.task_id, task.state)
-    rows = []
-    for channel in [*channels, *sorted(set(reported) - set(channels))]:
-        data = reported.get(channel)
-        task_id = data["task_id"] if data else f"{progress.CHANNEL_TASK_PREFIX}{channel}"
-        total = data["total"] if data else None
-        rows.append(
+def run_details_row(details: RunDetails) -> dict[str, Any]:
+    """A run with its progress per channel, its tasks and its history."""
+    run = details.run
+    return {
+        "dag_id": run.dag_id,
+        **run_row(run),
+        "triggering_user": run.triggering_user,
+        "dag_run_state": run.dag_run_state,
+        "progress": [
             {
-                "channel": channel,
-                "task_id": task_id,
-                "task_state": states.get(task_id),
-                "total": total,
-                "sent": data["sent"] if data else None,
-                "failed": data["failed"] if data else None,
-                "percent": min(100, int(100 * (data["sent"] + data["failed"]) / total)) if data and total else None,
+                "channel": c.channel,
+                "task_id": c.task_id,
+                "task_state": c.task_state,
+                "total": c.total,
+                "sent": c.sent,
+                "failed": c.failed,
+                "percent": c.percent,
             }
-        )
-    return rows
-
-
-def task_instances(dag_id: str, run_id: str, session: Session) -> list[dict[str, Any]]:
-    """The run's task instances in start order (one row per mapped instance)."""
-    from campaign_runs import progress
-
-    return [
-        {
-            "task_id": t.task_id,
-            "map_index": t.map_index,
-            "state": t.state,
-            "try_number": t.try_number,
-            "max_tries": t.max_tries,
-            "start_date": t.start_date,
-            "end_date": t.end_date,
-            "duration_seconds": round(t.duration, 3) if t.duration is not None else None,
-            "operator": t.operator,
-        }
-        for t in progress.task_rows(dag_id, run_id, session=session)
-    ]
-
-
-def load_run_details(dag_id: str, run_id: str) -> dict[str, Any]:
-    """A run with its progress per channel, its tasks and its history (one session)."""
-    from airflow.utils.session import create_session
-
-    from campaign_runs import service
-
-    with create_session() as session:
-        run = service.get_run(dag_id, run_id, session=session)
-        campaign = service.get_campaign(dag_id, session=session)
-        history = service.run_history(dag_id, run_id, session=session)
-        return {
-            "dag_id": dag_id,
-            **run_row(run),
-            "triggering_user": run.triggering_user,
-            "dag_run_state": run.dag_run_state,
-            "progress": channel_progress(dag_id, run_id, campaign.summary.channels, session),
-            "tasks": task_instances(dag_id, run_id, session),
-            "history": [history_row(h) for h in history],
-        }
+            for c in details.channels
+        ],
+        "tasks": [dataclasses.asdict(t) for t in details.tasks],
+        "history": [history_row(h) for h in details.history],
+    }

@@ -103,7 +103,7 @@ def test_generated_requests_anonymous(campaign_api: Any, path: str, method: str)
 
 def test_real_data_conforms(campaign_api: Any, admin_headers: dict[str, str], make_run: Any) -> None:
     """Answers about real campaigns, runs and work lists match the schema too (incl. every action)."""
-    from campaign_runs import service
+    from campaign_runs import core
 
     running = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
     failed = make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
@@ -122,7 +122,7 @@ def test_real_data_conforms(campaign_api: Any, admin_headers: dict[str, str], ma
     call("/campaigns/{dag_id}/runs", "GET", path_parameters=campaign, query={"include_skipped": True, "upcoming": 3})
     call(run_path, "GET", path_parameters={**campaign, "run_id": running})
     call(f"{run_path}/stop", "POST", path_parameters={**campaign, "run_id": running}, body={"note": "Stop it"})
-    service.housekeeping_pass()
+    core.housekeeping_pass()
     call(f"{run_path}/reassign", "POST", path_parameters={**campaign, "run_id": running}, body={"to": "alice"})
     call("/worklist", "GET", query={"all": True, "include_resolved": True})
     call(f"{run_path}/restart", "POST", path_parameters={**campaign, "run_id": failed}, body={"note": "Again"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from campaign_runs import listeners, service
+from campaign_runs import core, listeners
 from campaign_runs.housekeeper import Housekeeper
 
 from tests.support.fixtures import SmtpSink
@@ -14,14 +14,14 @@ from tests.support.processes import wait_until
 
 def test_housekeeper_finishes_stops_and_sends_in_the_background(make_run, smtp_server: SmtpSink) -> None:  # type: ignore[no-untyped-def]
     run_id = make_run("cr_campaign", state="queued")
-    service.stop_run("cr_campaign", run_id, actor="alice", note="bg")
+    core.stop_run("cr_campaign", run_id, actor="alice", note="bg")
     keeper = Housekeeper(interval=0.1)
     keeper.start()
     try:
         assert keeper.running
         [message] = smtp_server.wait_for(1, timeout=20)
         assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign stopped"
-        wait_until(lambda: [e.run_id for e in service.worklist("alice")] == [run_id], timeout=10)
+        wait_until(lambda: [e.run_id for e in core.worklist("alice")] == [run_id], timeout=10)
     finally:
         keeper.stop()
     assert not keeper.running

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from campaign_runs import notify, service
+from campaign_runs import core
+from campaign_runs.core import notify
 from campaign_runs.models import email_outbox
 from sqlalchemy import func, select
 
@@ -33,8 +34,13 @@ def test_concurrent_deliverers_send_each_email_once(make_run, smtp_server: SmtpS
     from airflow.utils.session import create_session
 
     run_ids = [make_run("cr_campaign", state="failed") for _ in range(6)]
-    for run_id in run_ids:
-        service.skip_run("cr_campaign", run_id, actor="alice", note="batch skip")
+    with create_session() as session:  # outbox rows only: no delivery starts on commit
+        for run_id in run_ids:
+            context = notify.action_context("cr_campaign", run_id, "batch skip")
+            notify.enqueue(
+                session, kind="skipped", dag_id="cr_campaign", run_id=run_id, username="alice", action_id=None,
+                context=context,
+            )
     barrier = threading.Barrier(4)
     sent: list[int] = []
     lock = threading.Lock()
@@ -60,7 +66,7 @@ def test_concurrent_deliverers_send_each_email_once(make_run, smtp_server: SmtpS
     with create_session() as session:
         statuses = session.execute(select(email_outbox.c.status, func.count()).group_by(email_outbox.c.status)).all()
     assert statuses == [("sent", 6)]
-    assert service.housekeeping_pass() == ([], 0)
+    assert core.housekeeping_pass() == ([], 0)
     assert "batch skip" in body_of(messages[0])
 
 
@@ -68,7 +74,11 @@ def test_a_claimed_row_is_not_sent_by_another_process(make_run, smtp_server: Smt
     from airflow.utils.session import create_session
 
     run_id = make_run("cr_campaign", state="failed")
-    service.skip_run("cr_campaign", run_id, actor="alice", note="x")
+    with create_session() as session:  # an outbox row only: no delivery starts on commit
+        notify.enqueue(
+            session, kind="skipped", dag_id="cr_campaign", run_id=run_id, username="alice", action_id=None,
+            context=notify.action_context("cr_campaign", run_id, "x"),
+        )
     with create_session() as session:
         claimed = notify._claim(session, None, 10)  # another process holds it, mid-send
     assert len(claimed) == 1

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from campaign_runs import service
+from campaign_runs import core
 from campaign_runs.models import run_action, run_record, worklist_entry
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -246,7 +246,7 @@ def stopped_run(make_run: Callable[..., str], client: TestClient) -> str:
     run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "running"})
     assert post_action(client, "cr_campaign", run_id, "stop", "halt").status_code == 303
     set_ti_state("cr_campaign", run_id, "build_audience", "failed")
-    service.finish_stopping_runs()
+    core.finish_stopping_runs()
     assert record_status("cr_campaign", run_id) == "stopped"
     return run_id
 
@@ -512,7 +512,10 @@ def test_status_json_reports_status_and_channel_progress(
         25,
         50,
     )
-    assert data["channels"] == [{"channel": "email", "total": 10, "sent": 4, "failed": 1, "percent": 50}]
+    assert data["channels"] == [  # every declared channel, as in the REST API and the CLI
+        {"channel": "email", "total": 10, "sent": 4, "failed": 1, "percent": 50},
+        {"channel": "sms", "total": None, "sent": None, "failed": None, "percent": None},
+    ]
     assert data["allowed_actions"] == ["stop"]
     schedule = client.get(f"{BASE}/display/cr_campaign/status.json").json()
     assert [(r["run_id"], r["status"]) for r in schedule["runs"]] == [(run_id, "running")]
@@ -542,7 +545,7 @@ def test_stop_with_a_note_reads_stopping_then_stopped_with_email_and_work_list(
     assert count(run_action, run_id=run_id, action="stop", actor="alice", note="Wrong audience") == 1
 
     set_ti_state("cr_campaign", run_id, "send_email", "failed")  # the task process ended
-    service.housekeeping_pass()
+    core.housekeeping_pass()
     [message] = smtp_server.wait_for(1)
     assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign stopped"
     assert message["To"] == "alice@example.com"
@@ -709,11 +712,11 @@ def test_over_long_note_is_refused_and_nothing_changes(
     run_id = make_run("cr_campaign", state="running")
     alice = users("alice")
     response = post_action(alice, "cr_campaign", run_id, "stop", "x" * 2001)
-    assert response.status_code == 400
+    assert response.status_code == 422  # the same status the REST API answers (one error mapping)
     assert flashes(response) == ["The note is 2001 characters long; the limit is 2000."]
     assert '<div class="cr-error">The note is 2001 characters long; the limit is 2000.</div>' in response.text
     empty = post_action(alice, "cr_campaign", run_id, "stop", "   ")
-    assert empty.status_code == 400
+    assert empty.status_code == 422
     assert flashes(empty) == ["A note is required: say why you take this action."]
     assert count(run_action) == 0
     assert record_status("cr_campaign", run_id) is None

@@ -37,13 +37,21 @@ def _services() -> dict[str, dict[str, Any]]:
     return services
 
 
+def _pins(filename: str) -> dict[str, str]:
+    """The ``name==version`` lines of a requirements file, by normalized name."""
+    pins: dict[str, str] = {}
+    for line in (REPO / filename).read_text().splitlines():
+        name, sep, version = line.partition("#")[0].partition("==")
+        if sep:
+            pins[re.sub(r"[-_.]+", "-", name.strip().lower())] = version.strip()
+    return pins
+
+
 def _pin(package: str) -> str:
     """The version that requirements.txt pins for ``package``."""
-    for line in (REPO / "requirements.txt").read_text().splitlines():
-        name, sep, version = line.partition("==")
-        if sep and name.strip().lower() == package:
-            return version.strip()
-    raise AssertionError(f"requirements.txt does not pin {package}")
+    version = _pins("requirements.txt").get(package)
+    assert version, f"requirements.txt does not pin {package}"
+    return version
 
 
 def _default(value: str) -> str:
@@ -108,6 +116,17 @@ def test_image_installs_the_package_with_the_pins_as_constraints() -> None:
     ]
     for path in ("requirements.txt", "pyproject.toml", "plugins/campaign_runs/__init__.py"):
         assert (REPO / path).is_file(), path
+
+
+def test_image_gets_the_runtime_set_not_the_development_tools() -> None:
+    """requirements.txt is the runtime set; requirements-dev.txt adds the tools on top and stays out of the image."""
+    assert "requirements-dev" not in _dockerfile()
+    dev_lines = (REPO / "requirements-dev.txt").read_text().splitlines()
+    assert next(line for line in dev_lines if line.strip() and not line.startswith("#")) == "-r requirements.txt"
+    runtime, dev = _pins("requirements.txt"), _pins("requirements-dev.txt")
+    assert not runtime.keys() & dev.keys(), "a package is pinned in both files"
+    assert {"pytest", "ruff", "mypy", "import-linter", "playwright", "aiosmtpd", "schemathesis"} <= dev.keys()
+    assert {"apache-airflow", "apache-airflow-providers-fab", "apache-airflow-providers-celery"} <= runtime.keys()
 
 
 @pytest.mark.parametrize("service", sorted(AIRFLOW_SERVICES))

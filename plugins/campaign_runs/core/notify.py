@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import and_, insert, or_, select, update
 
-from campaign_runs import airflow_api
+from campaign_runs import links
+from campaign_runs.adapters import auth, email
+from campaign_runs.adapters.session import dialect_name
+from campaign_runs.domain import utcnow
 from campaign_runs.models import email_outbox
 from campaign_runs.settings import get_settings
 
@@ -61,6 +64,20 @@ def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
     return RenderedEmail(subject=f"{prefix} {subject}".strip(), body_html=body)
 
 
+def action_context(dag_id: str, run_id: str, note: str, new_run_id: str | None = None) -> dict[str, Any]:
+    """Template variables of an action's email: the note and links to the campaign and the run(s)."""
+    base = get_settings().base_url
+    context: dict[str, Any] = {
+        "note": note,
+        "campaign_url": links.absolute(base, links.campaign_path(dag_id)),
+        "run_url": links.absolute(base, links.run_path(dag_id, run_id)),
+        "new_run_id": new_run_id or "",
+    }
+    if new_run_id:
+        context["new_run_url"] = links.absolute(base, links.run_path(dag_id, new_run_id))
+    return context
+
+
 def enqueue(
     session: Session,
     *,
@@ -72,9 +89,9 @@ def enqueue(
     context: dict[str, Any],
 ) -> int:
     """Write one email to the outbox in the caller's transaction; returns its id."""
-    exists, address = airflow_api.user_email(username, session)
-    email = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
-    now = airflow_api.utcnow()
+    exists, address = auth.user_email(username, session)
+    rendered = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
+    now = utcnow()
     reason = None
     if not address:
         reason = f"User {username!r} has no email address." if exists else f"User {username!r} does not exist."
@@ -88,8 +105,8 @@ def enqueue(
             kind=kind,
             username=username,
             recipient=address,
-            subject=email.subject[:512],
-            body_html=email.body_html,
+            subject=rendered.subject[:512],
+            body_html=rendered.body_html,
             message_id=f"<campaign-runs.{secrets.token_hex(12)}@{socket.gethostname() or 'localhost'}>",
             status=PENDING if address else UNDELIVERABLE,
             attempts=0,
@@ -109,7 +126,7 @@ def backoff_seconds(attempts: int) -> int:
 
 def _claim(session: Session, outbox_ids: list[int] | None, limit: int) -> list[tuple[int, str]]:
     """Claim due rows for this process; returns ``(id, claim_token)`` pairs, committed."""
-    now = airflow_api.utcnow()
+    now = utcnow()
     due = and_(
         email_outbox.c.status == PENDING,
         email_outbox.c.next_attempt_at <= now,
@@ -118,7 +135,7 @@ def _claim(session: Session, outbox_ids: list[int] | None, limit: int) -> list[t
     query = select(email_outbox.c.id).where(due).order_by(email_outbox.c.id).limit(limit)
     if outbox_ids is not None:
         query = query.where(email_outbox.c.id.in_(outbox_ids))
-    if session.get_bind().dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         query = query.with_for_update(skip_locked=True)
     claimed: list[tuple[int, str]] = []
     until = now + timedelta(seconds=get_settings().email_claim_seconds)
@@ -141,7 +158,7 @@ def deliver(session: Session, outbox_ids: list[int] | None = None, limit: int = 
     for outbox_id, token in _claim(session, outbox_ids, limit):
         row = session.execute(select(email_outbox).where(email_outbox.c.id == outbox_id)).one()
         try:
-            airflow_api.send_email(row.recipient, row.subject, row.body_html, row.message_id)
+            email.send_email(row.recipient, row.subject, row.body_html, row.message_id)
         except Exception as error:
             delay = backoff_seconds(row.attempts)
             log.warning(
@@ -159,14 +176,14 @@ def deliver(session: Session, outbox_ids: list[int] | None = None, limit: int = 
                     claim_token=None,
                     claimed_until=None,
                     last_error=f"{type(error).__name__}: {error}"[:2000],
-                    next_attempt_at=airflow_api.utcnow() + timedelta(seconds=delay),
+                    next_attempt_at=utcnow() + timedelta(seconds=delay),
                 )
             )
         else:
             session.execute(
                 update(email_outbox)
                 .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
-                .values(status=SENT, sent_at=airflow_api.utcnow(), claim_token=None, last_error=None)
+                .values(status=SENT, sent_at=utcnow(), claim_token=None, last_error=None)
             )
             sent += 1
         session.commit()

@@ -1,4 +1,4 @@
-"""Execution progress of one run: per-channel XCom ``campaign_progress`` and the run's task instances."""
+"""A run's task instances, the progress its channel tasks publish to XCom, and errors from their logs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
-from airflow.utils.session import NEW_SESSION, provide_session
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
 
@@ -24,22 +23,12 @@ FAILURE_MESSAGE_MAX = 500
 
 
 @dataclass(frozen=True)
-class ChannelProgress:
-    """How far one channel of a run has got, as its ``send_<channel>`` task last published."""
+class ProgressReport:
+    """The ``campaign_progress`` value one ``send_<channel>`` task instance last published."""
 
-    channel: str
     task_id: str
-    total: int
-    sent: int
-    failed: int
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed
-
-    @property
-    def percent(self) -> int:
-        return min(100, int(100 * self.done / self.total)) if self.total else 0
+    map_index: int
+    value: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -57,16 +46,8 @@ class TaskRow:
     operator: str | None
 
 
-def _as_int(value: Any) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0
-
-
-@provide_session
-def channel_progress(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> list[ChannelProgress]:
-    """Per-channel progress of a run from XCom ``campaign_progress`` of its ``send_*`` tasks, in one query."""
+def progress_reports(dag_id: str, run_id: str, session: Session) -> list[ProgressReport]:
+    """XCom ``campaign_progress`` of the run's ``send_*`` task instances, in one query."""
     rows = session.execute(
         select(XComModel.task_id, XComModel.map_index, XComModel.value)
         .where(
@@ -77,32 +58,17 @@ def channel_progress(dag_id: str, run_id: str, *, session: Session = NEW_SESSION
         )
         .order_by(XComModel.task_id, XComModel.map_index)
     ).all()
-    progress = []
+    reports = []
     for row in rows:
         value = XComModel.deserialize_value(row)
         if not isinstance(value, dict):
             log.warning("Ignoring %s of %s/%s/%s: not a mapping", PROGRESS_KEY, dag_id, run_id, row.task_id)
             continue
-        progress.append(
-            ChannelProgress(
-                channel=str(value.get("channel") or row.task_id.removeprefix(CHANNEL_TASK_PREFIX)),
-                task_id=row.task_id,
-                total=_as_int(value.get("total")),
-                sent=_as_int(value.get("sent")),
-                failed=_as_int(value.get("failed")),
-            )
-        )
-    return progress
+        reports.append(ProgressReport(row.task_id, row.map_index, value))
+    return reports
 
 
-def overall_percent(channels: list[ChannelProgress]) -> int:
-    """Messages handled of all channels together, in percent."""
-    total = sum(c.total for c in channels)
-    return min(100, int(100 * sum(c.done for c in channels) / total)) if total else 0
-
-
-@provide_session
-def task_rows(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> list[TaskRow]:
+def task_rows(dag_id: str, run_id: str, session: Session) -> list[TaskRow]:
     """The run's task instances in start order, in one query."""
     rows = session.execute(
         select(
@@ -146,8 +112,7 @@ def _error_of(message: Any) -> str | None:
     return str(message.event) if getattr(message, "event", None) else None
 
 
-@provide_session
-def failure_messages(dag_id: str, run_id: str, *, limit: int = 5, session: Session = NEW_SESSION) -> dict[str, str]:
+def failure_messages(dag_id: str, run_id: str, session: Session, *, limit: int = 5) -> dict[str, str]:
     """The last error in the log of each failed task of a run (at most ``limit`` tasks), by task id."""
     from airflow.utils.log.log_reader import TaskLogReader
 

@@ -1,0 +1,115 @@
+"""Campaigns: which DAGs are campaigns, their summaries and their About information."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from campaign_runs.adapters import dags, runs
+from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core import records
+from campaign_runs.core.dto import CampaignDetail, CampaignSummary
+from campaign_runs.domain import NotACampaignError, NotFoundError, derive_status
+from campaign_runs.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy.orm import Session
+
+    from campaign_runs.adapters.dags import DagDefinition, DagInfo
+
+
+def require_campaign(dag_id: str, session: Session) -> DagInfo:
+    """The campaign's DAG, or ``NotFoundError`` / ``NotACampaignError``."""
+    dag = dags.get_dag(dag_id, session)
+    if dag is None:
+        raise NotFoundError(f"Campaign {dag_id!r} does not exist.")
+    tag = get_settings().campaign_tag
+    if not dags.dag_has_tag(dag_id, tag, session):
+        raise NotACampaignError(f"DAG {dag_id!r} is not a campaign (it has no {tag!r} tag).")
+    return dag
+
+
+@provide_session
+def list_campaigns(
+    *,
+    search: str | None = None,
+    dag_ids: Sequence[str] | None = None,
+    sort: str = "dag_id",
+    descending: bool = False,
+    limit: int = 100,
+    offset: int = 0,
+    session: Session = NEW_SESSION,
+) -> tuple[list[CampaignSummary], int]:
+    """Campaigns (optionally only ``dag_ids``, matching ``search``), a page of them and the total."""
+    found, total = dags.list_tagged_dags(
+        get_settings().campaign_tag,
+        dag_ids=dag_ids,
+        search=search,
+        sort=sort,
+        descending=descending,
+        limit=limit,
+        offset=offset,
+        session=session,
+    )
+    return summaries(found, session), total
+
+
+def summaries(found: list[DagInfo], session: Session) -> list[CampaignSummary]:
+    """Summaries of campaigns, in a constant number of queries."""
+    ids = [d.dag_id for d in found]
+    if not ids:
+        return []
+    tags = dags.tags_of(ids, session)
+    owner_links = dags.owner_links_of(ids, session)
+    last_runs = runs.latest_runs(ids, session)
+    active = runs.active_run_counts(ids, session)
+    open_entries = records.open_worklist_counts(ids, session)
+    result = []
+    for dag in found:
+        dag_tags = tags.get(dag.dag_id, [])
+        last = last_runs.get(dag.dag_id)
+        # A "stopping" record is shown as such here; the run page resolves it exactly.
+        last_status = derive_status(last[1], last[2], 1).value if last is not None else None
+        result.append(
+            CampaignSummary(
+                dag_id=dag.dag_id,
+                description=dag.description,
+                owners=[o.strip() for o in dag.owners.split(",") if o.strip()],
+                owner_emails=[
+                    link.removeprefix("mailto:")
+                    for link in owner_links.get(dag.dag_id, {}).values()
+                    if link.startswith("mailto:")
+                ],
+                channels=[t.split(":", 1)[1] for t in dag_tags if t.startswith("channel:")],
+                audience=next((t.split(":", 1)[1] for t in dag_tags if t.startswith("audience:")), ""),
+                schedule=dag.timetable_summary,
+                schedule_description=dag.timetable_description,
+                is_paused=dag.is_paused,
+                next_run_after=dag.next_dagrun_create_after,
+                last_run_id=last[0] if last is not None else None,
+                last_status=last_status,
+                active_runs=active.get(dag.dag_id, 0),
+                open_worklist=open_entries.get(dag.dag_id, 0),
+            )
+        )
+    return result
+
+
+def detail(dag: DagInfo, definition: DagDefinition | None, session: Session) -> CampaignDetail:
+    """A campaign's About information from its DAG row and serialized definition."""
+    summary = summaries([dag], session)[0]
+    return CampaignDetail(
+        summary=summary,
+        timezone=definition.timezone if definition is not None else "UTC",
+        doc_md=definition.doc_md if definition is not None else None,
+        params=definition.params if definition is not None else {},
+        tags=dags.tags_of([dag.dag_id], session).get(dag.dag_id, []),
+    )
+
+
+@provide_session
+def get_campaign(dag_id: str, *, session: Session = NEW_SESSION) -> CampaignDetail:
+    """A campaign's About information."""
+    dag = require_campaign(dag_id, session)
+    return detail(dag, dags.get_definition(dag_id, session), session)

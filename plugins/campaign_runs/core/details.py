@@ -1,0 +1,88 @@
+"""Run details: one builder for the run page, the REST API and the CLI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from campaign_runs.adapters import tasks
+from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core import records
+from campaign_runs.core.campaigns import require_campaign, summaries
+from campaign_runs.core.dto import ChannelProgress, RunDetails, TaskView
+from campaign_runs.core.schedule import find_run, run_views
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from campaign_runs.adapters.tasks import ProgressReport, TaskRow
+
+
+def _count(value: Any) -> int:
+    try:
+        return max(0, int(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def channel_progress(
+    channels: list[str], reports: list[ProgressReport], task_rows: list[TaskRow]
+) -> list[ChannelProgress]:
+    """Progress per channel: every declared channel (then any other that reported), mapped tasks summed."""
+    reported: dict[str, dict[str, Any]] = {}
+    for report in reports:
+        name = str(report.value.get("channel") or report.task_id.removeprefix(tasks.CHANNEL_TASK_PREFIX))
+        entry = reported.setdefault(name, {"task_id": report.task_id, "total": 0, "sent": 0, "failed": 0})
+        for key in ("total", "sent", "failed"):
+            entry[key] += _count(report.value.get(key))
+    states: dict[str, str | None] = {}
+    for row in task_rows:
+        states.setdefault(row.task_id, row.state)
+    rows = []
+    for channel in [*channels, *sorted(set(reported) - set(channels))]:
+        data = reported.get(channel)
+        task_id = data["task_id"] if data else f"{tasks.CHANNEL_TASK_PREFIX}{channel}"
+        rows.append(
+            ChannelProgress(
+                channel=channel,
+                task_id=task_id,
+                task_state=states.get(task_id),
+                total=data["total"] if data else None,
+                sent=data["sent"] if data else None,
+                failed=data["failed"] if data else None,
+            )
+        )
+    return rows
+
+
+def _task_view(row: TaskRow) -> TaskView:
+    return TaskView(
+        task_id=row.task_id,
+        map_index=row.map_index,
+        state=row.state,
+        try_number=row.try_number,
+        max_tries=row.max_tries,
+        start_date=row.start_date,
+        end_date=row.end_date,
+        duration_seconds=round(row.duration, 3) if row.duration is not None else None,
+        operator=row.operator,
+    )
+
+
+@provide_session
+def run_details(
+    dag_id: str, run_id: str, *, with_failures: bool = False, session: Session = NEW_SESSION
+) -> RunDetails:
+    """A run with progress per channel, its tasks, its history and (when asked) why its tasks failed."""
+    dag = require_campaign(dag_id, session)
+    run = run_views(dag_id, [find_run(dag_id, run_id, session)], session)[0]
+    summary = summaries([dag], session)[0]
+    task_rows = tasks.task_rows(dag_id, run_id, session)
+    return RunDetails(
+        run=run,
+        campaign=summary,
+        channels=channel_progress(summary.channels, tasks.progress_reports(dag_id, run_id, session), task_rows),
+        tasks=[_task_view(row) for row in task_rows],
+        history=records.history(dag_id, run_id, session),
+        failures=tasks.failure_messages(dag_id, run_id, session) if with_failures else {},
+    )
+

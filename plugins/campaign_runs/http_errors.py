@@ -1,0 +1,25 @@
+"""One mapping from domain errors to HTTP status codes, for the pages and the REST API alike."""
+
+from __future__ import annotations
+
+from campaign_runs.domain import (
+    ActionNotAllowedError,
+    CampaignPausedError,
+    CampaignRunsError,
+    ConflictError,
+    InvalidNoteError,
+    NotFoundError,
+)
+
+STATUS_OF: tuple[tuple[type[CampaignRunsError], int], ...] = (
+    (NotFoundError, 404),
+    (ActionNotAllowedError, 409),
+    (ConflictError, 409),
+    (CampaignPausedError, 409),
+    (InvalidNoteError, 422),
+)
+
+
+def http_status(error: CampaignRunsError) -> int:
+    """The HTTP status that answers ``error`` (400 for a domain error with no closer match)."""
+    return next((status for kind, status in STATUS_OF if isinstance(error, kind)), 400)
