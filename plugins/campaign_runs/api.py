@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
-from airflow.api_fastapi.core_api.security import GetUserDep, get_auth_manager, requires_access_dag
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from campaign_runs import __version__
+from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
+from campaign_runs.adapters.auth import authorized_dag_ids, is_worklist_admin
 from campaign_runs.api_models import (
     ID_MAX,
     ActionBody,
@@ -69,6 +69,7 @@ app = FastAPI(
 )
 
 # ---------------------------------------------------------------- errors
+
 
 def _problem(status_code: int, detail: str, code: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail, "code": code}, status_code=status_code, headers=headers)
@@ -132,7 +133,7 @@ IdempotencyKey = Annotated[
 
 
 def _readable_dag_ids(user: Any) -> set[str]:
-    return get_auth_manager().get_authorized_dag_ids(user=user, method="GET")
+    return authorized_dag_ids(user, "GET")
 
 
 # ---------------------------------------------------------------- shaping
@@ -360,7 +361,6 @@ def get_worklist(
     from fastapi import HTTPException
 
     from campaign_runs import core
-    from campaign_runs.adapters.auth import is_worklist_admin
 
     if all_users and not is_worklist_admin(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only administrators may see everyone's work list.")

@@ -1,7 +1,8 @@
 """``airflow campaigns ...``: the operators' command line (thin: parse, call the core, print).
 
-Registered through the provider's ``cli`` key (``provider_info.py``). Only ``airflow.cli.cli_config`` is
-imported at module level so that ``airflow --help`` stays fast; handlers import the core lazily.
+Registered through the provider's ``cli`` key (``provider_info.py``). Only Airflow's CLI declarations
+(``adapters.cli``) are imported at module level so that ``airflow --help`` stays fast; handlers import
+the core lazily.
 
 Output: listing and detail commands take ``-o/--output table|json|yaml|plain``. JSON and YAML keep
 types (numbers, booleans, null) and write times as ISO 8601 in UTC. Listing commands print an
@@ -28,14 +29,11 @@ database that is not migrated; 2 for a usage error (argparse).
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
-from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
-from airflow.cli.cli_config import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, Arg, GroupCommand
-
+from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
+from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
 from campaign_runs.presenters import (
     action_row,
     campaign_detail,
@@ -50,57 +48,57 @@ RUN_STATUSES = ("scheduled", "queued", "running", "stopping", "stopped", "failed
 
 # ---------------------------------------------------------------- arguments
 
-ARG_CAMPAIGN = Arg(("campaign",), metavar="CAMPAIGN", help="The campaign's id (its DAG id)")
-ARG_RUN_ID = Arg(("run_id",), metavar="RUN_ID", help="The run's id (the DAG run id, the 'work id' of emails)")
-ARG_UPCOMING = Arg(
+ARG_CAMPAIGN = arg(("campaign",), metavar="CAMPAIGN", help="The campaign's id (its DAG id)")
+ARG_RUN_ID = arg(("run_id",), metavar="RUN_ID", help="The run's id (the DAG run id, the 'work id' of emails)")
+ARG_UPCOMING = arg(
     ("--upcoming",),
     metavar="N",
     type=int,
     default=None,
     help="How many upcoming (scheduled) runs to show; default [campaign_runs] upcoming_runs, 0 for none",
 )
-ARG_STATE = Arg(
+ARG_STATE = arg(
     ("--state",),
     metavar="STATUS",
     action="append",
     choices=RUN_STATUSES,
     help="Show only runs with this status (repeatable): " + ", ".join(RUN_STATUSES),
 )
-ARG_INCLUDE_SKIPPED = Arg(
+ARG_INCLUDE_SKIPPED = arg(
     ("--include-skipped",), action="store_true", help="Also show skipped runs (hidden by default)"
 )
-ARG_LIMIT = Arg(
+ARG_LIMIT = arg(
     ("--limit",),
     metavar="N",
     type=int,
     default=None,
     help="How many past runs to show; default [campaign_runs] page_size",
 )
-ARG_PAGE = Arg(("--page",), metavar="N", type=int, default=1, help="Page of past runs to show (1 is the newest)")
-ARG_NOTE_REQUIRED = Arg(
+ARG_PAGE = arg(("--page",), metavar="N", type=int, default=1, help="Page of past runs to show (1 is the newest)")
+ARG_NOTE_REQUIRED = arg(
     ("--note",),
     metavar="TEXT",
     required=True,
     help="Why you take this action; kept in the run's history and in the email",
 )
-ARG_NOTE_OPTIONAL = Arg(("--note",), metavar="TEXT", default=None, help="Why you reassign the run (optional)")
-ARG_ACTING_USER = Arg(
+ARG_NOTE_OPTIONAL = arg(("--note",), metavar="TEXT", default=None, help="Why you reassign the run (optional)")
+ARG_ACTING_USER = arg(
     ("--user",),
     metavar="USERNAME",
     required=True,
     help="The acting user: a user of Airflow's user store; emails go to that user's address",
 )
-ARG_UNPAUSE = Arg(
+ARG_UNPAUSE = arg(
     ("--unpause",),
     action="store_true",
     help="Unpause the campaign if it is paused, so that the new run starts",
 )
-ARG_WORKLIST_USER = Arg(("--user",), metavar="USERNAME", default=None, help="Show this user's work list")
-ARG_WORKLIST_ALL = Arg(("--all",), action="store_true", help="Show everyone's work list (the default)")
-ARG_INCLUDE_RESOLVED = Arg(("--include-resolved",), action="store_true", help="Also show resolved entries")
-ARG_TO = Arg(("--to",), metavar="USERNAME", required=True, help="The user who gets the run's work-list entry")
-ARG_ONCE = Arg(("--once",), action="store_true", help="Run one pass and exit instead of looping")
-ARG_INTERVAL = Arg(
+ARG_WORKLIST_USER = arg(("--user",), metavar="USERNAME", default=None, help="Show this user's work list")
+ARG_WORKLIST_ALL = arg(("--all",), action="store_true", help="Show everyone's work list (the default)")
+ARG_INCLUDE_RESOLVED = arg(("--include-resolved",), action="store_true", help="Also show resolved entries")
+ARG_TO = arg(("--to",), metavar="USERNAME", required=True, help="The user who gets the run's work-list entry")
+ARG_ONCE = arg(("--once",), action="store_true", help="Run one pass and exit instead of looping")
+ARG_INTERVAL = arg(
     ("--interval",),
     metavar="SECONDS",
     type=float,
@@ -109,156 +107,15 @@ ARG_INTERVAL = Arg(
 )
 
 
-# ---------------------------------------------------------------- plumbing
-
-
-class CliError(Exception):
-    """A user error the CLI reports in one line."""
-
-
-def _fail(message: str) -> SystemExit:
-    return SystemExit(f"Error: {message}")
-
-
-def _db_error_message(error: Exception) -> str:
-    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
-    text = lines[0].strip() if lines else ""
-    lowered = text.lower()
-    if "campaign_" in lowered and ("no such table" in lowered or "does not exist" in lowered):
-        return (
-            "The Campaign Runs tables are missing from the metadata database; run `airflow db migrate` to create them."
-        )
-    if "no such table" in lowered or "does not exist" in lowered or "undefinedtable" in lowered:
-        return "The metadata database is not migrated; run `airflow db migrate`."
-    return f"Database error: {text or type(error).__name__}"
-
-
-def _edge(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
-    """Turn domain and database errors into one line on stderr and exit code 1; quiet logs unless -v."""
-
-    @functools.wraps(func)
-    def wrapper(args: argparse.Namespace) -> None:
-        import logging
-        import warnings
-
-        from sqlalchemy.exc import DBAPIError
-
-        from campaign_runs.domain import CampaignRunsError
-
-        verbose = bool(getattr(args, "verbose", False))
-        if not verbose:
-            logging.disable(logging.WARNING)
-            warnings.simplefilter("ignore")
-        try:
-            func(args)
-        except CampaignRunsError as error:
-            raise _fail(str(error)) from None
-        except CliError as error:
-            raise _fail(str(error)) from None
-        except DBAPIError as error:
-            if verbose:
-                raise
-            raise _fail(_db_error_message(error)) from None
-        finally:
-            if not verbose:
-                logging.disable(logging.NOTSET)
-
-    return wrapper
-
-
-def _normalize(value: Any, output: str) -> Any:
-    """JSON/YAML keep types (times as ISO 8601); table and plain get readable text."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        if output in ("json", "yaml"):
-            return {str(k): _normalize(v, output) for k, v in value.items()}
-        return ", ".join(f"{k}={_normalize(v, output)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        items = [_normalize(v, output) for v in value]
-        return items if output in ("json", "yaml") else ", ".join(str(v) for v in items)
-    if output in ("json", "yaml"):
-        return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
-
-
-class Printer:
-    """Prints rows and objects through Airflow's console, normalizing values first (no private API used)."""
-
-    def __init__(self) -> None:
-        from airflow.cli.simple_table import AirflowConsole
-
-        self.console = AirflowConsole()
-
-    def print(self, text: str) -> None:
-        """A line of text."""
-        self.console.print(text)
-
-    def print_as(self, rows: list[dict[str, Any]], output: str) -> None:
-        """Rows as table, plain, JSON or YAML."""
-        renderers = {
-            "json": self.console.print_as_json,
-            "yaml": self.console.print_as_yaml,
-            "table": self.console.print_as_table,
-            "plain": self.console.print_as_plain_table,
-        }
-        if output not in renderers:
-            raise CliError(f"unknown output format {output!r}; use one of {', '.join(renderers)}.")
-        renderers[output]([{k: _normalize(v, output) for k, v in row.items()} for row in rows])
-
-    def print_object(self, data: dict[str, Any], output: str) -> None:
-        """One object: JSON/YAML as an object, table/plain as property/value rows."""
-        if output in ("json", "yaml"):
-            normalized = {k: _normalize(v, output) for k, v in data.items()}
-            (self.console.print_as_json if output == "json" else self.console.print_as_yaml)(normalized)
-            return
-        self.print_as([{"property": k, "value": v} for k, v in data.items()], output)
-
-
-def _console() -> Printer:
-    return Printer()
-
-
-def _confirm(args: argparse.Namespace, question: str) -> None:
-    """Ask on a terminal unless --yes; refuse when standard input is not a terminal."""
-    if args.yes:
-        return
-    if not sys.stdin.isatty():
-        raise CliError("confirmation needed but standard input is not a terminal; pass --yes to confirm.")
-    try:
-        answer = input(f"{question} [y/N] ")
-    except EOFError:
-        answer = ""
-    if answer.strip().lower() not in ("y", "yes"):
-        raise CliError("cancelled; nothing was changed.")
-
-
-# ---------------------------------------------------------------- rendering (table only)
-
-
-_TABLE_RUN_COLUMNS = ("run_id", "status", "run_after", "start_date", "end_date", "progress", "note", "allowed_actions")
-
-
-def _run_table_row(row: dict[str, Any]) -> dict[str, Any]:
-    table = {k: row[k] for k in _TABLE_RUN_COLUMNS if k in row}
-    table["run_id"] = row["run_id"] or "(upcoming)"
-    table["progress"] = f"{row['tasks_done']}/{row['tasks_total']}" if row["tasks_total"] else ""
-    return {k: table[k] for k in _TABLE_RUN_COLUMNS}
-
-
 # ---------------------------------------------------------------- handlers
 
 
-@_edge
+@edge
 def campaigns_list(args: argparse.Namespace) -> None:
     """``airflow campaigns list``."""
     from campaign_runs import core
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     offset = 0
     while True:
         summaries, total = core.list_campaigns(limit=500, offset=offset)
@@ -266,7 +123,7 @@ def campaigns_list(args: argparse.Namespace) -> None:
         offset += len(summaries)
         if not summaries or offset >= total:
             break
-    console = _console()
+    console = printer()
     if args.output in ("table", "plain"):
         columns = (
             "id",
@@ -284,15 +141,15 @@ def campaigns_list(args: argparse.Namespace) -> None:
         console.print_as(rows, args.output)
 
 
-@_edge
+@edge
 def campaigns_show(args: argparse.Namespace) -> None:
     """``airflow campaigns show CAMPAIGN``."""
     from campaign_runs import core
 
-    _console().print_object(campaign_detail(core.get_campaign(args.campaign)), args.output)
+    printer().print_object(campaign_detail(core.get_campaign(args.campaign)), args.output)
 
 
-@_edge
+@edge
 def campaigns_runs(args: argparse.Namespace) -> None:
     """``airflow campaigns runs CAMPAIGN``: upcoming slots, then past runs newest first."""
     from campaign_runs import core
@@ -312,9 +169,9 @@ def campaigns_runs(args: argparse.Namespace) -> None:
     # Upcoming slots: the soonest last, right above the newest past run.
     rows = [upcoming_row(slot) for slot in reversed(schedule.upcoming)]
     rows.extend(run_row(run) for run in schedule.runs)
-    console = _console()
+    console = printer()
     if args.output in ("table", "plain"):
-        console.print_as([_run_table_row(r) for r in rows], args.output)
+        console.print_as([run_table_row(r) for r in rows], args.output)
         if schedule.total > len(schedule.runs):
             print(
                 f"Page {schedule.page} of {schedule.pages}: {len(schedule.runs)} of {schedule.total} past runs "
@@ -325,13 +182,13 @@ def campaigns_runs(args: argparse.Namespace) -> None:
         console.print_as(rows, args.output)
 
 
-@_edge
+@edge
 def campaigns_run(args: argparse.Namespace) -> None:
     """``airflow campaigns run CAMPAIGN RUN_ID``: status, progress per channel, tasks, history."""
     from campaign_runs import core
 
     details = run_details_row(core.run_details(args.campaign, args.run_id))
-    console = _console()
+    console = printer()
     if args.output in ("json", "yaml"):
         console.print_object(details, args.output)
         return
@@ -349,7 +206,7 @@ def _act(args: argparse.Namespace, action: str) -> None:
     from campaign_runs import core
 
     run = core.get_run(args.campaign, args.run_id)
-    _confirm(args, f"{action.capitalize()} run {args.run_id} of campaign {args.campaign} (now {run.status})?")
+    confirm(args, f"{action.capitalize()} run {args.run_id} of campaign {args.campaign} (now {run.status})?")
     result = core.perform(
         action,
         args.campaign,
@@ -360,7 +217,7 @@ def _act(args: argparse.Namespace, action: str) -> None:
     )
     core.wait_for_deliveries(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
     if args.output in ("json", "yaml"):
-        _console().print_object(action_row(result), args.output)
+        printer().print_object(action_row(result), args.output)
         return
     messages = {
         "stop": "Stop requested for run {run_id} of campaign {dag_id} ({status_before} -> {status_after}); "
@@ -372,25 +229,25 @@ def _act(args: argparse.Namespace, action: str) -> None:
     print(messages[action].format(**action_row(result)))
 
 
-@_edge
+@edge
 def campaigns_stop(args: argparse.Namespace) -> None:
     """``airflow campaigns stop CAMPAIGN RUN_ID --note TEXT --user USERNAME``."""
     _act(args, "stop")
 
 
-@_edge
+@edge
 def campaigns_restart(args: argparse.Namespace) -> None:
     """``airflow campaigns restart CAMPAIGN RUN_ID --note TEXT --user USERNAME [--unpause]``."""
     _act(args, "restart")
 
 
-@_edge
+@edge
 def campaigns_skip(args: argparse.Namespace) -> None:
     """``airflow campaigns skip CAMPAIGN RUN_ID --note TEXT --user USERNAME``."""
     _act(args, "skip")
 
 
-@_edge
+@edge
 def campaigns_worklist(args: argparse.Namespace) -> None:
     """``airflow campaigns worklist [--user USERNAME | --all]``."""
     from campaign_runs import core
@@ -400,22 +257,22 @@ def campaigns_worklist(args: argparse.Namespace) -> None:
     if args.user:
         core.require_user(args.user)
     items = core.worklist(args.user or None, include_resolved=args.include_resolved)
-    _console().print_as([worklist_row(i) for i in items], args.output)
+    printer().print_as([worklist_row(i) for i in items], args.output)
 
 
-@_edge
+@edge
 def campaigns_reassign(args: argparse.Namespace) -> None:
     """``airflow campaigns reassign CAMPAIGN RUN_ID --to USERNAME --user USERNAME``."""
     from campaign_runs import core
 
     item = core.reassign(args.campaign, args.run_id, to_user=args.to, actor=args.user, note=args.note)
     if args.output in ("json", "yaml"):
-        _console().print_object(worklist_row(item), args.output)
+        printer().print_object(worklist_row(item), args.output)
         return
     print(f"Run {item.run_id} of campaign {item.dag_id} is now on {item.assignee}'s work list.")
 
 
-@_edge
+@edge
 def campaigns_housekeeping(args: argparse.Namespace) -> None:
     """``airflow campaigns housekeeping [--once]``: finish stopping runs and send due emails."""
     import time

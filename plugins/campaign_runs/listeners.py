@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.listeners import hookimpl
 
+from campaign_runs.adapters.components import is_scheduler
+
 if TYPE_CHECKING:
     from campaign_runs.housekeeper import Housekeeper
 
@@ -18,20 +20,11 @@ _housekeeper: Housekeeper | None = None
 _lock = threading.Lock()
 
 
-def _is_scheduler(component: Any) -> bool:
-    # Job.job_type is set only after on_starting fires, so look at the process's command.
-    import sys
-
-    from airflow.jobs.job import Job
-
-    return isinstance(component, Job) and "scheduler" in sys.argv[1:3]
-
-
 @hookimpl
 def on_starting(component: Any) -> None:
     """Start the housekeeper when a scheduler starts; ignore every other component."""
     global _housekeeper
-    if not _is_scheduler(component):
+    if not is_scheduler(component):
         return
     from campaign_runs.housekeeper import Housekeeper
 
@@ -44,7 +37,7 @@ def on_starting(component: Any) -> None:
 @hookimpl
 def before_stopping(component: Any) -> None:
     """Stop the housekeeper with the scheduler."""
-    if not _is_scheduler(component):
+    if not is_scheduler(component):
         return
     with _lock:
         if _housekeeper is not None:

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flask import flash, g, jsonify, make_response, redirect, request
 from flask_appbuilder import BaseView, expose
-from markupsafe import Markup
 
 from campaign_runs import core, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, RunStatus
 from campaign_runs.http_errors import http_status
+from campaign_runs.page_format import fmt_duration, fmt_time, render_markdown
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -44,35 +42,6 @@ WHAT_NEXT = {
     ),
     Action.SKIP: "Run {run_id} is skipped; the campaign goes on with its schedule and an email is on its way to you.",
 }
-
-
-def _fmt_time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if value is not None else ""
-
-
-def _fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m {secs:02d}s"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
-
-
-@cache
-def _markdown() -> Any:
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark", {"html": False})
-
-
-def _render_markdown(text: str | None) -> Markup:
-    """Campaign docs as HTML; raw HTML in the source is escaped, not rendered."""
-    return Markup(_markdown().render(text or ""))  # markdown-it escapes raw HTML (html=False)
 
 
 # ---------------------------------------------------------------- auth
@@ -136,9 +105,9 @@ def _run_json(run: core.RunView, details: core.RunDetails | None = None) -> dict
         "progress_percent": run.progress_percent,
         "tasks_done": run.tasks_done,
         "tasks_total": run.tasks_total,
-        "start_date": _fmt_time(run.start_date),
-        "end_date": _fmt_time(run.end_date),
-        "duration": _fmt_duration(run.duration_seconds),
+        "start_date": fmt_time(run.start_date),
+        "end_date": fmt_time(run.end_date),
+        "duration": fmt_duration(run.duration_seconds),
         "note": run.note or "",
         "allowed_actions": run.allowed_actions,
     }
@@ -166,8 +135,8 @@ class CampaignsView(BaseView):
             self.render_template(
                 f"campaign_runs/{template}",
                 links=view_links,
-                fmt_time=_fmt_time,
-                fmt_duration=_fmt_duration,
+                fmt_time=fmt_time,
+                fmt_duration=fmt_duration,
                 username=_username(),
                 note_max_length=get_settings().note_max_length,
                 note_required=get_settings().note_required,
@@ -239,9 +208,7 @@ class CampaignsView(BaseView):
         show_skipped = request.args.get("show_skipped") == "1"
         keep = request.args.get("keep", "")
         try:
-            shown = core.campaign_display(
-                dag_id, page=_int_arg("page", 1), include_skipped=show_skipped or bool(keep)
-            )
+            shown = core.campaign_display(dag_id, page=_int_arg("page", 1), include_skipped=show_skipped or bool(keep))
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
         runs = shown.schedule.runs
@@ -253,7 +220,7 @@ class CampaignsView(BaseView):
             title=f"Campaign {dag_id}",
             campaign=shown.campaign,
             summary=shown.campaign.summary,
-            doc_html=_render_markdown(shown.campaign.doc_md),
+            doc_html=render_markdown(shown.campaign.doc_md),
             schedule=shown.schedule,
             runs=runs,
             show_skipped=show_skipped,

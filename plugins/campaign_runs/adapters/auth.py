@@ -40,9 +40,7 @@ def may_access_runs(user: Any, method: str, dag_id: str | None = None) -> bool:
 
     details = DagDetails(id=dag_id) if dag_id is not None else None
     return bool(
-        auth_manager().is_authorized_dag(
-            method=method, access_entity=DagAccessEntity.RUN, details=details, user=user
-        )
+        auth_manager().is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN, details=details, user=user)
     )
 
 

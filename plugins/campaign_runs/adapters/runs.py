@@ -146,7 +146,7 @@ def schedule_page(
     return [_info(dr) for dr in page], total
 
 
-def notes_of(run_pks: Sequence[int], session: Session) -> dict[int, str]:
+def notes_of(run_pks: Sequence[int], session: Session) -> dict[int, str | None]:
     """Airflow's DagRun note of each run (by DagRun primary key), in one query."""
     if not run_pks:
         return {}
@@ -254,7 +254,7 @@ def set_run_note(dag_id: str, run_id: str, note: str, user: str, session: Sessio
     if not note or dag_run is None:
         return
     if dag_run.dag_run_note is None:
-        dag_run.dag_run_note = DagRunNote(content=note[:DAG_RUN_NOTE_MAX], user_id=user[:128])
+        dag_run.dag_run_note = DagRunNote(content=note[:DAG_RUN_NOTE_MAX], user_id=user[:128])  # type: ignore[no-untyped-call]
     else:
         dag_run.dag_run_note.content = note[:DAG_RUN_NOTE_MAX]
         dag_run.dag_run_note.user_id = user[:128]

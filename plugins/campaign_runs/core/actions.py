@@ -167,6 +167,27 @@ def _mark_skipped(
     return new_run_id, finished or []
 
 
+def _enqueue_email(
+    action: Action,
+    dag_id: str,
+    run_id: str,
+    actor: str,
+    action_id: int,
+    note: str,
+    new_run_id: str | None,
+    session: Session,
+) -> int:
+    return notify.enqueue(
+        session,
+        kind="restarted" if action is Action.RESTART else "skipped",
+        dag_id=dag_id,
+        run_id=run_id,
+        username=actor,
+        action_id=action_id,
+        context=notify.action_context(dag_id, run_id, note, new_run_id),
+    )
+
+
 def _skip_or_restart(
     action: Action,
     dag_id: str,
@@ -197,18 +218,17 @@ def _skip_or_restart(
             new_run_id=new_run_id,
             idempotency_key=idempotency_key,
         )
-        outbox_id = notify.enqueue(
-            session,
-            kind="restarted" if action is Action.RESTART else "skipped",
-            dag_id=dag_id,
-            run_id=run_id,
-            username=actor,
-            action_id=action_id,
-            context=notify.action_context(dag_id, run_id, cleaned, new_run_id),
-        )
+        outbox_id = _enqueue_email(action, dag_id, run_id, actor, action_id, cleaned, new_run_id, session)
     result = ActionResult(
-        action_id, action.value, dag_id, run_id, actor, status.value, RunStatus.SKIPPED.value,
-        new_run_id=new_run_id, outbox_ids=[*finished, outbox_id],
+        action_id,
+        action.value,
+        dag_id,
+        run_id,
+        actor,
+        status.value,
+        RunStatus.SKIPPED.value,
+        new_run_id=new_run_id,
+        outbox_ids=[*finished, outbox_id],
     )
     deliver_after_commit(session, result.outbox_ids)
     return result
@@ -227,7 +247,13 @@ def restart_run(
 ) -> ActionResult:
     """Mark a failed or stopped run skipped and queue a new run for the same slot; email after commit."""
     return _skip_or_restart(
-        Action.RESTART, dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, unpause=unpause,
+        Action.RESTART,
+        dag_id,
+        run_id,
+        actor=actor,
+        note=note,
+        idempotency_key=idempotency_key,
+        unpause=unpause,
         session=session,
     )
 
@@ -244,7 +270,13 @@ def skip_run(
 ) -> ActionResult:
     """Mark a failed or stopped run skipped; the schedule goes on; email after commit."""
     return _skip_or_restart(
-        Action.SKIP, dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, unpause=False,
+        Action.SKIP,
+        dag_id,
+        run_id,
+        actor=actor,
+        note=note,
+        idempotency_key=idempotency_key,
+        unpause=False,
         session=session,
     )
 
@@ -274,6 +306,12 @@ def perform(
     if wanted is Action.STOP:
         return stop_run(dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, session=session)
     return _skip_or_restart(
-        wanted, dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, unpause=unpause,
+        wanted,
+        dag_id,
+        run_id,
+        actor=actor,
+        note=note,
+        idempotency_key=idempotency_key,
+        unpause=unpause,
         session=session,
     )

@@ -69,9 +69,7 @@ def _task_view(row: TaskRow) -> TaskView:
 
 
 @provide_session
-def run_details(
-    dag_id: str, run_id: str, *, with_failures: bool = False, session: Session = NEW_SESSION
-) -> RunDetails:
+def run_details(dag_id: str, run_id: str, *, with_failures: bool = False, session: Session = NEW_SESSION) -> RunDetails:
     """A run with progress per channel, its tasks, its history and (when asked) why its tasks failed."""
     dag = require_campaign(dag_id, session)
     run = run_views(dag_id, [find_run(dag_id, run_id, session)], session)[0]
@@ -85,4 +83,3 @@ def run_details(
         history=records.history(dag_id, run_id, session),
         failures=tasks.failure_messages(dag_id, run_id, session) if with_failures else {},
     )
-

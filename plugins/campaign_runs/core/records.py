@@ -143,7 +143,14 @@ def history(dag_id: str, run_id: str, session: Session) -> list[HistoryEntry]:
 
 def _item(row: Any) -> WorklistItem:
     return WorklistItem(
-        row.id, row.dag_id, row.run_id, row.assignee, row.reason, row.note, row.created_at, row.resolved_at,
+        row.id,
+        row.dag_id,
+        row.run_id,
+        row.assignee,
+        row.reason,
+        row.note,
+        row.created_at,
+        row.resolved_at,
         row.resolution,
     )
 

@@ -113,7 +113,8 @@ def _schedule(
     want_past = not wanted or bool(past)
     size = page_size or get_settings().page_size
     page = max(1, page)
-    dag_runs, total = [], 0
+    dag_runs: list[DagRunInfo] = []
+    total = 0
     if want_past:
         dag_runs, total = runs.schedule_page(
             dag.dag_id,
