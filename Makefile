@@ -86,6 +86,7 @@ test-postgres: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy plugins/campaign_runs
+	$(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python -m benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 MAX_SLOTS_SCANNED = 10_000
+DAG_CACHE_SIZE = 256
 SORT_COLUMNS = {
     "dag_id": DagModel.dag_id,
     "owner": DagModel.owners,
@@ -140,11 +142,22 @@ def owner_links_of(dag_ids: Sequence[str], session: Session) -> dict[str, dict[s
     return links
 
 
+@functools.cache
+def _dag_bag() -> Any:
+    """One cache of deserialized DAGs per process, keyed by DAG version (thread-safe, bounded)."""
+    from airflow.models.dagbag import CachedDBDagBag
+
+    return CachedDBDagBag(
+        load_op_links=False, cache_size=DAG_CACHE_SIZE, cache_ttl=0, stats_prefix="campaign_runs.dags"
+    )
+
+
 def get_definition(dag_id: str, session: Session) -> DagDefinition | None:
     """The latest serialized version of ``dag_id``: params, timezone, docs and timetable."""
-    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dag_version import DagVersion
 
-    dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
+    version = DagVersion.get_latest_version(dag_id, session=session)
+    dag = _dag_bag().get_dag(version.id, session) if version is not None else None
     if dag is None:
         return None
     return DagDefinition(
