@@ -151,15 +151,17 @@ def login(client, username: str = "admin", password: str = "secret-password") ->
     return str(token.json()["access_token"])
 
 
-def timed(call: Callable[[], object], repeat: int) -> float:
-    """Median seconds of ``repeat`` calls after one warm-up."""
-    call()
-    samples = []
+def timed_pair(ours: Callable[[], object], theirs: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median seconds of ``repeat`` calls of each after one warm-up, interleaved so load hits both alike."""
+    ours()
+    theirs()
+    samples: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+        for call, kept in ((ours, samples[0]), (theirs, samples[1])):
+            started = time.perf_counter()
+            call()
+            kept.append(time.perf_counter() - started)
+    return statistics.median(samples[0]), statistics.median(samples[1])
 
 
 def main() -> None:
@@ -219,10 +221,10 @@ def main() -> None:
             ),
         ]
         backend = "PostgreSQL" if args.postgres else "SQLite"
-        print(f"{backend}, median of {args.repeat} requests each, in-process ASGI client")
+        print(f"{backend}, median of {args.repeat} requests each (interleaved with Airflow's), in-process ASGI client")
         print(f"{'plugin endpoint':38} {'ms':>8}   {'Airflow endpoint':45} {'ms':>8}  ratio")
         for label, ours, airflow_label, theirs in pairs:
-            ours_s, theirs_s = timed(ours, args.repeat), timed(theirs, args.repeat)
+            ours_s, theirs_s = timed_pair(ours, theirs, args.repeat)
             print(
                 f"{label:38} {ours_s * 1000:8.1f}   {airflow_label:45} {theirs_s * 1000:8.1f}  "
                 f"{ours_s / theirs_s:5.2f}x"

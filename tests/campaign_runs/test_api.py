@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.fixtures import PASSWORD, body_of
+from tests.support.fixtures import PASSWORD, body_of, outbox_rows
+from tests.support.processes import wait_until
 
 PREFIX = "/campaign-runs"
 ALL_DONE = {"build_audience": "success", "send_email": "success", "send_sms": "success", "summarise": "success"}
@@ -58,9 +60,20 @@ def problem(response: Any, status: int, code: str, *fragments: str) -> str:
 
 
 def run_status(dag_id: str, run_id: str) -> str:
-    from campaign_runs import service
+    from campaign_runs import core
 
-    return service.get_run(dag_id, run_id).status
+    return core.get_run(dag_id, run_id).status
+
+
+def actions_of(dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """The run's rows in the plugin's action table, read directly."""
+    from airflow.utils.session import create_session
+    from campaign_runs.models import run_action
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(run_action).where(run_action.c.dag_id == dag_id, run_action.c.run_id == run_id)
+        return [dict(row) for row in session.execute(query.order_by(run_action.c.id)).mappings()]
 
 
 ROUTES = [
@@ -121,12 +134,12 @@ def test_list_and_get_campaigns(
 
 
 def test_run_schedule(client: TestClient, viewer: dict[str, str], make_run: Any) -> None:
-    from campaign_runs import service
+    from campaign_runs import core
 
     done = make_run("cr_campaign", state="success", ti_states=ALL_DONE)
     failed = make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
     skipped = make_run("cr_campaign", state="failed")
-    service.skip_run("cr_campaign", skipped, actor="alice", note="Skipped for the test")
+    core.skip_run("cr_campaign", skipped, actor="alice", note="Skipped for the test")
     running = make_run("cr_campaign", state="running")
     url = f"{PREFIX}/campaigns/cr_campaign/runs"
 
@@ -161,7 +174,7 @@ def test_run_schedule(client: TestClient, viewer: dict[str, str], make_run: Any)
 def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) -> None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
-    from campaign_runs import service
+    from campaign_runs import core
 
     run_id = make_run("cr_campaign", state="failed", ti_states={"build_audience": "success", "send_sms": "failed"})
     with create_session() as session:
@@ -173,7 +186,7 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
             run_id=run_id,
             session=session,
         )
-    service.skip_run("cr_campaign", run_id, actor="bob", note="SMS gateway down")
+    core.skip_run("cr_campaign", run_id, actor="bob", note="SMS gateway down")
 
     response = client.get(f"{PREFIX}/campaigns/cr_campaign/runs/{run_id}", headers=viewer)
     assert response.status_code == 200, response.text
@@ -183,14 +196,19 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
     assert progress["sms"] == {
         "channel": "sms",
         "task_id": "send_sms",
-        "task_state": progress["sms"]["task_state"],
+        "task_state": "skipped",  # Skip releases every unfinished task
         "total": 10,
         "sent": 4,
         "failed": 6,
         "percent": 100,
     }
     assert progress["email"]["total"] is None
-    assert {t["task_id"] for t in detail["tasks"]} == {"build_audience", "send_email", "send_sms", "summarise"}
+    assert {t["task_id"]: t["state"] for t in detail["tasks"]} == {
+        "build_audience": "success",
+        "send_email": "skipped",
+        "send_sms": "skipped",
+        "summarise": "skipped",
+    }
     (entry,) = detail["history"]
     assert (entry["action"], entry["actor"], entry["note"]) == ("skip", "bob", "SMS gateway down")
     assert (entry["status_before"], entry["status_after"]) == ("failed", "skipped")
@@ -202,7 +220,7 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
 def test_stop_idempotency_email_worklist_and_reassign(
     client: TestClient, admin: dict[str, str], alice: dict[str, str], make_run: Any, smtp_server: Any
 ) -> None:
-    from campaign_runs import service
+    from campaign_runs import core
 
     run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
     url = f"{PREFIX}/campaigns/cr_campaign/runs/{run_id}/stop"
@@ -217,12 +235,12 @@ def test_stop_idempotency_email_worklist_and_reassign(
     again = client.post(url, json={"note": "Wrong audience"}, headers={**admin, **key})
     assert again.status_code == 200, again.text
     assert again.json()["action_id"] == result["action_id"] and again.json()["replayed"] is True
-    assert len(service.run_history("cr_campaign", run_id)) == 1
+    assert len(core.run_history("cr_campaign", run_id)) == 1
 
     # Without the key, a second stop is refused: the run is no longer active.
     problem(client.post(url, json={"note": "Again"}, headers=admin), 409, "not_allowed", "Stop is not allowed")
 
-    service.housekeeping_pass()
+    core.housekeeping_pass()
     assert run_status("cr_campaign", run_id) == "stopped"
     (message,) = smtp_server.wait_for(1)
     assert "admin@example.com" in message["X-Envelope-To"]
@@ -276,6 +294,7 @@ def test_restart_skip_and_refusals(
 ) -> None:
     from airflow.models.dag import DagModel
     from airflow.utils.session import create_session
+    from campaign_runs import core
     from sqlalchemy import select
 
     done = make_run("cr_campaign", state="success", ti_states=ALL_DONE)
@@ -316,15 +335,35 @@ def test_restart_skip_and_refusals(
     skipped = client.post(f"{base}/{to_skip}/skip", json={"note": "Not worth it"}, headers={**admin, **key})
     replayed = client.post(f"{base}/{to_skip}/skip", json={"note": "Not worth it"}, headers={**admin, **key})
     assert skipped.status_code == replayed.status_code == 200
-    assert replayed.json() == {**skipped.json(), "replayed": True}
+    (skip_action,) = [a for a in actions_of("cr_campaign", to_skip) if a["action"] == "skip"]
+    expected = {
+        "action_id": skip_action["id"],
+        "action": "skip",
+        "dag_id": "cr_campaign",
+        "run_id": to_skip,
+        "actor": "admin",
+        "status_before": "failed",
+        "status_after": "skipped",
+        "new_run_id": None,
+    }
+    assert skipped.json() == {**expected, "replayed": False}
+    assert replayed.json() == {**expected, "replayed": True}
+    assert len(actions_of("cr_campaign", to_skip)) == 1  # the replay recorded nothing
 
     messages = smtp_server.wait_for(2)
     assert sorted(str(m["X-Envelope-To"]) for m in messages) == ["admin@example.com", "alice@example.com"]
     assert any("restarted as" in str(m["Subject"]) for m in messages)
-    import time
-
-    time.sleep(1.0)  # a replayed request must not send a second email
-    assert len(smtp_server.messages) == 2
+    # A replayed request must not send a second email. Once both emails are recorded as sent, a
+    # housekeeping pass run here and now is the next chance to send anything: it must find nothing.
+    wait_until(lambda: [r["status"] for r in outbox_rows()].count("sent") >= 2, timeout=30, message="2 emails sent")
+    assert core.housekeeping_pass() == ([], 0)
+    assert len(smtp_server.messages) == 2, smtp_server.subjects()
+    rows = outbox_rows()
+    assert [(r["kind"], r["run_id"], r["recipient"]) for r in rows] == [
+        ("restarted", to_restart, "alice@example.com"),
+        ("skipped", to_skip, "admin@example.com"),
+    ]
+    assert [(r["status"], r["attempts"]) for r in rows] == [("sent", 1), ("sent", 1)]
 
 
 def test_unknown_paths_and_methods_answer_json(client: TestClient, admin: dict[str, str]) -> None:
@@ -340,6 +379,7 @@ def test_domain_errors_map_to_statuses() -> None:
         Action,
         ActionNotAllowedError,
         CampaignPausedError,
+        CampaignRunsError,
         ConflictError,
         InvalidNoteError,
         NotACampaignError,
@@ -347,18 +387,21 @@ def test_domain_errors_map_to_statuses() -> None:
         RunStatus,
     )
 
+    not_allowed = "Stop is not allowed for a run that is completed; it is allowed when the run is queued, running."
     cases = [
-        (NotFoundError("x"), 404, "not_found"),
-        (NotACampaignError("x"), 404, "not_a_campaign"),
-        (ActionNotAllowedError(Action.STOP, RunStatus.COMPLETED), 409, "not_allowed"),
-        (ConflictError("x"), 409, "conflict"),
-        (CampaignPausedError("x"), 409, "paused"),
-        (InvalidNoteError("x"), 422, "invalid_note"),
+        (NotFoundError("Run 'r' does not exist."), 404, "not_found", "Run 'r' does not exist."),
+        (NotACampaignError("DAG 'd' is not a campaign."), 404, "not_a_campaign", "DAG 'd' is not a campaign."),
+        (ActionNotAllowedError(Action.STOP, RunStatus.COMPLETED), 409, "not_allowed", not_allowed),
+        (ConflictError("Lost a race."), 409, "conflict", "Lost a race."),
+        (CampaignPausedError("Campaign 'c' is paused."), 409, "paused", "Campaign 'c' is paused."),
+        (InvalidNoteError("A note is required."), 422, "invalid_note", "A note is required."),
+        (CampaignRunsError("Something else."), 400, "error", "Something else."),
     ]
-    for error, status, code in cases:
+    for error, status, code, detail in cases:
         response = asyncio.run(_domain_error(None, error))  # type: ignore[arg-type]
-        assert (response.status_code, response.body) == (status, response.body)
-        assert f'"code":"{code}"'.encode() in response.body
+        assert response.status_code == status, (error, response.body)
+        assert response.headers["content-type"] == "application/json"
+        assert json.loads(response.body) == {"detail": detail, "code": code}
 
 
 def test_openapi_declares_every_response(client: TestClient) -> None:

@@ -76,9 +76,9 @@ def user_error(result: Result, *fragments: str) -> str:
 
 
 def run_status(dag_id: str, run_id: str) -> str:
-    from campaign_runs import service
+    from campaign_runs import core
 
-    return service.get_run(dag_id, run_id).status
+    return core.get_run(dag_id, run_id).status
 
 
 def set_progress(dag_id: str, run_id: str, channel: str, total: int, sent: int, failed: int) -> None:
@@ -169,12 +169,12 @@ def test_list_and_show(make_run: Any) -> None:
 
 
 def test_runs_schedule_with_upcoming_filters_and_limit(make_run: Any) -> None:
-    from campaign_runs import service
+    from campaign_runs import core
 
     done = make_run("cr_campaign", state="success", ti_states=ALL_DONE)
     failed = make_run("cr_campaign", state="failed", ti_states={"send_sms": "failed"})
     skipped = make_run("cr_campaign", state="failed")
-    service.skip_run("cr_campaign", skipped, actor="alice", note="Skipped for the test")
+    core.skip_run("cr_campaign", skipped, actor="alice", note="Skipped for the test")
     running = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
 
     default, with_skipped, only_failed, limited = cli_many(
@@ -235,7 +235,7 @@ def test_run_details_progress_tasks_history(make_run: Any) -> None:
 
 
 def test_stop_flow_worklist_reassign_and_email(make_run: Any, smtp_server: Any) -> None:
-    from campaign_runs import service
+    from campaign_runs import core
 
     run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
 
@@ -264,8 +264,73 @@ def test_stop_flow_worklist_reassign_and_email(make_run: Any, smtp_server: Any) 
     moved = ok(cli("reassign", "cr_campaign", run_id, "--to", "bob", "--user", "alice", "--note", "Bob owns SMS"))
     assert "bob's work list" in moved.out
     assert [e["assignee"] for e in ok(cli("worklist", "--all", "-o", "json")).json()] == ["bob"]
-    actions = [(h.action, h.actor, h.note) for h in service.run_history("cr_campaign", run_id)]
+    actions = [(h.action, h.actor, h.note) for h in core.run_history("cr_campaign", run_id)]
     assert actions == [("stop", "alice", "Wrong audience"), ("reassign", "alice", "Bob owns SMS")]
+
+
+def table_rows(text: str) -> list[dict[str, str]]:
+    """The rows of an ``airflow`` table (``a | b`` cells under a ``===+===`` rule), keyed by column."""
+    lines = [[cell.strip() for cell in line.split("|")] for line in text.splitlines() if "|" in line]
+    assert lines, f"no table in {text!r}"
+    header, *rows = lines
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def worklist_in_db() -> dict[str, dict[str, Any]]:
+    """The work-list table, read directly, by run id."""
+    from airflow.utils.session import create_session
+    from campaign_runs.models import worklist_entry
+
+    with create_session() as session:
+        return {row["run_id"]: dict(row) for row in session.execute(select(worklist_entry)).mappings()}
+
+
+def test_worklist_with_entries_in_table_and_json(make_run: Any, smtp_server: Any) -> None:
+    from campaign_runs import core
+
+    wrong = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    legal = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    bobs = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    core.stop_run("cr_campaign", wrong, actor="alice", note="Wrong audience")
+    core.stop_run("cr_campaign", legal, actor="alice", note="Legal review, see ticket 42")
+    core.stop_run("cr_campaign", bobs, actor="bob", note="Bob stopped this one")
+    assert worklist_in_db() == {}  # a run lands on the work list when its stop is finished
+    assert "3 run(s) finished stopping; 3 email(s) sent" in ok(cli("housekeeping", "--once")).out
+
+    stored = worklist_in_db()
+    assert set(stored) == {wrong, legal, bobs}
+    newest_first = sorted(stored.values(), key=lambda e: (e["created_at"], e["id"]), reverse=True)
+    alices = [e for e in newest_first if e["assignee"] == "alice"]
+    notes = {wrong: "Wrong audience", legal: "Legal review, see ticket 42", bobs: "Bob stopped this one"}
+    expected = [
+        {
+            "id": e["id"],
+            "dag_id": "cr_campaign",
+            "run_id": e["run_id"],
+            "assignee": "alice",
+            "reason": "stopped",
+            "note": notes[e["run_id"]],
+            "created_at": e["created_at"].isoformat(),
+            "resolved_at": None,
+            "resolution": None,
+        }
+        for e in alices
+    ]
+    assert {e["run_id"] for e in expected} == {wrong, legal}
+
+    table, as_json, everyone = cli_many(
+        ("worklist", "--user", "alice"),
+        ("worklist", "--user", "alice", "-o", "json"),
+        ("worklist", "--all", "-o", "json"),
+    )
+    assert ok(as_json).json() == expected
+    assert table_rows(ok(table).out) == [
+        {key: "" if value is None else str(value) for key, value in row.items()} for row in expected
+    ]
+    assert bobs not in table.out
+    assert [(e["run_id"], e["assignee"]) for e in ok(everyone).json()] == [
+        (e["run_id"], e["assignee"]) for e in newest_first
+    ]
 
 
 def test_restart_skip_and_paused_campaign(make_run: Any, smtp_server: Any) -> None:

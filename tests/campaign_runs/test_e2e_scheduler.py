@@ -9,11 +9,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-from campaign_runs import airflow_api, service
+from campaign_runs import core
+from campaign_runs.adapters import runs as airflow_runs
 from sqlalchemy import select
 
 from tests.support.airflow_env import free_port
-from tests.support.fixtures import TEST_DAGS, SmtpSink
+from tests.support.fixtures import PROBE_KIND, TEST_DAGS, SmtpSink, outbox_rows, wait_for_housekeeping_pass
 from tests.support.processes import AirflowStack, airflow_stack, wait_until
 
 pytestmark = pytest.mark.slow
@@ -46,7 +47,7 @@ def trigger(dag_id: str) -> str:
 
     run_id = f"manual__e2e_{time.time_ns()}"
     with create_session() as session:
-        airflow_api.trigger_run(dag_id, run_id=run_id, conf={}, user="alice", note="", session=session)
+        airflow_runs.trigger_run(dag_id, run_id=run_id, conf={}, user="alice", note="", session=session)
     return run_id
 
 
@@ -86,7 +87,7 @@ def process_gone(pid: int) -> bool:
 
 
 def status(dag_id: str, run_id: str) -> str:
-    return service.get_run(dag_id, run_id).status
+    return core.get_run(dag_id, run_id).status
 
 
 def test_stop_restart_skip_with_a_real_scheduler(stack: AirflowStack, smtp_server: SmtpSink) -> None:
@@ -95,41 +96,55 @@ def test_stop_restart_skip_with_a_real_scheduler(stack: AirflowStack, smtp_serve
     assert psutil.pid_exists(pid)
 
     started = time.monotonic()
-    service.stop_run("cr_slow", run_id, actor="alice", note="Wrong segment")
+    core.stop_run("cr_slow", run_id, actor="alice", note="Wrong segment")
     stopped_after = wait_until(lambda: status("cr_slow", run_id) == "stopped", timeout=60, interval=0.05)
     wait_until(lambda: process_gone(pid), timeout=30, message="task process to end")
     [message] = smtp_server.wait_for(1)
     email_after = time.monotonic() - started
     assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_slow stopped"
     assert message["To"] == "alice@example.com"
-    assert [e.run_id for e in service.worklist("alice")] == [run_id]
+    assert [e.run_id for e in core.worklist("alice")] == [run_id]
     print(f"\nTIMING stop->stopped {stopped_after:.2f}s, stop->email {email_after:.2f}s")
 
-    restarted = service.restart_run("cr_slow", run_id, actor="alice", note="Segment fixed")
+    restarted = core.restart_run("cr_slow", run_id, actor="alice", note="Segment fixed")
     assert restarted.new_run_id is not None
-    service.deliver_soon(restarted.outbox_ids)
+    core.wait_for_deliveries(10)
     new_pid = wait_task_running(stack, "cr_slow", restarted.new_run_id)
     assert status("cr_slow", restarted.new_run_id) == "running"
-    assert (status("cr_slow", run_id), service.worklist("alice")) == ("skipped", [])
+    assert (status("cr_slow", run_id), core.worklist("alice")) == ("skipped", [])
 
-    service.stop_run("cr_slow", restarted.new_run_id, actor="bob", note="Pause for legal review")
+    core.stop_run("cr_slow", restarted.new_run_id, actor="bob", note="Pause for legal review")
     wait_until(lambda: status("cr_slow", restarted.new_run_id) == "stopped", timeout=60)
     wait_until(lambda: process_gone(new_pid), timeout=30, message="restarted task process to end")
     smtp_server.wait_for(3)
-    skipped = service.skip_run("cr_slow", restarted.new_run_id, actor="bob", note="Not this week")
-    service.deliver_soon(skipped.outbox_ids)
-    messages = smtp_server.wait_for(4)
-    time.sleep(2)  # a few more housekeeping passes: nothing may be sent twice
-    assert sorted(str(m["Subject"]) for m in smtp_server.messages) == sorted(
+    core.skip_run("cr_slow", restarted.new_run_id, actor="bob", note="Not this week")
+    core.wait_for_deliveries(10)
+    smtp_server.wait_for(4)
+    # Nothing may be sent twice: once the four emails are recorded as sent, let the scheduler's
+    # housekeeper complete two more passes (each delivers a probe email of its own), then count.
+    wait_until(lambda: [r["status"] for r in outbox_rows()].count("sent") >= 4, timeout=30, message="4 emails sent")
+    probes = [wait_for_housekeeping_pass(smtp_server) for _ in range(2)]
+    subjects = [s for s in smtp_server.subjects() if s not in probes]
+    assert sorted(subjects) == sorted(
         [
             f"[Campaign Runs] Run {run_id} of cr_slow stopped",
             f"[Campaign Runs] Run {run_id} of cr_slow restarted as {restarted.new_run_id}",
             f"[Campaign Runs] Run {restarted.new_run_id} of cr_slow stopped",
             f"[Campaign Runs] Run {restarted.new_run_id} of cr_slow skipped",
         ]
-    ), [m["Subject"] for m in messages]
+    ), subjects
+    emails = [r for r in outbox_rows() if r["kind"] != PROBE_KIND]
+    assert sorted((r["kind"], r["run_id"]) for r in emails) == sorted(
+        [
+            ("stopped", run_id),
+            ("restarted", run_id),
+            ("stopped", restarted.new_run_id),
+            ("skipped", restarted.new_run_id),
+        ]
+    )
+    assert [(r["status"], r["attempts"]) for r in emails] == [("sent", 1)] * 4
     assert status("cr_slow", restarted.new_run_id) == "skipped"
-    assert service.worklist("bob") == []
+    assert core.worklist("bob") == []
 
 
 def test_a_task_that_ignores_the_stop_is_killed_after_the_grace_period(
@@ -138,7 +153,7 @@ def test_a_task_that_ignores_the_stop_is_killed_after_the_grace_period(
     run_id = trigger("cr_stubborn")
     pid = wait_task_running(stack, "cr_stubborn", run_id)
     started = time.monotonic()
-    service.stop_run("cr_stubborn", run_id, actor="alice", note="Stop now")
+    core.stop_run("cr_stubborn", run_id, actor="alice", note="Stop now")
     assert status("cr_stubborn", run_id) == "stopping"
     stopped_after = wait_until(lambda: status("cr_stubborn", run_id) == "stopped", timeout=60, interval=0.05)
     assert stopped_after >= 2.5  # the grace period ([campaign_runs] stop_grace_seconds = 3) came first

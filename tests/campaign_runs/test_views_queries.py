@@ -144,51 +144,108 @@ def bulk_campaigns(airflow_db: None) -> Iterator[Callable[[int], None]]:
             session.execute(delete(model).where(model.dag_id.startswith(BULK_DAG_PREFIX)))
 
 
+def rows_on(client: TestClient, url: str, pattern: str) -> int:
+    """How many times ``pattern`` occurs on the page at ``url``."""
+    response = client.get(url)
+    assert response.status_code == 200, response.text[:500]
+    return len(re.findall(pattern, response.text))
+
+
+def campaign_total() -> int:
+    """DAGs tagged ``campaign`` in the metadata DB (counted here, not by the plugin)."""
+    from airflow.models.dag import DagModel, DagTag
+    from airflow.utils.session import create_session
+    from sqlalchemy import func
+
+    with create_session() as session:
+        query = (
+            select(func.count(func.distinct(DagModel.dag_id)))
+            .join(DagTag, DagTag.dag_id == DagModel.dag_id)
+            .where(DagTag.name == "campaign", DagModel.is_stale.is_(False))
+        )
+        return int(session.scalar(query) or 0)
+
+
 def test_campaign_display_queries_do_not_grow_with_runs(
     admin: TestClient, make_run: Callable[..., str], bulk_runs: Callable[[int], None]
 ) -> None:
-    # The first page always shows the same newest runs; only older history grows.
+    url = f"{BASE}/display/cr_campaign"
+    status = f"{BASE}/display/cr_campaign/status.json"
+    row = r'class="cr-row" data-run-id='
     for state in ("running", "failed", "success"):
         make_run("cr_campaign", state=state)
-    bulk_runs(40)
-    url = f"{BASE}/display/cr_campaign"
+    bulk_runs(0)  # only the template run: 4 runs, fewer than one page
     page_queries(admin, url)  # warm-up: first-request set-up is not part of the page
-    small = page_queries(admin, url)
-    small_schedule = admin.get(url)
-    assert "Page 1 of 2" in small_schedule.text
+    page_queries(admin, status)
 
+    # A few runs: every one of them on the first page.
+    few = page_queries(admin, url)
+    few_status = page_queries(admin, status)
+    assert rows_on(admin, url, row) == 4
+    assert len(admin.get(status).json()["runs"]) == 4
+
+    # A full first page and a second one.
+    bulk_runs(40)
+    some = page_queries(admin, url)
+    some_status = page_queries(admin, status)
+    some_page = admin.get(url).text
+    assert "Page 1 of 2" in some_page
+    assert len(re.findall(row, some_page)) == 25
+    assert len(admin.get(status).json()["runs"]) == 25
+
+    # 10,000 runs: the first page still shows the newest 25.
     bulk_runs(10_000 - 44)
-    large = page_queries(admin, url)
-    large_schedule = admin.get(url)
-    assert "Page 1 of 400" in large_schedule.text
-    assert len(re.findall(r'class="cr-row" data-run-id=', large_schedule.text)) == 25
-    print(f"campaign display: {small} statements with 44 runs, {large} with 10,000 runs")
-    assert small == large
-    assert large <= 40
+    many = page_queries(admin, url)
+    many_status = page_queries(admin, status)
+    many_page = admin.get(url).text
+    assert "Page 1 of 400" in many_page
+    assert len(re.findall(row, many_page)) == 25
+    assert len(admin.get(status).json()["runs"]) == 25
+    last = page_queries(admin, f"{url}?page=400")
+    assert rows_on(admin, f"{url}?page=400", row) == 25
 
-    # The same holds for the run schedule's JSON statuses.
-    status = f"{BASE}/display/cr_campaign/status.json"
-    assert page_queries(admin, status) == page_queries(admin, status)
+    print(
+        f"campaign display: {few} statements with 4 runs, {some} with 44, {many} with 10,000, {last} for page 400; "
+        f"status.json: {few_status}, {some_status}, {many_status}"
+    )
+    assert few == some == many == last
+    assert many <= 40
+    assert few_status == some_status == many_status
+    assert many_status <= many
 
 
 def test_campaigns_page_queries_do_not_grow_with_campaigns(
     admin: TestClient, make_run: Callable[..., str], bulk_campaigns: Callable[[int], None]
 ) -> None:
     make_run("cr_campaign", state="running")
-    bulk_campaigns(5)
     url = f"{BASE}/list"
-    page_queries(admin, url)
-    small = page_queries(admin, url)
-    assert len(re.findall(r"data-dag-id=", admin.get(url).text)) >= 9
+    search = f"{url}?q=bulk_campaign_000&sort=owner&desc=1"
+    row = r"data-dag-id="
+    before = campaign_total()
+    assert before >= 4  # the test campaigns
+
+    bulk_campaigns(5)
+    page_queries(admin, url)  # warm-up
+    few = page_queries(admin, url)
+    few_search = page_queries(admin, search)
+    assert rows_on(admin, url, row) == before + 5
+    assert rows_on(admin, search, row) == 5  # bulk_campaign_00000 .. 00004
 
     bulk_campaigns(495)
-    large = page_queries(admin, url)
-    listed = admin.get(url)
-    assert len(re.findall(r"data-dag-id=", listed.text)) == 50
-    assert (
-        re.search(r"(\d+) campaigns", listed.text) and int(re.search(r"(\d+) campaigns", listed.text).group(1)) >= 504
+    many = page_queries(admin, url)
+    many_search = page_queries(admin, search)
+    listed = admin.get(url).text
+    assert len(re.findall(row, listed)) == 50  # one page
+    assert f"{before + 500} campaigns" in listed
+    searched = admin.get(search).text
+    assert len(re.findall(row, searched)) == 50  # bulk_campaign_00000 .. 00099: two pages
+    assert "100 campaigns" in searched
+
+    print(
+        f"campaigns page: {few} statements with {before + 5} campaigns, {many} with {before + 500}; "
+        f"search: {few_search} with 5 matches, {many_search} with 100"
     )
-    searched = page_queries(admin, f"{url}?q=bulk_campaign_004&sort=owner&desc=1")
-    print(f"campaigns page: {small} statements with 9 campaigns, {large} with 504; search {searched}")
-    assert small == large
-    assert large <= 30
+    assert few == many
+    assert many <= 30
+    assert few_search == many_search
+    assert many_search <= 30

@@ -185,3 +185,58 @@ def make_run(airflow_db: None) -> Callable[..., Any]:
         return rid
 
     return make
+
+
+PROBE_KIND = "probe"
+
+
+def outbox_rows() -> list[dict[str, Any]]:
+    """Every row of the plugin's email outbox, oldest first, read straight from the table."""
+    from airflow.utils.session import create_session
+    from campaign_runs.models import email_outbox
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return [dict(row) for row in session.execute(select(email_outbox).order_by(email_outbox.c.id)).mappings()]
+
+
+_probe_numbers = itertools.count(1)
+
+
+def wait_for_housekeeping_pass(sink: SmtpSink, timeout: float = 30.0) -> str:
+    """Wait until a housekeeper (in whatever process) completes one more delivery pass; return the probe's subject.
+
+    Writes a due email of kind ``probe`` straight into the outbox (no action sends it) and waits until
+    ``sink`` receives it. Delivery takes due rows in id order, so the pass that sent the probe, the
+    newest row, went through every email that was due before it.
+    """
+    from airflow.utils.session import create_session
+    from campaign_runs.models import email_outbox
+    from sqlalchemy import insert
+
+    token = f"{os.getpid()}-{next(_probe_numbers)}"
+    subject = f"[probe] housekeeping pass {token}"
+    now = pendulum.now("UTC")
+    with create_session() as session:
+        session.execute(
+            insert(email_outbox).values(
+                dag_id="probe",
+                run_id=subject,
+                kind=PROBE_KIND,
+                username="probe",
+                recipient="probe@example.com",
+                subject=subject,
+                body_html="<p>probe</p>",
+                message_id=f"<probe.{token}@probe.invalid>",
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+    deadline = time.monotonic() + timeout
+    while subject not in sink.subjects():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no housekeeping pass delivered {subject!r} within {timeout}s: {sink.subjects()}")
+        time.sleep(0.05)
+    return subject

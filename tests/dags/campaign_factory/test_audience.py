@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import sys
+import gc
+import json
+import tracemalloc
+from collections.abc import Iterable
+from itertools import islice
 
+import pytest
 from campaign_factory.audience import AudiencePlan, RunSlot, make_recipient, plan_audience, slot_for_run
 
 SLOT = RunSlot("2026-03-02T10:00:00+00:00", None, None, "run-1")
@@ -43,17 +48,74 @@ def test_rotation_per_slot() -> None:
     assert [r.id for r in plan().recipients()] == [r.id for r in plan(slot=other).recipients()]
 
 
+def peak_bytes_while_consuming(iterable: Iterable[object]) -> tuple[int, int]:
+    """Items consumed and the peak of memory allocated meanwhile (tracemalloc), items dropped one by one."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        count = 0
+        for item in iterable:
+            count += len(item) if isinstance(item, list) else 1
+        return count, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("mode", ["recipients", "batches"])
+def test_memory_stays_flat_when_the_audience_grows_tenfold(mode: str) -> None:
+    """Going through an audience ten times larger allocates no more at a time: recipients are never all held."""
+    small_plan = plan(4_000, population=5_000_000, rotate=True)
+    large_plan = plan(40_000, population=5_000_000, rotate=True)
+    if mode == "recipients":
+        small_count, small_peak = peak_bytes_while_consuming(small_plan.recipients())
+        large_count, large_peak = peak_bytes_while_consuming(large_plan.recipients())
+    else:
+        small_count, small_peak = peak_bytes_while_consuming(small_plan.batches(500))
+        large_count, large_peak = peak_bytes_while_consuming(large_plan.batches(500))
+    assert (small_count, large_count) == (4_000, 40_000)
+    print(f"{mode}: peak {small_peak} bytes for 4,000 recipients, {large_peak} for 40,000")
+    # Holding every recipient would take about ten times the smaller run's peak; allow only noise.
+    assert large_peak <= 2 * small_peak + 64 * 1024, (small_peak, large_peak)
+
+
 def test_batches_are_lazy_for_millions() -> None:
     """A million-recipient plan yields batches without building the whole list."""
     big = plan(2_000_000, population=5_000_000, rotate=True)
+    count, peak = peak_bytes_while_consuming(islice(big.batches(1000), 2))
+    assert count == 2000
+    assert peak < 8 * 1024 * 1024, peak  # two batches of 1,000, not two million recipients
     batches = big.batches(1000)
     first = next(batches)
     second = next(batches)
     assert len(first) == len(second) == 1000
-    assert second[0].position == 1000
-    assert sys.getsizeof(big.to_xcom()) < 1000
-    assert AudiencePlan.from_xcom(big.to_xcom()) == big
+    assert [r.position for r in first + second] == list(range(2000))
+    assert second[0] == make_recipient(big, 1000)
     assert [len(b) for b in plan(25).batches(10)] == [10, 10, 5]
+
+
+def test_xcom_form_is_a_small_recipe_not_the_recipients() -> None:
+    """What goes to XCom is JSON of a few fields, the same length for 10 or 2,000,000 recipients."""
+    big = plan(2_000_000, population=5_000_000, rotate=True)
+    small = plan(10, population=5_000_000, rotate=True)
+    data = big.to_xcom()
+    assert set(data) == {
+        "campaign",
+        "segment",
+        "criteria",
+        "size",
+        "population",
+        "offset",
+        "slot",
+        "restart_of",
+        "slot_key",
+    }
+    assert data["size"] == 2_000_000 and data["slot_key"] == SLOT.key
+    encoded = json.dumps(data)
+    assert len(encoded) < 1000
+    # Only the digits of the size differ.
+    assert len(encoded) - len(json.dumps(small.to_xcom())) == len("2000000") - len("10")
+    assert AudiencePlan.from_xcom(json.loads(encoded)) == big
 
 
 def test_slot_for_restart_uses_original_slot() -> None:
