@@ -1,4 +1,4 @@
-"""Outbox delivery: rendering, claims, and no double sending when several processes deliver at once."""
+"""Outbox delivery (core.notify): rendering, claims, retries with backoff, undeliverable rows, no double sending."""
 
 from __future__ import annotations
 
@@ -85,3 +85,57 @@ def test_a_claimed_row_is_not_sent_by_another_process(make_run, smtp_server: Smt
     with create_session() as session:
         assert notify.deliver(session) == 0
     assert smtp_server.messages == []
+
+
+def test_email_waits_while_smtp_is_down_and_is_delivered_once_later(make_run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.airflow_env import free_port
+    from tests.support.fixtures import start_smtp
+
+    port = free_port()
+    monkeypatch.setenv("AIRFLOW__SMTP__SMTP_PORT", str(port))  # nothing listens there yet
+    run_id = make_run("cr_campaign", state="failed")
+    result = core.skip_run("cr_campaign", run_id, actor="alice", note="later")
+    assert result.status_after == "skipped"
+    core.wait_for_deliveries(10)
+
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = session.execute(select(email_outbox)).one()
+    assert (row.status, row.attempts) == ("pending", 1)
+    assert "Connection refused" in row.last_error
+    assert row.next_attempt_at > row.created_at
+
+    controller, sink = start_smtp(port)
+    try:
+        with create_session() as session:  # make it due now instead of waiting out the backoff
+            session.execute(email_outbox.update().values(next_attempt_at=row.created_at))
+        assert core.housekeeping_pass() == ([], 1)
+        assert core.housekeeping_pass() == ([], 0)
+        [message] = sink.wait_for(1)
+        assert message["Message-ID"] == row.message_id
+    finally:
+        controller.stop()
+    with create_session() as session:
+        assert session.execute(select(email_outbox.c.status)).scalar_one() == "sent"
+
+
+def test_user_without_email_still_acts_and_the_outbox_says_why(make_run) -> None:  # type: ignore[no-untyped-def]
+    from airflow.utils.session import create_session
+
+    run_id = make_run("cr_campaign", state="failed")
+    assert core.skip_run("cr_campaign", run_id, actor="nomail", note="no mail").status_after == "skipped"
+    with create_session() as session:
+        row = session.execute(select(email_outbox)).one()
+    assert (row.status, row.recipient, row.last_error) == (
+        "undeliverable",
+        None,
+        "User 'nomail' has no email address.",
+    )
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    from campaign_runs.core.notify import backoff_seconds
+
+    assert [backoff_seconds(n) for n in (1, 2, 3, 4)] == [5, 10, 20, 40]
+    assert backoff_seconds(30) == 600
