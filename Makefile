@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 XDIST_ARGS ?= -n 2 --dist loadfile
 export PYTEST_ARGS
 
-.PHONY: help venv run test test-sqlite test-postgres chromium lint bench
+.PHONY: help venv run test test-sqlite test-postgres chromium axe lint bench
 
 help:
 	@echo "make run     start Airflow with Campaign Runs on http://localhost:8080 (admin / admin)"
@@ -54,8 +54,21 @@ chromium:
 		fi; \
 	fi
 
+# axe-core for the browser tests' accessibility checks, exactly as pinned in tests/browser/package-lock.json,
+# installed with npm ci into $(VENV)/axe (git-ignored); the tests run the same install when it is missing.
+AXE_DIR := $(VENV)/axe
+axe: $(AXE_DIR)/node_modules/axe-core/axe.min.js
+
+$(AXE_DIR)/node_modules/axe-core/axe.min.js: tests/browser/package.json tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then \
+		mkdir -p $(AXE_DIR) && cp tests/browser/package.json tests/browser/package-lock.json $(AXE_DIR)/ && \
+		cd $(AXE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else \
+		echo "warning: npm is missing: the accessibility tests cannot install axe-core" >&2; \
+	fi
+
 # Both runs always run; the target fails if either failed.
-test: venv chromium
+test: venv chromium axe
 	@status=0; \
 	$(MAKE) --no-print-directory test-sqlite || status=1; \
 	$(MAKE) --no-print-directory test-postgres || status=1; \

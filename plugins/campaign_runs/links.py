@@ -22,3 +22,19 @@ def run_path(dag_id: str, run_id: str) -> str:
 def absolute(base_url: str, path: str) -> str:
     """``path`` under the configured base URL."""
     return f"{base_url.rstrip('/')}{path}"
+
+
+# ``url_route`` of the plugin's external views (plugin.py): Airflow's React UI serves a DAG's tab at
+# ``/dags/<dag_id>/plugin/<url_route>`` and a DAG run's at ``/dags/<dag_id>/runs/<run_id>/plugin/<url_route>``.
+DAG_TAB_ROUTE = "campaign"
+RUN_TAB_ROUTE = "campaign-run"
+
+
+def campaign_tab_path(dag_id: str) -> str:
+    """The DAG's Campaign tab in Airflow's UI (the campaign display inside Airflow)."""
+    return f"/dags/{quote(dag_id, safe='')}/plugin/{DAG_TAB_ROUTE}"
+
+
+def run_tab_path(dag_id: str, run_id: str) -> str:
+    """The DAG run's Campaign run tab in Airflow's UI (the run's details inside Airflow)."""
+    return f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/plugin/{RUN_TAB_ROUTE}"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
+
+if TYPE_CHECKING:
+    from campaign_runs.core import RunDetails, RunView
 
 
 def fmt_time(value: datetime | None) -> str:
@@ -32,9 +35,35 @@ def fmt_duration(seconds: float | None) -> str:
 def _markdown() -> Any:
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": False})
+    # As Airflow's UI renders doc_md: CommonMark with GitHub-flavoured tables, raw HTML off. markdown-it's
+    # link validation drops javascript:, vbscript:, file: and non-image data: links.
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
 
 
 def render_markdown(text: str | None) -> Markup:
-    """Campaign docs as HTML; raw HTML in the source is escaped, not rendered."""
+    """Campaign docs as HTML (with tables); raw HTML in the source is escaped, unsafe links are not links."""
     return Markup(_markdown().render(text or ""))  # markdown-it escapes raw HTML (html=False)
+
+
+def run_json(run: RunView, details: RunDetails | None = None) -> dict[str, Any]:
+    """A run's status (and, with ``details``, its progress per channel) for the pages' in-place updates."""
+    data: dict[str, Any] = {
+        "run_id": run.run_id,
+        "status": run.status,
+        "active": run.is_active,
+        "progress_percent": run.progress_percent,
+        "tasks_done": run.tasks_done,
+        "tasks_total": run.tasks_total,
+        "start_date": fmt_time(run.start_date),
+        "end_date": fmt_time(run.end_date),
+        "duration": fmt_duration(run.duration_seconds),
+        "note": run.note or "",
+        "allowed_actions": run.allowed_actions,
+    }
+    if details is not None:
+        data["overall_percent"] = details.overall_percent
+        data["channels"] = [
+            {"channel": c.channel, "total": c.total, "sent": c.sent, "failed": c.failed, "percent": c.percent}
+            for c in details.channels
+        ]
+    return data

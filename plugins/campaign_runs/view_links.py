@@ -25,7 +25,7 @@ def worklist_path(**params: object) -> str:
 
 
 def campaign_path(dag_id: str, **params: object) -> str:
-    """Path of the campaign display, with optional query parameters (page, show_skipped, keep)."""
+    """Path of the campaign display, with optional query parameters (page, show_skipped)."""
     return _query(links.campaign_path(dag_id), params)
 
 

@@ -11,14 +11,21 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import flash, g, jsonify, make_response, redirect, request
+from flask import Response, current_app, flash, g, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
 
 from campaign_runs import core, view_links
 from campaign_runs.adapters import auth
-from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, RunStatus
+from campaign_runs.domain import (
+    Action,
+    CampaignPausedError,
+    CampaignRunsError,
+    InvalidNoteError,
+    NotACampaignError,
+    RunStatus,
+)
 from campaign_runs.http_errors import http_status
-from campaign_runs.page_format import fmt_duration, fmt_time, render_markdown
+from campaign_runs.page_format import fmt_duration, fmt_time, render_markdown, run_json
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -31,6 +38,8 @@ log = logging.getLogger(__name__)
 CAMPAIGNS_PAGE_SIZE = 50
 SORTS = {"dag_id": "Name", "owner": "Owner", "next_run": "Next run", "paused": "Paused"}
 ORIGINS = ("display", "run", "worklist")
+# One-time value in the Flask session: the run just skipped or restarted from the display, shown once more.
+KEEP_KEY = "campaign_runs_keep"
 
 WHAT_NEXT = {
     Action.STOP: (
@@ -96,28 +105,23 @@ def _int_arg(name: str, default: int, minimum: int = 1) -> int:
         return default
 
 
-def _run_json(run: core.RunView, details: core.RunDetails | None = None) -> dict[str, Any]:
-    """A run's status (and, with ``details``, its progress per channel) for the pages' in-place updates."""
-    data: dict[str, Any] = {
-        "run_id": run.run_id,
-        "status": run.status,
-        "active": run.is_active,
-        "progress_percent": run.progress_percent,
-        "tasks_done": run.tasks_done,
-        "tasks_total": run.tasks_total,
-        "start_date": fmt_time(run.start_date),
-        "end_date": fmt_time(run.end_date),
-        "duration": fmt_duration(run.duration_seconds),
-        "note": run.note or "",
-        "allowed_actions": run.allowed_actions,
-    }
-    if details is not None:
-        data["overall_percent"] = details.overall_percent
-        data["channels"] = [
-            {"channel": c.channel, "total": c.total, "sent": c.sent, "failed": c.failed, "percent": c.percent}
-            for c in details.channels
-        ]
-    return data
+class _PollResponse(Response):
+    """A polled JSON response that never rewrites the (permanent) session cookie: a poll crossing an action
+    would put back the session it read, dropping the action's flash and one-time value."""
+
+    def set_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
+        if key != current_app.config["SESSION_COOKIE_NAME"]:
+            super().set_cookie(key, *args, **kwargs)
+
+    def delete_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
+        if key != current_app.config["SESSION_COOKIE_NAME"]:
+            super().delete_cookie(key, *args, **kwargs)
+
+
+def _poll(data: dict[str, Any]) -> Response:
+    response = jsonify(data)
+    response.__class__ = _PollResponse
+    return response
 
 
 class CampaignsView(BaseView):
@@ -199,6 +203,17 @@ class CampaignsView(BaseView):
 
     # ------------------------------------------------------------ campaign display
 
+    def _not_a_campaign(self, dag_id: str, error: NotACampaignError, run_id: str | None = None) -> ResponseReturnValue:
+        """The Campaign (run) tab of a DAG that is not a campaign: how to make it one, not an error."""
+        return self._page(
+            "not_campaign.html",
+            title=f"{dag_id} is not a campaign",
+            dag_id=dag_id,
+            run_id=run_id,
+            reason=str(error),
+            campaign_tag=get_settings().campaign_tag,
+        )
+
     @expose("/display/<string:dag_id>")
     def display(self, dag_id: str) -> ResponseReturnValue:
         """A campaign's About section and its run schedule."""
@@ -206,9 +221,12 @@ class CampaignsView(BaseView):
             return refused
         may_act = _may(dag_id, "PUT")
         show_skipped = request.args.get("show_skipped") == "1"
-        keep = request.args.get("keep", "")
+        kept = session.pop(KEEP_KEY, None)
+        keep = kept.get("run_id", "") if isinstance(kept, dict) and kept.get("dag_id") == dag_id else ""
         try:
             shown = core.campaign_display(dag_id, page=_int_arg("page", 1), include_skipped=show_skipped or bool(keep))
+        except NotACampaignError as error:
+            return self._not_a_campaign(dag_id, error)
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
         runs = shown.schedule.runs
@@ -225,6 +243,8 @@ class CampaignsView(BaseView):
             runs=runs,
             show_skipped=show_skipped,
             may_act=may_act,
+            may_restart=may_act and _may(dag_id, "POST"),
+            idempotency_key=uuid.uuid4().hex,
         )
 
     @expose("/display/<string:dag_id>/status.json")
@@ -236,7 +256,7 @@ class CampaignsView(BaseView):
             schedule = core.run_schedule(dag_id, page=_int_arg("page", 1), upcoming=0, include_skipped=True)
         except CampaignRunsError as error:
             return make_response(jsonify(detail=str(error)), http_status(error))
-        return jsonify(runs=[_run_json(run) for run in schedule.runs])
+        return _poll({"runs": [run_json(run) for run in schedule.runs]})
 
     # ------------------------------------------------------------ run details
 
@@ -246,6 +266,8 @@ class CampaignsView(BaseView):
         may_act = _may(dag_id, "PUT")
         try:
             details = core.run_details(dag_id, run_id, with_failures=_may_read_logs(dag_id))
+        except NotACampaignError as error:
+            return self._not_a_campaign(dag_id, error, run_id)
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
         return self._page(
@@ -281,7 +303,7 @@ class CampaignsView(BaseView):
             details = core.run_details(dag_id, run_id)
         except CampaignRunsError as error:
             return make_response(jsonify(detail=str(error)), http_status(error))
-        return jsonify(_run_json(details.run, details))
+        return _poll(run_json(details.run, details))
 
     # ------------------------------------------------------------ actions
 
@@ -318,12 +340,14 @@ class CampaignsView(BaseView):
             }
             return self._run_page(dag_id, run_id, status=http_status(error), form=form)
         flash(WHAT_NEXT[wanted].format(run_id=run_id, new_run_id=result.new_run_id or ""), "success")
+        if origin == "display":
+            session[KEEP_KEY] = {"dag_id": dag_id, "run_id": run_id}
         return redirect(self._back(origin if origin in ORIGINS else "run", dag_id, run_id), code=303)
 
     @staticmethod
     def _back(origin: str, dag_id: str, run_id: str) -> str:
         if origin == "display":
-            return view_links.campaign_path(dag_id, keep=run_id)
+            return view_links.campaign_path(dag_id)
         if origin == "worklist":
             return view_links.worklist_path()
         return view_links.run_path(dag_id, run_id)

@@ -3,8 +3,8 @@
 A real api-server, dag-processor and scheduler (LocalExecutor) run on the test session's metadata DB;
 Alice logs in through Airflow's login page, opens Campaigns from Airflow's navigation, stops a
 running ``cr_slow`` run with a note, watches it go ``stopping`` then ``stopped``, finds it on her
-work list, restarts it and sees the new run in the run schedule. Screenshots go to
-``docs/screenshots/``.
+work list, restarts it and sees the new run in the run schedule. (The README's screenshots come from
+``python -m scripts.screenshots``, not from this test.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.airflow_env import REPO, free_port
+from tests.support.airflow_env import free_port
 from tests.support.fixtures import PASSWORD, TEST_DAGS, SmtpSink
 from tests.support.processes import AirflowStack, airflow_stack, wait_until
 
@@ -27,7 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = REPO / "docs" / "screenshots"
 USER = "alice"
 
 
@@ -117,8 +116,6 @@ def test_stop_and_restart_a_run_from_airflows_ui(
     expect(frame.locator("h1")).to_contain_text("cr_slow")
     row = frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]')
     expect(row.locator(".cr-status .cr-badge")).to_have_text("running")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "campaign-display.png"), full_page=True)
 
     # Run details: Stop with a note.
     row.locator("td").nth(2).click()  # clicking the row opens the run
@@ -135,7 +132,6 @@ def test_stop_and_restart_a_run_from_airflows_ui(
     expect(status).to_have_text("stopped", timeout=60_000)  # the page polls and refreshes itself
     expect(frame.locator("#cr-history")).to_contain_text("Wrong segment <b>now</b>")
     expect(frame.locator("form#restart")).to_be_visible()
-    page.screenshot(path=str(SCREENSHOTS / "run-details.png"), full_page=True)
     [message] = smtp_server.wait_for(1)
     assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_slow stopped"
 

@@ -100,6 +100,15 @@ def badge(response: Any, element_id: str = "cr-run-status") -> str:
     return match.group(2)
 
 
+def row_actions(response: Any, run_id: str) -> list[str]:
+    """Actions offered in place on a run's row of the run schedule (buttons opening a dialog)."""
+    row = re.search(rf'<tr class="cr-row" data-run-id="{re.escape(run_id)}".*?</tr>', response.text, re.S)
+    assert row, f"no row for {run_id}"
+    return re.findall(
+        r'<button type="button" class="cr-act" data-action="([a-z]+)" aria-haspopup="dialog">', row.group(0)
+    )
+
+
 def row_status(response: Any, run_id: str) -> str | None:
     """Status badge of a run's row in the run schedule, None when the row is not shown."""
     row = re.search(rf'<tr class="cr-row" data-run-id="{re.escape(run_id)}".*?</tr>', response.text, re.S)
@@ -413,8 +422,10 @@ def test_campaign_display_shows_about_and_the_run_schedule(
     rows = re.findall(r'data-run-id="([^"]+)"', schedule.group(0))
     assert rows == [newer, older]
     assert row_status(response, older) == "completed"
-    # Alice may act: the running run links to its Stop form, the finished one to nothing.
-    assert f'{run_url("cr_campaign", newer)}#stop">Stop</a>' in response.text
+    # Alice may act in place: the running run's row offers Stop, the finished one nothing.
+    assert row_actions(response, newer) == ["stop"]
+    assert row_actions(response, older) == []
+    assert 'data-href="' + run_url("cr_campaign", newer) + '"' in response.text  # the dialog posts under it
     assert "25%" in schedule.group(0) and "100%" in schedule.group(0)
 
 
@@ -425,6 +436,8 @@ def test_viewer_sees_the_schedule_without_action_links(
     response = users("viewer").get(f"{BASE}/display/cr_campaign")
     assert row_status(response, run_id) == "failed"
     assert "#restart" not in response.text and "#skip" not in response.text
+    assert row_actions(response, run_id) == []
+    assert "<dialog" not in response.text and "<form" not in response.text.split('id="cr-schedule"')[1]
 
 
 def test_run_schedule_is_paginated(
@@ -444,15 +457,43 @@ def test_run_schedule_is_paginated(
     assert 'data-status="scheduled"' not in second.text  # upcoming slots only on the first page
 
 
-def test_unknown_and_non_campaign_dags_are_404(users: Callable[[str], TestClient]) -> None:
+def test_unknown_dags_and_runs_are_404(users: Callable[[str], TestClient]) -> None:
     client = users("admin")
     missing = client.get(f"{BASE}/display/no_such_dag")
     assert missing.status_code == 404
     assert flashes(missing) == ["Campaign 'no_such_dag' does not exist."]
-    plain = client.get(f"{BASE}/display/cr_plain")
-    assert plain.status_code == 404
-    assert "is not a campaign" in flashes(plain)[0]
     assert client.get(run_url("cr_campaign", "nope")).status_code == 404
+    assert client.get(f"{BASE}/display/cr_plain/status.json").status_code == 404  # JSON stays an error
+
+
+def test_campaign_tabs_of_a_dag_that_is_not_a_campaign_say_how_to_make_it_one(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow shows the Campaign tab on every DAG: on a plain DAG it explains, it is not an error page."""
+    from campaign_runs.settings import get_settings
+
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__CAMPAIGN_TAG", "campaign")
+    get_settings.cache_clear()
+    client = users("admin")
+    plain = client.get(f"{BASE}/display/cr_plain")
+    assert plain.status_code == 200
+    assert flashes(plain) == []
+    assert "cr_plain is not a campaign" in text(plain)
+    assert "add the tag campaign to the DAG (the [campaign_runs] campaign_tag setting names it)" in text(plain)
+    run_id = make_run("cr_plain", state="success")
+    run_tab = client.get(run_url("cr_plain", run_id))
+    assert run_tab.status_code == 200
+    assert f"This DAG and its run {run_id} has no campaign display: only DAGs tagged campaign" in text(run_tab)
+
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__CAMPAIGN_TAG", "marketing")  # the configured tag is named
+    get_settings.cache_clear()
+    try:
+        renamed = client.get(f"{BASE}/display/cr_plain")
+        assert renamed.status_code == 200
+        assert "add the tag marketing to the DAG" in text(renamed)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 # ------------------------------------------------------------------ run details
@@ -601,6 +642,7 @@ def test_skip_from_the_display_keeps_the_run_visible_until_refresh(
     alice = users("alice")
     response = post_action(alice, "cr_campaign", run_id, "skip", "Not needed this week", origin="display")
     assert response.status_code == 303
+    assert response.headers["location"] == f"{BASE}/display/cr_campaign"  # no keep= in the URL: F5 hides it
     kept = alice.get(response.headers["location"])
     assert flashes(kept) == [
         f"Run {run_id} is skipped; the campaign goes on with its schedule and an email is on its way to you."
@@ -774,3 +816,170 @@ def test_admin_sees_everyones_work_list_and_reassigns(
     )
     assert unknown.status_code == 404
     assert flashes(unknown) == ["User 'nobody' does not exist."]
+
+
+# ------------------------------------------------------------------ the display as its users see it
+
+
+def dialog(response: Any, action: str) -> str:
+    found = re.search(rf'<dialog class="cr-dialog" id="cr-dialog-{action}".*?</dialog>', response.text, re.S)
+    assert found, f"no {action} dialog"
+    return found.group(0)
+
+
+def test_display_rows_offer_their_actions_in_dialogs_with_note_and_submit(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    running = make_run("cr_campaign", state="running")
+    failed = make_run("cr_campaign", state="failed")
+    response = users("alice").get(f"{BASE}/display/cr_campaign")
+    assert (row_actions(response, running), row_actions(response, failed)) == (["stop"], ["restart", "skip"])
+    token = csrf_token(response.text)
+    for action in ("stop", "restart", "skip"):
+        shown = dialog(response, action)
+        assert f'<input type="hidden" name="csrf_token" value="{token}">' in shown
+        assert '<input type="hidden" name="origin" value="display">' in shown
+        assert '<input type="hidden" name="idempotency_key"' in shown
+        assert f'<label for="cr-dialog-{action}-note">Add Note</label>' in shown
+        assert f'<textarea id="cr-dialog-{action}-note" name="note" maxlength="2000" required' in shown
+        assert f'<button type="submit" name="submit" value="{action}">Submit</button>' in shown
+    what = {a: " ".join(unescape(re.sub(r"<[^>]+>", " ", dialog(response, a))).split()) for a in ("restart", "skip")}
+    assert "The run is marked skipped and a new run is created and started in its slot" in what["restart"]
+    assert "The run is marked skipped and the campaign continues with its schedule." in what["skip"]
+    assert "unpause" not in dialog(response, "restart")  # only offered when the campaign is paused
+
+
+def test_skip_from_a_row_dialog_then_refresh_and_show_skipped(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    alice = users("alice")
+    response = post_action(alice, "cr_campaign", run_id, "skip", "From the row", origin="display")
+    assert response.status_code == 303
+    assert "keep" not in response.headers["location"]
+    shown = alice.get(response.headers["location"])
+    assert row_status(shown, run_id) == "skipped"  # kept once, marked skipped
+    assert row_actions(shown, run_id) == []
+    # The in-place updates list the skipped run too, so the row stays while the user stays on the page.
+    polled = alice.get(f"{BASE}/display/cr_campaign/status.json")
+    assert (run_id, "skipped") in [(r["run_id"], r["status"]) for r in polled.json()["runs"]]
+    # A poll never rewrites the session cookie (a poll crossing an action would drop its flash and value).
+    assert "session=" in shown.headers.get("set-cookie", "")
+    assert "session=" not in polled.headers.get("set-cookie", "")
+    assert "session=" not in alice.get(f"{run_url('cr_campaign', run_id)}/status.json").headers.get("set-cookie", "")
+    assert row_status(alice.get(f"{BASE}/display/cr_campaign"), run_id) is None  # F5: gone
+    assert row_status(alice.get(f"{BASE}/display/cr_campaign"), run_id) is None
+    assert row_status(alice.get(f"{BASE}/display/cr_campaign", params={"show_skipped": "1"}), run_id) == "skipped"
+    # Another user's display is not affected by Alice's one-time value.
+    other = make_run("cr_campaign", state="failed")
+    post_action(alice, "cr_campaign", other, "skip", "again", origin="display")
+    assert row_status(users("bob").get(f"{BASE}/display/cr_campaign"), other) is None
+    smtp_server.wait_for(2)
+
+
+def test_restart_from_a_row_dialog_shows_the_new_run_and_keeps_the_old_once(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    alice = users("alice")
+    response = post_action(alice, "cr_campaign", run_id, "restart", "Retry from the row", origin="display")
+    assert response.status_code == 303
+    assert response.headers["location"] == f"{BASE}/display/cr_campaign"
+    shown = alice.get(response.headers["location"])
+    [new_run_id] = re.findall(r'data-run-id="(restart__[^"]+)"', shown.text)
+    assert flashes(shown) == [
+        f"Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly; "
+        "an email is on its way to you."
+    ]
+    assert (row_status(shown, new_run_id), row_status(shown, run_id)) == ("queued", "skipped")
+    again = alice.get(f"{BASE}/display/cr_campaign")
+    assert (row_status(again, new_run_id), row_status(again, run_id)) == ("queued", None)
+    smtp_server.wait_for(1)
+
+
+@pytest.fixture
+def dag_row() -> Iterator[Callable[..., None]]:
+    """Change cr_campaign's DagModel row for one test; restored afterwards."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    columns = ("is_paused", "next_dagrun", "next_dagrun_create_after")
+    with create_session() as session:
+        saved = session.execute(
+            select(*(getattr(DagModel, c) for c in columns)).where(DagModel.dag_id == "cr_campaign")
+        ).one()
+
+    def change(**values: Any) -> None:
+        with create_session() as session:
+            session.execute(update(DagModel).where(DagModel.dag_id == "cr_campaign").values(**values))
+
+    yield change
+    change(**dict(zip(columns, saved, strict=True)))
+
+
+def test_next_run_is_never_in_the_past_and_reads_paused_when_paused(
+    users: Callable[[str], TestClient], dag_row: Callable[..., None]
+) -> None:
+    import pendulum
+
+    stale = pendulum.datetime(2026, 1, 5, 8, tz="UTC")  # left behind while no scheduler ran
+    dag_row(is_paused=False, next_dagrun=stale, next_dagrun_create_after=stale)
+    [summary] = [c for c in core.list_campaigns()[0] if c.dag_id == "cr_campaign"]
+    now = pendulum.now("UTC")
+    assert summary.next_run_after is not None and summary.next_run_after > now
+    local = pendulum.instance(summary.next_run_after).in_timezone("Europe/Paris")
+    assert (local.day_of_week, local.hour, local.minute) == (pendulum.MONDAY, 9, 0)
+    assert summary.next_run_after - now <= pendulum.duration(weeks=1)
+    assert core.get_campaign("cr_campaign").summary.next_run_after == summary.next_run_after
+    client = users("viewer")
+    listed = client.get(f"{BASE}/list")
+    next_cell = re.search(r'data-dag-id="cr_campaign">.*?<td class="cr-next-run">(.*?)</td>', listed.text, re.S)
+    assert next_cell and next_cell.group(1).startswith(summary.next_run_after.strftime("%Y-%m-%d %H:%M"))
+    display = client.get(f"{BASE}/display/cr_campaign")
+    assert (
+        re.search(r'<dd id="cr-next-run">(.*?)</dd>', display.text)
+        .group(1)
+        .startswith(  # type: ignore[union-attr]
+            summary.next_run_after.strftime("%Y-%m-%d %H:%M")
+        )
+    )
+
+    future = now.add(days=3)
+    dag_row(next_dagrun=future, next_dagrun_create_after=future)  # a scheduler keeps it ahead: shown as stored
+    [ahead] = [c for c in core.list_campaigns()[0] if c.dag_id == "cr_campaign"]
+    assert ahead.next_run_after == future
+
+    dag_row(is_paused=True, next_dagrun=stale, next_dagrun_create_after=stale)
+    [paused] = [c for c in core.list_campaigns()[0] if c.dag_id == "cr_campaign"]
+    assert paused.next_run_after is None
+    listed = client.get(f"{BASE}/list")
+    assert re.search(r'data-dag-id="cr_campaign">.*?<td class="cr-next-run">paused</td>', listed.text, re.S)
+    display = client.get(f"{BASE}/display/cr_campaign")
+    assert '<dd id="cr-next-run">paused</dd>' in display.text
+    assert "paused — resumes at the next slot after it is unpaused." in text(display)
+    schedule = re.search(r'<table id="cr-schedule".*?</table>', display.text, re.S)
+    assert schedule and 'data-status="scheduled"' not in schedule.group(0)  # no upcoming runs while paused
+
+
+def test_restart_dialog_offers_to_unpause_a_paused_campaign(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], dag_row: Callable[..., None]
+) -> None:
+    make_run("cr_campaign", state="failed")
+    dag_row(is_paused=True)
+    response = users("alice").get(f"{BASE}/display/cr_campaign")
+    assert '<input type="checkbox" name="unpause">' in dialog(response, "restart")
+
+
+def test_campaign_docs_render_tables_without_raw_html_or_unsafe_links() -> None:
+    from campaign_runs.page_format import render_markdown
+
+    html = render_markdown(
+        "| channel | size |\n| --- | ---: |\n| email | **5000** |\n\n"
+        "<script>alert(1)</script> [bad](javascript:alert(1)) [good](https://example.com/x)"
+    )
+    assert "<table>" in html and "<th>channel</th>" in html and '<th style="text-align:right">size</th>' in html
+    assert '<td>email</td>\n<td style="text-align:right"><strong>5000</strong></td>' in html
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'href="javascript' not in html
+    assert '<a href="https://example.com/x">good</a>' in html

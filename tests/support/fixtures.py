@@ -94,6 +94,14 @@ def body_of(message: Message) -> str:
     return "\n".join(texts)
 
 
+def part_of(message: Message, content_type: str) -> str:
+    """The decoded text of the message's one part of ``content_type`` (``text/plain``, ``text/html``)."""
+    (part,) = [p for p in message.walk() if p.get_content_type() == content_type]
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode(part.get_content_charset() or "utf-8")
+
+
 def create_users(users: dict[str, tuple[str, str]] = USERS) -> None:
     """Create FAB users (idempotent) through FAB's own security manager."""
     from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder

@@ -8,11 +8,12 @@ from campaign_runs.adapters import dags, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records
 from campaign_runs.core.dto import CampaignDetail, CampaignSummary
-from campaign_runs.domain import NotACampaignError, NotFoundError, derive_status
+from campaign_runs.domain import NotACampaignError, NotFoundError, derive_status, utcnow
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime
 
     from sqlalchemy.orm import Session
 
@@ -55,13 +56,42 @@ def list_campaigns(
     return summaries(found, session), total
 
 
+def _stale(dag: DagInfo, now: datetime) -> bool:
+    """Whether the DAG row's next run is in the past (no scheduler has moved it on) while it is not paused."""
+    stored = dag.next_dagrun_create_after
+    return not dag.is_paused and stored is not None and stored < now
+
+
+def next_run_after(dag: DagInfo, definition: DagDefinition | None, now: datetime) -> datetime | None:
+    """When the campaign runs next, never in the past: None when paused or when no slot is left.
+
+    The DAG row's ``next_dagrun_create_after`` when it is still ahead; otherwise the next slot after now
+    from the timetable (the row goes stale while no scheduler runs).
+    """
+    if dag.is_paused:
+        return None
+    if not _stale(dag, now):
+        return dag.next_dagrun_create_after
+    if definition is None:
+        return None
+    slots = dags.upcoming_slots(definition, dag, 1)
+    return slots[0].run_after if slots else None
+
+
 def summaries(
-    found: list[DagInfo], session: Session, tags: dict[str, list[str]] | None = None
+    found: list[DagInfo],
+    session: Session,
+    tags: dict[str, list[str]] | None = None,
+    definitions: Mapping[str, DagDefinition] | None = None,
 ) -> list[CampaignSummary]:
-    """Summaries of campaigns, in a constant number of queries (``tags`` when already read)."""
+    """Summaries of campaigns, in a constant number of queries (``tags``, ``definitions`` when already read)."""
     ids = [d.dag_id for d in found]
     if not ids:
         return []
+    now = utcnow()
+    if definitions is None:
+        stale = [d.dag_id for d in found if _stale(d, now)]
+        definitions = dags.latest_definitions(stale, session) if stale else {}
     tags = tags if tags is not None else dags.tags_of(ids, session)
     owner_links = dags.owner_links_of(ids, session)
     last_runs = runs.latest_runs(ids, session)
@@ -88,7 +118,7 @@ def summaries(
                 schedule=dag.timetable_summary,
                 schedule_description=dag.timetable_description,
                 is_paused=dag.is_paused,
-                next_run_after=dag.next_dagrun_create_after,
+                next_run_after=next_run_after(dag, definitions.get(dag.dag_id), now),
                 last_run_id=last[0] if last is not None else None,
                 last_status=last_status,
                 active_runs=active.get(dag.dag_id, 0),
@@ -102,7 +132,7 @@ def detail(dag: DagInfo, definition: DagDefinition | None, session: Session) -> 
     """A campaign's About information from its DAG row and serialized definition."""
     tags = dags.tags_of([dag.dag_id], session)
     return CampaignDetail(
-        summary=summaries([dag], session, tags)[0],
+        summary=summaries([dag], session, tags, {dag.dag_id: definition} if definition is not None else {})[0],
         timezone=definition.timezone if definition is not None else "UTC",
         doc_md=definition.doc_md if definition is not None else None,
         params=definition.params if definition is not None else {},

@@ -23,7 +23,7 @@ from campaign_runs import links
 from campaign_runs.adapters import auth, email
 from campaign_runs.adapters.session import dialect_name
 from campaign_runs.domain import utcnow
-from campaign_runs.models import email_outbox
+from campaign_runs.models import email_outbox, run_action
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -41,41 +41,74 @@ SUBJECTS = {
     "skipped": "Run {run_id} of {campaign} skipped",
 }
 
+TEMPLATES_DIR = Path(__file__).parent / "templates" / "email"
+
+# <kind>.html is escaped; <kind>.txt, the plain-text alternative, is not (it is never rendered as HTML).
 _templates = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates" / "email"),
-    autoescape=select_autoescape(default=True),
+    loader=FileSystemLoader(TEMPLATES_DIR),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=False),
     keep_trailing_newline=True,
 )
 
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """Subject and HTML body of one email."""
+    """Subject, HTML body and plain-text body of one email."""
 
     subject: str
     body_html: str
+    body_text: str
 
 
 def render(kind: str, context: dict[str, Any]) -> RenderedEmail:
-    """Render the email of ``kind`` ("stopped", "restarted", "skipped")."""
+    """Render the email of ``kind`` ("stopped", "restarted", "skipped"): both parts."""
     prefix = get_settings().email_subject_prefix
     subject = SUBJECTS[kind].format(**context)
     body = _templates.get_template(f"{kind}.html").render(**context)
-    return RenderedEmail(subject=f"{prefix} {subject}".strip(), body_html=body)
+    return RenderedEmail(subject=f"{prefix} {subject}".strip(), body_html=body, body_text=render_text(kind, context))
+
+
+def render_text(kind: str, context: dict[str, Any]) -> str:
+    """The plain-text alternative of the email of ``kind``."""
+    return _templates.get_template(f"{kind}.txt").render(**context)
 
 
 def action_context(dag_id: str, run_id: str, note: str, new_run_id: str | None = None) -> dict[str, Any]:
-    """Template variables of an action's email: the note and links to the campaign and the run(s)."""
+    """Template variables of an action's email: the note and links to the Campaign and Campaign run tabs.
+
+    The links open Airflow's UI with the plugin's page inside it: the DAG's Campaign tab and the run's
+    Campaign run tab (the new run's, for a restart).
+    """
     base = get_settings().base_url
     context: dict[str, Any] = {
         "note": note,
-        "campaign_url": links.absolute(base, links.campaign_path(dag_id)),
-        "run_url": links.absolute(base, links.run_path(dag_id, run_id)),
+        "campaign_url": links.absolute(base, links.campaign_tab_path(dag_id)),
+        "run_url": links.absolute(base, links.run_tab_path(dag_id, run_id)),
         "new_run_id": new_run_id or "",
     }
     if new_run_id:
-        context["new_run_url"] = links.absolute(base, links.run_path(dag_id, new_run_id))
+        context["new_run_url"] = links.absolute(base, links.run_tab_path(dag_id, new_run_id))
     return context
+
+
+def text_body(row: Any, session: Session) -> str | None:
+    """The plain-text part of an outbox row, rendered at send time from the row and its action.
+
+    The outbox keeps the HTML as it was written in the action's transaction; the text part is rendered
+    from the same facts (campaign, run, user, and the action's note and new run), so no column is needed.
+    None for a kind without a text template (such rows go out as HTML only).
+    """
+    if not (TEMPLATES_DIR / f"{row.kind}.txt").is_file():
+        return None
+    note, new_run_id = "", None
+    if row.action_id is not None:
+        found = session.execute(
+            select(run_action.c.note, run_action.c.new_run_id).where(run_action.c.id == row.action_id)
+        ).one_or_none()
+        if found is not None:
+            note, new_run_id = found.note or "", found.new_run_id
+    context = action_context(row.dag_id, row.run_id, note, new_run_id)
+    return render_text(row.kind, {"username": row.username, "campaign": row.dag_id, "run_id": row.run_id, **context})
 
 
 def enqueue(
@@ -158,7 +191,7 @@ def deliver(session: Session, outbox_ids: list[int] | None = None, limit: int = 
     for outbox_id, token in _claim(session, outbox_ids, limit):
         row = session.execute(select(email_outbox).where(email_outbox.c.id == outbox_id)).one()
         try:
-            email.send_email(row.recipient, row.subject, row.body_html, row.message_id)
+            email.send_email(row.recipient, row.subject, row.body_html, row.message_id, text_body(row, session))
         except Exception as error:
             delay = backoff_seconds(row.attempts)
             log.warning(

@@ -16,7 +16,7 @@ from campaign_runs.models import email_outbox, run_action, run_record, worklist_
 from sqlalchemy import func, select
 
 from tests.campaign_runs.core.helpers import count, dag_run, ti_states
-from tests.support.fixtures import body_of
+from tests.support.fixtures import part_of
 
 # ------------------------------------------------------------------ restart and skip
 
@@ -167,9 +167,11 @@ def test_hostile_and_long_notes_are_kept_whole_and_escaped(make_run, smtp_server
     assert core.run_history("cr_campaign", run_id)[0].note == note
     assert dag_run("cr_campaign", run_id).note == note[:1000]
     core.wait_for_deliveries(10)
-    body = body_of(smtp_server.wait_for(1)[0])
-    assert "<script>" not in body
-    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in body
+    message = smtp_server.wait_for(1)[0]
+    html = part_of(message, "text/html")
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert note in part_of(message, "text/plain")  # plain text is never rendered: the note as typed
 
 
 # ------------------------------------------------------------------ idempotency and concurrency

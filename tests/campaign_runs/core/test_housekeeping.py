@@ -10,7 +10,7 @@ from campaign_runs.models import run_action
 from tests.campaign_runs.core.helpers import count, dag_run, ti_states
 from tests.support.fixtures import body_of
 
-BASE = "http://airflow.example.com/pluginsv2/campaigns/display"
+BASE = "http://airflow.example.com/dags"  # links open the campaign inside Airflow's UI
 
 
 def set_ti_state(dag_id: str, run_id: str, task_id: str, state: str) -> None:
@@ -53,7 +53,7 @@ def test_stop_reads_stopping_until_tasks_end_then_stopped_with_one_email(make_ru
     assert message["To"] == "alice@example.com"
     body = body_of(message)
     assert f"Work id: <code>{run_id}</code>" in body
-    assert f'href="{BASE}/cr_campaign"' in body
+    assert f'href="{BASE}/cr_campaign/plugin/campaign"' in body
     assert "Wrong audience" in body
 
     [entry] = core.worklist("alice")

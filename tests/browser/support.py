@@ -1,0 +1,148 @@
+"""Shared by the browser tests and scripts.screenshots: Chromium, login, a real Airflow stack, axe-core."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.airflow_env import REPO, VENV_BIN, free_port
+from tests.support.processes import AirflowStack, airflow_stack, wait_until
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PLUGIN = "/pluginsv2/campaigns"
+AXE_SOURCE = Path(__file__).parent  # package.json and package-lock.json pin axe-core
+AXE_DIR = VENV_BIN.parent / "axe"  # npm ci installs here (inside the git-ignored venv), as `make axe` does
+AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def stack_env(base_url: str, smtp_port: int, log_root: Path, dags_folder: Path) -> dict[str, str]:
+    """Environment of an api-server + dag-processor + scheduler on the current metadata DB."""
+    return {
+        **os.environ,
+        "AIRFLOW__API__BASE_URL": base_url,
+        "AIRFLOW__CAMPAIGN_RUNS__BASE_URL": base_url,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        "AIRFLOW__SMTP__SMTP_PORT": str(smtp_port),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(log_root / "task-logs"),
+    }
+
+
+@contextmanager
+def running_stack(smtp_port: int, log_root: Path, dags_folder: Path) -> Iterator[AirflowStack]:
+    """api-server, dag-processor and scheduler, each in its own process group, stopped on exit."""
+    port = free_port()
+    env = stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder)
+    with airflow_stack(env, log_root / "logs") as processes:
+        processes.start("api-server", port=port)
+        processes.wait_healthy(timeout=180)
+        processes.start("dag-processor")
+        processes.start("scheduler")
+        yield processes
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    if not CHROMIUM.exists():
+        raise AssertionError(f"{CHROMIUM} is missing: apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def login(page: Any, base_url: str, username: str, password: str) -> None:
+    """Log in through Airflow's own login page."""
+    page.goto(f"{base_url}/")
+    page.wait_for_url("**/auth/login/**")
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', password)
+    page.locator('input[type="submit"], button[type="submit"]').first.click()
+    page.wait_for_url(lambda url: "/auth/login" not in url)
+
+
+def api_client(base_url: str, username: str, password: str) -> httpx.Client:
+    """Airflow's REST API (and the plugin's) with a JWT from ``/auth/token``."""
+    client = httpx.Client(base_url=base_url, timeout=30)
+    token = client.post("/auth/token", json={"username": username, "password": password})
+    assert token.status_code in (200, 201), token.text
+    client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return client
+
+
+def trigger(api: httpx.Client, dag_id: str, run_id: str, timeout: float = 120) -> str:
+    """Trigger a run; retried while the freshly started dag-processor has the DAG briefly unknown (404)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = api.post(f"/api/v2/dags/{dag_id}/dagRuns", json={"dag_run_id": run_id, "logical_date": None})
+        if response.status_code == 200:
+            return run_id
+        assert response.status_code == 404 and time.monotonic() < deadline, response.text
+        time.sleep(0.5)
+
+
+def failed_run(api: httpx.Client, dag_id: str, prefix: str) -> str:
+    """A run triggered through Airflow's REST API and marked failed there."""
+    run_id = trigger(api, dag_id, f"manual__{prefix}_{time.time_ns()}")
+    marked = api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+    assert marked.status_code == 200, marked.text
+    wait_until(lambda: campaign_status(api, dag_id, run_id) == "failed", timeout=60)
+    return run_id
+
+
+def campaign_status(api: httpx.Client, dag_id: str, run_id: str) -> str | None:
+    """The run's status as the plugin's REST API reads it."""
+    response = api.get(f"/campaign-runs/campaigns/{dag_id}/runs/{run_id}")
+    return response.json().get("status") if response.status_code == 200 else None
+
+
+def axe_source() -> str:
+    """axe-core's browser bundle, installed with ``npm ci`` from the pinned lock file when missing."""
+    if not AXE_JS.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise AssertionError("npm is missing: cannot install axe-core (make axe)")
+        AXE_DIR.mkdir(parents=True, exist_ok=True)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(AXE_SOURCE / name, AXE_DIR / name)
+        subprocess.run(
+            [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=AXE_DIR,
+            check=True,
+            timeout=300,
+        )
+    return AXE_JS.read_text()
+
+
+def axe_violations(page_or_frame: Any, source: str, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core in the page and return its violations of the given impacts, one line each."""
+    if not page_or_frame.evaluate("() => typeof window.axe === 'object'"):
+        page_or_frame.add_script_tag(content=source)
+    results = page_or_frame.evaluate(
+        "async () => await axe.run(document, {resultTypes: ['violations'], "
+        "runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})"
+    )
+    return [
+        f"{v['impact']} {v['id']}: {v['help']} at {[n['target'] for n in v['nodes']][:5]}"
+        for v in results["violations"]
+        if v["impact"] in impacts
+    ]
+
+
+__all__ = ["PLUGIN", "REPO", "AirflowStack", "wait_until"]

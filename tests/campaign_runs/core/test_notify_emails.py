@@ -1,0 +1,142 @@
+"""The three emails (stopped, restarted, skipped) as received over SMTP: multipart with a plain-text part.
+
+Each email is ``multipart/alternative``: a ``text/plain`` part first, then the HTML one. Both carry the
+work id, the campaign, the note and the links, which open Airflow's UI on the DAG's Campaign tab and the
+run's Campaign run tab (and the new run's, for a restart).
+"""
+
+from __future__ import annotations
+
+from email.message import Message
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from campaign_runs import core
+from campaign_runs.core import notify
+
+# [api] base_url of the test environment; [campaign_runs] base_url is empty, so links start with it.
+BASE_URL = "http://airflow.example.com"
+NOTE = 'Budget <b>"frozen"</b> & co'
+
+
+def campaign_tab(dag_id: str) -> str:
+    return f"{BASE_URL}/dags/{quote(dag_id, safe='')}/plugin/campaign"
+
+
+def run_tab(dag_id: str, run_id: str) -> str:
+    return f"{BASE_URL}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/plugin/campaign-run"
+
+
+def parts(message: Message) -> tuple[str, str]:
+    """The decoded plain-text and HTML parts, checking the message is multipart/alternative, text first."""
+    assert message.get_content_type() == "multipart/alternative"
+    payload = message.get_payload()
+    assert isinstance(payload, list)
+    assert [part.get_content_type() for part in payload] == ["text/plain", "text/html"]
+    decoded = []
+    for part in payload:
+        raw = part.get_payload(decode=True)
+        assert isinstance(raw, bytes)
+        decoded.append(raw.decode(part.get_content_charset() or "utf-8"))
+    return decoded[0], decoded[1]
+
+
+def set_ti_state(dag_id: str, run_id: str, task_id: str, state: str) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+            .values(state=state)
+        )
+
+
+def check_common(text: str, html: str, run_id: str) -> None:
+    """What every kind says in both parts: greeting, work id, campaign, note, the links into Airflow's UI."""
+    assert "Hello alice," in text and "<p>Hello alice,</p>" in html
+    assert f"Work id: {run_id}\n" in text and f"Work id: <code>{run_id}</code>" in html
+    assert "Campaign: cr_campaign\n" in text and "of campaign <strong>cr_campaign</strong>" in html
+    assert f"Your note: {NOTE}\n" in text  # as typed: plain text is never rendered as HTML
+    assert "Your note: Budget &lt;b&gt;&#34;frozen&#34;&lt;/b&gt; &amp; co</p>" in html
+    assert f"Open the campaign: {campaign_tab('cr_campaign')}\n" in text
+    assert f'<a href="{campaign_tab("cr_campaign")}">Open the campaign</a>' in html
+    assert "/pluginsv2/" not in text + html  # never the bare plugin page: Airflow's UI around it
+
+
+def test_skipped_email(make_run: Any, smtp_server: Any) -> None:
+    run_id = make_run("cr_campaign", state="failed", run_id="scheduled__2026-03-02T08:00:00+00:00")
+    core.skip_run("cr_campaign", run_id, actor="alice", note=NOTE)
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign skipped"
+    text, html = parts(message)
+    check_common(text, html, run_id)
+    assert "was marked skipped.\nThe campaign goes on with the rest of its schedule." in text
+    assert f"Open the run: {run_tab('cr_campaign', run_id)}\n" in text
+    assert f'<a href="{run_tab("cr_campaign", run_id)}">Open the run</a>' in html
+    assert "%2B00%3A00/plugin/campaign-run" in text  # run ids are quoted in the path
+
+
+def test_restarted_email_names_and_links_the_new_run(make_run: Any, smtp_server: Any) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    new_run_id = core.restart_run("cr_campaign", run_id, actor="alice", note=NOTE).new_run_id
+    assert new_run_id
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign restarted as {new_run_id}"
+    text, html = parts(message)
+    check_common(text, html, run_id)
+    assert f"New run: {new_run_id}\n" in text and f"New run: <code>{new_run_id}</code>" in html
+    assert f"restarted\nas the new run {new_run_id}, which is now queued." in text
+    assert f"Open the new run: {run_tab('cr_campaign', new_run_id)}\n" in text
+    assert f'<a href="{run_tab("cr_campaign", new_run_id)}">Open the new run</a>' in html
+    assert f"Open the restarted run: {run_tab('cr_campaign', run_id)}\n" in text
+    assert f'<a href="{run_tab("cr_campaign", run_id)}">Open the restarted run</a>' in html
+
+
+def test_stopped_email(make_run: Any, smtp_server: Any) -> None:
+    run_id = make_run("cr_campaign", state="running", ti_states={"send_email": "running"})
+    core.stop_run("cr_campaign", run_id, actor="alice", note=NOTE)
+    set_ti_state("cr_campaign", run_id, "send_email", "failed")
+    core.housekeeping_pass()
+    [message] = smtp_server.wait_for(1)
+    assert message["Subject"] == f"[Campaign Runs] Run {run_id} of cr_campaign stopped"
+    text, html = parts(message)
+    check_common(text, html, run_id)
+    assert "has stopped, as you asked.\nIt is now on your work list." in text
+    assert f"Open the run: {run_tab('cr_campaign', run_id)}\n" in text
+    assert f'<a href="{run_tab("cr_campaign", run_id)}">Open the run</a>' in html
+
+
+def test_links_follow_the_plugins_tab_routes() -> None:
+    """The email links use the url_route of the plugin's external views, as Airflow's UI routes them."""
+    from campaign_runs.plugin import CampaignRunsPlugin
+
+    routes = {view["destination"]: view["url_route"] for view in CampaignRunsPlugin.external_views}
+    context = notify.action_context("my dag", "manual__1", "n", "restart__1")
+    assert context["campaign_url"] == f"{BASE_URL}/dags/my%20dag/plugin/{routes['dag']}"
+    assert context["run_url"] == f"{BASE_URL}/dags/my%20dag/runs/manual__1/plugin/{routes['dag_run']}"
+    assert context["new_run_url"] == f"{BASE_URL}/dags/my%20dag/runs/restart__1/plugin/{routes['dag_run']}"
+
+
+def test_a_custom_email_backend_still_gets_the_html(
+    make_run: Any, monkeypatch: pytest.MonkeyPatch, smtp_server: Any
+) -> None:
+    """``[email] email_backend`` is honoured: a custom backend is called (HTML only, its signature has no text)."""
+    sent: list[dict[str, Any]] = []
+
+    def backend(to: str, subject: str, html_content: str, **kwargs: Any) -> None:
+        sent.append({"to": to, "subject": subject, "html": html_content, "headers": kwargs.get("custom_headers")})
+
+    monkeypatch.setattr("tests.campaign_runs.core.test_notify_emails.custom_backend", backend, raising=False)
+    monkeypatch.setenv("AIRFLOW__EMAIL__EMAIL_BACKEND", "tests.campaign_runs.core.test_notify_emails.custom_backend")
+    run_id = make_run("cr_campaign", state="failed")
+    core.skip_run("cr_campaign", run_id, actor="alice", note=NOTE)
+    core.wait_for_deliveries(10)
+    [email] = sent
+    assert email["to"] == "alice@example.com"
+    assert f"Work id: <code>{run_id}</code>" in email["html"]
+    assert email["headers"]["Message-ID"].startswith("<campaign-runs.")
+    assert smtp_server.messages == []
