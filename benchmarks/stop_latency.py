@@ -1,8 +1,14 @@
-"""Stop latency: cooperative stop of a campaign channel task vs Airflow's own mark-failed on a plain loop.
+"""Stop latency: the plugin's Stop vs Airflow's mark-failed on the shipped flash_sale DAG, and on a plain loop.
 
 Run with ``python -m benchmarks.stop_latency`` from the repository root. It creates a private
-AIRFLOW_HOME (SQLite, LocalExecutor), an SMTP sink, and starts api-server, dag-processor and
-scheduler on free ports; everything is stopped by process group at the end.
+AIRFLOW_HOME (SQLite, LocalExecutor, the plugin loaded), an SMTP sink, and starts api-server, dag-processor and
+scheduler on free ports; everything is stopped by process group at the end. For each setting (batch 20 at
+50/s, batch 250 at 10/s) it stops runs mid-batch three ways and prints, per way, the time from the stop
+call returning to the last email received, and how many emails arrived after it:
+
+- plugin Stop: ``campaign_runs.core.stop_run`` (what the UI, REST API and CLI call) on flash_sale;
+- mark-failed: Airflow's own ``set_dag_run_state_to_failed`` on flash_sale;
+- mark-failed, plain loop: the same on a DAG whose email loop never checks its run (Airflow kills it).
 """
 
 from __future__ import annotations
@@ -20,38 +26,12 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-CAMPAIGN_ID = "bench_campaign"
+CAMPAIGN_ID = "flash_sale"
 PLAIN_ID = "bench_plain_sender"
 RUN_HEADER = "X-Campaign-Run-Id"
-
-CAMPAIGN_YAML = f"""\
-id: {CAMPAIGN_ID}
-description: Stop-latency benchmark campaign (email only).
-owner: bench
-owner_email: bench@example.com
-schedule:
-  cron: null
-  start_date: 2025-01-01
-audience:
-  segment: bench_audience
-  size: 5000
-  population: 100000
-channels:
-  email:
-    subject: "Benchmark $first_name"
-    body: "Hello $first_name"
-    batch_size: 20
-    rate_limit_per_second: 50
-"""
-
-CAMPAIGN_LOADER = '''"""Airflow DAG of the benchmark campaign declared in the YAML file beside this one."""
-
-from __future__ import annotations
-
-from campaign_factory import campaign_dag
-
-dag = campaign_dag(__file__)
-'''
+AUDIENCE = 5000
+SETTINGS = ((20, 50.0, 50), (250, 10.0, 30))  # batch, messages/s, stop after this many emails (mid-batch)
+WAYS = ("plugin Stop", "mark-failed", "mark-failed, plain loop")
 
 PLAIN_DAG = f'''"""Airflow DAG with a plain email loop that never checks its run: Airflow kills it at a heartbeat."""
 
@@ -66,9 +46,13 @@ from airflow.sdk import DAG, conf, get_current_context, task
 
 
 @task(task_id="send_email")
-def send_email(size: int = 5000, batch_size: int = 20, rate: float = 50.0) -> int:
-    """Send ``size`` emails in batches at ``rate`` per second, one SMTP connection per batch."""
-    run_id = get_current_context()["dag_run"].run_id
+def send_email() -> int:
+    """Send ``audience_size`` emails in batches at the conf's rate, one SMTP connection per batch."""
+    dag_run = get_current_context()["dag_run"]
+    settings = dag_run.conf or {{}}
+    size = int(settings.get("audience_size", {AUDIENCE}))
+    batch_size = int(settings.get("email_batch_size", 20))
+    rate = float(settings.get("email_rate_limit_per_second", 50))
     host, port = conf.get("smtp", "smtp_host"), conf.getint("smtp", "smtp_port")
     started, sent = time.monotonic(), 0
     for start in range(0, size, batch_size):
@@ -81,7 +65,7 @@ def send_email(size: int = 5000, batch_size: int = 20, rate: float = 50.0) -> in
                 message["From"] = "bench@example.com"
                 message["To"] = f"user{{position}}@example.com"
                 message["Subject"] = "Benchmark"
-                message["{RUN_HEADER}"] = run_id
+                message["{RUN_HEADER}"] = dag_run.run_id
                 message.set_content("Hello")
                 client.send_message(message)
                 sent += 1
@@ -104,7 +88,7 @@ class TimedSink:
         """Record one message."""
         message = message_from_bytes(envelope.original_content or envelope.content)
         with self.lock:
-            self.arrivals.setdefault(str(message[RUN_HEADER]), []).append(time.monotonic())
+            self.arrivals.setdefault(str(message[RUN_HEADER]).strip(), []).append(time.monotonic())
         return "250 OK"
 
     def times(self, run_id: str) -> list[float]:
@@ -117,20 +101,22 @@ class TimedSink:
 class Trial:
     """One stop measured."""
 
-    dag_id: str
+    way: str
+    batch: int
+    rate: float
     sent_before: int
     sent_after: int
     latency: float
 
 
 def prepare(home: Path, smtp_port: int) -> dict[str, str]:
-    """A private Airflow environment with the benchmark DAGs; exported into this process too."""
+    """A private Airflow environment with the shipped flash_sale campaign and the plain loop; exported here too."""
     from tests.support import airflow_env
 
     dags = home / "dags"
     dags.mkdir(parents=True)
-    (dags / f"{CAMPAIGN_ID}.yaml").write_text(CAMPAIGN_YAML)
-    (dags / f"{CAMPAIGN_ID}.py").write_text(CAMPAIGN_LOADER)
+    for suffix in (".yaml", ".py"):
+        shutil.copy(REPO / "dags" / "campaigns" / f"{CAMPAIGN_ID}{suffix}", dags / f"{CAMPAIGN_ID}{suffix}")
     (dags / f"{PLAIN_ID}.py").write_text(PLAIN_DAG)
     env = dict(os.environ)
     env.update(airflow_env.environment(home))
@@ -148,29 +134,44 @@ def prepare(home: Path, smtp_port: int) -> dict[str, str]:
     return env
 
 
-def measure(dag_id: str, sink: TimedSink, conf: dict[str, Any], batches_before: int, batch: int) -> Trial:
-    """Trigger a run, Stop it in the middle of a batch, and time the last message after the request."""
-    from tests.dags.campaigns.runs import mark_run_failed, trigger, wait_quiet
+def stop(way: str, dag_id: str, run_id: str) -> None:
+    """Stop a run the given way."""
+    from tests.dags.campaigns.runs import mark_run_failed, plugin_stop
 
+    if way == "plugin Stop":
+        plugin_stop(dag_id, run_id, note="stop-latency benchmark")
+    else:
+        mark_run_failed(dag_id, run_id)
+
+
+def measure(way: str, sink: TimedSink, batch: int, rate: float, stop_after: int) -> Trial:
+    """Trigger a run, stop it mid-batch after ``stop_after`` emails, time the last email after the stop."""
+    from tests.dags.campaigns.runs import plugin_users, trigger, wait_quiet
+
+    plugin_users()
+    dag_id = PLAIN_ID if way.endswith("plain loop") else CAMPAIGN_ID
+    conf: dict[str, Any] = {"audience_size": AUDIENCE}
+    for channel in ("email", "sms", "push"):
+        conf[f"{channel}_batch_size"] = batch
+        conf[f"{channel}_rate_limit_per_second"] = rate
     run_id = trigger(dag_id, conf, run_id=f"bench_{dag_id}_{time.time_ns()}")
     deadline = time.monotonic() + 180
-    while len(sink.times(run_id)) < batches_before * batch + batch // 2:
+    while len(sink.times(run_id)) < stop_after:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{dag_id}: run {run_id} never started sending")
         time.sleep(0.01)
-    requested = time.monotonic()
     sent_before = len(sink.times(run_id))
-    mark_run_failed(dag_id, run_id)
+    stop(way, dag_id, run_id)
+    stopped = time.monotonic()
     wait_quiet(lambda: len(sink.times(run_id)), quiet_seconds=4, timeout=120)
-    times = sink.times(run_id)
-    after = [t for t in times if t > requested]
-    return Trial(dag_id, sent_before, len(after), max(after) - requested if after else 0.0)
+    after = [t for t in sink.times(run_id) if t > stopped]
+    return Trial(way, batch, rate, sent_before, len(after), max(after) - stopped if after else 0.0)
 
 
 def main() -> None:
-    """Run the benchmark and print both latencies and their ratio."""
+    """Run the benchmark and print, per setting and way, stop -> last message and messages after stop."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=3, help="stops measured per DAG")
+    parser.add_argument("--trials", type=int, default=2, help="stops measured per setting and way")
     parser.add_argument("--keep", action="store_true", help="keep the temporary AIRFLOW_HOME")
     args = parser.parse_args()
 
@@ -183,7 +184,7 @@ def main() -> None:
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
-    batch, rate = 20, 50.0
+    trials: list[Trial] = []
     try:
         env = prepare(home, port)
         from tests.dags.campaigns.runs import scheduler_stack, wait_for_dag
@@ -191,31 +192,29 @@ def main() -> None:
         with scheduler_stack(env, home / "logs") as stack:
             wait_for_dag(CAMPAIGN_ID, stack)
             wait_for_dag(PLAIN_ID, stack)
-            campaign_conf = {"audience_size": 5000, "email_batch_size": batch, "email_rate_limit_per_second": rate}
-            plain_conf: dict[str, Any] = {}
-            trials: list[Trial] = []
-            for _ in range(args.trials):
-                trials.append(measure(CAMPAIGN_ID, sink, campaign_conf, 3, batch))
-                trials.append(measure(PLAIN_ID, sink, plain_conf, 3, batch))
+            for batch, rate, stop_after in SETTINGS:
+                for _ in range(args.trials):
+                    for way in WAYS:
+                        trial = measure(way, sink, batch, rate, stop_after)
+                        trials.append(trial)
+                        print(
+                            f"  batch {batch:>3} at {rate:>3g}/s  {way:<24} sent before stop {trial.sent_before:>4}"
+                            f"  after {trial.sent_after:>4}  stop -> last message {trial.latency:6.3f} s",
+                            flush=True,
+                        )
     finally:
         controller.stop()
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
 
-    print(f"Stop latency (Stop request -> last message sent), batch {batch}, {rate:g} msg/s, {args.trials} trials")
-    for trial in trials:
-        kind = "cooperative" if trial.dag_id == CAMPAIGN_ID else "airflow mark-failed"
-        counts = f"sent before stop {trial.sent_before:>4}  after {trial.sent_after:>4}"
-        print(f"  {kind:<20} {counts}  latency {trial.latency:6.3f} s")
-    cooperative = statistics.median(t.latency for t in trials if t.dag_id == CAMPAIGN_ID)
-    native = statistics.median(t.latency for t in trials if t.dag_id == PLAIN_ID)
-    print(f"cooperative stop (campaign channel task):   median {cooperative:.3f} s")
-    print(f"Airflow mark-failed (plain loop, heartbeat): median {native:.3f} s")
-    print(
-        f"ratio native / cooperative: {native / cooperative:.1f}x"
-        if cooperative > 0
-        else "ratio: cooperative stop sent nothing after the request"
-    )
+    print(f"\nMedians over {args.trials} trials (stop call returned -> last email received; emails after the stop)")
+    print(f"  {'setting':<18} {'way':<24} {'stop -> last':>12} {'after stop':>10}")
+    for batch, rate, _ in SETTINGS:
+        for way in WAYS:
+            chosen = [t for t in trials if (t.way, t.batch, t.rate) == (way, batch, rate)]
+            latency = statistics.median(t.latency for t in chosen)
+            after = statistics.median(t.sent_after for t in chosen)
+            print(f"  {f'batch {batch} at {rate:g}/s':<18} {way:<24} {latency:10.3f} s {after:10g}")
 
 
 if __name__ == "__main__":

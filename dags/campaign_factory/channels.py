@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import json
@@ -9,15 +10,18 @@ import os
 import smtplib
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from campaign_factory.audience import Recipient
 
 SMTP_CONN_ID = "campaign_smtp"
@@ -31,27 +35,53 @@ def render(template: str, values: dict[str, Any]) -> str:
 class Pacer:
     """Keeps a channel under its rate limit (messages per second; 0 means unlimited)."""
 
-    def __init__(self, rate_per_second: float) -> None:
+    def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate_per_second
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.count = 0
 
-    def wait(self) -> None:
-        """Sleep until the next message may go out."""
-        if self.rate > 0:
-            due = self.started + self.count / self.rate
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+    def delay(self) -> float:
+        """Seconds to wait before the next message may go out."""
+        if self.rate <= 0:
+            return 0.0
+        return max(self.started + self.count / self.rate - self.clock(), 0.0)
+
+    def sent(self) -> None:
+        """Count one message that went out."""
         self.count += 1
+
+    def wait(self) -> None:
+        """Sleep until the next message may go out, and count it."""
+        if (delay := self.delay()) > 0:
+            time.sleep(delay)
+        self.sent()
+
+
+class Gate:
+    """What happens around each message; this default never stops and records nothing (the dispatcher's records)."""
+
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` before the next message; True when the run stopped (the batch then ends)."""
+        if seconds > 0:
+            time.sleep(seconds)
+        return False
+
+    def claim(self, recipient: Recipient) -> bool:
+        """Called right before ``recipient``'s message leaves; False skips it."""
+        return True
+
+    def settle(self, recipient: Recipient, delivered: bool) -> None:
+        """Called once the channel accepted (``delivered``) or refused the message."""
 
 
 @dataclass
 class BatchOutcome:
-    """Recipients delivered and failed in one batch, filled as messages go out."""
+    """Recipients delivered and failed in one batch, filled as messages go out; ``stopped`` if cut short."""
 
     delivered: list[Recipient] = field(default_factory=list)
     failed: list[Recipient] = field(default_factory=list)
+    stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,8 +119,27 @@ class ChannelAdapter(ABC):
         return {**self.context.campaign_values, **recipient.fields()}
 
     @abstractmethod
-    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome) -> None:
-        """Deliver ``batch``, appending each recipient to ``outcome`` as soon as its fate is known."""
+    def connection(self) -> contextlib.AbstractContextManager[Any]:
+        """One delivery connection (an SMTP session, an open sink file), closed on exit."""
+
+    @abstractmethod
+    def send_one(self, connection: Any, recipient: Recipient) -> bool:
+        """Hand one message to the channel: True accepted, False refused; raises when the outcome is unknown."""
+
+    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome, gate: Gate | None = None) -> None:
+        """Deliver ``batch`` over one connection, paced; ``gate`` may stop it between any two messages."""
+        gate = gate or Gate()
+        with self.connection() as connection:
+            for recipient in batch:
+                if gate.pause(self.pacer.delay()):
+                    outcome.stopped = True
+                    return
+                if not gate.claim(recipient):
+                    continue
+                self.pacer.sent()
+                delivered = self.send_one(connection, recipient)
+                (outcome.delivered if delivered else outcome.failed).append(recipient)
+                gate.settle(recipient, delivered)
 
 
 @dataclass(frozen=True)
@@ -177,23 +226,25 @@ class EmailAdapter(ChannelAdapter):
         message.set_content(render(str(settings["body"]), values))
         return message
 
-    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome) -> None:
-        """Send the batch over one SMTP connection; refused recipients count as failed."""
+    @contextmanager
+    def connection(self) -> Iterator[smtplib.SMTP]:
+        """One SMTP session, quit (or closed) on exit."""
         client = self.connect()
         try:
-            for recipient in batch:
-                self.pacer.wait()
-                try:
-                    client.send_message(self.message(recipient))
-                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
-                    outcome.failed.append(recipient)
-                else:
-                    outcome.delivered.append(recipient)
+            yield client
         finally:
             try:
                 client.quit()
             except (smtplib.SMTPException, OSError):
                 client.close()
+
+    def send_one(self, connection: smtplib.SMTP, recipient: Recipient) -> bool:
+        """Send one email; a refused recipient, sender or message is False (the server did not take it)."""
+        try:
+            connection.send_message(self.message(recipient))
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
+            return False
+        return True
 
 
 class SinkAdapter(ChannelAdapter):
@@ -212,25 +263,31 @@ class SinkAdapter(ChannelAdapter):
         """The sink file of this campaign and channel."""
         return self.context.sink_dir / self.context.campaign / f"{self.context.channel}.jsonl"
 
-    def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome) -> None:
-        """Append one line per message, flushed to disk once per batch."""
+    @contextmanager
+    def connection(self) -> Iterator[TextIO]:
+        """The sink file, opened for appending and synced to disk on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as sink:
-            for recipient in batch:
-                self.pacer.wait()
-                record = {
-                    "campaign": self.context.campaign,
-                    "run_id": self.context.run_id,
-                    "channel": self.context.channel,
-                    "recipient": recipient.id,
-                    "to": self.address(recipient),
-                    "sent_at": dt.datetime.now(dt.UTC).isoformat(),
-                    **self.payload(self.values(recipient)),
-                }
-                sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                outcome.delivered.append(recipient)
-            sink.flush()
-            os.fsync(sink.fileno())
+            try:
+                yield sink
+            finally:
+                sink.flush()
+                os.fsync(sink.fileno())
+
+    def send_one(self, connection: TextIO, recipient: Recipient) -> bool:
+        """Append one line, handed to the OS at once (it survives the process being killed)."""
+        record = {
+            "campaign": self.context.campaign,
+            "run_id": self.context.run_id,
+            "channel": self.context.channel,
+            "recipient": recipient.id,
+            "to": self.address(recipient),
+            "sent_at": dt.datetime.now(dt.UTC).isoformat(),
+            **self.payload(self.values(recipient)),
+        }
+        connection.write(json.dumps(record, ensure_ascii=False) + "\n")
+        connection.flush()
+        return True
 
 
 class SmsAdapter(SinkAdapter):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
+SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
 
 
 def sink_directory() -> Path:
@@ -171,16 +172,23 @@ def _state_name(state: Any) -> str:
 
 
 def summarise(spec: CampaignSpec, context: Context) -> dict[str, Any]:
-    """Collect the last progress of every channel into one summary."""
+    """Collect the last progress of every channel; fail the run when a channel did not finish (crash, kill)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     ti = context["ti"]
     summary: dict[str, Any] = {}
+    unfinished: list[str] = []
     for channel in spec.channels:
         progress = ti.xcom_pull(task_ids=f"send_{channel.name}", key=PROGRESS_KEY)
-        summary[channel.name] = progress or {"channel": channel.name, "total": 0, "sent": 0, "failed": 0}
-    complete = all(item["sent"] + item["failed"] >= item["total"] for item in summary.values())
+        if progress is None or progress["sent"] + progress["failed"] < progress["total"]:
+            unfinished.append(channel.name)
+        summary[channel.name] = progress or {"channel": channel.name, "total": 0, "sent": 0, "failed": 0, "in_doubt": 0}
     for item in summary.values():
-        log.info("%(channel)s: %(sent)d sent, %(failed)d failed of %(total)d", item)
-    return {"campaign": spec.id, "complete": complete, "channels": summary}
+        log.info("%s: %d sent, %d failed of %d, %d in doubt", *(item.get(k, 0) for k in SUMMARY_FIELDS))
+    if unfinished:
+        # The run's state follows this leaf task: a channel cut short must leave the run failed (restartable).
+        raise AirflowFailException(f"Channels not finished: {', '.join(unfinished)}; restart the run to finish them")
+    return {"campaign": spec.id, "complete": True, "channels": summary}
 
 
 def _task(task_id: str, body: Callable[..., dict[str, Any]], **kwargs: Any) -> Callable[..., Any]:

@@ -1,12 +1,16 @@
-"""Helpers for end-to-end campaign runs: reading runs, XComs and sinks, and stopping a run as the plugin does."""
+"""Helpers for end-to-end campaign runs: reading runs, XComs and sinks; the plugin's Stop and Restart; crashes."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
 from pathlib import Path
@@ -39,7 +43,7 @@ def running_run_id(dag_id: str, timeout: float = 60.0) -> str:
 
 
 def mark_run_failed(dag_id: str, run_id: str) -> None:
-    """Stop a run the way the plugin does: Airflow's own mark-failed on the serialized DAG."""
+    """Airflow's own mark-failed on the serialized DAG (not the plugin's Stop: see ``plugin_stop``)."""
     from airflow.api.common.mark_tasks import set_dag_run_state_to_failed
     from airflow.models.dagbag import DBDagBag
     from airflow.utils.session import create_session
@@ -51,7 +55,7 @@ def mark_run_failed(dag_id: str, run_id: str) -> None:
 
 
 class Stopper(threading.Thread):
-    """Marks the running run of a DAG failed once ``ready()`` is true; records what was sent at that time."""
+    """Marks the running run of a DAG failed (Airflow's mark-failed) once ``ready()`` is true; records what was sent."""
 
     def __init__(self, dag_id: str, ready: Callable[[], bool], sent: Callable[[], int]) -> None:
         super().__init__(daemon=True)
@@ -78,8 +82,13 @@ class Stopper(threading.Thread):
 
 
 def run_messages(messages: list[Message], run_id: str) -> list[Message]:
-    """Emails of one run (header ``X-Campaign-Run-Id``)."""
-    return [m for m in list(messages) if m["X-Campaign-Run-Id"] == run_id]
+    """Emails of one run (header ``X-Campaign-Run-Id``, unfolded: a long run id is folded onto its own line)."""
+    return [m for m in list(messages) if header(m, "X-Campaign-Run-Id") == run_id]
+
+
+def header(message: Message, name: str) -> str:
+    """A header's value without the folding whitespace ``EmailMessage`` puts before a long value."""
+    return str(message[name]).strip()
 
 
 def subject(message: Message) -> str:
@@ -183,3 +192,127 @@ def wait_quiet(count: Callable[[], int], quiet_seconds: float, timeout: float = 
         elif time.monotonic() - since >= quiet_seconds:
             return now
     raise AssertionError(f"still sending after {timeout}s")
+
+
+PLUGIN_ACTOR = "admin"
+
+
+@functools.cache
+def plugin_users() -> None:
+    """The FAB users the plugin's actions need (once per process, outside any timed section)."""
+    from tests.support.fixtures import create_users
+
+    create_users()
+
+
+def plugin_stop(dag_id: str, run_id: str, note: str = "stopped by the campaign tests") -> None:
+    """The plugin's own Stop (``campaign_runs.core.stop_run``), as the UI, REST API and CLI call it."""
+    from campaign_runs.core import stop_run
+
+    plugin_users()
+    stop_run(dag_id, run_id, actor=PLUGIN_ACTOR, note=note)
+
+
+def plugin_restart(dag_id: str, run_id: str, timeout: float = 90.0) -> str:
+    """The plugin's Restart (``campaign_runs.core.restart_run``) once the run allows it; the new run's id."""
+    from campaign_runs.core import restart_run
+    from campaign_runs.domain import ActionNotAllowedError
+
+    plugin_users()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = restart_run(dag_id, run_id, actor=PLUGIN_ACTOR, note="restarted by the campaign tests")
+        except ActionNotAllowedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        assert result.new_run_id is not None
+        return result.new_run_id
+
+
+def run_state(dag_id: str, run_id: str) -> str | None:
+    """The DagRun's state."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        run = session.query(DagRun).filter_by(dag_id=dag_id, run_id=run_id).one_or_none()
+        return None if run is None or run.state is None else str(getattr(run.state, "value", run.state))
+
+
+def wait_run_done(dag_id: str, run_id: str, timeout: float = 180.0) -> str:
+    """Wait until the run is ``success`` or ``failed``; its state."""
+    deadline = time.monotonic() + timeout
+    while (state := run_state(dag_id, run_id)) not in ("success", "failed"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run {run_id} still {state} after {timeout}s: {task_states(dag_id, run_id)}")
+        time.sleep(0.2)
+    return state
+
+
+def task_pid(dag_id: str, run_id: str, task_id: str) -> int | None:
+    """The task instance's ``pid`` column: the task process the supervisor forked."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        ti = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=run_id, task_id=task_id).one_or_none()
+        return None if ti is None or ti.pid is None else int(ti.pid)
+
+
+def parent_pid(pid: int) -> int | None:
+    """The parent of ``pid`` (Linux ``/proc``), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    """Whether ``pid`` is ``ancestor`` or one of its descendants."""
+    current: int | None = pid
+    while current and current > 1:
+        if current == ancestor:
+            return True
+        current = parent_pid(current)
+    return False
+
+
+def kill_task_process(dag_id: str, run_id: str, task_id: str, ancestor: int) -> int:
+    """SIGKILL the task's process, after checking it descends from ``ancestor`` (the scheduler we started)."""
+    pid = task_pid(dag_id, run_id, task_id)
+    assert pid is not None, f"{task_id} has no pid"
+    assert descends_from(pid, ancestor), f"pid {pid} of {task_id} is not under our scheduler {ancestor}"
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+@dataclass
+class TimedSmtpSink:
+    """aiosmtpd handler keeping (wall-clock arrival time, campaign, run id, recipient id) of every message."""
+
+    received: list[tuple[float, str, str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        """Record one message."""
+        from email import message_from_bytes
+
+        message = message_from_bytes(envelope.original_content or envelope.content)
+        item = (
+            time.time(),
+            header(message, "X-Campaign-Id"),
+            header(message, "X-Campaign-Run-Id"),
+            header(message, "X-Campaign-Recipient"),
+        )
+        with self.lock:
+            self.received.append(item)
+        return "250 OK"
+
+    def of_run(self, run_id: str) -> list[tuple[float, str]]:
+        """(arrival time, recipient id) of one run's campaign emails."""
+        with self.lock:
+            return [(at, recipient) for at, _, run, recipient in self.received if run == run_id]

@@ -46,6 +46,7 @@ def test_cart_abandonment_run_sends_every_channel(smtp_server: Any, sink_dir: Pa
             "total": 120,
             "sent": 120,
             "failed": 0,
+            "in_doubt": 0,
         }
     assert values[("send_email", "return_value")]["batches"] == 5
     summary = values[("summarise", "return_value")]
@@ -73,7 +74,6 @@ def test_restart_after_stop_sends_only_to_recipients_not_reached(smtp_server: An
     first_emails = run_messages(smtp_server.messages, first.run_id)
     reached = len(first_emails)
     assert 60 <= reached < size
-    assert reached % batch == 0
     assert xcoms("weekly_newsletter", first.run_id)[("send_email", "campaign_progress")]["sent"] == reached
 
     restart_conf = {
@@ -99,6 +99,7 @@ def test_restart_after_stop_sends_only_to_recipients_not_reached(smtp_server: An
         "total": size - reached,
         "sent": size - reached,
         "failed": 0,
+        "in_doubt": 0,
     }
     assert values[("send_email", "return_value")]["already_reached"] == reached
     assert values[("build_audience", "return_value")]["restart_of"] == first.run_id

@@ -1,0 +1,54 @@
+"""A cheap, time-based stop check: asks the run's state at most every ``interval`` seconds, also while sleeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+CHECK_INTERVAL = 0.25
+RUNNING = "running"
+
+
+class StopSignal:
+    """Whether the run was stopped, asking ``run_state`` at most once per ``interval`` seconds of ``clock``."""
+
+    def __init__(
+        self,
+        run_state: Callable[[], str],
+        *,
+        interval: float = CHECK_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.run_state = run_state
+        self.interval = interval
+        self.clock = clock
+        self._sleep = sleep
+        self.state: str | None = None
+        self.checks = 0
+        self._checked_at: float | None = None
+
+    def stopped(self) -> bool:
+        """True once the run is seen in a state other than ``running``; asks only when the last answer is stale."""
+        if self.state is not None:
+            return True
+        if self._checked_at is not None and self.clock() - self._checked_at < self.interval:
+            return False
+        self._checked_at = self.clock()
+        self.checks += 1
+        state = self.run_state()
+        if state != RUNNING:
+            self.state = state
+            return True
+        return False
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep ``seconds`` in slices that end when the next check is due; True as soon as a stop is seen."""
+        deadline = self.clock() + max(seconds, 0.0)
+        while not self.stopped():
+            now = self.clock()
+            if now >= deadline:
+                return False
+            next_check = (self._checked_at if self._checked_at is not None else now) + self.interval
+            self._sleep(max(min(deadline, next_check) - now, 0.0))
+        return True
