@@ -9,7 +9,6 @@ work list, restarts it and sees the new run in the run schedule. (The README's s
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -19,65 +18,37 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser.support import trigger
-from tests.support.airflow_env import free_port
+from tests.browser.support import api_client, chromium, running_stack, trigger
 from tests.support.fixtures import PASSWORD, TEST_DAGS, SmtpSink
-from tests.support.processes import AirflowStack, airflow_stack, wait_until
+from tests.support.processes import AirflowStack, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 USER = "alice"
 
 
 @pytest.fixture
 def stack(tmp_path: Path, smtp_server: SmtpSink, airflow_db: None) -> Iterator[AirflowStack]:
     """api-server + dag-processor + scheduler on the session's metadata DB, reachable at its own URL."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AIRFLOW__API__BASE_URL": base_url,
-        "AIRFLOW__CAMPAIGN_RUNS__BASE_URL": base_url,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-        "AIRFLOW__SMTP__SMTP_PORT": str(smtp_server.port),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(tmp_path / "task-logs"),
-    }
-    with airflow_stack(env, tmp_path / "logs") as processes:
-        processes.start("api-server", port=port)
-        processes.wait_healthy(timeout=180)
-        processes.start("dag-processor")
-        processes.start("scheduler")
+    with running_stack(smtp_server.port, tmp_path, TEST_DAGS) as processes:
         yield processes
 
 
 @pytest.fixture
 def api(stack: AirflowStack) -> Iterator[httpx.Client]:
     """Airflow's public REST API as Alice (a JWT from ``/auth/token``)."""
-    with httpx.Client(base_url=stack.url(), timeout=30) as client:
-        token = client.post("/auth/token", json={"username": USER, "password": PASSWORD})
-        assert token.status_code in (200, 201), token.text
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    client = api_client(stack.url(), USER, PASSWORD)
+    try:
         yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
     """Debian's Chromium driven by Playwright (no browser download)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with chromium() as instance:
+        yield instance
 
 
 def task_state(api: httpx.Client, dag_id: str, run_id: str, task_id: str) -> str | None:
