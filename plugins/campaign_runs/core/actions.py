@@ -246,14 +246,14 @@ def restart_run(
     session: Session = NEW_SESSION,
 ) -> ActionResult:
     """Mark a failed or stopped run skipped and queue a new run for the same slot; email after commit."""
-    return _skip_or_restart(
+    return perform(
         Action.RESTART,
         dag_id,
         run_id,
         actor=actor,
         note=note,
-        idempotency_key=idempotency_key,
         unpause=unpause,
+        idempotency_key=idempotency_key,
         session=session,
     )
 
@@ -269,15 +269,8 @@ def skip_run(
     session: Session = NEW_SESSION,
 ) -> ActionResult:
     """Mark a failed or stopped run skipped; the schedule goes on; email after commit."""
-    return _skip_or_restart(
-        Action.SKIP,
-        dag_id,
-        run_id,
-        actor=actor,
-        note=note,
-        idempotency_key=idempotency_key,
-        unpause=False,
-        session=session,
+    return perform(
+        Action.SKIP, dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, session=session
     )
 
 
