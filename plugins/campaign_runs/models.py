@@ -33,6 +33,8 @@ run_record = Table(
     Column("restart_of_run_id", String(ID_LENGTH), nullable=True),
     Column("replaced_by_run_id", String(ID_LENGTH), nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The Airflow DagRun (its id) this record describes: a record left by a deleted run is ignored.
+    Column("dag_run_id", Integer, nullable=True),
     Index("idx_campaign_run_record_status", "status"),
 )
 
@@ -50,9 +52,12 @@ run_action = Table(
     Column("status_after", String(20), nullable=False),
     Column("new_run_id", String(ID_LENGTH), nullable=True),
     Column("idempotency_key", String(256), nullable=True),
+    # SHA-256 of the request the key was first used with (action, run, body): another request is refused.
+    Column("request_fingerprint", String(64), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     UniqueConstraint("actor", "idempotency_key", name="uq_campaign_run_action_idempotency"),
     Index("idx_campaign_run_action_run", "dag_id", "run_id"),
+    Index("idx_campaign_run_action_created", "created_at"),
 )
 
 # Runs assigned to people; open while resolved_at is NULL.
@@ -97,4 +102,5 @@ email_outbox = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),
     Index("idx_campaign_email_outbox_due", "status", "next_attempt_at"),
+    Index("idx_campaign_email_outbox_created", "created_at"),
 )

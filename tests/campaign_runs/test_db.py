@@ -17,7 +17,7 @@ from sqlalchemy.engine import Inspector
 
 OUR_TABLES = {"campaign_run_record", "campaign_run_action", "campaign_worklist_entry", "campaign_email_outbox"}
 VERSION_TABLE = "alembic_version_campaign_runs"
-HEAD = "cr0001"
+HEAD = "cr0002"
 
 
 def schema_of(inspector: Inspector, name: str) -> dict[str, Any]:
