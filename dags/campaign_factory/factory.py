@@ -11,8 +11,8 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from campaign_factory.audience import AudiencePlan, plan_audience, slot_for_run
 from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
-from campaign_factory.dispatch import PROGRESS_KEY, Dispatcher
-from campaign_factory.ledger import DeliveryLedger
+from campaign_factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
+from campaign_factory.ledger import open_ledger
 from campaign_factory.schedule import describe_schedule, timetable
 from campaign_factory.spec import CampaignSpec, load_spec
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
+LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
 
 
@@ -36,6 +37,13 @@ def sink_directory() -> Path:
         return Path(configured).expanduser()
     home = os.environ.get("AIRFLOW_HOME") or str(Path("~/airflow").expanduser())
     return Path(home) / "campaign_sinks"
+
+
+def ledger_conn_id() -> str:
+    """``[campaign_runs] ledger_conn_id``: the Connection of a shared ledger database; empty for SQLite files."""
+    from airflow.sdk import conf
+
+    return str(conf.get(*LEDGER_CONN_OPTION, fallback="") or "").strip()
 
 
 def campaign_tags(spec: CampaignSpec) -> list[str]:
@@ -151,7 +159,8 @@ def send_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any], conte
     )
     pacer = Pacer(float(params.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second)))
     adapter = ChannelAdapter.registry[name](delivery, pacer)
-    with DeliveryLedger.for_campaign(sink_dir, spec.id, plan.slot.key, name) as ledger:
+    resend = resend_requested(context["dag_run"].conf)
+    with open_ledger(spec.id, plan.slot.key, name, sink_dir=sink_dir, conn_id=ledger_conn_id()) as ledger:
         result = Dispatcher(
             plan=plan,
             adapter=adapter,
@@ -160,6 +169,7 @@ def send_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any], conte
             run_state=lambda: _state_name(ti.get_dagrun_state(ti.dag_id, run_id)),
             publish=lambda progress: ti.xcom_push(PROGRESS_KEY, progress),
             run_id=run_id,
+            resend_in_doubt=resend,
         ).run()
     if result.stopped:
         raise AirflowFailException(f"Run {run_id} is {result.stop_state}: {name} stopped after {result.sent} messages")

@@ -1,38 +1,35 @@
 """Delivery ledger: who was reached, per (campaign, slot, channel, recipient), outside Airflow's DB.
 
 A recipient is written ``pending`` (committed) right before its message leaves and turned ``sent`` after;
-a ``pending`` row left by a killed process is a recipient *in doubt*: never sent again by a restart.
+a ``pending`` row left by a killed process is a recipient *in doubt*: not sent again by a restart unless
+the restart asks to resend them (``reclaim``). Two backends share every statement: a SQLite file per
+campaign under the sink directory, or one table in a PostgreSQL database named by an Airflow Connection.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from campaign_factory.audience import Recipient
 
 PENDING = "pending"
 SENT = "sent"
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS deliveries (
-    campaign  TEXT    NOT NULL,
-    slot      TEXT    NOT NULL,
-    channel   TEXT    NOT NULL,
-    recipient TEXT    NOT NULL,
-    position  INTEGER NOT NULL,
-    run_id    TEXT    NOT NULL,
-    sent_at   TEXT    NOT NULL,
-    status    TEXT    NOT NULL DEFAULT 'sent',
-    PRIMARY KEY (campaign, slot, channel, recipient)
-)
-"""
+SQLITE_TABLE = "deliveries"
+POSTGRES_TABLE = "campaign_delivery_ledger"
 LOOKUP_CHUNK = 500
 KEY = "campaign=? AND slot=? AND channel=?"
+T = "{t}"  # stands for the table in statements; see DeliveryLedger.sql
+COLUMNS = "campaign, slot, channel, recipient, position, run_id, sent_at, status"
+# Any constant: serialises the CREATE ... IF NOT EXISTS of workers starting at once (PostgreSQL races on it).
+SCHEMA_LOCK = 0x43414D50
 
 
 @dataclass(frozen=True)
@@ -43,36 +40,33 @@ class LedgerCounts:
     in_doubt: int = 0
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
+class DeliveryLedger(ABC):
+    """The ledger of one campaign, slot and channel: one small committed transaction per message.
 
+    Subclasses give the DB-API connection, the table, the placeholder style and how a write transaction begins;
+    every statement is shared and reads only rows of this key (primary key or ``status`` index prefix).
+    """
 
-class DeliveryLedger:
-    """A SQLite file per campaign (``<sink_dir>/<campaign>/ledger.sqlite``): one small transaction per message."""
+    table: ClassVar[str]
+    begin: ClassVar[str] = "BEGIN"
 
-    def __init__(self, path: Path, campaign: str, slot: str, channel: str) -> None:
-        self.path = path
+    def __init__(self, connection: Any, campaign: str, slot: str, channel: str) -> None:
+        self.connection = connection
         self.campaign = campaign
         self.slot = slot
         self.channel = channel
         self.key = (campaign, slot, channel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(path, timeout=60, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        # A commit is in the WAL (the OS's page cache) when it returns: it survives the process being killed.
-        self.connection.execute("PRAGMA synchronous=NORMAL")
-        self.connection.execute(SCHEMA)
-        columns = {row[1] for row in self.connection.execute("PRAGMA table_info(deliveries)")}
-        if "status" not in columns:  # a ledger written before pending/sent: every row was a delivery
-            self.connection.execute("ALTER TABLE deliveries ADD COLUMN status TEXT NOT NULL DEFAULT 'sent'")
 
-    @classmethod
-    def for_campaign(cls, sink_dir: Path, campaign: str, slot: str, channel: str) -> DeliveryLedger:
-        """The ledger of one campaign, slot and channel under the sink directory."""
-        return cls(sink_dir / campaign / "ledger.sqlite", campaign, slot, channel)
+    @abstractmethod
+    def sql(self, statement: str) -> str:
+        """``statement`` (written with ``?`` placeholders and ``{t}`` for the table) in this backend's dialect."""
+
+    @abstractmethod
+    def now(self) -> Any:
+        """The current time as this backend stores it."""
 
     def close(self) -> None:
-        """Close the SQLite connection."""
+        """Close the database connection."""
         self.connection.close()
 
     def __enter__(self) -> DeliveryLedger:
@@ -81,10 +75,38 @@ class DeliveryLedger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self.sql(statement), tuple(params))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """One committed write transaction (the connection is in autocommit mode outside it)."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self.begin)
+            try:
+                yield cursor
+            except BaseException:
+                with suppress(Exception):  # the transaction may already be gone with its connection
+                    cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
+
+    def _write(self, cursor: Any, statement: str, params: Sequence[Any]) -> int:
+        cursor.execute(self.sql(statement), tuple(params))
+        return max(int(cursor.rowcount), 0)
+
     def counts(self, audience_size: int) -> LedgerCounts:
         """Sent and in-doubt recipients among the first ``audience_size`` of this slot and channel."""
-        rows = self.connection.execute(
-            f"SELECT status, COUNT(*) FROM deliveries WHERE {KEY} AND position<? GROUP BY status",
+        rows = self._rows(
+            f"SELECT status, COUNT(*) FROM {T} WHERE {KEY} AND position<? GROUP BY status",
             (*self.key, audience_size),
         )
         by_status = {row[0]: int(row[1]) for row in rows}
@@ -95,14 +117,12 @@ class DeliveryLedger:
         return self.counts(audience_size).sent
 
     def already_reached(self, recipient_ids: Sequence[str]) -> set[str]:
-        """The subset of ``recipient_ids`` with a row in this slot, sent or in doubt: none is sent again."""
+        """The subset of ``recipient_ids`` with a row in this slot, sent or in doubt: none is claimed again."""
         found: set[str] = set()
         for start in range(0, len(recipient_ids), LOOKUP_CHUNK):
             chunk = recipient_ids[start : start + LOOKUP_CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = self.connection.execute(
-                f"SELECT recipient FROM deliveries WHERE {KEY} AND recipient IN ({marks})", (*self.key, *chunk)
-            )
+            rows = self._rows(f"SELECT recipient FROM {T} WHERE {KEY} AND recipient IN ({marks})", (*self.key, *chunk))
             found.update(row[0] for row in rows)
         return found
 
@@ -110,58 +130,184 @@ class DeliveryLedger:
         self, recipient: Recipient, run_id: str, *, confirm: Iterable[str] = (), release: Iterable[str] = ()
     ) -> bool:
         """In one transaction: settle earlier messages, then write ``recipient`` pending; False if it has a row."""
-        with self.connection:
-            self.connection.execute("BEGIN IMMEDIATE")
-            self._settle(confirm, release)
-            before = self.connection.total_changes
-            self.connection.execute(
-                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*self.key, recipient.id, recipient.position, run_id, _now(), PENDING),
+        with self._transaction() as cursor:
+            self._settle(cursor, confirm, release)
+            return self._insert(cursor, recipient, run_id, PENDING) == 1
+
+    def reclaim(
+        self,
+        recipient: Recipient,
+        run_id: str,
+        *,
+        claimed_by: str,
+        confirm: Iterable[str] = (),
+        release: Iterable[str] = (),
+    ) -> bool:
+        """Settle earlier messages, then take ``recipient``'s pending row over from run ``claimed_by``.
+
+        A compare-and-set on the row's run id: of runs racing to resend the same recipient, one wins.
+        """
+        with self._transaction() as cursor:
+            self._settle(cursor, confirm, release)
+            changed = self._write(
+                cursor,
+                f"UPDATE {T} SET run_id=?, sent_at=? WHERE {KEY} AND recipient=? AND status='{PENDING}' AND run_id=?",
+                (run_id, self.now(), *self.key, recipient.id, claimed_by),
             )
-            return self.connection.total_changes > before
+            return changed == 1
 
     def settle(self, confirm: Iterable[str] = (), release: Iterable[str] = ()) -> None:
         """Turn the pending rows of ``confirm`` into ``sent`` and delete those of ``release`` (refused)."""
         confirm, release = list(confirm), list(release)
-        if not confirm and not release:
-            return
-        with self.connection:
-            self.connection.execute("BEGIN IMMEDIATE")
-            self._settle(confirm, release)
+        if confirm or release:
+            with self._transaction() as cursor:
+                self._settle(cursor, confirm, release)
 
-    def _settle(self, confirm: Iterable[str], release: Iterable[str]) -> None:
-        now = _now()
-        self.connection.executemany(
-            f"UPDATE deliveries SET status='{SENT}', sent_at=? WHERE {KEY} AND recipient=? AND status='{PENDING}'",
-            [(now, *self.key, recipient_id) for recipient_id in confirm],
-        )
-        self.connection.executemany(
-            f"DELETE FROM deliveries WHERE {KEY} AND recipient=? AND status='{PENDING}'",
-            [(*self.key, recipient_id) for recipient_id in release],
+    def _settle(self, cursor: Any, confirm: Iterable[str], release: Iterable[str]) -> None:
+        for recipient_id in confirm:
+            self._write(
+                cursor,
+                f"UPDATE {T} SET status='{SENT}', sent_at=? WHERE {KEY} AND recipient=? AND status='{PENDING}'",
+                (self.now(), *self.key, recipient_id),
+            )
+        for recipient_id in release:
+            self._write(
+                cursor, f"DELETE FROM {T} WHERE {KEY} AND recipient=? AND status='{PENDING}'", (*self.key, recipient_id)
+            )
+
+    def _insert(self, cursor: Any, recipient: Recipient, run_id: str, status: str) -> int:
+        return self._write(
+            cursor,
+            f"INSERT INTO {T} ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (*self.key, recipient.id, recipient.position, run_id, self.now(), status),
         )
 
     def record(self, recipients: Iterable[Recipient], run_id: str) -> int:
         """Record recipients as sent in one transaction (no pending step); returns how many rows were new."""
-        now = _now()
-        rows = [(*self.key, r.id, r.position, run_id, now, SENT) for r in recipients]
-        if not rows:
+        recipients = list(recipients)
+        if not recipients:
             return 0
-        with self.connection:
-            self.connection.execute("BEGIN IMMEDIATE")
-            before = self.connection.total_changes
-            self.connection.executemany("INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-            return self.connection.total_changes - before
+        with self._transaction() as cursor:
+            return sum(self._insert(cursor, recipient, run_id, SENT) for recipient in recipients)
 
     def in_doubt(self) -> list[str]:
         """Recipients of this slot and channel claimed but never confirmed, in audience order."""
-        rows = self.connection.execute(
-            f"SELECT recipient FROM deliveries WHERE {KEY} AND status='{PENDING}' ORDER BY position", self.key
-        )
+        rows = self._rows(f"SELECT recipient FROM {T} WHERE {KEY} AND status='{PENDING}' ORDER BY position", self.key)
         return [row[0] for row in rows]
+
+    def doubtful(self, run_id: str, audience_size: int) -> list[tuple[int, str]]:
+        """(position, run id holding it) of the recipients in doubt not held by ``run_id``, in audience order."""
+        rows = self._rows(
+            f"SELECT position, run_id FROM {T} WHERE {KEY} AND status='{PENDING}' AND run_id<>? AND position<? "
+            "ORDER BY position",
+            (*self.key, run_id, audience_size),
+        )
+        return [(int(row[0]), str(row[1])) for row in rows]
 
     def runs(self) -> dict[str, int]:
         """Confirmed deliveries per run id in this slot and channel."""
-        rows = self.connection.execute(
-            f"SELECT run_id, COUNT(*) FROM deliveries WHERE {KEY} AND status='{SENT}' GROUP BY run_id", self.key
-        )
+        rows = self._rows(f"SELECT run_id, COUNT(*) FROM {T} WHERE {KEY} AND status='{SENT}' GROUP BY run_id", self.key)
         return {row[0]: int(row[1]) for row in rows}
+
+
+class SqliteLedger(DeliveryLedger):
+    """A SQLite file per campaign (``<sink_dir>/<campaign>/ledger.sqlite``), for one host: ``make run``, tests."""
+
+    table = SQLITE_TABLE
+    begin = "BEGIN IMMEDIATE"
+
+    def __init__(self, path: Path, campaign: str, slot: str, channel: str) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=60, isolation_level=None)
+        super().__init__(connection, campaign, slot, channel)
+        connection.execute("PRAGMA journal_mode=WAL")
+        # A commit is in the WAL (the OS's page cache) when it returns: it survives the process being killed.
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {SQLITE_TABLE} (campaign TEXT NOT NULL, slot TEXT NOT NULL, "
+            "channel TEXT NOT NULL, recipient TEXT NOT NULL, position INTEGER NOT NULL, run_id TEXT NOT NULL, "
+            "sent_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'sent', "
+            "PRIMARY KEY (campaign, slot, channel, recipient))"
+        )
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({SQLITE_TABLE})")}
+        if "status" not in columns:  # a ledger written before pending/sent: every row was a delivery
+            connection.execute(f"ALTER TABLE {SQLITE_TABLE} ADD COLUMN status TEXT NOT NULL DEFAULT 'sent'")
+        connection.execute(
+            f"CREATE INDEX IF NOT EXISTS {SQLITE_TABLE}_by_status "
+            f"ON {SQLITE_TABLE} (campaign, slot, channel, status, position)"
+        )
+
+    def sql(self, statement: str) -> str:
+        """SQLite takes ``?`` placeholders as written."""
+        return statement.replace("{t}", self.table)
+
+    def now(self) -> str:
+        """An ISO 8601 UTC string."""
+        return dt.datetime.now(dt.UTC).isoformat()
+
+
+class PostgresLedger(DeliveryLedger):
+    """Table ``campaign_delivery_ledger`` in a PostgreSQL database shared by every worker host (psycopg2)."""
+
+    table = POSTGRES_TABLE
+
+    def __init__(self, connect_args: dict[str, Any], campaign: str, slot: str, channel: str) -> None:
+        import psycopg2
+
+        connection = psycopg2.connect(**{"connect_timeout": 10, "application_name": "campaign_ledger", **connect_args})
+        connection.autocommit = True  # transactions are explicit: BEGIN ... COMMIT, one per message
+        super().__init__(connection, campaign, slot, channel)
+        with self._transaction() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {POSTGRES_TABLE} (campaign TEXT NOT NULL, slot TEXT NOT NULL, "
+                "channel TEXT NOT NULL, recipient TEXT NOT NULL, position INTEGER NOT NULL, run_id TEXT NOT NULL, "
+                "sent_at TIMESTAMPTZ NOT NULL, status TEXT NOT NULL, PRIMARY KEY (campaign, slot, channel, recipient))"
+            )
+            cursor.execute(
+                f"CREATE INDEX IF NOT EXISTS {POSTGRES_TABLE}_by_status "
+                f"ON {POSTGRES_TABLE} (campaign, slot, channel, status, position)"
+            )
+
+    @classmethod
+    def from_connection(cls, conn_id: str, campaign: str, slot: str, channel: str) -> PostgresLedger:
+        """The ledger in the database of Airflow Connection ``conn_id`` (read with the Task SDK)."""
+        from airflow.sdk import BaseHook
+
+        return cls(connect_args(BaseHook.get_connection(conn_id)), campaign, slot, channel)
+
+    def sql(self, statement: str) -> str:
+        """psycopg2 takes ``%s`` placeholders."""
+        return statement.replace("?", "%s").replace("{t}", self.table)
+
+    def now(self) -> dt.datetime:
+        """An aware UTC datetime (column ``timestamptz``)."""
+        return dt.datetime.now(dt.UTC)
+
+
+LIBPQ_EXTRAS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "options", "application_name")
+
+
+def connect_args(connection: Any) -> dict[str, Any]:
+    """psycopg2 keyword arguments from an Airflow Connection (``postgres``); libpq options come from its extra."""
+    conn_type = (connection.conn_type or "").lower()
+    if conn_type not in ("postgres", "postgresql"):
+        raise ValueError(f"ledger connection {connection.conn_id!r} must be of type postgres, not {conn_type!r}")
+    args: dict[str, Any] = {
+        "host": connection.host or "localhost",
+        "port": int(connection.port or 5432),
+        "dbname": connection.schema or "postgres",
+        "user": connection.login or None,
+        "password": connection.password or None,
+    }
+    extra = connection.extra_dejson
+    args.update({name: extra[name] for name in LIBPQ_EXTRAS if name in extra})
+    return {name: value for name, value in args.items() if value is not None}
+
+
+def open_ledger(campaign: str, slot: str, channel: str, *, sink_dir: Path, conn_id: str = "") -> DeliveryLedger:
+    """The ledger of one campaign, slot and channel: in Connection ``conn_id``'s database, else under ``sink_dir``."""
+    if conn_id:
+        return PostgresLedger.from_connection(conn_id, campaign, slot, channel)
+    return SqliteLedger(sink_dir / campaign / "ledger.sqlite", campaign, slot, channel)

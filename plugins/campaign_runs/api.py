@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from campaign_runs import __version__
 from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
 from campaign_runs.adapters.auth import authorized_dag_ids, is_worklist_admin
+from campaign_runs.api_emails import router as emails_router
 from campaign_runs.api_models import (
     ID_MAX,
     ActionBody,
@@ -46,7 +47,9 @@ _ERROR_TEXT = {
     status.HTTP_403_FORBIDDEN: "Authenticated, but not allowed to do this.",
     status.HTTP_404_NOT_FOUND: "Unknown campaign, run, user or work-list entry.",
     status.HTTP_409_CONFLICT: "The run's status does not allow this, another action won, or the campaign is paused.",
-    status.HTTP_422_UNPROCESSABLE_CONTENT: "Invalid parameters or body, or a refused note.",
+    status.HTTP_422_UNPROCESSABLE_CONTENT: (
+        "Invalid parameters or body, a refused note, or an Idempotency-Key already used for another request."
+    ),
 }
 
 
@@ -64,9 +67,14 @@ app = FastAPI(
         "Marketing campaigns on Apache Airflow: campaigns, run schedules, Stop / Restart / Skip with "
         "notes, and work lists. Authenticate with the JWT from Airflow's `POST /auth/token` "
         '(`Authorization: Bearer <token>`). Errors are `{"detail": ..., "code": ...}`. Actions accept '
-        "an `Idempotency-Key` header: repeating a request with the same key returns the first result."
+        "an `Idempotency-Key` header: repeating the same request (same action, run, note and options) with "
+        "the same key returns the first result; the same key with another request is refused with 422 "
+        "(`idempotency_key_reused`). A key is bound to its request for `[campaign_runs] "
+        "idempotency_key_ttl_hours` (24 by default); after that it starts a new action."
     ),
 )
+
+app.include_router(emails_router)
 
 # ---------------------------------------------------------------- errors
 
@@ -127,7 +135,12 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=256,
-        description="Repeat a request with the same key to get the first result; nothing is done twice.",
+        description=(
+            "Repeat the same request (action, run, note, options) with the same key to get the first result; "
+            "nothing is done twice. The same key with another request is refused (422, "
+            "`idempotency_key_reused`). Keys expire after `[campaign_runs] idempotency_key_ttl_hours` "
+            "(default 24): the same key then starts a new action."
+        ),
     ),
 ]
 
@@ -155,6 +168,7 @@ def _campaign(summary: Any) -> dict[str, Any]:
         "last_status": summary.last_status,
         "active_runs": summary.active_runs,
         "open_worklist": summary.open_worklist,
+        "failed_emails": summary.failed_emails,
     }
 
 
@@ -294,6 +308,7 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
             actor=user.get_name(),
             note=body.note,
             unpause=action == "restart" and body.unpause,
+            resend_in_doubt=action == "restart" and body.resend_in_doubt,
             idempotency_key=idempotency_key,
         )
         return ActionResultOut(**action_row(result))
@@ -304,7 +319,9 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
         f"/campaigns/{{dag_id}}/runs/{{run_id}}/{action}",
         response_model=ActionResultOut,
         responses=ACTION_ERRORS,
-        dependencies=_access("PUT", DagAccessEntity.RUN),
+        # Changing a run needs edit rights on the DAG's runs; a restart also creates one (the pages' rule).
+        dependencies=_access("PUT", DagAccessEntity.RUN)
+        + ([Depends(requires_access_dag("POST", DagAccessEntity.RUN))] if action == "restart" else []),
         summary=summary,
         operation_id=f"{action}_run",
     )(act)
@@ -335,7 +352,7 @@ skip_run = _action_route("skip", "Skip a run", "Mark a failed or stopped run ski
     operation_id="reassign_run",
 )
 def reassign_run(dag_id: DagId, run_id: RunId, body: ReassignBody, user: GetUserDep) -> WorklistItemOut:
-    """Give the run's open work-list entry to another user."""
+    """Give the run's open work-list entry to another user (work-list administrators only, as in the pages)."""
     from campaign_runs import core
 
     item = core.reassign(dag_id, run_id, to_user=body.to, actor=user.get_name(), note=body.note)

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     PAUSED = "paused"
     INVALID_NOTE = "invalid_note"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     INVALID_REQUEST = "invalid_request"
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
@@ -65,6 +66,7 @@ class CampaignOut(BaseModel):
     last_status: RunStatus | None
     active_runs: int = Field(ge=0)
     open_worklist: int = Field(ge=0, description="Open work-list entries of the campaign's runs.")
+    failed_emails: int = Field(default=0, ge=0, description="Emails of the campaign that failed for good.")
 
 
 class CampaignCollection(BaseModel):
@@ -141,6 +143,11 @@ class ChannelProgressOut(BaseModel):
     total: int | None
     sent: int | None
     failed: int | None
+    in_doubt: int | None = Field(
+        default=None,
+        description="Recipients an earlier run of the slot claimed but never confirmed; a restart resends them "
+        "only when asked (`resend_in_doubt`).",
+    )
     percent: int | None
 
 
@@ -171,6 +178,24 @@ class HistoryEntryOut(BaseModel):
     created_at: datetime
 
 
+class EmailOut(BaseModel):
+    """One email of the outbox: to whom, its status and how its attempts went."""
+
+    id: int
+    dag_id: str
+    run_id: str
+    kind: str = Field(description="stopped, restarted or skipped.")
+    username: str
+    recipient: str | None
+    subject: str
+    status: str = Field(description="pending, sent, failed or undeliverable.")
+    attempts: int = Field(ge=0)
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="When a pending email is tried next.")
+
+
 class RunDetailOut(RunOut):
     """A run with its progress per channel, its tasks and its history."""
 
@@ -178,6 +203,7 @@ class RunDetailOut(RunOut):
     progress: list[ChannelProgressOut]
     tasks: list[TaskOut]
     history: list[HistoryEntryOut]
+    emails: list[EmailOut] = Field(default_factory=list, description="Emails about the run, oldest first.")
 
 
 # ---------------------------------------------------------------- actions
@@ -195,6 +221,11 @@ class ActionBody(BaseModel):
     )
     unpause: bool = Field(
         default=False, description="Restart only: unpause a paused campaign so that the new run starts."
+    )
+    resend_in_doubt: bool = Field(
+        default=False,
+        description="Restart only: send once more to the recipients in doubt (claimed by an earlier run of the "
+        "slot, never confirmed). Off by default: someone in doubt may have received the message.",
     )
 
 

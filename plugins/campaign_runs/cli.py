@@ -33,6 +33,7 @@ import sys
 from typing import Any
 
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
+from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
 from campaign_runs.presenters import (
     action_row,
@@ -92,6 +93,12 @@ ARG_UNPAUSE = arg(
     ("--unpause",),
     action="store_true",
     help="Unpause the campaign if it is paused, so that the new run starts",
+)
+ARG_RESEND_IN_DOUBT = arg(
+    ("--resend-in-doubt",),
+    action="store_true",
+    help="Send once more to the recipients in doubt (claimed by the run, never confirmed); off by default, "
+    "since someone in doubt may have received the message",
 )
 ARG_WORKLIST_USER = arg(("--user",), metavar="USERNAME", default=None, help="Show this user's work list")
 ARG_WORKLIST_ALL = arg(("--all",), action="store_true", help="Show everyone's work list (the default)")
@@ -192,12 +199,17 @@ def campaigns_run(args: argparse.Namespace) -> None:
     if args.output in ("json", "yaml"):
         console.print_object(details, args.output)
         return
-    summary = {k: v for k, v in details.items() if k not in ("progress", "tasks", "history")}
+    summary = {k: v for k, v in details.items() if k not in ("progress", "tasks", "history", "emails")}
     summary["tasks_progress"] = (
         f"{details['tasks_done']}/{details['tasks_total']} tasks ({details['progress_percent']}%)"
     )
     console.print_object(summary, args.output)
-    for title, key in (("Progress per channel", "progress"), ("Tasks", "tasks"), ("History", "history")):
+    for title, key in (
+        ("Progress per channel", "progress"),
+        ("Tasks", "tasks"),
+        ("History", "history"),
+        ("Emails", "emails"),
+    ):
         console.print(f"\n{title}")
         console.print_as(details[key], args.output)
 
@@ -214,6 +226,7 @@ def _act(args: argparse.Namespace, action: str) -> None:
         actor=args.user,
         note=args.note,
         unpause=bool(getattr(args, "unpause", False)),
+        resend_in_doubt=bool(getattr(args, "resend_in_doubt", False)),
     )
     core.wait_for_deliveries(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
     if args.output in ("json", "yaml"):
@@ -237,7 +250,7 @@ def campaigns_stop(args: argparse.Namespace) -> None:
 
 @edge
 def campaigns_restart(args: argparse.Namespace) -> None:
-    """``airflow campaigns restart CAMPAIGN RUN_ID --note TEXT --user USERNAME [--unpause]``."""
+    """``airflow campaigns restart CAMPAIGN RUN_ID --note TEXT --user USERNAME [--unpause] [--resend-in-doubt]``."""
     _act(args, "restart")
 
 
@@ -335,7 +348,7 @@ CAMPAIGNS_COMMANDS = (
         name="restart",
         help="Restart a failed or stopped run: mark it skipped and start a new run for the same slot (email)",
         func=campaigns_restart,
-        args=(*_ACT[:4], ARG_UNPAUSE, *_ACT[4:]),
+        args=(*_ACT[:4], ARG_UNPAUSE, ARG_RESEND_IN_DOUBT, *_ACT[4:]),
     ),
     ActionCommand(
         name="skip",
@@ -361,6 +374,7 @@ CAMPAIGNS_COMMANDS = (
         func=campaigns_housekeeping,
         args=(ARG_ONCE, ARG_INTERVAL, ARG_VERBOSE),
     ),
+    EMAILS_COMMAND,
 )
 
 

@@ -24,12 +24,15 @@ class RunStatus(enum.StrEnum):
 
 
 class Action(enum.StrEnum):
-    """What a person can do to a run."""
+    """What a person can do to a run, and what the plugin records when Airflow acted on it."""
 
     STOP = "stop"
     RESTART = "restart"
     SKIP = "skip"
     REASSIGN = "reassign"
+    AIRFLOW_RERUN = "rerun_in_airflow"
+    AIRFLOW_DELETE = "deleted_in_airflow"
+    RESEND_EMAIL = "resend_email"
 
 
 class RecordStatus(enum.StrEnum):
@@ -56,6 +59,34 @@ RESULT_OF: dict[Action, RunStatus] = {
 def allowed_actions(status: RunStatus) -> list[Action]:
     """Actions a run in ``status`` allows, in display order."""
     return [action for action, statuses in ALLOWED_FROM.items() if status in statuses]
+
+
+def record_belongs(
+    record_dag_run: tuple[int | None, _dt.datetime | None], dag_run: tuple[int, _dt.datetime | None]
+) -> bool:
+    """Whether a record written for DagRun ``(id, created_at)`` describes this one, not a deleted namesake."""
+    (record_id, record_created), (run_id, run_created) = record_dag_run, dag_run
+    if record_id is None:
+        return True  # written before records named their DagRun
+    return record_id == run_id and (record_created is None or record_created == run_created)
+
+
+def applied_record_status(
+    record_status: str | None,
+    record_clear_number: int | None,
+    dag_run_clear_number: int,
+    dag_run_state: str | None,
+) -> str | None:
+    """The record's status while it still holds, else None (the run shows Airflow's own state).
+
+    The plugin leaves every run it stops or skips ``failed`` in Airflow. A clear in Airflow (which bumps
+    the run's clear number) or any other state set there means someone acted in Airflow itself.
+    """
+    if record_status is None:
+        return None
+    if record_clear_number is not None and record_clear_number != dag_run_clear_number:
+        return None
+    return record_status if dag_run_state == "failed" else None
 
 
 def derive_status(dag_run_state: str | None, record_status: str | None, unfinished_tasks: int) -> RunStatus:
@@ -125,10 +156,28 @@ class InvalidNoteError(CampaignRunsError):
     code = "invalid_note"
 
 
+class InvalidOptionError(CampaignRunsError):
+    """An option the action does not take (``unpause`` on a Stop, say)."""
+
+    code = "invalid_option"
+
+
 class CampaignPausedError(CampaignRunsError):
     """Restart refused because the campaign's DAG is paused."""
 
     code = "paused"
+
+
+class IdempotencyKeyReusedError(CampaignRunsError):
+    """An Idempotency-Key sent again with another request (run, action or body) than the one it was first used with."""
+
+    code = "idempotency_key_reused"
+
+
+class NotPermittedError(CampaignRunsError):
+    """The acting user may not do this (e.g. only work-list administrators may resend an email)."""
+
+    code = "forbidden"
 
 
 def validate_note(note: str | None, *, required: bool, max_length: int) -> str:

@@ -7,8 +7,11 @@ from campaign_runs.domain import (
     CampaignPausedError,
     CampaignRunsError,
     ConflictError,
+    IdempotencyKeyReusedError,
     InvalidNoteError,
+    InvalidOptionError,
     NotFoundError,
+    NotPermittedError,
 )
 
 STATUS_OF: tuple[tuple[type[CampaignRunsError], int], ...] = (
@@ -17,6 +20,9 @@ STATUS_OF: tuple[tuple[type[CampaignRunsError], int], ...] = (
     (ConflictError, 409),
     (CampaignPausedError, 409),
     (InvalidNoteError, 422),
+    (InvalidOptionError, 422),
+    (IdempotencyKeyReusedError, 422),
+    (NotPermittedError, 403),
 )
 
 

@@ -33,8 +33,12 @@ run_record = Table(
     Column("restart_of_run_id", String(ID_LENGTH), nullable=True),
     Column("replaced_by_run_id", String(ID_LENGTH), nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
-    # The Airflow DagRun (its id) this record describes: a record left by a deleted run is ignored.
+    # The Airflow DagRun (id, clear number) the status was set on: after a clear or a delete in Airflow it
+    # no longer applies, and the run shows Airflow's own state again.
+    # (SQLite reuses the id of a deleted last row, so the DagRun's created_at completes its identity.)
     Column("dag_run_id", Integer, nullable=True),
+    Column("dag_run_created_at", UtcDateTime, nullable=True),
+    Column("clear_number", Integer, nullable=True),
     Index("idx_campaign_run_record_status", "status"),
 )
 
@@ -51,6 +55,9 @@ run_action = Table(
     Column("status_before", String(20), nullable=False),
     Column("status_after", String(20), nullable=False),
     Column("new_run_id", String(ID_LENGTH), nullable=True),
+    # The DagRun acted on (id, created_at): a reused run_id starts with a clean history.
+    Column("dag_run_id", Integer, nullable=True),
+    Column("dag_run_created_at", UtcDateTime, nullable=True),
     Column("idempotency_key", String(256), nullable=True),
     # SHA-256 of the request the key was first used with (action, run, body): another request is refused.
     Column("request_fingerprint", String(64), nullable=True),

@@ -1,4 +1,4 @@
-"""How the pages show times, durations and campaign docs."""
+"""How the pages show times, durations and campaign docs, and answer their in-place polls."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from flask import Response, current_app, jsonify
 from markupsafe import Markup
 
 if TYPE_CHECKING:
@@ -63,7 +64,35 @@ def run_json(run: RunView, details: RunDetails | None = None) -> dict[str, Any]:
     if details is not None:
         data["overall_percent"] = details.overall_percent
         data["channels"] = [
-            {"channel": c.channel, "total": c.total, "sent": c.sent, "failed": c.failed, "percent": c.percent}
+            {
+                "channel": c.channel,
+                "total": c.total,
+                "sent": c.sent,
+                "failed": c.failed,
+                "in_doubt": c.in_doubt,
+                "percent": c.percent,
+            }
             for c in details.channels
         ]
     return data
+
+
+class PollResponse(Response):
+    """A polled JSON response that never rewrites the (permanent) session cookie: a poll crossing an action
+    would put back the session it read, dropping the action's flash and one-time value."""
+
+    def set_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
+        if key != current_app.config["SESSION_COOKIE_NAME"]:
+            super().set_cookie(key, *args, **kwargs)
+
+    def delete_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
+        if key != current_app.config["SESSION_COOKIE_NAME"]:
+            super().delete_cookie(key, *args, **kwargs)
+
+
+def poll(data: dict[str, Any], status: int = 200) -> Response:
+    """``data`` as the JSON answer of a poll, with the session cookie left alone."""
+    response = jsonify(data)
+    response.__class__ = PollResponse
+    response.status_code = status
+    return response

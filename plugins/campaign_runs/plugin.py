@@ -26,8 +26,9 @@ def _fastapi_apps() -> list[dict[str, Any]]:
 def _appbuilder_views() -> list[dict[str, Any]]:
     """The campaign pages, served by the FAB provider under ``/pluginsv2/campaigns``."""
     from campaign_runs.views import CampaignsView
+    from campaign_runs.views_emails import CampaignEmailsView
 
-    return [{"view": CampaignsView()}]
+    return [{"view": CampaignsView()}, {"view": CampaignEmailsView()}]
 
 
 class CampaignRunsPlugin(AirflowPlugin):

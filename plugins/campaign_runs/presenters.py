@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         UpcomingRun,
         WorklistItem,
     )
+    from campaign_runs.core.dto import EmailView
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -44,6 +45,7 @@ def campaign_row(summary: CampaignSummary, timezone: str | None) -> dict[str, An
         "last_status": summary.last_status,
         "active_runs": summary.active_runs,
         "open_worklist": summary.open_worklist,
+        "failed_emails": summary.failed_emails,
     }
 
 
@@ -114,6 +116,25 @@ def worklist_row(item: WorklistItem) -> dict[str, Any]:
     return dataclasses.asdict(item)
 
 
+def email_row(email: EmailView) -> dict[str, Any]:
+    """One email of the outbox (no body)."""
+    return {
+        "id": email.id,
+        "dag_id": email.dag_id,
+        "run_id": email.run_id,
+        "kind": email.kind,
+        "username": email.username,
+        "recipient": email.recipient,
+        "subject": email.subject,
+        "status": email.status,
+        "attempts": email.attempts,
+        "last_error": email.last_error,
+        "created_at": email.created_at,
+        "sent_at": email.sent_at,
+        "next_attempt_at": email.next_attempt_at,
+    }
+
+
 def action_row(result: ActionResult) -> dict[str, Any]:
     """What an action did."""
     return {
@@ -145,10 +166,12 @@ def run_details_row(details: RunDetails) -> dict[str, Any]:
                 "total": c.total,
                 "sent": c.sent,
                 "failed": c.failed,
+                "in_doubt": c.in_doubt,
                 "percent": c.percent,
             }
             for c in details.channels
         ],
         "tasks": [dataclasses.asdict(t) for t in details.tasks],
         "history": [history_row(h) for h in details.history],
+        "emails": [email_row(e) for e in details.run.emails],
     }

@@ -26,7 +26,16 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "email_retry_max_seconds": ("600", "Longest delay between two attempts to send an email."),
     "email_claim_seconds": (
         "60",
-        "How long one process holds an email while sending it before another may try again.",
+        "How long a claim on an email lasts without renewal: the sending process renews it every third of this "
+        "while the send goes on, so another process takes the email over only after the sender died.",
+    ),
+    "email_max_attempts": (
+        "10",
+        "Attempts to send an email before it is marked failed (an administrator can resend it).",
+    ),
+    "idempotency_key_ttl_hours": (
+        "24",
+        "Hours an Idempotency-Key stays bound to its request; after that the same key starts a new action.",
     ),
     "email_subject_prefix": ("[Campaign Runs]", "Prefix of the subject of every email."),
     "base_url": ("", "Base URL of links in emails; empty means [api] base_url."),
@@ -34,6 +43,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "",
         "Where the shipped campaigns write SMS/push sinks and their delivery ledger; empty means "
         "$AIRFLOW_HOME/campaign_sinks. Read by the campaign tasks (dags/campaign_factory).",
+    ),
+    "ledger_conn_id": (
+        "",
+        "Connection (PostgreSQL) holding the shipped campaigns' delivery ledger, shared by every worker; empty "
+        "means a SQLite file per campaign under sink_dir. Read by the campaign tasks (dags/campaign_factory).",
     ),
 }
 
@@ -52,6 +66,8 @@ class CampaignRunsSettings:
     email_retry_base_seconds: int
     email_retry_max_seconds: int
     email_claim_seconds: int
+    email_max_attempts: int
+    idempotency_key_ttl_hours: float
     email_subject_prefix: str
     base_url: str
 
@@ -76,6 +92,8 @@ def get_settings() -> CampaignRunsSettings:
         email_retry_base_seconds=int(get("email_retry_base_seconds")),
         email_retry_max_seconds=int(get("email_retry_max_seconds")),
         email_claim_seconds=int(get("email_claim_seconds")),
+        email_max_attempts=max(1, int(get("email_max_attempts"))),
+        idempotency_key_ttl_hours=float(get("idempotency_key_ttl_hours")),
         email_subject_prefix=get("email_subject_prefix"),
         base_url=base_url.rstrip("/"),
     )

@@ -11,10 +11,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Response, current_app, flash, g, jsonify, make_response, redirect, request, session
+from flask import flash, g, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
+from flask_wtf.csrf import CSRFError
 
-from campaign_runs import core, view_links
+from campaign_runs import core, page_input, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import (
     Action,
@@ -25,7 +26,7 @@ from campaign_runs.domain import (
     RunStatus,
 )
 from campaign_runs.http_errors import http_status
-from campaign_runs.page_format import fmt_duration, fmt_time, render_markdown, run_json
+from campaign_runs.page_format import fmt_duration, fmt_time, poll, render_markdown, run_json
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CAMPAIGNS_PAGE_SIZE = 50
-SORTS = {"dag_id": "Name", "owner": "Owner", "next_run": "Next run", "paused": "Paused"}
-ORIGINS = ("display", "run", "worklist")
 # One-time value in the Flask session: the run just skipped or restarted from the display, shown once more.
 KEEP_KEY = "campaign_runs_keep"
 
@@ -98,32 +97,6 @@ def _authorized_dag_ids(method: str) -> set[str]:
     return set(_memo(f"dag_ids:{method}", lambda: auth.authorized_dag_ids(auth.current_user(), method)))
 
 
-def _int_arg(name: str, default: int, minimum: int = 1) -> int:
-    try:
-        return max(minimum, int(request.args.get(name, default)))
-    except (TypeError, ValueError):
-        return default
-
-
-class _PollResponse(Response):
-    """A polled JSON response that never rewrites the (permanent) session cookie: a poll crossing an action
-    would put back the session it read, dropping the action's flash and one-time value."""
-
-    def set_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
-        if key != current_app.config["SESSION_COOKIE_NAME"]:
-            super().set_cookie(key, *args, **kwargs)
-
-    def delete_cookie(self, key: str, *args: Any, **kwargs: Any) -> None:
-        if key != current_app.config["SESSION_COOKIE_NAME"]:
-            super().delete_cookie(key, *args, **kwargs)
-
-
-def _poll(data: dict[str, Any]) -> Response:
-    response = jsonify(data)
-    response.__class__ = _PollResponse
-    return response
-
-
 class CampaignsView(BaseView):
     """Campaigns, campaign display, run details, Stop / Restart / Skip and the work list."""
 
@@ -132,6 +105,21 @@ class CampaignsView(BaseView):
     template_folder = str(Path(__file__).parent / "templates")
 
     # ------------------------------------------------------------ helpers
+
+    def create_blueprint(self, appbuilder: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's blueprint of these pages, guarded: bad input is refused on the plugin's own URLs only."""
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.before_request(lambda: page_input.check_request(request))
+        blueprint.register_error_handler(page_input.BadInputError, self._bad_input)
+        blueprint.register_error_handler(CSRFError, self._bad_input)
+        return blueprint
+
+    def _bad_input(self, error: Exception) -> ResponseReturnValue:
+        """400 with the reason, as JSON for a poll; nothing was done."""
+        message = getattr(error, "description", None) or str(error)  # a CSRFError's reason is its description
+        if request.path.endswith("/status.json"):
+            return make_response(jsonify(detail=message), 400)
+        return self._refuse(message, 400)
 
     def _page(self, template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
         context.setdefault("title", "Campaigns")
@@ -176,11 +164,10 @@ class CampaignsView(BaseView):
         """Every campaign the user may read: sortable, searchable, paginated."""
         if (refused := self._gate()) is not None:
             return refused
-        search = request.args.get("q", "").strip()[:200]
-        sort = request.args.get("sort", "dag_id")
-        sort = sort if sort in SORTS else "dag_id"
-        descending = request.args.get("desc") == "1"
-        page = _int_arg("page", 1)
+        search = page_input.search(request.args)
+        sort = page_input.choice(request.args, "sort", page_input.SORTS, "dag_id")
+        descending = page_input.flag(request.args, "desc")
+        page = page_input.page_number(request.args)
         campaigns, total = core.list_campaigns(
             search=search or None,
             dag_ids=sorted(_authorized_dag_ids("GET")),
@@ -198,7 +185,7 @@ class CampaignsView(BaseView):
             search=search,
             sort=sort,
             descending=descending,
-            sorts=SORTS,
+            sorts=page_input.SORTS,
         )
 
     # ------------------------------------------------------------ campaign display
@@ -220,11 +207,12 @@ class CampaignsView(BaseView):
         if (refused := self._gate(dag_id)) is not None:
             return refused
         may_act = _may(dag_id, "PUT")
-        show_skipped = request.args.get("show_skipped") == "1"
+        show_skipped = page_input.flag(request.args, "show_skipped")
+        page = page_input.page_number(request.args)
         kept = session.pop(KEEP_KEY, None)
         keep = kept.get("run_id", "") if isinstance(kept, dict) and kept.get("dag_id") == dag_id else ""
         try:
-            shown = core.campaign_display(dag_id, page=_int_arg("page", 1), include_skipped=show_skipped or bool(keep))
+            shown = core.campaign_display(dag_id, page=page, include_skipped=show_skipped or bool(keep))
         except NotACampaignError as error:
             return self._not_a_campaign(dag_id, error)
         except CampaignRunsError as error:
@@ -252,11 +240,12 @@ class CampaignsView(BaseView):
         """Statuses of a page of the run schedule, skipped runs included, for in-place updates."""
         if (refused := self._gate(dag_id, json=True)) is not None:
             return refused
+        page = page_input.page_number(request.args)
         try:
-            schedule = core.run_schedule(dag_id, page=_int_arg("page", 1), upcoming=0, include_skipped=True)
+            schedule = core.run_schedule(dag_id, page=page, upcoming=0, include_skipped=True)
         except CampaignRunsError as error:
             return make_response(jsonify(detail=str(error)), http_status(error))
-        return _poll({"runs": [run_json(run) for run in schedule.runs]})
+        return poll({"runs": [run_json(run) for run in schedule.runs]})
 
     # ------------------------------------------------------------ run details
 
@@ -303,7 +292,7 @@ class CampaignsView(BaseView):
             details = core.run_details(dag_id, run_id)
         except CampaignRunsError as error:
             return make_response(jsonify(detail=str(error)), http_status(error))
-        return _poll(run_json(details.run, details))
+        return poll(run_json(details.run, details))
 
     # ------------------------------------------------------------ actions
 
@@ -319,7 +308,9 @@ class CampaignsView(BaseView):
         if not _may_act(dag_id, wanted):
             return self._refuse(f"You may not {wanted.value} runs of campaign {dag_id}.", 403)
         note = request.form.get("note", "")
-        origin = request.form.get("origin", "run")
+        origin = page_input.choice(request.form, "origin", page_input.ORIGINS, "run", kind="field")
+        unpause = page_input.checkbox(request.form, "unpause")
+        resend_in_doubt = page_input.flag(request.form, "resend_in_doubt", on="on")
         try:
             result = core.perform(
                 wanted,
@@ -327,8 +318,9 @@ class CampaignsView(BaseView):
                 run_id,
                 actor=_username(),
                 note=note,
-                unpause=request.form.get("unpause") == "on",
-                idempotency_key=request.form.get("idempotency_key", "")[:64] or None,
+                unpause=unpause,
+                resend_in_doubt=resend_in_doubt,
+                idempotency_key=request.form.get("idempotency_key") or None,
             )
         except CampaignRunsError as error:
             flash(str(error), "danger")
@@ -342,7 +334,7 @@ class CampaignsView(BaseView):
         flash(WHAT_NEXT[wanted].format(run_id=run_id, new_run_id=result.new_run_id or ""), "success")
         if origin == "display":
             session[KEEP_KEY] = {"dag_id": dag_id, "run_id": run_id}
-        return redirect(self._back(origin if origin in ORIGINS else "run", dag_id, run_id), code=303)
+        return redirect(self._back(origin, dag_id, run_id), code=303)
 
     @staticmethod
     def _back(origin: str, dag_id: str, run_id: str) -> str:
@@ -360,7 +352,7 @@ class CampaignsView(BaseView):
         if (refused := self._gate()) is not None:
             return refused
         admin = _is_admin()
-        everyone = admin and request.args.get("mine") != "1"
+        everyone = admin and not page_input.flag(request.args, "mine")
         readable = _authorized_dag_ids("GET")
         editable = _authorized_dag_ids("PUT") if _may(None, "PUT") else set()
         items = [item for item in core.worklist(None if everyone else _username()) if item.dag_id in readable]

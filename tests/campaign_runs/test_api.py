@@ -86,6 +86,7 @@ ROUTES = [
     ("POST", "/campaigns/cr_campaign/runs/some_run/skip", {"note": "n"}),
     ("POST", "/campaigns/cr_campaign/runs/some_run/reassign", {"to": "bob"}),
     ("GET", "/worklist", None),
+    ("POST", "/emails/1/resend", None),
 ]
 
 
@@ -180,7 +181,7 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
     with create_session() as session:
         XComModel.set(
             "campaign_progress",
-            {"channel": "sms", "total": 10, "sent": 4, "failed": 6},
+            {"channel": "sms", "total": 10, "sent": 4, "failed": 6, "in_doubt": 1},
             dag_id="cr_campaign",
             task_id="send_sms",
             run_id=run_id,
@@ -200,6 +201,7 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
         "total": 10,
         "sent": 4,
         "failed": 6,
+        "in_doubt": 1,
         "percent": 100,
     }
     assert progress["email"]["total"] is None
@@ -287,6 +289,30 @@ def test_read_only_users_cannot_act(
     problem(client.get(f"{PREFIX}/worklist", params={"all": "true"}, headers=alice), 403, "forbidden", "administrators")
     problem(client.get(f"{PREFIX}/worklist", params={"all": "true"}, headers=viewer), 403, "forbidden")
     assert client.get(f"{PREFIX}/worklist", headers=viewer).status_code == 200
+
+
+def test_one_permission_rule_per_action_for_non_admins_and_roles_without_create(
+    client: TestClient, alice: dict[str, str], make_run: Any, smtp_server: Any
+) -> None:
+    """Reassign is for work-list admins (alice is Op); Restart also needs "create" on DAG runs (editor lacks it)."""
+    from campaign_runs import core
+
+    editor = _token(client, "editor")
+    base = f"{PREFIX}/campaigns/cr_campaign/runs"
+    stopped = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    core.stop_run("cr_campaign", stopped, actor="alice", note="Wrong audience")
+    core.housekeeping_pass()
+    detail = problem(
+        client.post(f"{base}/{stopped}/reassign", json={"to": "bob"}, headers=alice), 403, "forbidden", "administrators"
+    )
+    assert "'alice'" in detail
+    assert [(e.assignee, e.resolved_at) for e in core.worklist(None)] == [("alice", None)]
+
+    problem(client.post(f"{base}/{stopped}/restart", json={"note": "Retry"}, headers=editor), 403, "forbidden")
+    assert run_status("cr_campaign", stopped) == "stopped"
+    skipped = client.post(f"{base}/{stopped}/skip", json={"note": "Not needed"}, headers=editor)  # edit is enough
+    assert skipped.status_code == 200, skipped.text
+    assert run_status("cr_campaign", stopped) == "skipped"
 
 
 def test_restart_skip_and_refusals(
@@ -410,7 +436,8 @@ def test_openapi_declares_every_response(client: TestClient) -> None:
     assert schema["servers"] == [{"url": PREFIX}]
     operations = [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
     assert {(m.upper(), p) for p, m, _ in operations} == {
-        (m, p.replace("cr_campaign", "{dag_id}").replace("some_run", "{run_id}")) for m, p, _ in ROUTES
+        (m, p.replace("cr_campaign", "{dag_id}").replace("some_run", "{run_id}").replace("/1/", "/{outbox_id}/"))
+        for m, p, _ in ROUTES
     }
     for path, method, operation in operations:
         responses = operation["responses"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 from typing import Any
@@ -251,3 +252,29 @@ def test_dags_are_mounted_and_workers_scale() -> None:
     assert "container_name" not in worker
     assert "ports" not in worker
     assert services["airflow-apiserver"]["ports"] == ["8080:8080"]
+
+
+def test_the_delivery_ledger_is_in_the_compose_postgresql() -> None:
+    """Every Airflow service keeps the campaigns' ledger in the compose PostgreSQL through one Connection."""
+    env = _env("airflow-worker")
+    conn_id = env["AIRFLOW__CAMPAIGN_RUNS__LEDGER_CONN_ID"]
+    assert conn_id and OPTIONS["ledger_conn_id"][0] == ""
+    uri = urlsplit(_default(env[f"AIRFLOW_CONN_{conn_id.upper()}"]))
+    postgres = _env("postgres")
+    assert (uri.scheme, uri.hostname, uri.port or 5432) == ("postgres", "postgres", 5432)
+    assert (uri.username, uri.password) == (postgres["POSTGRES_USER"], _default(postgres["POSTGRES_PASSWORD"]))
+    assert uri.path.lstrip("/") == postgres["POSTGRES_DB"]
+    for service in AIRFLOW_SERVICES:
+        assert _env(service)[f"AIRFLOW_CONN_{conn_id.upper()}"] == env[f"AIRFLOW_CONN_{conn_id.upper()}"], service
+
+
+def test_the_airflow_connection_uri_gives_the_ledger_its_database() -> None:
+    """Airflow parses the compose URI into the fields the ledger connects with."""
+    importlib.import_module("tests.dags.conftest")  # puts dags/ on sys.path
+    from airflow.sdk import Connection
+    from campaign_factory.ledger import connect_args
+
+    env = _env("airflow-worker")
+    uri = _default(env["AIRFLOW_CONN_CAMPAIGN_LEDGER"])
+    args = connect_args(Connection.from_uri(uri, conn_id="campaign_ledger"))
+    assert args == {"host": "postgres", "port": 5432, "dbname": "airflow", "user": "airflow", "password": "airflow"}

@@ -28,6 +28,18 @@ USERS = {
     "bob": ("Op", "bob@example.com"),
     "viewer": ("Viewer", "viewer@example.com"),
     "nomail": ("Op", ""),
+    "editor": ("RunEditor", "editor@example.com"),
+}
+# A custom role that may edit DAG runs but not create them: Restart (which creates a run) is not for it.
+CUSTOM_ROLES = {
+    "RunEditor": [
+        ("can_read", "DAGs"),
+        ("can_edit", "DAGs"),
+        ("can_read", "DAG Runs"),
+        ("can_edit", "DAG Runs"),
+        ("can_read", "Task Instances"),
+        ("can_read", "Website"),
+    ],
 }
 PASSWORD = "secret-password"
 
@@ -108,6 +120,10 @@ def create_users(users: dict[str, tuple[str, str]] = USERS) -> None:
 
     with get_application_builder() as appbuilder:
         sm = appbuilder.sm
+        for role_name, grants in CUSTOM_ROLES.items():
+            role = sm.find_role(role_name) or sm.add_role(role_name)
+            for action, resource in grants:
+                sm.add_permission_to_role(role, sm.create_permission(action, resource))
         for username, (role_name, email) in users.items():
             if sm.find_user(username=username):
                 continue

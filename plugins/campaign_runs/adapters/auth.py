@@ -67,6 +67,19 @@ def is_worklist_admin(user: Any) -> bool:
     )
 
 
+def is_worklist_admin_name(username: str, session: Session) -> bool:
+    """``is_worklist_admin`` for a username of FAB's user store, in any process (the CLI too)."""
+    from airflow.api_fastapi.app import create_auth_manager
+    from airflow.providers.fab.auth_manager.models import User
+
+    user = session.scalars(select(User).where(User.username == username)).first()
+    if user is None or not user.is_active:
+        return False
+    return bool(
+        create_auth_manager().is_authorized_custom_view(method="PUT", resource_name=WORKLIST_ADMIN_RESOURCE, user=user)
+    )
+
+
 def user_name(user: Any) -> str:
     """The name the plugin records for ``user``."""
     return str(getattr(user, "username", None) or user.get_name())

@@ -5,10 +5,16 @@ message is built with Airflow's own ``build_mime_message`` as ``multipart/altern
 part added first, and sent with Airflow's own ``send_mime_email`` (same ``[smtp]`` settings, same
 ``[email] email_conn_id`` credentials). A custom ``[email] email_backend`` is still called, with the HTML
 part only, since its signature has no place for a text part.
+
+Refusals: every message goes to exactly one recipient, so a server that refuses it (4xx or 5xx to RCPT TO)
+makes ``smtplib`` raise ``SMTPRecipientsRefused`` and a refused DATA raises ``SMTPDataError``; both reach
+the caller. (``send_mime_email`` drops what ``sendmail`` returns: the recipients refused while others were
+accepted, which cannot happen with one recipient.)
 """
 
 from __future__ import annotations
 
+import smtplib
 from email.mime.text import MIMEText
 
 
@@ -35,6 +41,21 @@ def send_email(to: str, subject: str, html: str, message_id: str, text: str | No
     )
     # Alternatives go from the plainest to the richest: text first, then the HTML Airflow attached.
     message.set_payload([MIMEText(text, "plain", "utf-8"), *message.get_payload()])
+    if len(recipients) != 1:  # a partial refusal of several recipients would go unnoticed (see above)
+        raise ValueError(f"An email goes to exactly one recipient, not {recipients!r}.")
     airflow_email.send_mime_email(
         e_from=mail_from, e_to=recipients, mime_msg=message, conn_id=conf.get("email", "EMAIL_CONN_ID")
     )
+
+
+def is_permanent(error: BaseException) -> bool:
+    """Whether the server refused this message for good: a 5xx to its recipient or to its data.
+
+    Other errors (connection, login, sender, any 4xx) may pass once the server or the settings are fixed.
+    """
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    if isinstance(error, smtplib.SMTPDataError):
+        return error.smtp_code >= 500
+    return False

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.models.dagrun import DagRun, DagRunNote
 from airflow.models.taskinstance import TaskInstance
 from airflow.utils.state import DagRunState, State, TaskInstanceState
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 
 from campaign_runs.domain import RecordStatus, RunStatus, utcnow
 from campaign_runs.models import run_record
@@ -50,6 +50,8 @@ class DagRunInfo:
     end_date: datetime | None
     triggering_user: str | None
     conf: dict[str, Any]
+    clear_number: int = 0
+    created_at: datetime | None = None
 
 
 def _info(dag_run: DagRun) -> DagRunInfo:
@@ -67,6 +69,8 @@ def _info(dag_run: DagRun) -> DagRunInfo:
         end_date=dag_run.end_date,
         triggering_user=dag_run.triggering_user_name,
         conf=dict(dag_run.conf or {}),
+        clear_number=int(dag_run.clear_number or 0),
+        created_at=dag_run.created_at,
     )
 
 
@@ -84,7 +88,32 @@ def get_run(dag_id: str, run_id: str, session: Session, *, lock: bool = False) -
 
 
 def _with_record() -> Any:
-    return and_(run_record.c.dag_id == DagRun.dag_id, run_record.c.run_id == DagRun.run_id)
+    """Join a DagRun to its record: the record of a deleted run whose run_id was reused does not join."""
+    return and_(
+        run_record.c.dag_id == DagRun.dag_id,
+        run_record.c.run_id == DagRun.run_id,
+        _same_dag_run(),
+    )
+
+
+def _same_dag_run() -> Any:
+    """SQL twin of ``domain.record_belongs``."""
+    return or_(
+        run_record.c.dag_run_id.is_(None),
+        and_(
+            run_record.c.dag_run_id == DagRun.id,
+            or_(run_record.c.dag_run_created_at.is_(None), run_record.c.dag_run_created_at == DagRun.created_at),
+        ),
+    )
+
+
+def record_status_column() -> Any:
+    """The record's status while it still applies (``domain.applied_record_status`` in SQL), else NULL."""
+    applies = and_(
+        or_(run_record.c.clear_number.is_(None), run_record.c.clear_number == DagRun.clear_number),
+        DagRun.state == DagRunState.FAILED.value,
+    )
+    return case((applies, run_record.c.status), else_=None)
 
 
 def latest_runs(dag_ids: Sequence[str], session: Session) -> dict[str, tuple[str, str | None, str | None]]:
@@ -93,11 +122,38 @@ def latest_runs(dag_ids: Sequence[str], session: Session) -> dict[str, tuple[str
         return {}
     latest = select(func.max(DagRun.id)).where(DagRun.dag_id.in_(dag_ids)).group_by(DagRun.dag_id).scalar_subquery()
     rows = session.execute(
-        select(DagRun.dag_id, DagRun.run_id, DagRun.state, run_record.c.status)
+        select(DagRun.dag_id, DagRun.run_id, DagRun.state, record_status_column().label("status"))
         .outerjoin(run_record, _with_record())
         .where(DagRun.id.in_(latest))
     )
     return {row.dag_id: (row.run_id, str(row.state) if row.state else None, row.status) for row in rows}
+
+
+def records_overridden_in_airflow(session: Session, limit: int = 100) -> list[tuple[Any, DagRunInfo | None]]:
+    """Records Airflow has overridden, with their run (None when deleted): cleared, marked, or gone.
+
+    The SQL twin of ``core.reconcile.is_superseded`` plus "the run no longer exists"; one query.
+    """
+    overridden = or_(
+        DagRun.id.is_(None),
+        ~_same_dag_run(),
+        and_(
+            run_record.c.status.is_not(None),
+            or_(
+                and_(run_record.c.clear_number.is_not(None), run_record.c.clear_number != DagRun.clear_number),
+                DagRun.state != DagRunState.FAILED.value,
+                DagRun.state.is_(None),
+            ),
+        ),
+    )
+    rows = session.execute(
+        select(run_record, DagRun)
+        .outerjoin(DagRun, and_(DagRun.dag_id == run_record.c.dag_id, DagRun.run_id == run_record.c.run_id))
+        .where(overridden)
+        .order_by(run_record.c.updated_at)
+        .limit(limit)
+    ).all()
+    return [(row, _info(row.DagRun) if row.DagRun is not None else None) for row in rows]
 
 
 def active_run_counts(dag_ids: Sequence[str], session: Session) -> dict[str, int]:
@@ -113,7 +169,7 @@ def active_run_counts(dag_ids: Sequence[str], session: Session) -> dict[str, int
 
 
 def _status_clause(statuses: Sequence[RunStatus]) -> Any:
-    status = run_record.c.status
+    status = record_status_column()
     clauses = []
     for wanted in statuses:
         if wanted in (RunStatus.STOPPING, RunStatus.STOPPED, RunStatus.SKIPPED):
@@ -152,7 +208,8 @@ def schedule_page(
 
 def _filtered(query: Any, hide_skipped: bool, clause: Any) -> Any:
     if hide_skipped:
-        query = query.where(or_(run_record.c.status.is_(None), run_record.c.status != RecordStatus.SKIPPED.value))
+        status = record_status_column()
+        query = query.where(or_(status.is_(None), status != RecordStatus.SKIPPED.value))
     return query.where(clause) if clause is not None else query
 
 
@@ -163,7 +220,7 @@ def _count_without_skipped(dag_id: str, session: Session) -> int:
         select(func.count())
         .select_from(run_record)
         .join(DagRun, _with_record())
-        .where(run_record.c.dag_id == dag_id, run_record.c.status == RecordStatus.SKIPPED.value)
+        .where(run_record.c.dag_id == dag_id, record_status_column() == RecordStatus.SKIPPED.value)
     )
     return int(runs) - int(skipped or 0)
 
@@ -282,8 +339,10 @@ def set_run_note(dag_id: str, run_id: str, note: str, user: str, session: Sessio
         dag_run.dag_run_note.user_id = user[:128]
 
 
-def trigger_run(dag_id: str, *, run_id: str, conf: dict[str, Any], user: str, note: str, session: Session) -> str:
-    """Create a new manual run (QUEUED) that the scheduler starts; returns its run id."""
+def trigger_run(
+    dag_id: str, *, run_id: str, conf: dict[str, Any], user: str, note: str, session: Session
+) -> DagRunInfo:
+    """Create a new manual run (QUEUED) that the scheduler starts."""
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
 
@@ -300,4 +359,5 @@ def trigger_run(dag_id: str, *, run_id: str, conf: dict[str, Any], user: str, no
     )
     if dag_run is None:
         raise RuntimeError(f"Airflow did not create a run for {dag_id}")
-    return str(dag_run.run_id)
+    session.flush()
+    return _info(dag_run)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from campaign_runs.adapters import auth, dags, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import notify, records
+from campaign_runs.core import notify, reconcile, records
 from campaign_runs.core.delivery import deliver_after_commit
 from campaign_runs.core.dto import ActionResult
 from campaign_runs.core.housekeeping import finish_pending_stop
@@ -22,6 +22,7 @@ from campaign_runs.domain import (
     ActionNotAllowedError,
     CampaignPausedError,
     ConflictError,
+    InvalidOptionError,
     NotFoundError,
     RecordStatus,
     RunStatus,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 RESTART_CONF_RUN = "campaign_restart_of"
 RESTART_CONF_SLOT = "campaign_slot"
+RESTART_CONF_RESEND = "campaign_resend_in_doubt"
 RUN_ACTIONS = (Action.STOP, Action.RESTART, Action.SKIP)
 
 
@@ -59,6 +61,9 @@ def _prepare(
     require_user(actor, session=session)
     dag_run = require_run(dag_id, run_id, session, lock=True)
     record = records.record_of(dag_id, run_id, session)
+    if reconcile.is_superseded(record, dag_run):  # someone acted in Airflow since: write it down first
+        record, outbox_ids = reconcile.adopt(record, dag_run, session)
+        deliver_after_commit(session, outbox_ids)
     status = current_status(dag_run, record, session)
     if status not in ALLOWED_FROM[action]:
         raise ActionNotAllowedError(action, status)
@@ -90,11 +95,17 @@ def stop_run(
     session: Session = NEW_SESSION,
 ) -> ActionResult:
     """Stop an active run: it reads ``stopping`` until no task runs, then ``stopped`` (email, work list)."""
-    if (replayed := records.replay(actor, idempotency_key, session)) is not None:
+    fingerprint = records.request_fingerprint(Action.STOP, dag_id, run_id, note=note)
+    if (replayed := records.replay(actor, idempotency_key, fingerprint, session)) is not None:
         return replayed
-    cleaned, _, record, status = _prepare(Action.STOP, dag_id, run_id, actor, note, session)
+    cleaned, dag_run, record, status = _prepare(Action.STOP, dag_id, run_id, actor, note, session)
     with _all_or_nothing(session):
-        values = {"status": RecordStatus.STOPPING.value, "stop_requested_by": actor, "stop_requested_at": utcnow()}
+        values = {
+            "status": RecordStatus.STOPPING.value,
+            "stop_requested_by": actor,
+            "stop_requested_at": utcnow(),
+            **reconcile.identity(dag_run),
+        }
         records.transition(session, dag_id, run_id, record, values)
         runs.halt_run(dag_id, run_id, session)
         runs.set_run_note(dag_id, run_id, cleaned, actor, session)
@@ -108,19 +119,26 @@ def stop_run(
             before=status,
             after=RESULT_OF[Action.STOP],
             idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+            dag_run=reconcile.identity(dag_run),
         )
     return ActionResult(action_id, Action.STOP.value, dag_id, run_id, actor, status.value, RunStatus.STOPPING.value)
 
 
-def _restart_conf(dag_run: DagRunInfo) -> dict[str, Any]:
-    """The new run's conf: a restart of a restart keeps the original run and slot (one slot for the ledger)."""
-    previous = dag_run.conf
+def _restart_conf(dag_run: DagRunInfo, resend_in_doubt: bool) -> dict[str, Any]:
+    """The new run's conf: a restart of a restart keeps the original run and slot (one slot for the ledger).
+
+    ``campaign_resend_in_doubt`` asks the channel tasks to send once more to the recipients in doubt; it is
+    set only when this restart asks for it, never inherited.
+    """
+    previous = {k: v for k, v in dag_run.conf.items() if k != RESTART_CONF_RESEND}
     slot = previous.get(RESTART_CONF_SLOT) or {
         "logical_date": _iso(dag_run.logical_date),
         "data_interval_start": _iso(dag_run.data_interval_start),
         "data_interval_end": _iso(dag_run.data_interval_end),
     }
-    return {**previous, RESTART_CONF_RUN: previous.get(RESTART_CONF_RUN) or dag_run.run_id, RESTART_CONF_SLOT: slot}
+    conf = {**previous, RESTART_CONF_RUN: previous.get(RESTART_CONF_RUN) or dag_run.run_id, RESTART_CONF_SLOT: slot}
+    return {**conf, RESTART_CONF_RESEND: True} if resend_in_doubt else conf
 
 
 def _iso(value: Any) -> str | None:
@@ -136,23 +154,25 @@ def _check_not_paused(dag_id: str, unpause: bool, session: Session) -> None:
         )
 
 
-def _start_replacement(dag_run: DagRunInfo, new_run_id: str, actor: str, note: str, session: Session) -> None:
+def _start_replacement(
+    dag_run: DagRunInfo, new_run_id: str, actor: str, note: str, resend_in_doubt: bool, session: Session
+) -> None:
     """Unpause the campaign if needed and queue the new run, linked to the one it replaces."""
     dag = dags.get_dag(dag_run.dag_id, session)
     if dag is not None and dag.is_paused:
         dags.set_paused(dag, False)
-    conf = _restart_conf(dag_run)
-    runs.trigger_run(dag_run.dag_id, run_id=new_run_id, conf=conf, user=actor, note=note, session=session)
-    records.link_restart(session, dag_run.dag_id, new_run_id, dag_run.run_id)
+    conf = _restart_conf(dag_run, resend_in_doubt)
+    new_run = runs.trigger_run(dag_run.dag_id, run_id=new_run_id, conf=conf, user=actor, note=note, session=session)
+    records.link_restart(session, dag_run.dag_id, new_run_id, dag_run.run_id, reconcile.identity(new_run))
 
 
 def _mark_skipped(
-    action: Action, dag_run: DagRunInfo, record: Any, actor: str, note: str, session: Session
+    action: Action, dag_run: DagRunInfo, record: Any, actor: str, note: str, resend_in_doubt: bool, session: Session
 ) -> tuple[str | None, list[int]]:
     """Skip the run (finishing a pending stop first); a restart also queues its replacement."""
     dag_id, run_id = dag_run.dag_id, dag_run.run_id
     new_run_id = None
-    values: dict[str, Any] = {"status": RecordStatus.SKIPPED.value}
+    values: dict[str, Any] = {"status": RecordStatus.SKIPPED.value, **reconcile.identity(dag_run)}
     if action is Action.RESTART:
         new_run_id = f"restart__{utcnow().strftime('%Y%m%dT%H%M%S%f')}__{run_id}"[:250]
         values["replaced_by_run_id"] = new_run_id
@@ -162,7 +182,7 @@ def _mark_skipped(
     runs.release_tasks(dag_id, run_id, session)
     runs.set_run_note(dag_id, run_id, note, actor, session)
     if new_run_id is not None:
-        _start_replacement(dag_run, new_run_id, actor, note, session)
+        _start_replacement(dag_run, new_run_id, actor, note, resend_in_doubt, session)
     records.resolve_worklist(session, dag_id, run_id, actor, "restarted" if new_run_id else "skipped")
     return new_run_id, finished or []
 
@@ -197,15 +217,19 @@ def _skip_or_restart(
     note: str | None,
     idempotency_key: str | None,
     unpause: bool,
+    resend_in_doubt: bool,
     session: Session,
 ) -> ActionResult:
-    if (replayed := records.replay(actor, idempotency_key, session)) is not None:
+    fingerprint = records.request_fingerprint(
+        action, dag_id, run_id, note=note, unpause=unpause, resend_in_doubt=resend_in_doubt
+    )
+    if (replayed := records.replay(actor, idempotency_key, fingerprint, session)) is not None:
         return replayed
     cleaned, dag_run, record, status = _prepare(action, dag_id, run_id, actor, note, session)
     if action is Action.RESTART:
         _check_not_paused(dag_id, unpause, session)
     with _all_or_nothing(session):
-        new_run_id, finished = _mark_skipped(action, dag_run, record, actor, cleaned, session)
+        new_run_id, finished = _mark_skipped(action, dag_run, record, actor, cleaned, resend_in_doubt, session)
         action_id = records.record_action(
             session,
             dag_id=dag_id,
@@ -217,6 +241,8 @@ def _skip_or_restart(
             after=RunStatus.SKIPPED,
             new_run_id=new_run_id,
             idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+            dag_run=reconcile.identity(dag_run),
         )
         outbox_id = _enqueue_email(action, dag_id, run_id, actor, action_id, cleaned, new_run_id, session)
     result = ActionResult(
@@ -242,6 +268,7 @@ def restart_run(
     actor: str,
     note: str | None,
     unpause: bool = False,
+    resend_in_doubt: bool = False,
     idempotency_key: str | None = None,
     session: Session = NEW_SESSION,
 ) -> ActionResult:
@@ -253,6 +280,7 @@ def restart_run(
         actor=actor,
         note=note,
         unpause=unpause,
+        resend_in_doubt=resend_in_doubt,
         idempotency_key=idempotency_key,
         session=session,
     )
@@ -291,11 +319,17 @@ def perform(
     actor: str,
     note: str | None,
     unpause: bool = False,
+    resend_in_doubt: bool = False,
     idempotency_key: str | None = None,
     session: Session = NEW_SESSION,
 ) -> ActionResult:
-    """Take ``action`` (stop, restart, skip) on a run: the one dispatcher every edge calls."""
+    """Take ``action`` (stop, restart, skip) on a run: the one dispatcher every edge calls.
+
+    ``unpause`` and ``resend_in_doubt`` are Restart's options; another action refuses them.
+    """
     wanted = parse_action(str(action))
+    if wanted is not Action.RESTART and (unpause or resend_in_doubt):
+        raise InvalidOptionError(f"unpause and resend_in_doubt are options of restart, not of {wanted.value}.")
     if wanted is Action.STOP:
         return stop_run(dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, session=session)
     return _skip_or_restart(
@@ -306,5 +340,6 @@ def perform(
         note=note,
         idempotency_key=idempotency_key,
         unpause=unpause,
+        resend_in_doubt=resend_in_doubt,
         session=session,
     )

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from campaign_runs.adapters import dags, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import records
+from campaign_runs.core import emails, records
 from campaign_runs.core.dto import CampaignDetail, CampaignSummary
 from campaign_runs.domain import NotACampaignError, NotFoundError, derive_status, utcnow
 from campaign_runs.settings import get_settings
@@ -97,6 +97,7 @@ def summaries(
     last_runs = runs.latest_runs(ids, session)
     active = runs.active_run_counts(ids, session)
     open_entries = records.open_worklist_counts(ids, session)
+    failed_emails = emails.failed_counts(ids, session)
     result = []
     for dag in found:
         dag_tags = tags.get(dag.dag_id, [])
@@ -123,6 +124,7 @@ def summaries(
                 last_status=last_status,
                 active_runs=active.get(dag.dag_id, 0),
                 open_worklist=open_entries.get(dag.dag_id, 0),
+                failed_emails=failed_emails.get(dag.dag_id, 0),
             )
         )
     return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from campaign_runs.adapters import tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import records
+from campaign_runs.core import emails, records
 from campaign_runs.core.campaigns import require_campaign, summaries
 from campaign_runs.core.dto import ChannelProgress, RunDetails, TaskView
 from campaign_runs.core.schedule import find_run, run_views
@@ -31,8 +32,10 @@ def channel_progress(
     reported: dict[str, dict[str, Any]] = {}
     for report in reports:
         name = str(report.value.get("channel") or report.task_id.removeprefix(tasks.CHANNEL_TASK_PREFIX))
-        entry = reported.setdefault(name, {"task_id": report.task_id, "total": 0, "sent": 0, "failed": 0})
-        for key in ("total", "sent", "failed"):
+        entry = reported.setdefault(
+            name, {"task_id": report.task_id, "total": 0, "sent": 0, "failed": 0, "in_doubt": 0}
+        )
+        for key in ("total", "sent", "failed", "in_doubt"):
             entry[key] += _count(report.value.get(key))
     states: dict[str, str | None] = {}
     for row in task_rows:
@@ -49,6 +52,7 @@ def channel_progress(
                 total=data["total"] if data else None,
                 sent=data["sent"] if data else None,
                 failed=data["failed"] if data else None,
+                in_doubt=data["in_doubt"] if data else None,
             )
         )
     return rows
@@ -72,7 +76,8 @@ def _task_view(row: TaskRow) -> TaskView:
 def run_details(dag_id: str, run_id: str, *, with_failures: bool = False, session: Session = NEW_SESSION) -> RunDetails:
     """A run with progress per channel, its tasks, its history and (when asked) why its tasks failed."""
     dag = require_campaign(dag_id, session)
-    run = run_views(dag_id, [find_run(dag_id, run_id, session)], session)[0]
+    dag_run = find_run(dag_id, run_id, session)
+    run = replace(run_views(dag_id, [dag_run], session)[0], emails=emails.run_emails(dag_id, run_id, session))
     summary = summaries([dag], session)[0]
     task_rows = tasks.task_rows(dag_id, run_id, session)
     return RunDetails(
@@ -80,6 +85,6 @@ def run_details(dag_id: str, run_id: str, *, with_failures: bool = False, sessio
         campaign=summary,
         channels=channel_progress(summary.channels, tasks.progress_reports(dag_id, run_id, session), task_rows),
         tasks=[_task_view(row) for row in task_rows],
-        history=records.history(dag_id, run_id, session),
+        history=records.history(dag_id, run_id, session, (dag_run.pk, dag_run.created_at)),
         failures=tasks.failure_messages(dag_id, run_id, session) if with_failures else {},
     )

@@ -27,6 +27,7 @@ class CampaignSummary:
     last_status: str | None
     active_runs: int
     open_worklist: int
+    failed_emails: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,30 @@ class CampaignDetail:
     doc_md: str | None
     params: dict[str, Any]
     tags: list[str]
+
+
+@dataclass(frozen=True)
+class EmailView:
+    """One email of the outbox: to whom, its status and how its attempts went."""
+
+    id: int
+    dag_id: str
+    run_id: str
+    kind: str
+    username: str
+    recipient: str | None
+    subject: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+    @property
+    def resendable(self) -> bool:
+        """Whether an administrator may resend it (failed or undeliverable)."""
+        return self.status in ("failed", "undeliverable")
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,8 @@ class RunView:
     restart_of: str | None
     replaced_by: str | None
     allowed_actions: list[str]
+    # The run's emails: filled for run details only (empty in lists).
+    emails: list[EmailView] = field(default_factory=list)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -142,6 +169,7 @@ class ChannelProgress:
     total: int | None
     sent: int | None
     failed: int | None
+    in_doubt: int | None = None  # recipients claimed by an earlier run and never confirmed: not resent
 
     @property
     def reported(self) -> bool:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from campaign_runs.adapters import runs
 from campaign_runs.adapters.session import NEW_SESSION, create_session, provide_session
-from campaign_runs.core import notify, records
+from campaign_runs.core import notify, reconcile, records
 from campaign_runs.domain import ConflictError, RecordStatus, utcnow
 from campaign_runs.settings import get_settings
 
@@ -62,6 +62,9 @@ def finish_stopping_runs(*, session: Session = NEW_SESSION) -> list[int]:
     grace = timedelta(seconds=get_settings().stop_grace_seconds)
     outbox_ids: list[int] = []
     for record in records.stopping_records(session):
+        dag_run = runs.get_run(record.dag_id, record.run_id, session)
+        if dag_run is None or reconcile.is_superseded(record, dag_run):
+            continue  # deleted or re-run in Airflow: ``reconcile_runs`` writes that down
         running = runs.running_task_counts(record.dag_id, [record.run_id], session).get(record.run_id, 0)
         if running:
             if utcnow() - (record.stop_requested_at or utcnow()) >= grace:
@@ -77,9 +80,11 @@ def finish_stopping_runs(*, session: Session = NEW_SESSION) -> list[int]:
 
 
 def housekeeping_pass() -> tuple[list[int], int]:
-    """One pass: finish stopping runs, then send due emails. Returns (new outbox ids, emails sent)."""
+    """One pass: follow what Airflow did, finish stopping runs, send due emails. Returns (new outbox ids, sent)."""
     with create_session() as session:
-        outbox_ids = finish_stopping_runs(session=session)
+        outbox_ids = reconcile.reconcile_runs(session)
+    with create_session() as session:
+        outbox_ids += finish_stopping_runs(session=session)
     with create_session() as session:
         sent = notify.deliver(session)
     return outbox_ids, sent

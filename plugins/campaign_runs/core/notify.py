@@ -1,9 +1,13 @@
 """Email outbox: rows written in the action's transaction, delivered after commit, retried with backoff.
 
 Delivery claims a row with a compare-and-set UPDATE (and ``FOR UPDATE SKIP LOCKED`` on PostgreSQL),
-so several API servers and schedulers never send the same row twice while it is being sent. Every
-message carries a stable ``Message-ID`` so a mail server can drop the one duplicate that a process
-crash between "sent" and "recorded" could cause.
+so several API servers and schedulers never send the same row twice while it is being sent. A claim
+lasts ``email_claim_seconds`` and is renewed every third of that while its send goes on, however long
+the SMTP server takes (``[smtp] smtp_timeout`` is per socket operation, and a send has many); it is
+re-checked before each send of a batch. Every message carries a stable ``Message-ID`` so a mail server
+can drop the one duplicate that a process crash between "sent" and "recorded" could cause. After
+``email_max_attempts`` failed attempts, or at once when the server refuses the recipient or the data
+for good (5xx), a row is ``failed``; an administrator can resend it (``core.emails``).
 """
 
 from __future__ import annotations
@@ -11,6 +15,9 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +28,7 @@ from sqlalchemy import and_, insert, or_, select, update
 
 from campaign_runs import links
 from campaign_runs.adapters import auth, email
-from campaign_runs.adapters.session import dialect_name
+from campaign_runs.adapters.session import create_session, dialect_name
 from campaign_runs.domain import utcnow
 from campaign_runs.models import email_outbox, run_action
 from campaign_runs.settings import get_settings
@@ -34,11 +41,14 @@ log = logging.getLogger(__name__)
 PENDING = "pending"
 SENT = "sent"
 UNDELIVERABLE = "undeliverable"
+FAILED = "failed"
+STATUSES = (PENDING, SENT, FAILED, UNDELIVERABLE)
 
 SUBJECTS = {
     "stopped": "Run {run_id} of {campaign} stopped",
     "restarted": "Run {run_id} of {campaign} restarted as {new_run_id}",
     "skipped": "Run {run_id} of {campaign} skipped",
+    "deleted": "Run {run_id} of {campaign} was deleted in Airflow while stopping",
 }
 
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "email"
@@ -185,38 +195,83 @@ def _claim(session: Session, outbox_ids: list[int] | None, limit: int) -> list[t
     return claimed
 
 
+def _still_mine(session: Session, outbox_id: int, token: str) -> bool:
+    """Renew the claim before sending; False when it ran out meanwhile and another process took the row."""
+    until = utcnow() + timedelta(seconds=get_settings().email_claim_seconds)
+    result = session.execute(
+        update(email_outbox)
+        .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
+        .values(claimed_until=until)
+    )
+    session.commit()
+    return getattr(result, "rowcount", 0) == 1
+
+
+@contextmanager
+def _renewing(outbox_id: int, token: str) -> Iterator[None]:
+    """Keep the claim on the row alive (every third of ``email_claim_seconds``) while the block runs."""
+    seconds = get_settings().email_claim_seconds
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(seconds / 3):
+            try:
+                with create_session() as renewal:
+                    renewal.execute(
+                        update(email_outbox)
+                        .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
+                        .values(claimed_until=utcnow() + timedelta(seconds=seconds))
+                    )
+            except Exception:
+                log.warning("Could not renew the claim on email %s", outbox_id, exc_info=True)
+
+    renewer = threading.Thread(target=renew, name=f"campaign-runs-claim-{outbox_id}", daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
+
+
+def _record_failure(session: Session, row: Any, token: str, error: Exception) -> None:
+    """Schedule the next attempt with backoff, or mark the row ``failed`` (last attempt, or refused for good)."""
+    values: dict[str, Any] = {
+        "claim_token": None,
+        "claimed_until": None,
+        "last_error": f"{type(error).__name__}: {error}"[:2000],
+    }
+    if row.attempts >= get_settings().email_max_attempts or email.is_permanent(error):
+        values["status"] = FAILED
+        log.error("Email %s to %s failed for good (attempt %s): %s", row.id, row.recipient, row.attempts, error)
+    else:
+        delay = backoff_seconds(row.attempts)
+        values["next_attempt_at"] = utcnow() + timedelta(seconds=delay)
+        log.warning(
+            "Email %s to %s failed (attempt %s), retry in %ss: %s", row.id, row.recipient, row.attempts, delay, error
+        )
+    session.execute(
+        update(email_outbox).where(email_outbox.c.id == row.id, email_outbox.c.claim_token == token).values(**values)
+    )
+
+
 def deliver(session: Session, outbox_ids: list[int] | None = None, limit: int = 50) -> int:
-    """Send due emails (all, or only ``outbox_ids``); returns how many were sent."""
+    """Send due emails (all, or only ``outbox_ids``); returns how many the SMTP server accepted."""
     sent = 0
     for outbox_id, token in _claim(session, outbox_ids, limit):
+        if not _still_mine(session, outbox_id, token):
+            continue
         row = session.execute(select(email_outbox).where(email_outbox.c.id == outbox_id)).one()
         try:
-            email.send_email(row.recipient, row.subject, row.body_html, row.message_id, text_body(row, session))
+            with _renewing(outbox_id, token):
+                email.send_email(row.recipient, row.subject, row.body_html, row.message_id, text_body(row, session))
         except Exception as error:
-            delay = backoff_seconds(row.attempts)
-            log.warning(
-                "Email %s to %s failed (attempt %s), retry in %ss: %s",
-                outbox_id,
-                row.recipient,
-                row.attempts,
-                delay,
-                error,
-            )
-            session.execute(
-                update(email_outbox)
-                .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
-                .values(
-                    claim_token=None,
-                    claimed_until=None,
-                    last_error=f"{type(error).__name__}: {error}"[:2000],
-                    next_attempt_at=utcnow() + timedelta(seconds=delay),
-                )
-            )
+            _record_failure(session, row, token, error)
         else:
             session.execute(
                 update(email_outbox)
                 .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)
-                .values(status=SENT, sent_at=utcnow(), claim_token=None, last_error=None)
+                .values(status=SENT, sent_at=utcnow(), claim_token=None, claimed_until=None, last_error=None)
             )
             sent += 1
         session.commit()

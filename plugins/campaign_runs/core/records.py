@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from campaign_runs.core.dto import ActionResult, HistoryEntry, WorklistItem
-from campaign_runs.domain import Action, ConflictError, RunStatus, utcnow
+from campaign_runs.domain import Action, ConflictError, IdempotencyKeyReusedError, RunStatus, utcnow
 from campaign_runs.models import run_action, run_record, worklist_entry
+from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,13 +60,31 @@ def transition(session: Session, dag_id: str, run_id: str, record: Any, values: 
         raise ConflictError(f"Run {run_id!r} was changed by someone else at the same time; reload and retry.")
 
 
-def link_restart(session: Session, dag_id: str, new_run_id: str, restart_of: str) -> None:
-    """Create the record of a restarted run, linked to the run it replaces."""
+def link_restart(session: Session, dag_id: str, new_run_id: str, restart_of: str, dag_run: dict[str, Any]) -> None:
+    """Create the record of a restarted run (``dag_run``: its identity values), linked to the run it replaces."""
     session.execute(
         insert(run_record).values(
-            dag_id=dag_id, run_id=new_run_id, version=1, restart_of_run_id=restart_of, updated_at=utcnow()
+            dag_id=dag_id,
+            run_id=new_run_id,
+            version=1,
+            restart_of_run_id=restart_of,
+            updated_at=utcnow(),
+            **dag_run,
         )
     )
+
+
+def delete_record(session: Session, record: Any) -> None:
+    """Delete the record of a run that no longer exists (compare-and-set on its version)."""
+    result = session.execute(
+        delete(run_record).where(
+            run_record.c.dag_id == record.dag_id,
+            run_record.c.run_id == record.run_id,
+            run_record.c.version == record.version,
+        )
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise ConflictError(f"Run {record.run_id!r} was changed by someone else at the same time.")
 
 
 def record_action(
@@ -77,8 +99,10 @@ def record_action(
     after: RunStatus,
     new_run_id: str | None = None,
     idempotency_key: str | None = None,
+    dag_run: dict[str, Any] | None = None,
+    request_fingerprint: str | None = None,
 ) -> int:
-    """Append one action to the run's history; returns its id."""
+    """Append one action to the run's history (of the DagRun ``dag_run``: its id and created_at); returns its id."""
     action_id = session.execute(
         insert(run_action)
         .returning(run_action.c.id)
@@ -91,15 +115,32 @@ def record_action(
             status_before=before.value,
             status_after=after.value,
             new_run_id=new_run_id,
+            dag_run_id=(dag_run or {}).get("dag_run_id"),
+            dag_run_created_at=(dag_run or {}).get("dag_run_created_at"),
             idempotency_key=idempotency_key or None,
+            request_fingerprint=request_fingerprint if idempotency_key else None,
             created_at=utcnow(),
         )
     ).scalar_one()
     return int(action_id)
 
 
-def replay(actor: str, idempotency_key: str | None, session: Session) -> ActionResult | None:
-    """The result of the action ``actor`` already took with ``idempotency_key``, if any."""
+def request_fingerprint(action: Action | str, dag_id: str, run_id: str, **options: Any) -> str:
+    """SHA-256 (hex) of a canonical JSON of the request: action, run and every option (note as it is recorded)."""
+    if "note" in options:
+        options["note"] = (options["note"] or "").replace("\r\n", "\n").strip()
+    request = {"action": str(action), "dag_id": dag_id, "run_id": run_id, "options": options}
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replay(actor: str, idempotency_key: str | None, fingerprint: str | None, session: Session) -> ActionResult | None:
+    """The result of the action ``actor`` already took with ``idempotency_key`` for this same request, if any.
+
+    The same key with another request (``fingerprint``) raises ``IdempotencyKeyReusedError``. A key older than
+    ``idempotency_key_ttl_hours`` is released (set NULL on its action, in the caller's transaction): the
+    request then starts a new action.
+    """
     if not idempotency_key:
         return None
     row = session.execute(
@@ -107,6 +148,16 @@ def replay(actor: str, idempotency_key: str | None, session: Session) -> ActionR
     ).first()
     if row is None:
         return None
+    if row.created_at <= utcnow() - timedelta(hours=get_settings().idempotency_key_ttl_hours):
+        session.execute(update(run_action).where(run_action.c.id == row.id).values(idempotency_key=None))
+        return None
+    # A key recorded before fingerprints existed (NULL) still replays.
+    if row.request_fingerprint is not None and row.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReusedError(
+            f"Idempotency-Key {idempotency_key!r} was already used for another request ({row.action} of run "
+            f"{row.run_id!r} of campaign {row.dag_id!r}, with its own note and options); send a new key for a "
+            "new request."
+        )
     return ActionResult(
         action_id=row.id,
         action=row.action,
@@ -130,11 +181,17 @@ def last_stop_action(dag_id: str, run_id: str, session: Session) -> Any:
     ).first()
 
 
-def history(dag_id: str, run_id: str, session: Session) -> list[HistoryEntry]:
-    """Every action taken on the run, oldest first."""
-    rows = session.execute(
-        select(run_action).where(run_action.c.dag_id == dag_id, run_action.c.run_id == run_id).order_by(run_action.c.id)
-    )
+def history(dag_id: str, run_id: str, session: Session, dag_run: tuple[int, Any] | None = None) -> list[HistoryEntry]:
+    """Every action taken on the run (on DagRun ``(id, created_at)`` when given, not a deleted namesake)."""
+    query = select(run_action).where(run_action.c.dag_id == dag_id, run_action.c.run_id == run_id)
+    if dag_run is not None:
+        pk, created_at = dag_run
+        same = and_(
+            run_action.c.dag_run_id == pk,
+            or_(run_action.c.dag_run_created_at.is_(None), run_action.c.dag_run_created_at == created_at),
+        )
+        query = query.where(or_(run_action.c.dag_run_id.is_(None), same))
+    rows = session.execute(query.order_by(run_action.c.id))
     return [
         HistoryEntry(r.id, r.action, r.actor, r.note, r.status_before, r.status_after, r.new_run_id, r.created_at)
         for r in rows

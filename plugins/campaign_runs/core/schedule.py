@@ -9,6 +9,7 @@ from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records
 from campaign_runs.core.campaigns import detail, require_campaign
 from campaign_runs.core.dto import CampaignDisplay, HistoryEntry, RunSchedule, RunView, UpcomingRun
+from campaign_runs.core.reconcile import applied_status, belongs
 from campaign_runs.domain import NotFoundError, RecordStatus, RunStatus, allowed_actions, derive_status
 from campaign_runs.settings import get_settings
 
@@ -38,7 +39,7 @@ def require_run(dag_id: str, run_id: str, session: Session, *, lock: bool = Fals
 def current_status(dag_run: DagRunInfo, record: object, session: Session) -> RunStatus:
     """The run's displayed status right now (a ``stopping`` record counts its running tasks)."""
     running = runs.running_task_counts(dag_run.dag_id, [dag_run.run_id], session).get(dag_run.run_id, 0)
-    return derive_status(dag_run.state, getattr(record, "status", None), running)
+    return derive_status(dag_run.state, applied_status(record, dag_run), running)
 
 
 def _slots(dag: DagInfo, definition: DagDefinition | None, count: int | None) -> list[UpcomingRun]:
@@ -62,14 +63,16 @@ def run_views(dag_id: str, dag_runs: list[DagRunInfo], session: Session) -> list
     """Runs with their displayed status, progress and note, in a constant number of queries."""
     run_ids = [dr.run_id for dr in dag_runs]
     found = records.records(dag_id, run_ids, session)
-    stopping = [rid for rid, rec in found.items() if rec.status == RecordStatus.STOPPING]
+    found = {dr.run_id: found[dr.run_id] for dr in dag_runs if belongs(found.get(dr.run_id), dr)}
+    applied = {dr.run_id: applied_status(found.get(dr.run_id), dr) for dr in dag_runs}
+    stopping = [rid for rid, status in applied.items() if status == RecordStatus.STOPPING]
     running = runs.running_task_counts(dag_id, stopping, session)
     progress = runs.task_progress(dag_id, run_ids, session)
     notes = runs.notes_of([dr.pk for dr in dag_runs], session)
     views = []
     for dr in dag_runs:
         record = found.get(dr.run_id)
-        status = derive_status(dr.state, record.status if record is not None else None, running.get(dr.run_id, 0))
+        status = derive_status(dr.state, applied[dr.run_id], running.get(dr.run_id, 0))
         done, total = progress.get(dr.run_id, (0, 0))
         views.append(
             RunView(
@@ -192,5 +195,5 @@ def get_run(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> RunV
 @provide_session
 def run_history(dag_id: str, run_id: str, *, session: Session = NEW_SESSION) -> list[HistoryEntry]:
     """Every action taken on the run, oldest first."""
-    require_run(dag_id, run_id, session)
-    return records.history(dag_id, run_id, session)
+    dag_run = require_run(dag_id, run_id, session)
+    return records.history(dag_id, run_id, session, (dag_run.pk, dag_run.created_at))

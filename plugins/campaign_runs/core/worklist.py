@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from campaign_runs.adapters import auth
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records
 from campaign_runs.core.actions import require_user
 from campaign_runs.core.dto import WorklistItem
 from campaign_runs.core.schedule import require_run
-from campaign_runs.domain import Action, ConflictError, NotFoundError, RunStatus, validate_note
+from campaign_runs.domain import Action, ConflictError, NotFoundError, NotPermittedError, RunStatus, validate_note
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -28,9 +29,11 @@ def worklist(
 def reassign(
     dag_id: str, run_id: str, *, to_user: str, actor: str, note: str | None = None, session: Session = NEW_SESSION
 ) -> WorklistItem:
-    """Give a run's open work-list entry to another user."""
+    """Give a run's open work-list entry to another user: work-list administrators only, on every surface."""
     cleaned = validate_note(note, required=False, max_length=get_settings().note_max_length)
     require_user(actor, session=session)
+    if not auth.is_worklist_admin_name(actor, session):
+        raise NotPermittedError(f"Only work-list administrators may reassign work-list entries; {actor!r} is not one.")
     require_user(to_user, session=session)
     require_run(dag_id, run_id, session)
     entry = records.open_worklist_entry(dag_id, run_id, session)

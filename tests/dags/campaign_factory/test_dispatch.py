@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
 from campaign_factory.dispatch import Dispatcher
-from campaign_factory.ledger import DeliveryLedger
+from campaign_factory.ledger import DeliveryLedger, SqliteLedger
 from campaign_factory.stop import StopSignal
 
 from tests.dags.campaign_factory.test_audience import plan
@@ -30,7 +30,8 @@ def run(
     state: Callable[[], str] = lambda: "running",
     run_id: str = "run-1",
     adapter: ChannelAdapter | None = None,
-    ledger_class: type[DeliveryLedger] = DeliveryLedger,
+    ledger_class: type[SqliteLedger] = SqliteLedger,
+    resend: bool = False,
 ) -> tuple[Any, list[dict[str, Any]]]:
     """Dispatch ``size`` SMS in batches of 10, asking ``state`` before every message (check interval 0)."""
     published: list[dict[str, Any]] = []
@@ -46,10 +47,16 @@ def run(
             publish=published.append,
             run_id=run_id,
             stop=StopSignal(state, interval=0),
+            resend_in_doubt=resend,
         ).run()
     finally:
         ledger.close()
     return result, published
+
+
+def local_ledger(tmp_path: Path) -> DeliveryLedger:
+    """The SQLite ledger the dispatches of these tests write."""
+    return SqliteLedger(tmp_path / "c" / "ledger.sqlite", "c", "slot", "sms")
 
 
 def stop_after(tmp_path: Path, count: int) -> Callable[[], str]:
@@ -72,7 +79,7 @@ def test_stop_between_messages_of_a_batch(tmp_path: Path) -> None:
     assert (result.sent, result.stopped, result.stop_state, result.in_doubt) == (23, True, "failed", 0)
     assert published[-1]["sent"] == 23
     assert len(sink_ids(tmp_path)) == 23
-    with DeliveryLedger.for_campaign(tmp_path, "c", "slot", "sms") as ledger:
+    with local_ledger(tmp_path) as ledger:
         assert (ledger.counts(100).sent, ledger.counts(100).in_doubt) == (23, 0)
 
 
@@ -107,13 +114,17 @@ class Steps:
             raise Crash
 
 
-def crashing_ledger(steps: Steps) -> type[DeliveryLedger]:
+def crashing_ledger(steps: Steps) -> type[SqliteLedger]:
     """A ledger class whose writes go through ``steps``; a write at or after the crash commits nothing."""
 
-    class CrashingLedger(DeliveryLedger):
+    class CrashingLedger(SqliteLedger):
         def claim(self, *args: Any, **kwargs: Any) -> bool:
             steps.step()
             return super().claim(*args, **kwargs)
+
+        def reclaim(self, *args: Any, **kwargs: Any) -> bool:
+            steps.step()
+            return super().reclaim(*args, **kwargs)
 
         def settle(self, *args: Any, **kwargs: Any) -> None:
             steps.step()
@@ -162,7 +173,7 @@ def test_crash_at_any_step_leaves_at_most_one_in_doubt_and_no_duplicate(tmp_path
             adapter=MemoryChannel(tmp_path, delivered, steps, refused),
             ledger_class=crashing_ledger(steps),
         )
-    with DeliveryLedger.for_campaign(tmp_path, "c", "slot", "sms") as ledger:
+    with local_ledger(tmp_path) as ledger:
         in_doubt = set(ledger.in_doubt())
         sent = set(ledger.already_reached(everyone)) - in_doubt
     assert len(in_doubt) <= 1
@@ -188,7 +199,7 @@ def test_send_error_counts_the_message_in_doubt(tmp_path: Path) -> None:
 
     delivered: list[str] = []
     published: list[dict[str, Any]] = []
-    with DeliveryLedger.for_campaign(tmp_path, "c", "slot", "sms") as ledger, pytest.raises(ConnectionResetError):
+    with local_ledger(tmp_path) as ledger, pytest.raises(ConnectionResetError):
         Dispatcher(
             plan=plan(30),
             adapter=Broken(tmp_path, delivered, None, set()),
@@ -202,3 +213,86 @@ def test_send_error_counts_the_message_in_doubt(tmp_path: Path) -> None:
     result, _ = run(tmp_path, 30, run_id="run-2", adapter=MemoryChannel(tmp_path, delivered, None, set()))
     assert (result.already_reached, result.in_doubt, result.sent) == (12, 1, 17)
     assert len(delivered) == len(set(delivered)) == 29
+
+
+@pytest.mark.parametrize("crash_at", range(1, 53, 3))
+def test_crash_then_resend_in_doubt_sends_each_of_them_exactly_once_more(tmp_path: Path, crash_at: int) -> None:
+    """Killed at any point, then restarted with resend: the run in doubt gets one message, nobody else a second."""
+    size = 25
+    everyone = [r.id for r in plan(size).recipients()]
+    first: list[str] = []
+    steps = Steps(crash_at)
+    with pytest.raises(Crash):
+        run(tmp_path, size, adapter=MemoryChannel(tmp_path, first, steps, set()), ledger_class=crashing_ledger(steps))
+    with local_ledger(tmp_path) as ledger:
+        in_doubt = set(ledger.in_doubt())
+
+    second: list[str] = []
+    result, published = run(
+        tmp_path, size, run_id="run-2", adapter=MemoryChannel(tmp_path, second, None, set()), resend=True
+    )
+    assert len(second) == len(set(second)), "the restart sent someone twice"
+    assert in_doubt <= set(second), "every recipient in doubt gets one more message"
+    assert not set(first) & set(second) - in_doubt, "only recipients in doubt may hear twice"
+    assert set(first) | set(second) == set(everyone)
+    assert (result.in_doubt, result.total, result.sent) == (0, size - len(set(first) - in_doubt), len(second))
+    assert published[0]["in_doubt"] == 0
+    with local_ledger(tmp_path) as ledger:
+        assert (ledger.counts(size).sent, ledger.in_doubt()) == (size, [])
+
+
+def test_without_resend_a_restart_leaves_the_doubtful_alone(tmp_path: Path) -> None:
+    """The default: a recipient in doubt is reported, not resent, and stays pending."""
+    with local_ledger(tmp_path) as ledger:
+        ledger.claim(next(plan(1).recipients()), "crashed")
+    sent: list[str] = []
+    result, published = run(tmp_path, 10, adapter=MemoryChannel(tmp_path, sent, None, set()))
+    assert (result.in_doubt, result.total, len(sent)) == (1, 9, 9)
+    assert published[-1]["in_doubt"] == 1
+    with local_ledger(tmp_path) as ledger:
+        assert len(ledger.in_doubt()) == 1
+
+
+def test_a_rate_limit_wait_starts_with_the_last_message_confirmed(tmp_path: Path) -> None:
+    """Killed while waiting for its rate limit, a task leaves nobody in doubt: it confirmed before waiting."""
+    sent: list[str] = []
+
+    def state() -> str:
+        if len(sent) >= 5:
+            raise Crash
+        return "running"
+
+    channel = MemoryChannel(tmp_path, sent, None, set())
+    channel.pacer = Pacer(500)
+    with pytest.raises(Crash):
+        run(tmp_path, 10, state=state, adapter=channel)
+    with local_ledger(tmp_path) as ledger:
+        assert (ledger.counts(10).sent, ledger.in_doubt()) == (5, [])
+
+
+def test_resend_race_lost_leaves_the_recipient_to_the_winner(tmp_path: Path) -> None:
+    """Two restarts resending at once: the one whose re-claim loses skips the recipient and leaves it out of total."""
+    recipients = list(plan(10).recipients())
+    with local_ledger(tmp_path) as ledger:
+        ledger.record(recipients[:4], "crashed")
+        ledger.claim(recipients[4], "crashed")
+
+    class RacedLedger(SqliteLedger):
+        def doubtful(self, run_id: str, audience_size: int) -> list[tuple[int, str]]:
+            found = super().doubtful(run_id, audience_size)
+            with local_ledger(tmp_path) as winner:  # the other restart re-claims right after this one looked
+                assert winner.reclaim(recipients[4], "run-3", claimed_by="crashed")
+            return found
+
+    sent: list[str] = []
+    result, published = run(
+        tmp_path,
+        10,
+        run_id="run-2",
+        adapter=MemoryChannel(tmp_path, sent, None, set()),
+        ledger_class=RacedLedger,
+        resend=True,
+    )
+    assert sent == [r.id for r in recipients[5:]], "run-2 did not send the recipient run-3 re-claimed"
+    assert (result.total, result.sent, result.in_doubt) == (5, 5, 0)
+    assert published[-1]["sent"] + published[-1]["failed"] == published[-1]["total"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from campaign_factory.channels import BatchOutcome, ChannelAdapter, DeliveryContext, Pacer
 from campaign_factory.dispatch import LedgerGate
-from campaign_factory.ledger import DeliveryLedger
+from campaign_factory.ledger import open_ledger
 from campaign_factory.stop import StopSignal
 
 from tests.dags.campaign_factory.test_audience import plan
@@ -123,7 +123,7 @@ def test_batch_of_250_at_10_per_second_stops_mid_batch(tmp_path: Path) -> None:
     run = FakeRun(clock, stop_at=clock.now + 3.03)
     adapter = MemoryAdapter(clock, 10, tmp_path)
     outcome = BatchOutcome()
-    with DeliveryLedger.for_campaign(tmp_path, "c", "slot", "memo") as ledger:
+    with open_ledger("c", "slot", "memo", sink_dir=tmp_path) as ledger:
         gate = LedgerGate(ledger, signal(clock, run), "run")
         adapter.send_batch(list(plan(250).recipients()), outcome, gate)
         gate.flush()

@@ -96,3 +96,20 @@ def test_loader_files_pass_airflow_safe_mode_heuristic() -> None:
 
     for loader in CAMPAIGNS.glob("*.py"):
         assert might_contain_dag_via_default_heuristic(str(loader)), loader
+
+
+def test_restart_conf_passes_params_validation(bag: DagBag) -> None:
+    """A restart's conf keys (``campaign_restart_of``, ``campaign_slot``, ``campaign_resend_in_doubt``) are accepted."""
+    from airflow.sdk.exceptions import ParamValidationError
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag("flash_sale")))  # as the scheduler has it
+    conf = {
+        "audience_size": 10,
+        "campaign_restart_of": "manual__1",
+        "campaign_slot": {"logical_date": "2026-03-02T10:00:00+00:00"},
+        "campaign_resend_in_doubt": True,
+    }
+    assert dag.params.deep_merge(conf).validate()["campaign_resend_in_doubt"] is True
+    with pytest.raises(ParamValidationError):
+        dag.params.deep_merge({**conf, "audience_size": -1}).validate()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from airflow.utils.sqlalchemy import UtcDateTime
+
 revision = "cr0002"
 down_revision = "cr0001"
 branch_labels = None
@@ -17,10 +19,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add ``campaign_run_record.dag_run_id`` and ``campaign_run_action.request_fingerprint``."""
+    """Add the DagRun id and clear number to records, the DagRun id and request fingerprint to actions."""
     with op.batch_alter_table("campaign_run_record") as batch:
         batch.add_column(sa.Column("dag_run_id", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("dag_run_created_at", UtcDateTime, nullable=True))
+        batch.add_column(sa.Column("clear_number", sa.Integer, nullable=True))
     with op.batch_alter_table("campaign_run_action") as batch:
+        batch.add_column(sa.Column("dag_run_id", sa.Integer, nullable=True))
+        batch.add_column(sa.Column("dag_run_created_at", UtcDateTime, nullable=True))
         batch.add_column(sa.Column("request_fingerprint", sa.String(64), nullable=True))
     op.create_index("idx_campaign_run_action_created", "campaign_run_action", ["created_at"])
     op.create_index("idx_campaign_email_outbox_created", "campaign_email_outbox", ["created_at"])
@@ -32,5 +38,9 @@ def downgrade() -> None:
     op.drop_index("idx_campaign_run_action_created", table_name="campaign_run_action")
     with op.batch_alter_table("campaign_run_action") as batch:
         batch.drop_column("request_fingerprint")
+        batch.drop_column("dag_run_created_at")
+        batch.drop_column("dag_run_id")
     with op.batch_alter_table("campaign_run_record") as batch:
+        batch.drop_column("clear_number")
+        batch.drop_column("dag_run_created_at")
         batch.drop_column("dag_run_id")
