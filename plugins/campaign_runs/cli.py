@@ -33,6 +33,7 @@ import sys
 from typing import Any
 
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
+from campaign_runs.cli_db import DB_CLEAN_COMMAND
 from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
 from campaign_runs.presenters import (
@@ -375,6 +376,7 @@ CAMPAIGNS_COMMANDS = (
         args=(ARG_ONCE, ARG_INTERVAL, ARG_VERBOSE),
     ),
     EMAILS_COMMAND,
+    DB_CLEAN_COMMAND,
 )
 
 

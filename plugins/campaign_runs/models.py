@@ -99,6 +99,7 @@ email_outbox = Table(
     Column("recipient", String(512), nullable=True),
     Column("subject", String(512), nullable=False),
     Column("body_html", Text, nullable=False),
+    Column("body_text", Text, nullable=True),  # the plain-text alternative, rendered with the HTML
     Column("message_id", String(256), nullable=False, unique=True),
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),

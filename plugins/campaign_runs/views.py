@@ -271,6 +271,7 @@ class CampaignsView(BaseView):
             tasks=details.tasks,
             failures=details.failures,
             may_act=may_act,
+            may_restart=may_act and _may(dag_id, "POST"),
             active=details.run.is_active,
             form=form or {},
             idempotency_key=uuid.uuid4().hex,
@@ -363,6 +364,7 @@ class CampaignsView(BaseView):
             admin=admin,
             everyone=everyone,
             may_act={item.dag_id: item.dag_id in editable for item in items},
+            may_restart={item.dag_id: item.dag_id in editable and _may(item.dag_id, "POST") for item in items},
             idempotency_key=uuid.uuid4().hex,
         )
 

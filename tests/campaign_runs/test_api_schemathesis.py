@@ -51,6 +51,7 @@ OPERATIONS = [
     ("/campaigns/{dag_id}/runs/{run_id}/skip", "POST"),
     ("/campaigns/{dag_id}/runs/{run_id}/reassign", "POST"),
     ("/worklist", "GET"),
+    ("/emails/{outbox_id}/resend", "POST"),
 ]
 
 

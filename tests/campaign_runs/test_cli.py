@@ -114,8 +114,13 @@ def test_help_documents_every_command_and_option() -> None:
         "reassign",
         "housekeeping",
         "emails",
+        "db-clean",
     }
-    for command in group.subcommands:
+    nested = [(c, sub) for c in group.subcommands for sub in getattr(c, "subcommands", ())]
+    assert {(c.name, sub.name) for c, sub in nested} == {("emails", "list"), ("emails", "resend")}
+    for _, sub in nested:
+        assert sub.help and all(arg.kwargs.get("help") for arg in sub.args), sub.name
+    for command in [c for c in group.subcommands if not hasattr(c, "subcommands")]:
         assert command.help
         for arg in command.args:
             assert arg.kwargs.get("help"), (command.name, arg.flags)
@@ -489,3 +494,35 @@ def test_argument_errors_in_process(command: str, values: dict[str, Any], messag
     with pytest.raises(SystemExit) as exit_info:
         handler(args)
     assert str(exit_info.value).startswith("Error: ") and message in str(exit_info.value)
+
+
+def test_restart_resend_in_doubt_and_db_clean(make_run: Any, smtp_server: Any) -> None:
+    from tests.campaign_runs.core.helpers import dag_run
+
+    failed = make_run("cr_campaign", state="failed")
+    set_progress("cr_campaign", failed, "email", total=600, sent=30, failed=0)
+    restarted, dry, unconfirmed, bad = cli_many(
+        (
+            "restart",
+            "cr_campaign",
+            failed,
+            "--note",
+            "Resend",
+            "--user",
+            "alice",
+            "--yes",
+            "--resend-in-doubt",
+            "-o",
+            "json",
+        ),
+        ("db-clean", "--older-than", "30", "--dry-run"),
+        ("db-clean", "--older-than", "30"),
+        ("db-clean", "--older-than", "0", "--yes"),
+    )
+    new_run_id = ok(restarted).json()["new_run_id"]
+    assert dag_run("cr_campaign", new_run_id).conf["campaign_resend_in_doubt"] is True
+    assert ok(dry).out.startswith("Would remove 0 emails, 0 work-list entries and 0 actions older than ")
+    user_error(unconfirmed, "pass --yes to confirm")
+    user_error(bad, "--older-than must be 1 day or more")
+    refused = cli("stop", "cr_campaign", new_run_id, "--note", "x", "--user", "alice", "--yes", "--resend-in-doubt")
+    assert refused.rc == 2 and "unrecognized arguments: --resend-in-doubt" in refused.err  # a restart-only option

@@ -73,12 +73,12 @@ def test_lazy_attributes_return_the_real_view_and_app() -> None:
     from campaign_runs.api import app
     from campaign_runs.plugin import CampaignRunsPlugin
     from campaign_runs.views import CampaignsView
+    from campaign_runs.views_emails import CampaignEmailsView
     from fastapi import FastAPI
 
     plugin = CampaignRunsPlugin()
     views = plugin.appbuilder_views
-    assert len(views) == 1
-    assert isinstance(views[0]["view"], CampaignsView)
+    assert [type(v["view"]) for v in views] == [CampaignsView, CampaignEmailsView]
     apps = plugin.fastapi_apps
     assert apps == [{"app": app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
     assert isinstance(apps[0]["app"], FastAPI)
@@ -92,7 +92,10 @@ def test_plugin_info_lists_the_view_and_the_app() -> None:
     assert result["errors"] == {}, result["errors"]
     [info] = result["info"]
     assert info["listeners"] == ["campaign_runs.listeners"]
-    assert [view["view"] for view in info["appbuilder_views"]] == ["campaign_runs.views.CampaignsView"]
+    assert [view["view"] for view in info["appbuilder_views"]] == [
+        "campaign_runs.views.CampaignsView",
+        "campaign_runs.views_emails.CampaignEmailsView",
+    ]
     assert info["fastapi_apps"] == [
         {"app": "fastapi.applications.FastAPI", "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}
     ]

@@ -340,7 +340,7 @@ def test_campaigns_page_lists_campaigns_with_their_state(
     assert cells[3].startswith("0 9 * * MON ")
     assert cells[5] == "active"
     assert cells[6] == "running"  # the last run
-    assert cells[7:] == ["1", "0"]  # active runs, open work list
+    assert cells[7:] == ["1", "0", "0"]  # active runs, open work list, failed emails
     depends = re.search(r'data-dag-id="cr_depends">(.*?)</tr>', response.text, re.S)
     assert depends and 'data-status="paused"' in depends.group(1)
     assert "cr_plain" not in page
@@ -554,8 +554,8 @@ def test_status_json_reports_status_and_channel_progress(
         50,
     )
     assert data["channels"] == [  # every declared channel, as in the REST API and the CLI
-        {"channel": "email", "total": 10, "sent": 4, "failed": 1, "percent": 50},
-        {"channel": "sms", "total": None, "sent": None, "failed": None, "percent": None},
+        {"channel": "email", "total": 10, "sent": 4, "failed": 1, "in_doubt": 0, "percent": 50},
+        {"channel": "sms", "total": None, "sent": None, "failed": None, "in_doubt": None, "percent": None},
     ]
     assert data["allowed_actions"] == ["stop"]
     schedule = client.get(f"{BASE}/display/cr_campaign/status.json").json()
@@ -633,6 +633,39 @@ def test_restart_from_the_work_list_queues_a_linked_run_and_emails(
     display = alice.get(f"{BASE}/display/cr_campaign")
     assert row_status(display, new_run_id) == "queued"
     assert row_status(display, run_id) is None  # skipped runs are hidden after refresh
+
+
+def test_a_role_that_may_edit_but_not_create_runs_may_skip_but_not_restart(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    editor = users("editor")  # a custom role: edit DAG runs, no "create"
+    run_id = make_run("cr_campaign", state="failed")
+    page = editor.get(run_url("cr_campaign", run_id))
+    assert page.status_code == 200, page.text
+    assert 'class="cr-action cr-skip"' in page.text and 'class="cr-action cr-restart"' not in page.text
+    refused = post_action(editor, "cr_campaign", run_id, "restart", "Retry")
+    assert refused.status_code == 403 and "may not restart" in refused.text
+    assert (record_status("cr_campaign", run_id), count(run_action)) == (None, 0)
+    assert post_action(editor, "cr_campaign", run_id, "skip", "Not needed").status_code == 303
+
+
+def test_restart_from_the_page_resends_in_doubt_only_when_ticked(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], smtp_server: Any
+) -> None:
+    from tests.campaign_runs.core.helpers import dag_run
+
+    alice = users("alice")
+    ticked, plain = make_run("cr_campaign", state="failed"), make_run("cr_campaign", state="failed")
+    assert 'name="resend_in_doubt"' in alice.get(run_url("cr_campaign", ticked)).text
+    assert post_action(alice, "cr_campaign", ticked, "restart", "Resend", resend_in_doubt="on").status_code == 303
+    assert post_action(alice, "cr_campaign", plain, "restart", "Plain").status_code == 303
+    conf = {r: dag_run("cr_campaign", core.get_run("cr_campaign", r).replaced_by or "").conf for r in (ticked, plain)}
+    assert conf[ticked]["campaign_resend_in_doubt"] is True
+    assert "campaign_resend_in_doubt" not in conf[plain]
+    refused = post_action(
+        alice, "cr_campaign", make_run("cr_campaign", state="running"), "stop", "x", resend_in_doubt="on"
+    )
+    assert refused.status_code == 422 and "options of restart" in unescape(refused.text)
 
 
 def test_skip_from_the_display_keeps_the_run_visible_until_refresh(

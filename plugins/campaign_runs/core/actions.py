@@ -12,6 +12,7 @@ from campaign_runs.adapters import auth, dags, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import notify, reconcile, records
 from campaign_runs.core.delivery import deliver_after_commit
+from campaign_runs.core.details import in_doubt_count
 from campaign_runs.core.dto import ActionResult
 from campaign_runs.core.housekeeping import finish_pending_stop
 from campaign_runs.core.schedule import current_status, require_run
@@ -195,8 +196,12 @@ def _enqueue_email(
     action_id: int,
     note: str,
     new_run_id: str | None,
+    resend_in_doubt: bool,
     session: Session,
 ) -> int:
+    context = notify.action_context(dag_id, run_id, note, new_run_id)
+    if action is Action.RESTART:
+        context |= {"in_doubt": in_doubt_count(dag_id, run_id, session), "resend_in_doubt": resend_in_doubt}
     return notify.enqueue(
         session,
         kind="restarted" if action is Action.RESTART else "skipped",
@@ -204,7 +209,7 @@ def _enqueue_email(
         run_id=run_id,
         username=actor,
         action_id=action_id,
-        context=notify.action_context(dag_id, run_id, note, new_run_id),
+        context=context,
     )
 
 
@@ -244,20 +249,13 @@ def _skip_or_restart(
             request_fingerprint=fingerprint,
             dag_run=reconcile.identity(dag_run),
         )
-        outbox_id = _enqueue_email(action, dag_id, run_id, actor, action_id, cleaned, new_run_id, session)
-    result = ActionResult(
-        action_id,
-        action.value,
-        dag_id,
-        run_id,
-        actor,
-        status.value,
-        RunStatus.SKIPPED.value,
-        new_run_id=new_run_id,
-        outbox_ids=[*finished, outbox_id],
-    )
-    deliver_after_commit(session, result.outbox_ids)
-    return result
+        outbox_id = _enqueue_email(
+            action, dag_id, run_id, actor, action_id, cleaned, new_run_id, resend_in_doubt, session
+        )
+    outbox_ids = [*finished, outbox_id]
+    deliver_after_commit(session, outbox_ids)
+    after = RunStatus.SKIPPED.value
+    return ActionResult(action_id, action.value, dag_id, run_id, actor, status.value, after, new_run_id, outbox_ids)
 
 
 @provide_session

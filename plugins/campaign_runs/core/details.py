@@ -58,6 +58,11 @@ def channel_progress(
     return rows
 
 
+def in_doubt_count(dag_id: str, run_id: str, session: Session) -> int:
+    """Recipients in doubt across the run's channels, as its channel tasks last reported them."""
+    return sum(_count(report.value.get("in_doubt")) for report in tasks.progress_reports(dag_id, run_id, session))
+
+
 def _task_view(row: TaskRow) -> TaskView:
     return TaskView(
         task_id=row.task_id,

@@ -102,12 +102,13 @@ def action_context(dag_id: str, run_id: str, note: str, new_run_id: str | None =
 
 
 def text_body(row: Any, session: Session) -> str | None:
-    """The plain-text part of an outbox row, rendered at send time from the row and its action.
+    """The plain-text part of an outbox row: as written with the HTML, or (older rows) rendered at send time.
 
-    The outbox keeps the HTML as it was written in the action's transaction; the text part is rendered
-    from the same facts (campaign, run, user, and the action's note and new run), so no column is needed.
-    None for a kind without a text template (such rows go out as HTML only).
+    Rows written before ``body_text`` existed are rendered from the same facts (campaign, run, user, and
+    the action's note and new run). None for a kind without a text template (such rows go out as HTML only).
     """
+    if getattr(row, "body_text", None) is not None:
+        return str(row.body_text)
     if not (TEMPLATES_DIR / f"{row.kind}.txt").is_file():
         return None
     note, new_run_id = "", None
@@ -150,6 +151,7 @@ def enqueue(
             recipient=address,
             subject=rendered.subject[:512],
             body_html=rendered.body_html,
+            body_text=rendered.body_text,
             message_id=f"<campaign-runs.{secrets.token_hex(12)}@{socket.gethostname() or 'localhost'}>",
             status=PENDING if address else UNDELIVERABLE,
             attempts=0,

@@ -38,7 +38,12 @@ def test_concurrent_deliverers_send_each_email_once(make_run, smtp_server: SmtpS
         for run_id in run_ids:
             context = notify.action_context("cr_campaign", run_id, "batch skip")
             notify.enqueue(
-                session, kind="skipped", dag_id="cr_campaign", run_id=run_id, username="alice", action_id=None,
+                session,
+                kind="skipped",
+                dag_id="cr_campaign",
+                run_id=run_id,
+                username="alice",
+                action_id=None,
                 context=context,
             )
     barrier = threading.Barrier(4)
@@ -76,7 +81,12 @@ def test_a_claimed_row_is_not_sent_by_another_process(make_run, smtp_server: Smt
     run_id = make_run("cr_campaign", state="failed")
     with create_session() as session:  # an outbox row only: no delivery starts on commit
         notify.enqueue(
-            session, kind="skipped", dag_id="cr_campaign", run_id=run_id, username="alice", action_id=None,
+            session,
+            kind="skipped",
+            dag_id="cr_campaign",
+            run_id=run_id,
+            username="alice",
+            action_id=None,
             context=notify.action_context("cr_campaign", run_id, "x"),
         )
     with create_session() as session:

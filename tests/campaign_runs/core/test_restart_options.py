@@ -70,3 +70,27 @@ def test_run_details_show_recipients_in_doubt_per_channel_mapped_tasks_summed(ma
     by_channel = {c.channel: c for c in details.channels}
     assert (by_channel["email"].sent, by_channel["email"].in_doubt) == (30, 2)
     assert by_channel["sms"].in_doubt == 0
+
+
+@pytest.mark.parametrize("resend", [False, True])
+def test_the_restart_email_gives_the_in_doubt_count_and_what_the_new_run_does(make_run, smtp_server, resend) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.fixtures import part_of
+
+    run_id = failed_run(make_run)
+    report_progress("cr_campaign", run_id, "email", {"total": 600, "sent": 30, "failed": 0, "in_doubt": 2})
+    core.restart_run("cr_campaign", run_id, actor="alice", note="Fixed", resend_in_doubt=resend)
+    core.wait_for_deliveries(10)
+    [message] = smtp_server.wait_for(1)
+    for part in (part_of(message, "text/plain"), part_of(message, "text/html")):
+        assert "2 recipient(s) were in doubt" in part
+        assert ("sends them the message once more" in part) is resend
+        assert ("does not send to them again" in part) is not resend
+
+
+def test_a_restart_with_nobody_in_doubt_says_nothing_about_it(make_run, smtp_server) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.fixtures import part_of
+
+    core.restart_run("cr_campaign", failed_run(make_run), actor="alice", note="Fixed")
+    core.wait_for_deliveries(10)
+    [message] = smtp_server.wait_for(1)
+    assert "in doubt" not in part_of(message, "text/plain")

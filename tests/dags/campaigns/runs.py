@@ -213,7 +213,7 @@ def plugin_stop(dag_id: str, run_id: str, note: str = "stopped by the campaign t
     stop_run(dag_id, run_id, actor=PLUGIN_ACTOR, note=note)
 
 
-def plugin_restart(dag_id: str, run_id: str, timeout: float = 90.0) -> str:
+def plugin_restart(dag_id: str, run_id: str, timeout: float = 90.0, *, resend_in_doubt: bool = False) -> str:
     """The plugin's Restart (``campaign_runs.core.restart_run``) once the run allows it; the new run's id."""
     from campaign_runs.core import restart_run
     from campaign_runs.domain import ActionNotAllowedError
@@ -222,7 +222,13 @@ def plugin_restart(dag_id: str, run_id: str, timeout: float = 90.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            result = restart_run(dag_id, run_id, actor=PLUGIN_ACTOR, note="restarted by the campaign tests")
+            result = restart_run(
+                dag_id,
+                run_id,
+                actor=PLUGIN_ACTOR,
+                note="restarted by the campaign tests",
+                resend_in_doubt=resend_in_doubt,
+            )
         except ActionNotAllowedError:
             if time.monotonic() > deadline:
                 raise

@@ -3,7 +3,7 @@
 A flash_sale run (batch 250 at 10/s) is cut mid-batch by SIGKILL of its email task while the SMTP server holds
 one message unanswered: that recipient is in doubt (its ledger row stays ``pending``), deterministically. The
 server either kept the message (a relay that delivers although its "250" never arrived) or lost it. The run is
-then restarted with ``campaign_resend_in_doubt: true``.
+then restarted through the plugin's Restart asking to resend in doubt (conf ``campaign_resend_in_doubt: true``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import pytest
 
 from tests.dags.campaigns.runs import (
     kill_task_process,
+    plugin_restart,
+    plugin_users,
     scheduler_stack,
     sink_records,
     trigger,
@@ -59,6 +61,7 @@ def ledger_environment(database: str) -> dict[str, str]:
 def stack() -> Iterator[Stack]:
     """One Airflow stack for the module; its channel tasks keep their ledger in a PostgreSQL database of its own."""
     home = Path(tempfile.mkdtemp(prefix="campaign-resend-e2e-"))
+    plugin_users()
     sink_dir = home / "sinks"
     with ledger_database("resend_e2e") as database, holding_smtp() as (smtp, port):
         env = {
@@ -82,20 +85,13 @@ def run_conf() -> dict[str, Any]:
     return conf
 
 
-def restart_conf(run_id: str, resend: bool) -> dict[str, Any]:
-    """The conf the plugin's Restart gives the new run (``campaign_restart_of``, ``campaign_slot``), plus resend."""
+def run_conf_of(run_id: str) -> dict[str, Any]:
+    """A run's conf as stored by Airflow."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run_id).one()
-        slot = {
-            "logical_date": run.logical_date.isoformat() if run.logical_date else None,
-            "data_interval_start": run.data_interval_start.isoformat() if run.data_interval_start else None,
-            "data_interval_end": run.data_interval_end.isoformat() if run.data_interval_end else None,
-        }
-        conf = dict(run.conf or {})
-    return {**conf, "campaign_restart_of": run_id, "campaign_slot": slot, "campaign_resend_in_doubt": resend}
+        return dict(session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run_id).one().conf or {})
 
 
 def kill_while_held(stack: Stack, delivered: bool) -> tuple[str, str]:
@@ -142,7 +138,8 @@ def test_restart_with_resend_in_doubt_sends_the_doubtful_recipient_once_more(sta
     first = stack.smtp.recipients({run_id})
     assert len(first) == HELD_INDEX + delivered
 
-    new_run_id = trigger(DAG_ID, restart_conf(run_id, resend=True), run_id=f"{run_id}_restart")
+    new_run_id = plugin_restart(DAG_ID, run_id, resend_in_doubt=True)
+    assert run_conf_of(new_run_id)["campaign_resend_in_doubt"] is True, "the plugin asked for the resend"
     assert wait_run_done(DAG_ID, new_run_id) == "success", stack.airflow.logs()
 
     assert stack.smtp.recipients({new_run_id})[held] == 1, "the restart sent once more to the recipient in doubt"

@@ -19,7 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    """Add the DagRun id and clear number to records, the DagRun id and request fingerprint to actions."""
+    """DagRun identity on records and actions, request fingerprints on actions, text bodies on emails."""
     with op.batch_alter_table("campaign_run_record") as batch:
         batch.add_column(sa.Column("dag_run_id", sa.Integer, nullable=True))
         batch.add_column(sa.Column("dag_run_created_at", UtcDateTime, nullable=True))
@@ -28,6 +28,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("dag_run_id", sa.Integer, nullable=True))
         batch.add_column(sa.Column("dag_run_created_at", UtcDateTime, nullable=True))
         batch.add_column(sa.Column("request_fingerprint", sa.String(64), nullable=True))
+    with op.batch_alter_table("campaign_email_outbox") as batch:
+        batch.add_column(sa.Column("body_text", sa.Text, nullable=True))
     op.create_index("idx_campaign_run_action_created", "campaign_run_action", ["created_at"])
     op.create_index("idx_campaign_email_outbox_created", "campaign_email_outbox", ["created_at"])
 
@@ -36,6 +38,8 @@ def downgrade() -> None:
     """Drop what ``upgrade`` added."""
     op.drop_index("idx_campaign_email_outbox_created", table_name="campaign_email_outbox")
     op.drop_index("idx_campaign_run_action_created", table_name="campaign_run_action")
+    with op.batch_alter_table("campaign_email_outbox") as batch:
+        batch.drop_column("body_text")
     with op.batch_alter_table("campaign_run_action") as batch:
         batch.drop_column("request_fingerprint")
         batch.drop_column("dag_run_created_at")
