@@ -526,3 +526,36 @@ def test_restart_resend_in_doubt_and_db_clean(make_run: Any, smtp_server: Any) -
     user_error(bad, "--older-than must be 1 day or more")
     refused = cli("stop", "cr_campaign", new_run_id, "--note", "x", "--user", "alice", "--yes", "--resend-in-doubt")
     assert refused.rc == 2 and "unrecognized arguments: --resend-in-doubt" in refused.err  # a restart-only option
+
+
+def test_emails_list_and_resend_a_failed_email(make_run: Any, smtp_server: Any) -> None:
+    from airflow.utils.session import create_session
+    from campaign_runs import core
+    from campaign_runs.models import email_outbox
+    from sqlalchemy import update
+
+    run_id = make_run("cr_campaign", state="failed")
+    core.skip_run("cr_campaign", run_id, actor="alice", note="Skip it")
+    assert core.wait_for_deliveries(30)
+    smtp_server.wait_for(1)
+    with create_session() as session:  # as delivery leaves it after its last failed attempt
+        session.execute(update(email_outbox).values(status="failed", attempts=10, last_error="SMTPDataError: 554"))
+    listed, not_admin, unknown = cli_many(
+        ("emails", "list", "--status", "failed", "-o", "json"),
+        ("emails", "resend", "1", "--user", "alice"),
+        ("emails", "resend", "999999", "--user", "admin"),
+    )
+    [email] = ok(listed).json()
+    assert (email["run_id"], email["status"], email["attempts"], email["recipient"]) == (
+        run_id,
+        "failed",
+        10,
+        "alice@example.com",
+    )
+    user_error(not_admin, "administrators")
+    user_error(unknown, "999999")
+    resent = ok(cli("emails", "resend", str(email["id"]), "--user", "admin"))
+    assert f"Email {email['id']} to alice@example.com is pending again" in resent.out
+    messages = smtp_server.wait_for(2)
+    assert messages[0]["Message-ID"] == messages[1]["Message-ID"]
+    assert ok(cli("emails", "list", "--status", "failed", "-o", "json")).json() == []
