@@ -112,3 +112,14 @@ email_outbox = Table(
     Index("idx_campaign_email_outbox_due", "status", "next_attempt_at"),
     Index("idx_campaign_email_outbox_created", "created_at"),
 )
+
+# A user's email address as set in Campaign Runs (``email``), and the last address the auth manager's user
+# object carried (``auth_manager_email``), for processes that cannot ask the auth manager (the scheduler).
+user_email = Table(
+    "campaign_user_email",
+    metadata,
+    Column("username", String(256), primary_key=True),
+    Column("email", String(512), nullable=True),
+    Column("auth_manager_email", String(512), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)

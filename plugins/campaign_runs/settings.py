@@ -39,6 +39,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "email_subject_prefix": ("[Campaign Runs]", "Prefix of the subject of every email."),
     "base_url": ("", "Base URL of links in emails; empty means [api] base_url."),
+    "user_email_template": (
+        "",
+        "Address of a user whose auth manager gives none and who set none in Campaign Runs, with {username} "
+        "replaced by the user name (e.g. {username}@example.com); empty means no such address.",
+    ),
     "sink_dir": (
         "",
         "Where the shipped campaigns write SMS/push sinks and their delivery ledger; empty means "
@@ -70,6 +75,7 @@ class CampaignRunsSettings:
     idempotency_key_ttl_hours: float
     email_subject_prefix: str
     base_url: str
+    user_email_template: str = ""
 
 
 @functools.cache
@@ -96,4 +102,5 @@ def get_settings() -> CampaignRunsSettings:
         idempotency_key_ttl_hours=float(get("idempotency_key_ttl_hours")),
         email_subject_prefix=get("email_subject_prefix"),
         base_url=base_url.rstrip("/"),
+        user_email_template=get("user_email_template").strip(),
     )

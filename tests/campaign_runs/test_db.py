@@ -15,9 +15,15 @@ from campaign_runs.models import metadata
 from sqlalchemy import UniqueConstraint, create_engine, inspect, text
 from sqlalchemy.engine import Inspector
 
-OUR_TABLES = {"campaign_run_record", "campaign_run_action", "campaign_worklist_entry", "campaign_email_outbox"}
+OUR_TABLES = {
+    "campaign_run_record",
+    "campaign_run_action",
+    "campaign_worklist_entry",
+    "campaign_email_outbox",
+    "campaign_user_email",
+}
 VERSION_TABLE = "alembic_version_campaign_runs"
-HEAD = "cr0002"
+HEAD = "cr0003"
 
 
 def schema_of(inspector: Inspector, name: str) -> dict[str, Any]:
