@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from campaign_runs import __version__
 from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
-from campaign_runs.adapters.auth import authorized_dag_ids, is_worklist_admin
+from campaign_runs.adapters.auth import acting_as, authorized_dag_ids, is_worklist_admin, user_name
 from campaign_runs.api_emails import router as emails_router
 from campaign_runs.api_models import (
     ID_MAX,
@@ -37,8 +37,10 @@ from campaign_runs.api_models import (
     WorklistItemOut,
     WorklistOut,
 )
+from campaign_runs.api_users import router as users_router
 from campaign_runs.domain import CampaignRunsError, NotFoundError, RunStatus
 from campaign_runs.http_errors import http_status
+from campaign_runs.ui_app import ui_app
 
 URL_PREFIX = "/campaign-runs"
 
@@ -75,6 +77,8 @@ app = FastAPI(
 )
 
 app.include_router(emails_router)
+app.include_router(users_router)
+app.mount("/ui", ui_app)  # the campaign pages under auth managers other than FAB's (ui_routes.py)
 
 # ---------------------------------------------------------------- errors
 
@@ -301,16 +305,17 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
         from campaign_runs import core
         from campaign_runs.presenters import action_row
 
-        result = core.perform(
-            action,
-            dag_id,
-            run_id,
-            actor=user.get_name(),
-            note=body.note,
-            unpause=action == "restart" and body.unpause,
-            resend_in_doubt=action == "restart" and body.resend_in_doubt,
-            idempotency_key=idempotency_key,
-        )
+        with acting_as(user) as actor:
+            result = core.perform(
+                action,
+                dag_id,
+                run_id,
+                actor=actor,
+                note=body.note,
+                unpause=action == "restart" and body.unpause,
+                resend_in_doubt=action == "restart" and body.resend_in_doubt,
+                idempotency_key=idempotency_key,
+            )
         return ActionResultOut(**action_row(result))
 
     act.__name__ = f"{action}_run"
@@ -355,7 +360,8 @@ def reassign_run(dag_id: DagId, run_id: RunId, body: ReassignBody, user: GetUser
     """Give the run's open work-list entry to another user (work-list administrators only, as in the pages)."""
     from campaign_runs import core
 
-    item = core.reassign(dag_id, run_id, to_user=body.to, actor=user.get_name(), note=body.note)
+    with acting_as(user) as actor:
+        item = core.reassign(dag_id, run_id, to_user=body.to, actor=actor, note=body.note)
     return _worklist_item(item)
 
 
@@ -384,7 +390,7 @@ def get_worklist(
     readable = _readable_dag_ids(user)
     items = [
         i
-        for i in core.worklist(None if all_users else user.get_name(), include_resolved=include_resolved)
+        for i in core.worklist(None if all_users else user_name(user), include_resolved=include_resolved)
         if i.dag_id in readable
     ]
     return WorklistOut(items=[_worklist_item(i) for i in items], total_entries=len(items))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, status
 
 from campaign_runs.adapters.api_security import GetUserDep
-from campaign_runs.adapters.auth import is_worklist_admin
+from campaign_runs.adapters.auth import acting_as, is_worklist_admin
 from campaign_runs.api_models import EmailOut, ErrorResponse
 
 router = APIRouter()
@@ -44,4 +44,5 @@ def resend_email(
 
     if not is_worklist_admin(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only administrators may resend emails.")
-    return EmailOut.model_validate(email_row(resend(outbox_id, user.get_name())))
+    with acting_as(user) as actor:
+        return EmailOut.model_validate(email_row(resend(outbox_id, actor)))

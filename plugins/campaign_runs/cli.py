@@ -36,6 +36,7 @@ from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionC
 from campaign_runs.cli_db import DB_CLEAN_COMMAND
 from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
+from campaign_runs.cli_users import USERS_COMMAND
 from campaign_runs.presenters import (
     action_row,
     campaign_detail,
@@ -88,7 +89,8 @@ ARG_ACTING_USER = arg(
     ("--user",),
     metavar="USERNAME",
     required=True,
-    help="The acting user: a user of Airflow's user store; emails go to that user's address",
+    help="The acting user: checked against the auth manager's users where it can list them (FAB, "
+    "SimpleAuthManager), otherwise recorded as given; emails go to that user's address",
 )
 ARG_UNPAUSE = arg(
     ("--unpause",),
@@ -217,6 +219,7 @@ def campaigns_run(args: argparse.Namespace) -> None:
 
 def _act(args: argparse.Namespace, action: str) -> None:
     from campaign_runs import core
+    from campaign_runs.core.users import email_of, no_email_notice
 
     run = core.get_run(args.campaign, args.run_id)
     confirm(args, f"{action.capitalize()} run {args.run_id} of campaign {args.campaign} (now {run.status})?")
@@ -230,8 +233,11 @@ def _act(args: argparse.Namespace, action: str) -> None:
         resend_in_doubt=bool(getattr(args, "resend_in_doubt", False)),
     )
     core.wait_for_deliveries(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
+    notice = no_email_notice(email_of(args.user))
     if args.output in ("json", "yaml"):
         printer().print_object(action_row(result), args.output)
+        if notice:
+            print(notice, file=sys.stderr)
         return
     messages = {
         "stop": "Stop requested for run {run_id} of campaign {dag_id} ({status_before} -> {status_after}); "
@@ -241,6 +247,8 @@ def _act(args: argparse.Namespace, action: str) -> None:
         "skip": "Run {run_id} of campaign {dag_id} skipped ({status_before} -> {status_after}).",
     }
     print(messages[action].format(**action_row(result)))
+    if notice:
+        print(notice)
 
 
 @edge
@@ -376,6 +384,7 @@ CAMPAIGNS_COMMANDS = (
         args=(ARG_ONCE, ARG_INTERVAL, ARG_VERBOSE),
     ),
     EMAILS_COMMAND,
+    USERS_COMMAND,
     DB_CLEAN_COMMAND,
 )
 

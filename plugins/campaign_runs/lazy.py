@@ -31,3 +31,15 @@ class Lazy(Generic[T]):
     def __repr__(self) -> str:
         state = "built" if self._built else "not built yet"
         return f"<Lazy {getattr(self._factory, '__qualname__', self._factory)!r}, {state}>"
+
+
+class Computed(Generic[T]):
+    """Descriptor: calls ``factory`` on every read (class or instance), for values that follow the configuration."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self.__doc__ = factory.__doc__
+
+    def __get__(self, instance: object, owner: type | None = None) -> T:
+        """The factory's value now."""
+        return self._factory()

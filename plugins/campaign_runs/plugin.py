@@ -12,8 +12,10 @@ from typing import Any
 from airflow.plugins_manager import AirflowPlugin
 
 from campaign_runs import listeners
-from campaign_runs.lazy import Lazy
+from campaign_runs.lazy import Computed, Lazy
 from campaign_runs.view_links import BASE as VIEWS_BASE
+
+UI_BASE = "/campaign-runs/ui"  # ui_support.UI_BASE, not imported here: it pulls in Jinja2 and itsdangerous
 
 
 def _fastapi_apps() -> list[dict[str, Any]]:
@@ -31,6 +33,29 @@ def _appbuilder_views() -> list[dict[str, Any]]:
     return [{"view": CampaignsView()}, {"view": CampaignEmailsView()}]
 
 
+def _external_views() -> list[dict[str, Any]]:
+    """Airflow UI entries: FAB's ``/pluginsv2`` pages under FAB, the plugin's own ``/campaign-runs/ui`` otherwise."""
+    from campaign_runs.adapters.auth import uses_fab
+
+    base = VIEWS_BASE if uses_fab() else UI_BASE
+    return [
+        {
+            "name": "Campaigns",
+            "href": f"{base}/list",
+            "destination": "nav",
+            "url_route": "campaigns",
+            "nav_top_level": True,
+        },
+        {"name": "Campaign", "href": f"{base}/display/{{DAG_ID}}", "destination": "dag", "url_route": "campaign"},
+        {
+            "name": "Campaign run",
+            "href": f"{base}/display/{{DAG_ID}}/run/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "campaign-run",
+        },
+    ]
+
+
 class CampaignRunsPlugin(AirflowPlugin):
     """Campaign Runs: campaign display, Stop / Restart / Skip, work list."""
 
@@ -38,24 +63,4 @@ class CampaignRunsPlugin(AirflowPlugin):
     listeners = [listeners]
     fastapi_apps = Lazy(_fastapi_apps)
     appbuilder_views = Lazy(_appbuilder_views)
-    external_views = [
-        {
-            "name": "Campaigns",
-            "href": f"{VIEWS_BASE}/list",
-            "destination": "nav",
-            "url_route": "campaigns",
-            "nav_top_level": True,
-        },
-        {
-            "name": "Campaign",
-            "href": f"{VIEWS_BASE}/display/{{DAG_ID}}",
-            "destination": "dag",
-            "url_route": "campaign",
-        },
-        {
-            "name": "Campaign run",
-            "href": f"{VIEWS_BASE}/display/{{DAG_ID}}/run/{{RUN_ID}}",
-            "destination": "dag_run",
-            "url_route": "campaign-run",
-        },
-    ]
+    external_views = Computed(_external_views)

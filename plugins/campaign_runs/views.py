@@ -15,7 +15,7 @@ from flask import flash, g, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
-from campaign_runs import core, page_input, view_links
+from campaign_runs import core, page_input, ui_support, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import (
     Action,
@@ -143,6 +143,8 @@ class CampaignsView(BaseView):
 
     def _gate(self, dag_id: str | None = None, *, json: bool = False) -> ResponseReturnValue | None:
         """None when the user may read ``dag_id`` (or use the plugin); otherwise the response to send."""
+        if not auth.uses_fab():  # another auth manager: the plugin's own pages serve its users
+            return redirect(ui_support.ui_path(request.path), code=303 if request.method == "POST" else 302)
         auth.login_from_api_token(self.appbuilder.sm)
         _username()  # read before any core call detaches the user object
         if not _logged_in():

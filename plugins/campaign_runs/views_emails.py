@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from flask import flash, make_response, redirect, request
 from flask_appbuilder import BaseView, expose
 
-from campaign_runs import view_links
+from campaign_runs import ui_support, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
 from campaign_runs.http_errors import http_status
@@ -60,6 +60,8 @@ class CampaignEmailsView(BaseView):  # type: ignore[misc]  # FAB ships no type h
         """Emails, newest first, filtered by ``status``, ``dag_id`` and ``run_id``."""
         from campaign_runs.core.emails import list_emails
 
+        if not auth.uses_fab():  # another auth manager: the plugin's own pages serve its users
+            return redirect(ui_support.ui_path(view_links.BASE))
         if (user := self._user()) is None:
             return redirect(auth.login_url(request.url))
         username, admin = user

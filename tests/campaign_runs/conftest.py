@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from campaign_runs.models import email_outbox, run_action, run_record, worklist_entry
+from campaign_runs.models import email_outbox, run_action, run_record, user_email, worklist_entry
 from campaign_runs.settings import get_settings
 from sqlalchemy import delete, select
 
@@ -23,7 +23,7 @@ def clean_state(airflow_db: None) -> Iterator[None]:
 
     get_settings.cache_clear()
     with create_session() as session:
-        for table in (email_outbox, worklist_entry, run_action, run_record):
+        for table in (email_outbox, worklist_entry, run_action, run_record, user_email):
             session.execute(delete(table))
         for dag_run in session.scalars(select(DagRun).where(DagRun.dag_id.in_(TEST_DAG_IDS))):
             session.delete(dag_run)

@@ -87,6 +87,8 @@ ROUTES = [
     ("POST", "/campaigns/cr_campaign/runs/some_run/reassign", {"to": "bob"}),
     ("GET", "/worklist", None),
     ("POST", "/emails/1/resend", None),
+    ("GET", "/me/email", None),
+    ("PUT", "/me/email", {"email": "someone@example.com"}),
 ]
 
 

@@ -52,6 +52,8 @@ OPERATIONS = [
     ("/campaigns/{dag_id}/runs/{run_id}/reassign", "POST"),
     ("/worklist", "GET"),
     ("/emails/{outbox_id}/resend", "POST"),
+    ("/me/email", "GET"),
+    ("/me/email", "PUT"),
 ]
 
 

@@ -114,10 +114,16 @@ def test_help_documents_every_command_and_option() -> None:
         "reassign",
         "housekeeping",
         "emails",
+        "users",
         "db-clean",
     }
     nested = [(c, sub) for c in group.subcommands for sub in getattr(c, "subcommands", ())]
-    assert {(c.name, sub.name) for c, sub in nested} == {("emails", "list"), ("emails", "resend")}
+    assert {(c.name, sub.name) for c, sub in nested} == {
+        ("emails", "list"),
+        ("emails", "resend"),
+        ("users", "set-email"),
+        ("users", "email"),
+    }
     for _, sub in nested:
         assert sub.help and all(arg.kwargs.get("help") for arg in sub.args), sub.name
     for command in [c for c in group.subcommands if not hasattr(c, "subcommands")]:

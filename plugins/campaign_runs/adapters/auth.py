@@ -1,12 +1,33 @@
-"""Who the user is and what they may do, through Airflow's auth manager (and FAB's user store for emails)."""
+"""Who the user is and what they may do, through Airflow's auth manager, and where their email goes.
+
+Identity is the auth manager's: the user object Airflow's API and UI get from the JWT (``get_name()`` is the
+name the plugin records). Where a name must be checked without such an object (the CLI's ``--user``, a
+reassign target, the scheduler's emails), a ``UserDirectory`` asks the active auth manager: FAB's user
+store, SimpleAuthManager's configured users (``[core] simple_auth_manager_users``); any other manager
+(Keycloak) cannot list users, so a name is taken as given.
+
+A user's email address, first that resolves (``resolve_email``):
+
+1. the auth manager's user, when it carries one (FAB; Keycloak: the acting user, remembered for later);
+2. the address the user set in Campaign Runs (``campaign_user_email.email``);
+3. ``[campaign_runs] user_email_template`` with ``{username}`` replaced.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
+
+from campaign_runs.domain import utcnow
+from campaign_runs.models import user_email as user_email_table
+from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -15,13 +36,37 @@ log = logging.getLogger(__name__)
 
 # Users who may edit users (Admin by default) may also see and hand over everybody's work list.
 WORKLIST_ADMIN_RESOURCE = "Users"
+FAB_AUTH_MANAGER = "FabAuthManager"
+
+# The auth manager's user object of the request being served (API and UI routes), for the core's lookups.
+_acting: ContextVar[Any] = ContextVar("campaign_runs_acting_user", default=None)
 
 
 def auth_manager() -> Any:
-    """The API server's auth manager."""
-    from airflow.api_fastapi.app import get_auth_manager
+    """The API server's auth manager (created from the configuration in other processes, e.g. the CLI)."""
+    from airflow.api_fastapi.app import create_auth_manager, get_auth_manager
 
-    return get_auth_manager()
+    try:
+        return get_auth_manager()
+    except RuntimeError:
+        return create_auth_manager()
+
+
+def auth_manager_class() -> type:
+    """The configured auth manager's class (``[core] auth_manager``)."""
+    from airflow.api_fastapi.app import get_auth_manager_cls
+
+    return get_auth_manager_cls()
+
+
+def auth_manager_name() -> str:
+    """The configured auth manager's class name, as people know it (``SimpleAuthManager``)."""
+    return auth_manager_class().__name__
+
+
+def uses_fab() -> bool:
+    """Whether the configured auth manager is FAB's (or a subclass of it)."""
+    return any(klass.__name__ == FAB_AUTH_MANAGER for klass in auth_manager_class().__mro__)
 
 
 def current_user() -> Any:
@@ -32,6 +77,15 @@ def current_user() -> Any:
 def login_url(next_url: str) -> str:
     """Where to send a user who is not logged in."""
     return str(auth_manager().get_url_login(next_url=next_url))
+
+
+def user_from_token(token: str) -> Any:
+    """The user a JWT (Airflow's ``_token`` cookie) names, or None when it is not valid."""
+    try:
+        return asyncio.run(auth_manager().get_user_from_token(token))
+    except Exception:
+        log.info("The API token does not name a valid user", exc_info=True)
+        return None
 
 
 def may_access_runs(user: Any, method: str, dag_id: str | None = None) -> bool:
@@ -61,28 +115,111 @@ def authorized_dag_ids(user: Any, method: str = "GET") -> set[str]:
 
 
 def is_worklist_admin(user: Any) -> bool:
-    """Whether ``user`` may see everyone's work list and reassign entries: who may edit users (Admin)."""
-    return bool(
-        auth_manager().is_authorized_custom_view(method="PUT", resource_name=WORKLIST_ADMIN_RESOURCE, user=user)
-    )
+    """Whether ``user`` may see everyone's work list and reassign entries: who may edit users (Admin).
 
-
-def is_worklist_admin_name(username: str, session: Session) -> bool:
-    """``is_worklist_admin`` for a username of FAB's user store, in any process (the CLI too)."""
-    from airflow.api_fastapi.app import create_auth_manager
-    from airflow.providers.fab.auth_manager.models import User
-
-    user = session.scalars(select(User).where(User.username == username)).first()
-    if user is None or not user.is_active:
+    Managers other than FAB answer custom views coarsely (SimpleAuthManager lets every viewer through), so
+    there the user must also be allowed to change the configuration (SimpleAuthManager: OP and ADMIN).
+    """
+    manager = auth_manager()
+    if not manager.is_authorized_custom_view(method="PUT", resource_name=WORKLIST_ADMIN_RESOURCE, user=user):
         return False
-    return bool(
-        create_auth_manager().is_authorized_custom_view(method="PUT", resource_name=WORKLIST_ADMIN_RESOURCE, user=user)
-    )
+    return uses_fab() or bool(manager.is_authorized_configuration(method="PUT", user=user))
 
 
 def user_name(user: Any) -> str:
-    """The name the plugin records for ``user``."""
+    """The name the plugin records for ``user`` (work lists, history, emails are keyed by it)."""
     return str(getattr(user, "username", None) or user.get_name())
+
+
+@contextmanager
+def acting_as(user: Any) -> Iterator[str]:
+    """Within the block, the core knows ``user`` (the auth manager's object) by name; yields that name."""
+    token = _acting.set(user)
+    try:
+        yield user_name(user)
+    finally:
+        _acting.reset(token)
+
+
+# ---------------------------------------------------------------- user directories
+
+
+class UserDirectory:
+    """Users of an auth manager that cannot list them: every name is taken as given."""
+
+    lists_users = False
+
+    def find(self, username: str, session: Session) -> Any:
+        """The auth manager's user called ``username``, or None."""
+        return None
+
+    def unknown(self, username: str) -> str:
+        """Why ``username`` is refused."""
+        return f"User {username!r} does not exist."
+
+
+class FabUserDirectory(UserDirectory):
+    """FAB's user store."""
+
+    lists_users = True
+
+    def find(self, username: str, session: Session) -> Any:
+        from airflow.providers.fab.auth_manager.models import User
+
+        user = session.scalars(select(User).where(User.username == username)).first()
+        return user if user is not None and user.is_active else None
+
+
+class SimpleUserDirectory(UserDirectory):
+    """SimpleAuthManager's users: ``[core] simple_auth_manager_users``."""
+
+    lists_users = True
+
+    def __init__(self, manager_class: Any) -> None:
+        self.manager_class = manager_class
+
+    def find(self, username: str, session: Session) -> Any:
+        return next((u for u in self.manager_class.get_users() if u.username == username), None)
+
+    def unknown(self, username: str) -> str:
+        names = ", ".join(sorted(u.username for u in self.manager_class.get_users())) or "none"
+        return (
+            f"User {username!r} does not exist: {self.manager_class.__name__} knows only the users of "
+            f"[core] simple_auth_manager_users ({names})."
+        )
+
+
+def directory() -> UserDirectory:
+    """The user directory of the configured auth manager."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    klass = auth_manager_class()
+    if uses_fab():
+        return FabUserDirectory()
+    if issubclass(klass, SimpleAuthManager):
+        return SimpleUserDirectory(klass)
+    return UserDirectory()
+
+
+def find_user(username: str, session: Session) -> tuple[bool, Any]:
+    """``(known, user)``: the acting user, or the directory's; unknown only where the directory can tell."""
+    acting = _acting.get()
+    if acting is not None and user_name(acting) == username:
+        return True, acting
+    users = directory()
+    user = users.find(username, session)
+    return (user is not None or not users.lists_users), user
+
+
+def unknown_user_message(username: str) -> str:
+    """Why ``username`` is refused, naming where the auth manager keeps its users."""
+    return directory().unknown(username)
+
+
+def is_worklist_admin_name(username: str, session: Session) -> bool:
+    """``is_worklist_admin`` for a user name, in any process (the CLI too): False when it names no user."""
+    _, user = find_user(username, session)
+    return user is not None and is_worklist_admin(user)
 
 
 def login_from_api_token(security_manager: Any) -> None:
@@ -109,11 +246,73 @@ def login_from_api_token(security_manager: Any) -> None:
         g._login_user = loaded
 
 
-def user_email(username: str, session: Session) -> tuple[bool, str | None]:
-    """``(exists, email)`` of a user in the FAB user store."""
-    from airflow.providers.fab.auth_manager.models import User
+# ---------------------------------------------------------------- email addresses
 
-    row = session.execute(select(User.email).where(User.username == username)).first()
-    if row is None:
-        return False, None
-    return True, (row[0] or None)
+
+@dataclass(frozen=True)
+class EmailResolution:
+    """Where a user's email goes: the address and the link of the chain that gave it, or why there is none."""
+
+    username: str
+    known: bool
+    address: str | None
+    source: str | None  # "auth_manager", "campaign_runs", "template"
+    reason: str | None
+
+
+def _auth_manager_email(user: Any) -> str | None:
+    try:
+        return str(getattr(user, "email", None) or "").strip() or None
+    except Exception:  # a FAB user object detached from its session
+        return None
+
+
+def _stored(username: str, session: Session) -> Any:
+    return session.execute(select(user_email_table).where(user_email_table.c.username == username)).first()
+
+
+def resolve_email(username: str, session: Session) -> EmailResolution:
+    """The user's address by the documented chain: auth manager, set in Campaign Runs, template."""
+    known, user = find_user(username, session)
+    stored = _stored(username, session)
+    chain = (
+        ("auth_manager", _auth_manager_email(user) or (stored.auth_manager_email if stored is not None else None)),
+        ("campaign_runs", stored.email if stored is not None else None),
+        ("template", get_settings().user_email_template.replace("{username}", username) or None),
+    )
+    for source, address in chain:
+        if address:
+            return EmailResolution(username, known, address, source, None)
+    reason = f"User {username!r} has no email address." if known else unknown_user_message(username)
+    return EmailResolution(username, known, None, None, reason)
+
+
+def user_email(username: str, session: Session) -> tuple[bool, str | None]:
+    """``(known, email)`` of a user, by ``resolve_email``'s chain."""
+    found = resolve_email(username, session)
+    return found.known, found.address
+
+
+def _save(session: Session, username: str, values: dict[str, Any]) -> None:
+    """Insert or update the user's row in ``campaign_user_email`` (the caller's transaction)."""
+    values = {**values, "updated_at": utcnow()}
+    if _stored(username, session) is None:
+        session.execute(insert(user_email_table).values(username=username, **values))
+    else:
+        session.execute(update(user_email_table).where(user_email_table.c.username == username).values(**values))
+
+
+def remember_acting_email(username: str, session: Session) -> None:
+    """Keep the address the acting user's object carries, for processes that cannot ask the auth manager."""
+    acting = _acting.get()
+    if acting is None or user_name(acting) != username or directory().lists_users:
+        return
+    address = _auth_manager_email(acting)
+    stored = _stored(username, session)
+    if address and (stored is None or stored.auth_manager_email != address):
+        _save(session, username, {"auth_manager_email": address})
+
+
+def set_user_email(username: str, address: str | None, session: Session) -> None:
+    """Set (or, with None, clear) the address ``username`` set in Campaign Runs."""
+    _save(session, username, {"email": address})

@@ -46,11 +46,15 @@ RUN_ACTIONS = (Action.STOP, Action.RESTART, Action.SKIP)
 
 @provide_session
 def require_user(username: str, *, session: Session = NEW_SESSION) -> str | None:
-    """The user's email address (None when they have none), or ``NotFoundError``."""
-    exists, email = auth.user_email(username, session)
-    if not exists:
-        raise NotFoundError(f"User {username!r} does not exist.")
-    return email
+    """The user's email address (None when none resolves), or ``NotFoundError`` for a user the auth manager lacks.
+
+    Where the auth manager cannot list users (Keycloak) the name is taken as given.
+    """
+    found = auth.resolve_email(username, session)
+    if not found.known:
+        raise NotFoundError(auth.unknown_user_message(username))
+    auth.remember_acting_email(username, session)
+    return found.address
 
 
 def _prepare(

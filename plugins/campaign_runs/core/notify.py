@@ -133,12 +133,10 @@ def enqueue(
     context: dict[str, Any],
 ) -> int:
     """Write one email to the outbox in the caller's transaction; returns its id."""
-    exists, address = auth.user_email(username, session)
+    found = auth.resolve_email(username, session)
+    address, reason = found.address, found.reason
     rendered = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
     now = utcnow()
-    reason = None
-    if not address:
-        reason = f"User {username!r} has no email address." if exists else f"User {username!r} does not exist."
     outbox_id = session.execute(
         insert(email_outbox)
         .returning(email_outbox.c.id)

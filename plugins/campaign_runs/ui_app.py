@@ -1,0 +1,10 @@
+"""The plugin's own pages as one FastAPI app, mounted by the JSON API at ``/campaign-runs/ui``."""
+
+from __future__ import annotations
+
+from campaign_runs.ui_routes import ui_app
+from campaign_runs.ui_worklist import router
+
+ui_app.include_router(router)
+
+__all__ = ["ui_app"]

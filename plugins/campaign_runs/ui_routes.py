@@ -1,0 +1,325 @@
+"""The campaign pages served by the plugin's FastAPI app (``/campaign-runs/ui/...``) under non-FAB auth managers.
+
+FAB's auth manager hosts the pages in ``/pluginsv2`` (``views.py``); every other auth manager (SimpleAuthManager,
+Keycloak) gets the same templates and core calls here, logged in through Airflow's own login and its JWT
+cookie, with a signed double-submit CSRF token on every form.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from campaign_runs import page_input
+from campaign_runs.adapters import auth
+from campaign_runs.adapters.api_security import cookie_path, jwt_cookie_name, secret_key
+from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, NotACampaignError
+from campaign_runs.http_errors import http_status
+from campaign_runs.page_format import render_markdown, run_json
+from campaign_runs.settings import get_settings
+from campaign_runs.ui_support import CSRF_COOKIE, FLASH_COOKIE, LINKS, Csrf, Flashes, environment
+
+CAMPAIGNS_PAGE_SIZE = 50
+WHAT_NEXT = {
+    "stop": "Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list.",
+    "restart": "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly.",
+    "skip": "Run {run_id} is skipped; the campaign goes on with its schedule.",
+}
+
+ui_app = FastAPI(title="Campaign Runs pages", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@cache
+def _env() -> Any:
+    return environment()
+
+
+class Page:
+    """One request to the pages: its user (from the JWT cookie), CSRF value and one-time messages."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        token = request.cookies.get(jwt_cookie_name())
+        self.user = auth.user_from_token(token) if token else None
+        self.username = auth.user_name(self.user) if self.user is not None else ""
+        self.csrf = Csrf(secret_key())
+        self.csrf_value = request.cookies.get(CSRF_COOKIE) or Csrf.new_cookie_value()
+        self.flashes = Flashes(secret_key()).load(request.cookies.get(FLASH_COOKIE))
+
+    def may(self, dag_id: str | None, method: str) -> bool:
+        """Whether the user may ``method`` the runs of ``dag_id``."""
+        return auth.may_access_runs(self.user, method, dag_id)
+
+    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        """A page from the FAB views' templates, with this request's user, token and messages."""
+        context.setdefault("title", "Campaigns")
+        html = (
+            _env()
+            .get_template(f"campaign_runs/{template}")
+            .render(
+                csrf_token=lambda: self.csrf.token(self.csrf_value),
+                get_flashed_messages=lambda with_categories=False: self.flashes,
+                username=self.username,
+                note_max_length=get_settings().note_max_length,
+                note_required=get_settings().note_required,
+                **context,
+            )
+        )
+        return self.finish(HTMLResponse(html, status))
+
+    def finish(self, response: Response, flashes: list[tuple[str, str]] | None = None) -> Response:
+        """Set the CSRF cookie, and carry ``flashes`` to the next page (or drop the ones shown)."""
+        path = cookie_path()
+        response.set_cookie(CSRF_COOKIE, self.csrf_value, path=path, httponly=True, samesite="strict")
+        if flashes:
+            response.set_cookie(FLASH_COOKIE, Flashes(secret_key()).dump(flashes), path=path, httponly=True)
+        elif self.request.cookies.get(FLASH_COOKIE):
+            response.delete_cookie(FLASH_COOKIE, path=path)
+        return response
+
+    def refuse(self, message: str, status: int) -> Response:
+        """The error page with ``message``."""
+        self.flashes = [*self.flashes, ("danger", message)]
+        return self.render("error.html", status=status)
+
+    def gate(self, dag_id: str | None = None, *, json: bool = False) -> Response | None:
+        """None when the user may read ``dag_id`` (or use the pages); otherwise the answer."""
+        try:
+            for name, value in self.request.path_params.items():
+                limit = page_input.LIMITS.get(name, page_input.FIELD_MAX)
+                page_input.check_text(page_input.LABELS.get(name, name), str(value), limit=limit)
+            for name, value in self.request.query_params.multi_items():
+                page_input.check_text(page_input.LABELS.get(name, name), value)
+        except page_input.BadInputError as error:
+            return JSONResponse({"detail": str(error)}, 400) if json else self.refuse(str(error), 400)
+        if self.user is None:
+            if json or self.request.method != "GET":
+                return JSONResponse({"detail": "Not logged in."}, 401)
+            return RedirectResponse(auth.login_url(str(self.request.url)), 302)
+        if dag_id is not None and not self.may(dag_id, "GET"):
+            message = f"You may not see campaign {dag_id}."
+            return JSONResponse({"detail": message}, 403) if json else self.refuse(message, 403)
+        return None
+
+    async def form(self) -> dict[str, str]:
+        """The posted form, checked: fields as the FAB pages check them, and the CSRF token."""
+        fields = {k: str(v) for k, v in (await self.request.form()).multi_items()}
+        for name, value in fields.items():
+            page_input.check_text(page_input.LABELS.get(name, name), value, multiline=name == "note", limit=None)
+        if not self.csrf.valid(self.request.cookies.get(CSRF_COOKIE), fields.get("csrf_token")):
+            raise page_input.BadInputError("The CSRF token is missing or wrong; reload the page and try again.")
+        return fields
+
+
+@ui_app.get("/")
+@ui_app.get("/list")
+def campaigns(request: Request) -> Response:
+    """Every campaign the user may read."""
+    from campaign_runs import core
+
+    page = Page(request)
+    if (refused := page.gate()) is not None:
+        return refused
+    try:
+        search = page_input.search(request.query_params)
+        sort = page_input.choice(request.query_params, "sort", page_input.SORTS, "dag_id")
+        descending = page_input.flag(request.query_params, "desc")
+        number = page_input.page_number(request.query_params)
+    except page_input.BadInputError as error:
+        return page.refuse(str(error), 400)
+    found, total = core.list_campaigns(
+        search=search or None,
+        dag_ids=sorted(auth.authorized_dag_ids(page.user, "GET")),
+        sort=sort,
+        descending=descending,
+        limit=CAMPAIGNS_PAGE_SIZE,
+        offset=(number - 1) * CAMPAIGNS_PAGE_SIZE,
+    )
+    return page.render(
+        "campaigns.html",
+        campaigns=found,
+        total=total,
+        page=number,
+        pages=max(1, -(-total // CAMPAIGNS_PAGE_SIZE)),
+        search=search,
+        sort=sort,
+        descending=descending,
+        sorts=page_input.SORTS,
+    )
+
+
+def _not_a_campaign(page: Page, dag_id: str, error: NotACampaignError, run_id: str | None = None) -> Response:
+    return page.render(
+        "not_campaign.html",
+        title=f"{dag_id} is not a campaign",
+        dag_id=dag_id,
+        run_id=run_id,
+        reason=str(error),
+        campaign_tag=get_settings().campaign_tag,
+    )
+
+
+@ui_app.get("/display/{dag_id}")
+def display(request: Request, dag_id: str) -> Response:
+    """A campaign's About section and its run schedule."""
+    from campaign_runs import core
+
+    page = Page(request)
+    if (refused := page.gate(dag_id)) is not None:
+        return refused
+    try:
+        show_skipped = page_input.flag(request.query_params, "show_skipped")
+        shown = core.campaign_display(
+            dag_id, page=page_input.page_number(request.query_params), include_skipped=show_skipped
+        )
+    except NotACampaignError as error:
+        return _not_a_campaign(page, dag_id, error)
+    except CampaignRunsError as error:
+        return page.refuse(str(error), http_status(error) if not isinstance(error, page_input.BadInputError) else 400)
+    may_act = page.may(dag_id, "PUT")
+    return page.render(
+        "display.html",
+        title=f"Campaign {dag_id}",
+        campaign=shown.campaign,
+        summary=shown.campaign.summary,
+        doc_html=render_markdown(shown.campaign.doc_md),
+        schedule=shown.schedule,
+        runs=shown.schedule.runs,
+        show_skipped=show_skipped,
+        may_act=may_act,
+        may_restart=may_act and page.may(dag_id, "POST"),
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+@ui_app.get("/display/{dag_id}/status.json")
+def schedule_status(request: Request, dag_id: str) -> Response:
+    """Statuses of a page of the run schedule, for in-place updates."""
+    from campaign_runs import core
+
+    page = Page(request)
+    if (refused := page.gate(dag_id, json=True)) is not None:
+        return refused
+    try:
+        number = page_input.page_number(request.query_params)
+        schedule = core.run_schedule(dag_id, page=number, upcoming=0, include_skipped=True)
+    except CampaignRunsError as error:
+        status = 400 if isinstance(error, page_input.BadInputError) else http_status(error)
+        return JSONResponse({"detail": str(error)}, status)
+    return JSONResponse({"runs": [run_json(run) for run in schedule.runs]}, headers={"Cache-Control": "no-store"})
+
+
+def _run_page(
+    page: Page, dag_id: str, run_id: str, *, status: int = 200, form: dict[str, Any] | None = None
+) -> Response:
+    from campaign_runs import core
+
+    may_act = page.may(dag_id, "PUT")
+    try:
+        details = core.run_details(dag_id, run_id, with_failures=auth.may_read_task_logs(page.user, dag_id))
+    except NotACampaignError as error:
+        return _not_a_campaign(page, dag_id, error, run_id)
+    except CampaignRunsError as error:
+        return page.refuse(str(error), http_status(error))
+    return page.render(
+        "run.html",
+        status=status,
+        title=f"Run {run_id}",
+        summary=details.campaign,
+        run=details.run,
+        history=details.history,
+        channels=details.channels,
+        overall_percent=details.overall_percent,
+        tasks=details.tasks,
+        failures=details.failures,
+        may_act=may_act,
+        may_restart=may_act and page.may(dag_id, "POST"),
+        active=details.run.is_active,
+        form=form or {},
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+@ui_app.get("/display/{dag_id}/run/{run_id:path}")
+def run(request: Request, dag_id: str, run_id: str) -> Response:
+    """A run's details (or, for ``.../status.json``, its JSON status)."""
+    from campaign_runs import core
+
+    page = Page(request)
+    json = run_id.endswith("/status.json")
+    if (refused := page.gate(dag_id, json=json)) is not None:
+        return refused
+    if not json:
+        return _run_page(page, dag_id, run_id)
+    try:
+        details = core.run_details(dag_id, run_id.removesuffix("/status.json"))
+    except CampaignRunsError as error:
+        return JSONResponse({"detail": str(error)}, http_status(error))
+    return JSONResponse(run_json(details.run, details), headers={"Cache-Control": "no-store"})
+
+
+def _after_action(page: Page, wanted: Action, result: Any, origin: str, dag_id: str, run_id: str) -> Response:
+    from campaign_runs.core.users import email_of, no_email_notice
+
+    messages = [("success", WHAT_NEXT[wanted.value].format(run_id=run_id, new_run_id=result.new_run_id or ""))]
+    if (notice := no_email_notice(email_of(page.username))) is not None:
+        messages.append(("warning", notice))
+    back = {"display": LINKS.campaign_path(dag_id), "worklist": LINKS.worklist_path()}
+    return page.finish(RedirectResponse(back.get(origin, LINKS.run_path(dag_id, run_id)), 303), messages)
+
+
+@ui_app.post("/display/{dag_id}/run/{target:path}")
+async def act(request: Request, dag_id: str, target: str) -> Response:
+    """Stop, Restart or Skip a run with a note (``target`` is ``RUN_ID/ACTION``)."""
+    from starlette.concurrency import run_in_threadpool
+
+    page = await run_in_threadpool(Page, request)
+    if (refused := page.gate()) is not None:
+        return refused
+    run_id, _, action = target.rpartition("/")
+    try:
+        fields = await page.form()
+    except page_input.BadInputError as error:
+        return await run_in_threadpool(page.refuse, str(error), 400)
+    return await run_in_threadpool(_act, page, dag_id, run_id, action, fields)
+
+
+def _act(page: Page, dag_id: str, run_id: str, action: str, fields: dict[str, str]) -> Response:
+    from campaign_runs import core
+
+    try:
+        wanted = core.parse_action(action)
+        origin = page_input.choice(fields, "origin", page_input.ORIGINS, "run", kind="field")
+        unpause = page_input.checkbox(fields, "unpause")
+        resend = page_input.checkbox(fields, "resend_in_doubt")
+    except CampaignRunsError as error:
+        return page.refuse(str(error), 400 if isinstance(error, page_input.BadInputError) else http_status(error))
+    if not page.may(dag_id, "PUT") or (wanted is Action.RESTART and not page.may(dag_id, "POST")):
+        return page.refuse(f"You may not {wanted.value} runs of campaign {dag_id}.", 403)
+    note = fields.get("note", "")
+    try:
+        with auth.acting_as(page.user) as actor:
+            result = core.perform(
+                wanted,
+                dag_id,
+                run_id,
+                actor=actor,
+                note=note,
+                unpause=unpause,
+                resend_in_doubt=resend,
+                idempotency_key=fields.get("idempotency_key") or None,
+            )
+    except CampaignRunsError as error:
+        page.flashes = [*page.flashes, ("danger", str(error))]
+        form = {
+            "action": wanted.value,
+            "note": note,
+            "error": str(error) if isinstance(error, InvalidNoteError) else "",
+            "offer_unpause": isinstance(error, CampaignPausedError),
+        }
+        return _run_page(page, dag_id, run_id, status=http_status(error), form=form)
+    return _after_action(page, wanted, result, origin, dag_id, run_id)

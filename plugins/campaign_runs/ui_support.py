@@ -1,0 +1,138 @@
+"""What the plugin's own UI routes share (non-FAB auth managers): links, templates, CSRF, flashes, login.
+
+The same templates as the FAB views, rendered with a Jinja2 environment; the user is the one Airflow's JWT
+cookie (``_token``) names, through the auth manager. Every POST form carries a signed double-submit CSRF
+token: a random value in a cookie and, in the form, that value signed with ``[api] secret_key``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from campaign_runs import links, view_links
+from campaign_runs.page_format import fmt_duration, fmt_time
+
+UI_BASE = "/campaign-runs/ui"
+CSRF_COOKIE = "campaign_runs_csrf"
+FLASH_COOKIE = "campaign_runs_flash"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class PageLinks:
+    """The paths ``view_links`` gives the FAB pages, under ``base`` (the UI routes' prefix)."""
+
+    def __init__(self, base: str = UI_BASE) -> None:
+        self.BASE = base
+
+    @staticmethod
+    def _query(path: str, params: dict[str, object]) -> str:
+        kept = {key: value for key, value in params.items() if value not in (None, "", False)}
+        return f"{path}?{urlencode(kept)}" if kept else path
+
+    def list_path(self, **params: object) -> str:
+        """The campaigns page."""
+        return self._query(f"{self.BASE}/list", params)
+
+    def worklist_path(self, **params: object) -> str:
+        """The work list."""
+        return self._query(f"{self.BASE}/worklist", params)
+
+    def email_path(self) -> str:
+        """Where the work list's My email form posts."""
+        return f"{self.BASE}/worklist/email"
+
+    def campaign_path(self, dag_id: str, **params: object) -> str:
+        """The campaign display."""
+        return self._query(f"{self.BASE}/display/{quote(dag_id, safe='')}", params)
+
+    def run_path(self, dag_id: str, run_id: str) -> str:
+        """A run's details."""
+        return f"{self.campaign_path(dag_id)}/run/{quote(run_id, safe='')}"
+
+    def action_path(self, dag_id: str, run_id: str, action: str) -> str:
+        """Where the Stop / Restart / Skip forms post."""
+        return f"{self.run_path(dag_id, run_id)}/{quote(action, safe='')}"
+
+    def status_path(self, dag_id: str, run_id: str) -> str:
+        """A run's JSON status."""
+        return f"{self.run_path(dag_id, run_id)}/status.json"
+
+    def schedule_status_path(self, dag_id: str) -> str:
+        """The JSON statuses of the display's runs."""
+        return f"{self.campaign_path(dag_id)}/status.json"
+
+    def reassign_path(self) -> str:
+        """Where the reassign form posts."""
+        return f"{self.BASE}/worklist/reassign"
+
+    airflow_dag_path = staticmethod(view_links.airflow_dag_path)
+    airflow_run_path = staticmethod(view_links.airflow_run_path)
+    airflow_task_path = staticmethod(view_links.airflow_task_path)
+
+
+LINKS = PageLinks()
+
+
+def ui_path(fab_path: str) -> str:
+    """The UI route that answers a FAB page's path (``/pluginsv2/campaigns/...``)."""
+    rest = fab_path.removeprefix(links.FAB_PREFIX).removeprefix(links.ROUTE_BASE)  # Flask sees it without /pluginsv2
+    return f"{UI_BASE}{rest if rest not in ('', '/') else '/list'}"
+
+
+def environment() -> Environment:
+    """The Jinja2 environment of the UI routes: the FAB views' templates, autoescaped."""
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
+    env.globals.update(links=LINKS, fmt_time=fmt_time, fmt_duration=fmt_duration)
+    return env
+
+
+class Csrf:
+    """Signed double-submit tokens: the cookie's random value, signed, must come back with every POST."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = URLSafeSerializer(secret, salt="campaign-runs-csrf")
+
+    @staticmethod
+    def new_cookie_value() -> str:
+        """A fresh random value for the CSRF cookie."""
+        return secrets.token_urlsafe(24)
+
+    def token(self, cookie_value: str) -> str:
+        """The form token of ``cookie_value``."""
+        return str(self._signer.dumps(cookie_value))
+
+    def valid(self, cookie_value: str | None, token: str | None) -> bool:
+        """Whether ``token`` is the signed ``cookie_value``."""
+        if not cookie_value or not token:
+            return False
+        try:
+            return bool(self._signer.loads(token) == cookie_value)
+        except BadSignature:
+            return False
+
+
+class Flashes:
+    """One-time messages carried to the next page in a signed cookie (after a redirect)."""
+
+    def __init__(self, secret: str) -> None:
+        self._signer = URLSafeTimedSerializer(secret, salt="campaign-runs-flash")
+
+    def dump(self, messages: list[tuple[str, str]]) -> str:
+        """The cookie value of ``messages`` (category, text)."""
+        return str(self._signer.dumps(messages))
+
+    def load(self, value: str | None) -> list[tuple[str, str]]:
+        """The messages of a cookie value (none when missing, forged or older than ten minutes)."""
+        if not value:
+            return []
+        try:
+            loaded: Any = self._signer.loads(value, max_age=600)
+        except BadSignature:
+            return []
+        return [(str(c), str(m)) for c, m in loaded] if isinstance(loaded, list) else []
