@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.static
+
 PACKAGE = REPO / "plugins" / "campaign_runs"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 50

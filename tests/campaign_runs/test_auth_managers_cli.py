@@ -6,9 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.campaign_runs.test_cli import cli, ok, run_status, user_error
 from tests.support import auth_managers
 from tests.support.fixtures import outbox_rows
+
+pytestmark = pytest.mark.slow  # runs the real `airflow campaigns` command
 
 
 def test_cli_checks_users_against_simple_auth_manager_and_says_when_no_email_goes(

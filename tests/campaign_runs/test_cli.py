@@ -20,6 +20,8 @@ from sqlalchemy import select, text
 
 from tests.support.fixtures import body_of
 
+pytestmark = pytest.mark.slow  # every test runs the real `airflow campaigns` command
+
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 TIMEOUT = 180
 ALL_DONE = {"build_audience": "success", "send_email": "success", "send_sms": "success", "summarise": "success"}
