@@ -33,7 +33,7 @@ import sys
 from typing import Any
 
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
-from campaign_runs.cli_db import DB_CLEAN_COMMAND
+from campaign_runs.cli_db import DB_CLEAN_COMMAND, HOUSEKEEPING_COMMAND
 from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
 from campaign_runs.cli_users import USERS_COMMAND
@@ -107,14 +107,6 @@ ARG_WORKLIST_USER = arg(("--user",), metavar="USERNAME", default=None, help="Sho
 ARG_WORKLIST_ALL = arg(("--all",), action="store_true", help="Show everyone's work list (the default)")
 ARG_INCLUDE_RESOLVED = arg(("--include-resolved",), action="store_true", help="Also show resolved entries")
 ARG_TO = arg(("--to",), metavar="USERNAME", required=True, help="The user who gets the run's work-list entry")
-ARG_ONCE = arg(("--once",), action="store_true", help="Run one pass and exit instead of looping")
-ARG_INTERVAL = arg(
-    ("--interval",),
-    metavar="SECONDS",
-    type=float,
-    default=None,
-    help="Seconds between passes; default [campaign_runs] housekeeping_interval",
-)
 
 
 # ---------------------------------------------------------------- handlers
@@ -294,29 +286,6 @@ def campaigns_reassign(args: argparse.Namespace) -> None:
     print(f"Run {item.run_id} of campaign {item.dag_id} is now on {item.assignee}'s work list.")
 
 
-@edge
-def campaigns_housekeeping(args: argparse.Namespace) -> None:
-    """``airflow campaigns housekeeping [--once]``: finish stopping runs and send due emails."""
-    import time
-
-    from campaign_runs import core
-    from campaign_runs.settings import get_settings
-
-    interval = args.interval if args.interval is not None else get_settings().housekeeping_interval
-    if interval <= 0:
-        raise CliError("--interval must be more than 0 seconds.")
-    try:
-        while True:
-            outbox_ids, sent = core.housekeeping_pass()
-            if args.once or outbox_ids or sent:
-                print(f"Housekeeping: {len(outbox_ids)} run(s) finished stopping; {sent} email(s) sent.", flush=True)
-            if args.once:
-                return
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        return
-
-
 # ---------------------------------------------------------------- registration
 
 _READ = (ARG_OUTPUT, ARG_VERBOSE)
@@ -377,12 +346,7 @@ CAMPAIGNS_COMMANDS = (
         func=campaigns_reassign,
         args=(ARG_CAMPAIGN, ARG_RUN_ID, ARG_TO, ARG_ACTING_USER, ARG_NOTE_OPTIONAL, *_READ),
     ),
-    ActionCommand(
-        name="housekeeping",
-        help="Finish stopping runs and send due emails (what the scheduler does), once or in a loop",
-        func=campaigns_housekeeping,
-        args=(ARG_ONCE, ARG_INTERVAL, ARG_VERBOSE),
-    ),
+    HOUSEKEEPING_COMMAND,
     EMAILS_COMMAND,
     USERS_COMMAND,
     DB_CLEAN_COMMAND,

@@ -1,4 +1,4 @@
-"""``airflow campaigns db-clean``: retention of the plugin's own rows."""
+"""Maintenance commands: ``airflow campaigns housekeeping`` and ``db-clean`` (retention of the plugin's rows)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,37 @@ ARG_OLDER_THAN = arg(
     help="Remove finished emails, resolved work-list entries and unreferenced actions older than DAYS days",
 )
 ARG_DRY_RUN = arg(("--dry-run",), action="store_true", help="Only count what would be removed")
+ARG_ONCE = arg(("--once",), action="store_true", help="Run one pass and exit instead of looping")
+ARG_INTERVAL = arg(
+    ("--interval",),
+    metavar="SECONDS",
+    type=float,
+    default=None,
+    help="Seconds between passes; default [campaign_runs] housekeeping_interval",
+)
+
+
+@edge
+def campaigns_housekeeping(args: argparse.Namespace) -> None:
+    """``airflow campaigns housekeeping [--once]``: follow Airflow, finish stopping runs, send due emails."""
+    import time
+
+    from campaign_runs import core
+    from campaign_runs.settings import get_settings
+
+    interval = args.interval if args.interval is not None else get_settings().housekeeping_interval
+    if interval <= 0:
+        raise CliError("--interval must be more than 0 seconds.")
+    try:
+        while True:
+            outbox_ids, sent = core.housekeeping_pass()
+            if args.once or outbox_ids or sent:
+                print(f"Housekeeping: {len(outbox_ids)} run(s) finished stopping; {sent} email(s) sent.", flush=True)
+            if args.once:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return
 
 
 @edge
@@ -39,6 +70,13 @@ def campaigns_db_clean(args: argparse.Namespace) -> None:
         f"older than {cutoff:%Y-%m-%d %H:%M} UTC."
     )
 
+
+HOUSEKEEPING_COMMAND = ActionCommand(
+    name="housekeeping",
+    help="Finish stopping runs and send due emails (what the scheduler does), once or in a loop",
+    func=campaigns_housekeeping,
+    args=(ARG_ONCE, ARG_INTERVAL, ARG_VERBOSE),
+)
 
 DB_CLEAN_COMMAND = ActionCommand(
     name="db-clean",
