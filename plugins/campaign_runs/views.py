@@ -15,7 +15,7 @@ from flask import flash, g, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
-from campaign_runs import core, page_input, ui_support, view_links
+from campaign_runs import core, page_input, ui_support, view_links, views_users
 from campaign_runs.adapters import auth
 from campaign_runs.domain import (
     Action,
@@ -368,6 +368,7 @@ class CampaignsView(BaseView):
             may_act={item.dag_id: item.dag_id in editable for item in items},
             may_restart={item.dag_id: item.dag_id in editable and _may(item.dag_id, "POST") for item in items},
             idempotency_key=uuid.uuid4().hex,
+            **views_users.my_email_context(_username()),
         )
 
     @expose("/worklist/reassign", methods=["POST"])

@@ -40,10 +40,15 @@ def stack_env(base_url: str, smtp_port: int, log_root: Path, dags_folder: Path) 
 
 
 @contextmanager
-def running_stack(smtp_port: int, log_root: Path, dags_folder: Path) -> Iterator[AirflowStack]:
-    """api-server, dag-processor and scheduler, each in its own process group, stopped on exit."""
+def running_stack(
+    smtp_port: int, log_root: Path, dags_folder: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[AirflowStack]:
+    """api-server, dag-processor and scheduler, each in its own process group, stopped on exit.
+
+    ``extra_env`` adds or overrides variables, e.g. another auth manager (``tests.support.auth_managers``).
+    """
     port = free_port()
-    env = stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder)
+    env = {**stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder), **(extra_env or {})}
     with airflow_stack(env, log_root / "logs") as processes:
         processes.start("api-server", port=port)
         processes.wait_healthy(timeout=180)
@@ -68,9 +73,9 @@ def chromium() -> Iterator[Any]:
 
 
 def login(page: Any, base_url: str, username: str, password: str) -> None:
-    """Log in through Airflow's own login page."""
+    """Log in through Airflow's own login page (FAB's ``/auth/login/``, SimpleAuthManager's ``/auth/login``)."""
     page.goto(f"{base_url}/")
-    page.wait_for_url("**/auth/login/**")
+    page.wait_for_url(lambda url: "/auth/login" in url)
     page.fill('input[name="username"]', username)
     page.fill('input[name="password"]', password)
     page.locator('input[type="submit"], button[type="submit"]').first.click()
