@@ -61,7 +61,7 @@ class CampaignEmailsView(BaseView):  # type: ignore[misc]  # FAB ships no type h
         from campaign_runs.core.emails import list_emails
 
         if not auth.uses_fab():  # another auth manager: the plugin's own pages serve its users
-            return redirect(ui_support.ui_path(view_links.BASE))
+            return redirect(ui_support.ui_path(request.full_path.rstrip("?")))
         if (user := self._user()) is None:
             return redirect(auth.login_url(request.url))
         username, admin = user

@@ -66,6 +66,8 @@ def test_anonymous_users_go_to_airflows_login_and_fab_paths_lead_to_the_pages(ap
     assert forged.get(f"{UI}/list").status_code == 302
     old = login(app, "alice").get("/pluginsv2/campaigns/display/cr_campaign")
     assert (old.status_code, old.headers["location"]) == (302, f"{UI}/display/cr_campaign")
+    outbox = login(app, "alice").get("/pluginsv2/campaigns/emails/", params={"status": "failed"})
+    assert (outbox.status_code, outbox.headers["location"]) == (302, f"{UI}/emails/?status=failed")
 
 
 def test_a_logged_in_user_reads_the_pages_and_stops_a_run_with_a_note(app: Any, make_run: Any) -> None:
