@@ -37,6 +37,7 @@ from campaign_runs.api_models import (
     WorklistItemOut,
     WorklistOut,
 )
+from campaign_runs.api_monitor import router as monitor_router
 from campaign_runs.api_users import router as users_router
 from campaign_runs.domain import CampaignRunsError, NotFoundError, RunStatus
 from campaign_runs.http_errors import http_status
@@ -78,6 +79,7 @@ app = FastAPI(
 
 app.include_router(emails_router)
 app.include_router(users_router)
+app.include_router(monitor_router)
 app.mount("/ui", ui_app)  # the campaign pages under auth managers other than FAB's (ui_routes.py)
 
 # ---------------------------------------------------------------- errors

@@ -35,6 +35,7 @@ from typing import Any
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
 from campaign_runs.cli_db import DB_CLEAN_COMMAND, HOUSEKEEPING_COMMAND
 from campaign_runs.cli_emails import EMAILS_COMMAND
+from campaign_runs.cli_monitor import MONITOR_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
 from campaign_runs.cli_users import USERS_COMMAND
 from campaign_runs.presenters import (
@@ -348,6 +349,7 @@ CAMPAIGNS_COMMANDS = (
     ),
     HOUSEKEEPING_COMMAND,
     EMAILS_COMMAND,
+    MONITOR_COMMAND,
     USERS_COMMAND,
     DB_CLEAN_COMMAND,
 )

@@ -29,9 +29,11 @@ def _appbuilder_views() -> list[dict[str, Any]]:
     """The campaign pages, served by the FAB provider under ``/pluginsv2/campaigns``."""
     from campaign_runs.views import CampaignsView
     from campaign_runs.views_emails import CampaignEmailsView
+    from campaign_runs.views_monitor import CampaignMonitorView
     from campaign_runs.views_users import CampaignUsersView
 
-    return [{"view": CampaignsView()}, {"view": CampaignEmailsView()}, {"view": CampaignUsersView()}]
+    views = [CampaignsView(), CampaignEmailsView(), CampaignUsersView(), CampaignMonitorView()]
+    return [{"view": view} for view in views]
 
 
 def _external_views() -> list[dict[str, Any]]:

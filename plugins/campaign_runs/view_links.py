@@ -29,6 +29,11 @@ def campaign_path(dag_id: str, **params: object) -> str:
     return _query(links.campaign_path(dag_id), params)
 
 
+def monitor_path(dag_id: str) -> str:
+    """Path of a campaign's Monitor page."""
+    return f"{BASE}/monitor/{quote(dag_id, safe='')}"
+
+
 def run_path(dag_id: str, run_id: str) -> str:
     """Path of a run's details."""
     return links.run_path(dag_id, run_id)

@@ -89,6 +89,8 @@ ROUTES = [
     ("POST", "/emails/1/resend", None),
     ("GET", "/me/email", None),
     ("PUT", "/me/email", {"email": "someone@example.com"}),
+    ("GET", "/campaigns/cr_campaign/metrics", None),
+    ("GET", "/overview", None),
 ]
 
 

@@ -54,6 +54,8 @@ OPERATIONS = [
     ("/emails/{outbox_id}/resend", "POST"),
     ("/me/email", "GET"),
     ("/me/email", "PUT"),
+    ("/campaigns/{dag_id}/metrics", "GET"),
+    ("/overview", "GET"),
 ]
 
 

@@ -116,6 +116,7 @@ def test_help_documents_every_command_and_option() -> None:
         "reassign",
         "housekeeping",
         "emails",
+        "monitor",
         "users",
         "db-clean",
     }
@@ -495,9 +496,9 @@ def test_output_formats_render_in_process(output: str, capsys: pytest.CaptureFix
 def test_argument_errors_in_process(command: str, values: dict[str, Any], message: str) -> None:
     import argparse
 
-    from campaign_runs import cli as campaigns_cli
+    from campaign_runs.cli import get_cli_commands
 
-    handler = getattr(campaigns_cli, f"campaigns_{command}")
+    (handler,) = [c.func for c in get_cli_commands()[0].subcommands if c.name == command]
     args = argparse.Namespace(output="json", verbose=False, state=None, include_skipped=False, **values)
     with pytest.raises(SystemExit) as exit_info:
         handler(args)

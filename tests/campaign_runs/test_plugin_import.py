@@ -74,12 +74,18 @@ def test_lazy_attributes_return_the_real_view_and_app() -> None:
     from campaign_runs.plugin import CampaignRunsPlugin
     from campaign_runs.views import CampaignsView
     from campaign_runs.views_emails import CampaignEmailsView
+    from campaign_runs.views_monitor import CampaignMonitorView
     from campaign_runs.views_users import CampaignUsersView
     from fastapi import FastAPI
 
     plugin = CampaignRunsPlugin()
     views = plugin.appbuilder_views
-    assert [type(v["view"]) for v in views] == [CampaignsView, CampaignEmailsView, CampaignUsersView]
+    assert [type(v["view"]) for v in views] == [
+        CampaignsView,
+        CampaignEmailsView,
+        CampaignUsersView,
+        CampaignMonitorView,
+    ]
     apps = plugin.fastapi_apps
     assert apps == [{"app": app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
     assert isinstance(apps[0]["app"], FastAPI)
@@ -97,6 +103,7 @@ def test_plugin_info_lists_the_view_and_the_app() -> None:
         "campaign_runs.views.CampaignsView",
         "campaign_runs.views_emails.CampaignEmailsView",
         "campaign_runs.views_users.CampaignUsersView",
+        "campaign_runs.views_monitor.CampaignMonitorView",
     ]
     assert info["fastapi_apps"] == [
         {"app": "fastapi.applications.FastAPI", "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow.models.dag import DagTag
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,55 @@ def progress_reports(dag_id: str, run_id: str, session: Session) -> list[Progres
             continue
         reports.append(ProgressReport(row.task_id, row.map_index, value))
     return reports
+
+
+def _report(row: Any) -> ProgressReport | None:
+    value = XComModel.deserialize_value(row)
+    if not isinstance(value, dict):
+        log.warning("Ignoring %s of %s/%s/%s: not a mapping", PROGRESS_KEY, row.dag_id, row.run_id, row.task_id)
+        return None
+    return ProgressReport(row.task_id, row.map_index, value)
+
+
+def progress_reports_of(dag_id: str, run_ids: Sequence[str], session: Session) -> dict[str, list[ProgressReport]]:
+    """``progress_reports`` of each of ``run_ids`` (those with any), in one query."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index, XComModel.value)
+        .where(
+            XComModel.dag_id == dag_id,
+            XComModel.run_id.in_(list(run_ids)),
+            XComModel.key == PROGRESS_KEY,
+            XComModel.task_id.startswith(CHANNEL_TASK_PREFIX, autoescape=True),
+        )
+        .order_by(XComModel.run_id, XComModel.task_id, XComModel.map_index)
+    ).all()
+    found: dict[str, list[ProgressReport]] = {}
+    for row in rows:
+        if (report := _report(row)) is not None:
+            found.setdefault(row.run_id, []).append(report)
+    return found
+
+
+def progress_since(tag: str, since: datetime, session: Session) -> list[tuple[str, datetime, ProgressReport]]:
+    """``(dag_id, pushed at, report)`` of every progress report of DAGs tagged ``tag`` pushed since ``since``."""
+    rows = session.execute(
+        select(
+            XComModel.dag_id,
+            XComModel.run_id,
+            XComModel.task_id,
+            XComModel.map_index,
+            XComModel.value,
+            XComModel.timestamp,
+        ).where(
+            XComModel.key == PROGRESS_KEY,
+            XComModel.timestamp >= since,
+            XComModel.dag_id.in_(select(DagTag.dag_id).where(DagTag.name == tag)),
+            XComModel.task_id.startswith(CHANNEL_TASK_PREFIX, autoescape=True),
+        )
+    ).all()
+    return [(row.dag_id, row.timestamp, report) for row in rows if (report := _report(row)) is not None]
 
 
 def task_rows(dag_id: str, run_id: str, session: Session) -> list[TaskRow]:

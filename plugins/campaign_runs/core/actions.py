@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from campaign_runs.adapters import auth, dags, runs
+from campaign_runs.adapters import auth, dags, metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import notify, reconcile, records
 from campaign_runs.core.delivery import deliver_after_commit
@@ -127,6 +127,7 @@ def stop_run(
             request_fingerprint=fingerprint,
             dag_run=reconcile.identity(dag_run),
         )
+    metrics.incr("action.stop")
     return ActionResult(action_id, Action.STOP.value, dag_id, run_id, actor, status.value, RunStatus.STOPPING.value)
 
 
@@ -258,6 +259,7 @@ def _skip_or_restart(
         )
     outbox_ids = [*finished, outbox_id]
     deliver_after_commit(session, outbox_ids)
+    metrics.incr(f"action.{action.value}")
     after = RunStatus.SKIPPED.value
     return ActionResult(action_id, action.value, dag_id, run_id, actor, status.value, after, new_run_id, outbox_ids)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from campaign_runs.adapters import runs
+from campaign_runs.adapters import metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, create_session, provide_session
-from campaign_runs.core import notify, reconcile, records
+from campaign_runs.core import monitor, notify, reconcile, records
 from campaign_runs.domain import ConflictError, RecordStatus, utcnow
 from campaign_runs.settings import get_settings
 
@@ -36,6 +36,8 @@ def finish_stop(record: Any, session: Session) -> list[int]:
         action_id=action_id,
         context=notify.action_context(record.dag_id, record.run_id, note),
     )
+    if record.stop_requested_at is not None:
+        metrics.timing("stop_to_stopped", utcnow() - record.stop_requested_at)
     return [outbox_id]
 
 
@@ -87,4 +89,5 @@ def housekeeping_pass() -> tuple[list[int], int]:
         outbox_ids += finish_stopping_runs(session=session)
     with create_session() as session:
         sent = notify.deliver(session)
+        metrics.gauge("outbox.backlog", monitor.outbox_backlog(session)[0])
     return outbox_ids, sent

@@ -27,7 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import and_, insert, or_, select, update
 
 from campaign_runs import links
-from campaign_runs.adapters import auth, email
+from campaign_runs.adapters import auth, email, metrics
 from campaign_runs.adapters.session import create_session, dialect_name
 from campaign_runs.domain import utcnow
 from campaign_runs.models import email_outbox, run_action
@@ -243,10 +243,12 @@ def _record_failure(session: Session, row: Any, token: str, error: Exception) ->
     }
     if row.attempts >= get_settings().email_max_attempts or email.is_permanent(error):
         values["status"] = FAILED
+        metrics.incr("email.failed")
         log.error("Email %s to %s failed for good (attempt %s): %s", row.id, row.recipient, row.attempts, error)
     else:
         delay = backoff_seconds(row.attempts)
         values["next_attempt_at"] = utcnow() + timedelta(seconds=delay)
+        metrics.incr("email.retried")
         log.warning(
             "Email %s to %s failed (attempt %s), retry in %ss: %s", row.id, row.recipient, row.attempts, delay, error
         )
@@ -274,5 +276,6 @@ def deliver(session: Session, outbox_ids: list[int] | None = None, limit: int = 
                 .values(status=SENT, sent_at=utcnow(), claim_token=None, claimed_until=None, last_error=None)
             )
             sent += 1
+            metrics.incr("email.sent")
         session.commit()
     return sent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from campaign_runs.adapters import auth
+from campaign_runs.adapters import auth, metrics
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records
 from campaign_runs.core.actions import require_user
@@ -56,4 +56,5 @@ def reassign(
         before=status,
         after=status,
     )
+    metrics.incr("action.reassign")
     return WorklistItem(entry.id, dag_id, run_id, to_user, entry.reason, entry.note, entry.created_at, None, None)

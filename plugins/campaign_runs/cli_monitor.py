@@ -1,0 +1,74 @@
+"""``airflow campaigns monitor CAMPAIGN``: a campaign's numbers across its runs, as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+
+from campaign_runs.adapters.cli import ARG_VERBOSE, ActionCommand, arg
+from campaign_runs.cli_support import CliError, edge, printer
+
+OUTPUTS = ("table", "json", "csv", "yaml", "plain")
+_TABLE_COLUMNS = (
+    "run_id",
+    "status",
+    "duration_seconds",
+    "channel",
+    "sent",
+    "failed",
+    "in_doubt",
+    "total",
+    "delivery_rate",
+    "stops",
+    "restarts",
+    "skips",
+)
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from error
+
+
+ARG_MONITOR_CAMPAIGN = arg(("campaign",), metavar="CAMPAIGN", help="The campaign's id (its DAG id)")
+ARG_MONITOR_LIMIT = arg(
+    ("--limit",), metavar="N", type=int, default=10, help="How many of the newest runs (1 to 100; 10, 30, 100)"
+)
+ARG_FROM = arg(("--from",), dest="since", metavar="DATE", type=_date, default=None, help="Runs from (ISO, UTC)")
+ARG_TO = arg(("--to",), dest="until", metavar="DATE", type=_date, default=None, help="Runs before (ISO, UTC)")
+ARG_MONITOR_OUTPUT = arg(
+    ("-o", "--output"),
+    metavar="FORMAT",
+    choices=OUTPUTS,
+    default="table",
+    help="Output: " + ", ".join(OUTPUTS) + " (json adds the status mix, interventions and work-list waits)",
+)
+
+
+@edge
+def campaigns_monitor(args: argparse.Namespace) -> None:
+    """``airflow campaigns monitor CAMPAIGN [--limit N] [--from DATE] [--to DATE] -o table|json|csv``."""
+    from campaign_runs.core import monitor
+
+    if not 1 <= args.limit <= monitor.MAX_LIMIT:
+        raise CliError(f"--limit must be between 1 and {monitor.MAX_LIMIT}.")
+    found = monitor.campaign_metrics(args.campaign, limit=args.limit, since=args.since, until=args.until)
+    if args.output == "csv":
+        sys.stdout.write(monitor.table_csv(found))
+    elif args.output == "json":
+        print(json.dumps({**monitor.summary(found), "rows": monitor.table_rows(found)}, indent=2))
+    else:
+        rows = [{key: row[key] for key in _TABLE_COLUMNS} for row in monitor.table_rows(found)]
+        printer().print_as(rows, args.output)
+
+
+MONITOR_COMMAND = ActionCommand(
+    name="monitor",
+    help="A campaign's numbers across its runs: messages per channel, delivery rate, durations, interventions",
+    func=campaigns_monitor,
+    args=(ARG_MONITOR_CAMPAIGN, ARG_MONITOR_LIMIT, ARG_FROM, ARG_TO, ARG_MONITOR_OUTPUT, ARG_VERBOSE),
+)

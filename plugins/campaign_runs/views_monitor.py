@@ -1,0 +1,149 @@
+"""The Monitor page of a campaign, served by the FAB provider under ``/pluginsv2/campaigns/monitor/<dag_id>``.
+
+A table (one row per run and channel) and three charts drawn in the page by Chart.js, shipped in the package's
+``static`` folder and served here: nothing is fetched from a CDN. The chart data is embedded as JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from flask import flash, make_response, redirect, request, send_from_directory
+from flask_appbuilder import BaseView, expose
+
+from campaign_runs import ui_support, view_links
+from campaign_runs.adapters import auth
+from campaign_runs.domain import CampaignRunsError
+from campaign_runs.http_errors import http_status
+from campaign_runs.page_format import fmt_duration, fmt_time
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+
+ROUTE_BASE = "/campaigns/monitor"
+PATH = f"{view_links.BASE}/monitor"
+STATIC_DIR = Path(__file__).parent / "static"
+CHART_JS = "chart.umd.min.js"
+LIMITS = (10, 30, 100)
+ACTIONS = ("stop", "restart", "skip", "reassign")
+
+
+def monitor_path(dag_id: str, **params: object) -> str:
+    """Path of a campaign's Monitor page (``limit``, ``from``, ``to``)."""
+    kept = {key: value for key, value in params.items() if value not in (None, "")}
+    path = f"{PATH}/{quote(dag_id, safe='')}"
+    return f"{path}?{urlencode(kept)}" if kept else path
+
+
+def _date(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def chart_data(metrics: Any) -> dict[str, Any]:
+    """What the charts draw, oldest run first: messages per channel and failures, durations, interventions."""
+    runs = list(reversed(metrics.runs))
+    channels = sorted({c.channel for run in runs for c in run.channels})
+    per_day: dict[str, dict[str, int]] = {}
+    for item in metrics.interventions:
+        day = per_day.setdefault(item.created_at.date().isoformat(), dict.fromkeys(ACTIONS, 0))
+        day[item.action] = day.get(item.action, 0) + 1
+    return {
+        "runs": [run.run_id for run in runs],
+        "links": [view_links.run_path(metrics.dag_id, run.run_id) for run in runs],
+        "sent": {ch: [next((c.sent for c in run.channels if c.channel == ch), 0) for run in runs] for ch in channels},
+        "failed": [run.failed for run in runs],
+        "duration_seconds": [run.duration_seconds for run in runs],
+        "interventions": {
+            "days": sorted(per_day),
+            **{action: [per_day[day][action] for day in sorted(per_day)] for action in ACTIONS},
+        },
+    }
+
+
+class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type hints
+    """A campaign's numbers across its last runs: table, charts, CSV export."""
+
+    route_base = ROUTE_BASE
+    default_view = "monitor"
+    template_folder = str(Path(__file__).parent / "templates")
+
+    def _allowed(self, dag_id: str) -> ResponseReturnValue | None:
+        """A redirect or refusal when the user may not read the campaign's runs; None when they may."""
+        if not auth.uses_fab():  # another auth manager: the plugin's own pages serve its users
+            return redirect(ui_support.ui_path(view_links.BASE))
+        auth.login_from_api_token(self.appbuilder.sm)
+        user = auth.current_user()
+        if user is None or getattr(user, "is_anonymous", True):
+            return redirect(auth.login_url(request.url))
+        if not auth.may_access_runs(user, "GET", dag_id):
+            return make_response("You may not read this campaign's runs.", 403)
+        return None
+
+    def _metrics(self, dag_id: str) -> tuple[Any, dict[str, Any]]:
+        from campaign_runs.core.monitor import campaign_metrics
+
+        limit = request.args.get("limit", type=int) or LIMITS[0]
+        since, until = _date(request.args.get("from", "")), _date(request.args.get("to", ""))
+        found = campaign_metrics(dag_id, limit=limit if limit in LIMITS else LIMITS[0], since=since, until=until)
+        return found, {"limit": found.limit, "from": request.args.get("from", ""), "to": request.args.get("to", "")}
+
+    def _error(self, error: CampaignRunsError) -> ResponseReturnValue:
+        flash(str(error), "danger")
+        page = self.render_template("campaign_runs/error.html", title="Monitor", links=view_links)
+        return make_response(page, http_status(error))
+
+    @expose("/<dag_id>")  # type: ignore[untyped-decorator]
+    def monitor(self, dag_id: str) -> ResponseReturnValue:
+        """The Monitor page: limit 10, 30 or 100 runs, or ``from`` / ``to`` dates (run_after, UTC)."""
+        from campaign_runs.core.monitor import table_rows
+
+        if (refused := self._allowed(dag_id)) is not None:
+            return refused
+        try:
+            found, params = self._metrics(dag_id)
+        except CampaignRunsError as error:
+            return self._error(error)
+        page = self.render_template(
+            "campaign_runs/monitor.html",
+            title=f"Monitor {dag_id}",
+            links=view_links,
+            fmt_time=fmt_time,
+            fmt_duration=fmt_duration,
+            metrics=found,
+            rows=table_rows(found),
+            chart=chart_data(found),
+            params=params,
+            limits=LIMITS,
+            path=monitor_path,
+            csv_path=f"{monitor_path(dag_id)}/table.csv?{urlencode(params)}",
+            chart_js=f"{PATH}/static/{CHART_JS}",
+            username=auth.user_name(auth.current_user()),
+        )
+        return make_response(page, 200)
+
+    @expose("/<dag_id>/table.csv")  # type: ignore[untyped-decorator]
+    def table_csv(self, dag_id: str) -> ResponseReturnValue:
+        """The Monitor table as CSV (same parameters as the page)."""
+        from campaign_runs.core.monitor import table_csv
+
+        if (refused := self._allowed(dag_id)) is not None:
+            return refused
+        try:
+            found, _ = self._metrics(dag_id)
+        except CampaignRunsError as error:
+            return make_response(str(error), http_status(error))
+        response = make_response(table_csv(found), 200)
+        response.headers["Content-Type"] = "text/csv; charset=utf-8"
+        response.headers["Content-Disposition"] = f'attachment; filename="{quote(dag_id, safe="")}-monitor.csv"'
+        return response
+
+    @expose("/static/<path:name>")  # type: ignore[untyped-decorator]
+    def static_file(self, name: str) -> ResponseReturnValue:
+        """Chart.js and its licence, from the package (no CDN)."""
+        return send_from_directory(STATIC_DIR, name, max_age=86400)

@@ -1,0 +1,98 @@
+"""Monitor over REST (metrics, overview), the CLI command, and a statement count constant in the number of runs."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+from campaign_runs.core import monitor
+from starlette.testclient import TestClient
+
+from tests.campaign_runs.core.test_monitor import history  # noqa: F401  (fixture)
+from tests.campaign_runs.core.test_restart_options import report_progress
+from tests.campaign_runs.test_api import admin, client, viewer  # noqa: F401  (fixtures)
+from tests.campaign_runs.test_views_queries import counted
+
+PREFIX = "/campaign-runs"
+
+
+def test_metrics_endpoint_gives_the_core_numbers(
+    client: TestClient,  # noqa: F811
+    viewer: dict[str, str],  # noqa: F811
+    history: dict[str, str],  # noqa: F811
+) -> None:
+    response = client.get(f"{PREFIX}/campaigns/cr_campaign/metrics?limit=10", headers=viewer)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    by_run = {run["run_id"]: run for run in body["runs"]}
+    completed = {c["channel"]: c for c in by_run[history["completed"]]["channels"]}
+    assert (completed["email"]["sent"], completed["email"]["failed"], completed["email"]["delivery_rate"]) == (
+        90,
+        10,
+        0.9,
+    )
+    assert by_run[history["stopped"]]["stops"] == 1
+    assert [i["action"] for i in body["interventions"]] == ["stop", "restart", "skip"]
+    assert body["status_mix"]["skipped"] == 2
+    two = client.get(f"{PREFIX}/campaigns/cr_campaign/metrics?limit=2", headers=viewer).json()
+    assert len(two["runs"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("limit=0", 422), ("limit=101", 422), ("from=yesterday", 422), ("from=2030-01-02&to=2030-01-01", 422)],
+)
+def test_metrics_refuses_bad_parameters(client: TestClient, viewer: dict[str, str], query: str, status: int) -> None:  # noqa: F811
+    response = client.get(f"{PREFIX}/campaigns/cr_campaign/metrics?{query}", headers=viewer)
+    assert response.status_code == status, response.text
+    assert client.get(f"{PREFIX}/campaigns/no_such_dag/metrics", headers=viewer).status_code in (403, 404)
+
+
+def test_overview_endpoint(client: TestClient, admin: dict[str, str], make_run: Any) -> None:  # noqa: F811
+    run_id = make_run("cr_campaign", state="success")
+    report_progress("cr_campaign", run_id, "email", {"total": 9, "sent": 8, "failed": 1})
+    response = client.get(f"{PREFIX}/overview", headers=admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["sent_today"], body["failed_7_days"], body["outbox_backlog"]) == (8, 1, 0)
+    assert client.get(f"{PREFIX}/overview").status_code == 401
+
+
+def test_cli_monitor_prints_the_table_as_csv_and_json(
+    capsys: pytest.CaptureFixture[str],
+    history: dict[str, str],  # noqa: F811
+) -> None:
+    from campaign_runs.cli_monitor import campaigns_monitor
+
+    base = {"campaign": "cr_campaign", "limit": 10, "since": None, "until": None, "verbose": False}
+    campaigns_monitor(argparse.Namespace(**base, output="csv"))
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    expected = monitor.table_rows(monitor.campaign_metrics("cr_campaign", limit=10))
+    assert [(r["run_id"], r["channel"], int(r["sent"])) for r in rows] == [
+        (r["run_id"], r["channel"], r["sent"]) for r in expected
+    ]
+    campaigns_monitor(argparse.Namespace(**base, output="json"))
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["rows"] == expected
+    assert printed["status_mix"]["completed"] == 1
+
+
+def test_statements_do_not_grow_with_runs(make_run: Any) -> None:
+    def statements() -> int:
+        with counted() as seen:
+            monitor.campaign_metrics("cr_campaign", limit=100)
+        return len(seen)
+
+    for _ in range(2):
+        run_id = make_run("cr_campaign", state="success")
+        report_progress("cr_campaign", run_id, "email", {"total": 3, "sent": 3, "failed": 0})
+    few = statements()
+    for _ in range(8):
+        run_id = make_run("cr_campaign", state="failed")
+        report_progress("cr_campaign", run_id, "sms", {"total": 3, "sent": 1, "failed": 2})
+    assert statements() == few
+    assert len(monitor.campaign_metrics("cr_campaign", limit=100).runs) == 10

@@ -1,0 +1,84 @@
+"""The Monitor page: renders, its chart data equals its table, its CSV equals its table, Chart.js is served locally."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from html import unescape
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.campaign_runs.core.test_monitor import history  # noqa: F401  (fixture)
+from tests.campaign_runs.test_views import login
+from tests.campaign_runs.test_views_queries import api_app  # noqa: F401  (fixture)
+
+PAGE = "/pluginsv2/campaigns/monitor/cr_campaign"
+
+
+@pytest.fixture
+def admin(api_app: Any) -> Iterator[TestClient]:  # noqa: F811
+    with login(api_app, "admin") as client:
+        yield client
+
+
+def _table(html: str) -> list[dict[str, str]]:
+    """The Monitor table's cells by column, read from the page."""
+    body = html.split('id="cr-monitor-table"', 1)[1].split("</table>", 1)[0]
+    rows = []
+    for row in re.findall(r'<tr class="cr-row" data-run-id="([^"]*)"(.*?)</tr>', body, re.S):
+        cells = dict(re.findall(r'<td data-col="(\w+)"[^>]*>([^<]*)</td>', row[1]))
+        rows.append({"run_id": unescape(row[0]), **{k: unescape(v) for k, v in cells.items()}})
+    return rows
+
+
+def _chart(html: str) -> dict[str, Any]:
+    found = re.search(r'<script id="cr-monitor-data" type="application/json">(.*?)</script>', html, re.S)
+    assert found is not None
+    return dict(json.loads(found.group(1)))
+
+
+def test_the_chart_data_and_the_csv_equal_the_table(admin: TestClient, history: dict[str, str]) -> None:  # noqa: F811
+    page = admin.get(PAGE + "?limit=10")
+    assert page.status_code == 200, page.text[:500]
+    table = _table(page.text)
+    assert {row["run_id"] for row in table} == set(history.values())
+    chart = _chart(page.text)
+    assert chart["runs"] == list(dict.fromkeys(row["run_id"] for row in reversed(table)))
+    for channel, values in chart["sent"].items():
+        sent = {r["run_id"]: int(r["sent"]) for r in table if r["channel"] == channel}
+        assert values == [sent[run_id] for run_id in chart["runs"]]
+    failed: dict[str, int] = {}
+    for row in table:
+        failed[row["run_id"]] = failed.get(row["run_id"], 0) + int(row["failed"])
+    assert chart["failed"] == [failed[run_id] for run_id in chart["runs"]]
+    assert failed[history["completed"]] == 10
+    assert sum(chart["interventions"]["stop"]) == 1 and sum(chart["interventions"]["skip"]) == 1
+
+    exported = admin.get(PAGE + "/table.csv?limit=10")
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = list(csv.DictReader(io.StringIO(exported.text)))
+    columns = ("run_id", "channel", "sent", "failed", "in_doubt", "total", "stops", "restarts", "skips")
+    assert [{k: r[k] for k in columns} for r in lines] == [{k: r[k] for k in columns} for r in table]
+
+
+def test_chart_js_is_served_from_the_package_and_linked(admin: TestClient, history: dict[str, str]) -> None:  # noqa: F811
+    page = admin.get(PAGE).text
+    src = re.search(r'<script src="([^"]+chart\.umd\.min\.js)"></script>', page)
+    assert src is not None and src.group(1).startswith("/pluginsv2/")
+    script = admin.get(src.group(1))
+    assert script.status_code == 200
+    assert b"Chart.js v4.6.1" in script.content[:200]
+    display = admin.get("/pluginsv2/campaigns/display/cr_campaign").text
+    assert 'id="cr-monitor-link" href="/pluginsv2/campaigns/monitor/cr_campaign"' in display
+
+
+def test_refusals(api_app: Any, admin: TestClient) -> None:  # noqa: F811
+    assert admin.get("/pluginsv2/campaigns/monitor/no_such_dag").status_code == 404
+    anonymous = TestClient(api_app, follow_redirects=False)
+    assert anonymous.get(PAGE).status_code in (302, 303)
