@@ -7,28 +7,20 @@ cookie, with a signed double-submit CSRF token on every form.
 
 from __future__ import annotations
 
-import uuid
 from functools import cache
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from campaign_runs import page_input
+from campaign_runs import page_input, page_views
 from campaign_runs.adapters import auth
 from campaign_runs.adapters.api_security import cookie_path, jwt_cookie_name, secret_key
-from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, NotACampaignError
+from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError
 from campaign_runs.http_errors import http_status
-from campaign_runs.page_format import render_markdown, run_json
+from campaign_runs.page_format import run_json
 from campaign_runs.settings import get_settings
 from campaign_runs.ui_support import CSRF_COOKIE, FLASH_COOKIE, LINKS, Csrf, Flashes, environment
-
-CAMPAIGNS_PAGE_SIZE = 50
-WHAT_NEXT = {
-    "stop": "Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list.",
-    "restart": "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly.",
-    "skip": "Run {run_id} is skipped; the campaign goes on with its schedule.",
-}
 
 ui_app = FastAPI(title="Campaign Runs pages", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -53,6 +45,18 @@ class Page:
     def may(self, dag_id: str | None, method: str) -> bool:
         """Whether the user may ``method`` the runs of ``dag_id``."""
         return auth.may_access_runs(self.user, method, dag_id)
+
+    def may_read_logs(self, dag_id: str) -> bool:
+        """Whether the user may read the task logs of ``dag_id``."""
+        return auth.may_read_task_logs(self.user, dag_id)
+
+    def authorized_dag_ids(self, method: str) -> set[str]:
+        """The DAG ids the user may ``method``."""
+        return auth.authorized_dag_ids(self.user, method)
+
+    def show(self, view: page_views.PageView) -> Response:
+        """Render what a ``page_views`` builder chose."""
+        return self.render(view.template, view.status, **view.context)
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         """A page from the FAB views' templates, with this request's user, token and messages."""
@@ -118,82 +122,27 @@ class Page:
 @ui_app.get("/")
 @ui_app.get("/list")
 def campaigns(request: Request) -> Response:
-    """Every campaign the user may read."""
-    from campaign_runs import core
-
+    """Every campaign the user may read: sortable, searchable, paginated."""
     page = Page(request)
     if (refused := page.gate()) is not None:
         return refused
     try:
-        search = page_input.search(request.query_params)
-        sort = page_input.choice(request.query_params, "sort", page_input.SORTS, "dag_id")
-        descending = page_input.flag(request.query_params, "desc")
-        number = page_input.page_number(request.query_params)
+        return page.show(page_views.campaigns_page(request.query_params, page))
     except page_input.BadInputError as error:
         return page.refuse(str(error), 400)
-    found, total = core.list_campaigns(
-        search=search or None,
-        dag_ids=sorted(auth.authorized_dag_ids(page.user, "GET")),
-        sort=sort,
-        descending=descending,
-        limit=CAMPAIGNS_PAGE_SIZE,
-        offset=(number - 1) * CAMPAIGNS_PAGE_SIZE,
-    )
-    return page.render(
-        "campaigns.html",
-        campaigns=found,
-        total=total,
-        page=number,
-        pages=max(1, -(-total // CAMPAIGNS_PAGE_SIZE)),
-        search=search,
-        sort=sort,
-        descending=descending,
-        sorts=page_input.SORTS,
-    )
-
-
-def _not_a_campaign(page: Page, dag_id: str, error: NotACampaignError, run_id: str | None = None) -> Response:
-    return page.render(
-        "not_campaign.html",
-        title=f"{dag_id} is not a campaign",
-        dag_id=dag_id,
-        run_id=run_id,
-        reason=str(error),
-        campaign_tag=get_settings().campaign_tag,
-    )
 
 
 @ui_app.get("/display/{dag_id}")
 def display(request: Request, dag_id: str) -> Response:
     """A campaign's About section and its run schedule."""
-    from campaign_runs import core
 
     page = Page(request)
     if (refused := page.gate(dag_id)) is not None:
         return refused
     try:
-        show_skipped = page_input.flag(request.query_params, "show_skipped")
-        shown = core.campaign_display(
-            dag_id, page=page_input.page_number(request.query_params), include_skipped=show_skipped
-        )
-    except NotACampaignError as error:
-        return _not_a_campaign(page, dag_id, error)
+        return page.show(page_views.display_page(dag_id, request.query_params, page))
     except CampaignRunsError as error:
         return page.refuse(str(error), http_status(error) if not isinstance(error, page_input.BadInputError) else 400)
-    may_act = page.may(dag_id, "PUT")
-    return page.render(
-        "display.html",
-        title=f"Campaign {dag_id}",
-        campaign=shown.campaign,
-        summary=shown.campaign.summary,
-        doc_html=render_markdown(shown.campaign.doc_md),
-        schedule=shown.schedule,
-        runs=shown.schedule.runs,
-        show_skipped=show_skipped,
-        may_act=may_act,
-        may_restart=may_act and page.may(dag_id, "POST"),
-        idempotency_key=uuid.uuid4().hex,
-    )
 
 
 @ui_app.get("/display/{dag_id}/status.json")
@@ -216,32 +165,10 @@ def schedule_status(request: Request, dag_id: str) -> Response:
 def _run_page(
     page: Page, dag_id: str, run_id: str, *, status: int = 200, form: dict[str, Any] | None = None
 ) -> Response:
-    from campaign_runs import core
-
-    may_act = page.may(dag_id, "PUT")
     try:
-        details = core.run_details(dag_id, run_id, with_failures=auth.may_read_task_logs(page.user, dag_id))
-    except NotACampaignError as error:
-        return _not_a_campaign(page, dag_id, error, run_id)
+        return page.show(page_views.run_page(dag_id, run_id, page, status=status, form=form))
     except CampaignRunsError as error:
         return page.refuse(str(error), http_status(error))
-    return page.render(
-        "run.html",
-        status=status,
-        title=f"Run {run_id}",
-        summary=details.campaign,
-        run=details.run,
-        history=details.history,
-        channels=details.channels,
-        overall_percent=details.overall_percent,
-        tasks=details.tasks,
-        failures=details.failures,
-        may_act=may_act,
-        may_restart=may_act and page.may(dag_id, "POST"),
-        active=details.run.is_active,
-        form=form or {},
-        idempotency_key=uuid.uuid4().hex,
-    )
 
 
 @ui_app.get("/display/{dag_id}/run/{run_id:path}")
@@ -263,11 +190,7 @@ def run(request: Request, dag_id: str, run_id: str) -> Response:
 
 
 def _after_action(page: Page, wanted: Action, result: Any, origin: str, dag_id: str, run_id: str) -> Response:
-    from campaign_runs.core.users import email_of, no_email_notice
-
-    messages = [("success", WHAT_NEXT[wanted.value].format(run_id=run_id, new_run_id=result.new_run_id or ""))]
-    if (notice := no_email_notice(email_of(page.username))) is not None:
-        messages.append(("warning", notice))
+    messages = page_views.action_messages(wanted, run_id, result.new_run_id, page.username)
     back = {"display": LINKS.campaign_path(dag_id), "worklist": LINKS.worklist_path()}
     return page.finish(RedirectResponse(back.get(origin, LINKS.run_path(dag_id, run_id)), 303), messages)
 

@@ -15,18 +15,16 @@ from flask import flash, g, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
-from campaign_runs import core, page_input, ui_support, view_links, views_users
+from campaign_runs import core, page_input, page_views, ui_support, view_links, views_users
 from campaign_runs.adapters import auth
 from campaign_runs.domain import (
     Action,
     CampaignPausedError,
     CampaignRunsError,
     InvalidNoteError,
-    NotACampaignError,
-    RunStatus,
 )
 from campaign_runs.http_errors import http_status
-from campaign_runs.page_format import fmt_duration, fmt_time, poll, render_markdown, run_json
+from campaign_runs.page_format import fmt_duration, fmt_time, poll, run_json
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -36,20 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CAMPAIGNS_PAGE_SIZE = 50
 # One-time value in the Flask session: the run just skipped or restarted from the display, shown once more.
 KEEP_KEY = "campaign_runs_keep"
-
-WHAT_NEXT = {
-    Action.STOP: (
-        "Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list."
-    ),
-    Action.RESTART: (
-        "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly; "
-        "an email is on its way to you."
-    ),
-    Action.SKIP: "Run {run_id} is skipped; the campaign goes on with its schedule and an email is on its way to you.",
-}
 
 
 # ---------------------------------------------------------------- auth
@@ -97,6 +83,22 @@ def _authorized_dag_ids(method: str) -> set[str]:
     return set(_memo(f"dag_ids:{method}", lambda: auth.authorized_dag_ids(auth.current_user(), method)))
 
 
+class _FabAccess:
+    """The logged-in FAB user's rights, as ``page_views`` asks for them (memoised per request)."""
+
+    def may(self, dag_id: str | None, method: str) -> bool:
+        return _may(dag_id, method)
+
+    def may_read_logs(self, dag_id: str) -> bool:
+        return _may_read_logs(dag_id)
+
+    def authorized_dag_ids(self, method: str) -> set[str]:
+        return _authorized_dag_ids(method)
+
+
+FAB_ACCESS = _FabAccess()
+
+
 class CampaignsView(BaseView):
     """Campaigns, campaign display, run details, Stop / Restart / Skip and the work list."""
 
@@ -137,6 +139,9 @@ class CampaignsView(BaseView):
             status,
         )
 
+    def _show(self, view: page_views.PageView) -> ResponseReturnValue:
+        return self._page(view.template, status=view.status, **view.context)
+
     def _refuse(self, message: str, status: int) -> ResponseReturnValue:
         flash(message, "danger")
         return self._page("error.html", status=status, title="Campaigns")
@@ -166,76 +171,21 @@ class CampaignsView(BaseView):
         """Every campaign the user may read: sortable, searchable, paginated."""
         if (refused := self._gate()) is not None:
             return refused
-        search = page_input.search(request.args)
-        sort = page_input.choice(request.args, "sort", page_input.SORTS, "dag_id")
-        descending = page_input.flag(request.args, "desc")
-        page = page_input.page_number(request.args)
-        campaigns, total = core.list_campaigns(
-            search=search or None,
-            dag_ids=sorted(_authorized_dag_ids("GET")),
-            sort=sort,
-            descending=descending,
-            limit=CAMPAIGNS_PAGE_SIZE,
-            offset=(page - 1) * CAMPAIGNS_PAGE_SIZE,
-        )
-        return self._page(
-            "campaigns.html",
-            campaigns=campaigns,
-            total=total,
-            page=page,
-            pages=max(1, -(-total // CAMPAIGNS_PAGE_SIZE)),
-            search=search,
-            sort=sort,
-            descending=descending,
-            sorts=page_input.SORTS,
-        )
+        return self._show(page_views.campaigns_page(request.args, FAB_ACCESS))
 
     # ------------------------------------------------------------ campaign display
-
-    def _not_a_campaign(self, dag_id: str, error: NotACampaignError, run_id: str | None = None) -> ResponseReturnValue:
-        """The Campaign (run) tab of a DAG that is not a campaign: how to make it one, not an error."""
-        return self._page(
-            "not_campaign.html",
-            title=f"{dag_id} is not a campaign",
-            dag_id=dag_id,
-            run_id=run_id,
-            reason=str(error),
-            campaign_tag=get_settings().campaign_tag,
-        )
 
     @expose("/display/<string:dag_id>")
     def display(self, dag_id: str) -> ResponseReturnValue:
         """A campaign's About section and its run schedule."""
         if (refused := self._gate(dag_id)) is not None:
             return refused
-        may_act = _may(dag_id, "PUT")
-        show_skipped = page_input.flag(request.args, "show_skipped")
-        page = page_input.page_number(request.args)
         kept = session.pop(KEEP_KEY, None)
         keep = kept.get("run_id", "") if isinstance(kept, dict) and kept.get("dag_id") == dag_id else ""
         try:
-            shown = core.campaign_display(dag_id, page=page, include_skipped=show_skipped or bool(keep))
-        except NotACampaignError as error:
-            return self._not_a_campaign(dag_id, error)
+            return self._show(page_views.display_page(dag_id, request.args, FAB_ACCESS, keep))
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
-        runs = shown.schedule.runs
-        if keep and not show_skipped:
-            # A run skipped from this page stays visible (marked skipped) until the next refresh.
-            runs = [r for r in runs if r.status != RunStatus.SKIPPED or r.run_id == keep]
-        return self._page(
-            "display.html",
-            title=f"Campaign {dag_id}",
-            campaign=shown.campaign,
-            summary=shown.campaign.summary,
-            doc_html=render_markdown(shown.campaign.doc_md),
-            schedule=shown.schedule,
-            runs=runs,
-            show_skipped=show_skipped,
-            may_act=may_act,
-            may_restart=may_act and _may(dag_id, "POST"),
-            idempotency_key=uuid.uuid4().hex,
-        )
 
     @expose("/display/<string:dag_id>/status.json")
     def schedule_status(self, dag_id: str) -> ResponseReturnValue:
@@ -254,30 +204,10 @@ class CampaignsView(BaseView):
     def _run_page(
         self, dag_id: str, run_id: str, *, status: int = 200, form: dict[str, Any] | None = None
     ) -> ResponseReturnValue:
-        may_act = _may(dag_id, "PUT")
         try:
-            details = core.run_details(dag_id, run_id, with_failures=_may_read_logs(dag_id))
-        except NotACampaignError as error:
-            return self._not_a_campaign(dag_id, error, run_id)
+            return self._show(page_views.run_page(dag_id, run_id, FAB_ACCESS, status=status, form=form))
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
-        return self._page(
-            "run.html",
-            status=status,
-            title=f"Run {run_id}",
-            summary=details.campaign,
-            run=details.run,
-            history=details.history,
-            channels=details.channels,
-            overall_percent=details.overall_percent,
-            tasks=details.tasks,
-            failures=details.failures,
-            may_act=may_act,
-            may_restart=may_act and _may(dag_id, "POST"),
-            active=details.run.is_active,
-            form=form or {},
-            idempotency_key=uuid.uuid4().hex,
-        )
 
     @expose("/display/<string:dag_id>/run/<path:run_id>")
     def run(self, dag_id: str, run_id: str) -> ResponseReturnValue:
@@ -334,7 +264,8 @@ class CampaignsView(BaseView):
                 "offer_unpause": isinstance(error, CampaignPausedError),
             }
             return self._run_page(dag_id, run_id, status=http_status(error), form=form)
-        flash(WHAT_NEXT[wanted].format(run_id=run_id, new_run_id=result.new_run_id or ""), "success")
+        for category, message in page_views.action_messages(wanted, run_id, result.new_run_id, _username()):
+            flash(message, category)
         if origin == "display":
             session[KEEP_KEY] = {"dag_id": dag_id, "run_id": run_id}
         return redirect(self._back(origin, dag_id, run_id), code=303)

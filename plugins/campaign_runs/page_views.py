@@ -1,0 +1,153 @@
+"""What each campaign page shows, for both hosts: FAB's views (``views.py``) and the API server's (``ui_routes.py``).
+
+A builder reads the request's parameters, calls the core and returns the template with its context; the
+host only checks the login and permissions, renders, and turns a domain error into its answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from campaign_runs import core, page_input
+from campaign_runs.core.users import email_of, no_email_notice
+from campaign_runs.domain import Action, NotACampaignError, RunStatus
+from campaign_runs.page_format import render_markdown
+from campaign_runs.settings import get_settings
+
+CAMPAIGNS_PAGE_SIZE = 50
+# What happens next after an action, with an email on its way (True) or none that could be sent (False).
+_WHAT_NEXT = {
+    (Action.STOP, True): (
+        "Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list."
+    ),
+    (Action.STOP, False): "Run {run_id} is stopping; it will be on your work list when it has stopped.",
+    (Action.RESTART, True): (
+        "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly; "
+        "an email is on its way to you."
+    ),
+    (Action.RESTART, False): (
+        "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly."
+    ),
+    (Action.SKIP, True): (
+        "Run {run_id} is skipped; the campaign goes on with its schedule and an email is on its way to you."
+    ),
+    (Action.SKIP, False): "Run {run_id} is skipped; the campaign goes on with its schedule.",
+}
+
+
+class Access(Protocol):
+    """What the logged-in user may do, as the host's auth manager answers it."""
+
+    def may(self, dag_id: str | None, method: str) -> bool:
+        """Whether the user may ``method`` (GET, PUT, POST) the runs of ``dag_id``."""
+
+    def may_read_logs(self, dag_id: str) -> bool:
+        """Whether the user may read the task logs of ``dag_id``."""
+
+    def authorized_dag_ids(self, method: str) -> set[str]:
+        """The DAG ids the user may ``method``."""
+
+
+@dataclass(frozen=True)
+class PageView:
+    """A template, its context and the HTTP status to answer with."""
+
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+
+
+def action_messages(action: Action, run_id: str, new_run_id: str | None, username: str) -> list[tuple[str, str]]:
+    """``(category, message)`` pairs after an action: what happens next, and why no email goes out if none does."""
+    notice = no_email_notice(email_of(username))
+    done = _WHAT_NEXT[action, notice is None].format(run_id=run_id, new_run_id=new_run_id or "")
+    return [("success", done)] + ([("warning", notice)] if notice else [])
+
+
+def campaigns_page(args: Mapping[str, str], access: Access) -> PageView:
+    """Every campaign the user may read: sortable, searchable, paginated."""
+    search = page_input.search(args)
+    sort = page_input.choice(args, "sort", page_input.SORTS, "dag_id")
+    descending = page_input.flag(args, "desc")
+    number = page_input.page_number(args)
+    found, total = core.list_campaigns(
+        search=search or None,
+        dag_ids=sorted(access.authorized_dag_ids("GET")),
+        sort=sort,
+        descending=descending,
+        limit=CAMPAIGNS_PAGE_SIZE,
+        offset=(number - 1) * CAMPAIGNS_PAGE_SIZE,
+    )
+    context = {"campaigns": found, "total": total, "page": number, "search": search, "sort": sort}
+    pages = max(1, -(-total // CAMPAIGNS_PAGE_SIZE))
+    return PageView("campaigns.html", {**context, "pages": pages, "descending": descending, "sorts": page_input.SORTS})
+
+
+def not_campaign_page(dag_id: str, error: NotACampaignError, run_id: str | None = None) -> PageView:
+    """The Campaign (run) tab of a DAG that is not a campaign: how to make it one, not an error."""
+    context = {"title": f"{dag_id} is not a campaign", "dag_id": dag_id, "run_id": run_id, "reason": str(error)}
+    return PageView("not_campaign.html", {**context, "campaign_tag": get_settings().campaign_tag})
+
+
+def display_page(dag_id: str, args: Mapping[str, str], access: Access, keep: str = "") -> PageView:
+    """A campaign's About and run schedule; ``keep``, a run just skipped from here, stays shown once more."""
+    show_skipped = page_input.flag(args, "show_skipped")
+    number = page_input.page_number(args)
+    acting = _acting(dag_id, access)
+    try:
+        shown = core.campaign_display(dag_id, page=number, include_skipped=show_skipped or bool(keep))
+    except NotACampaignError as error:
+        return not_campaign_page(dag_id, error)
+    runs = shown.schedule.runs
+    if keep and not show_skipped:
+        runs = [r for r in runs if r.status != RunStatus.SKIPPED or r.run_id == keep]
+    context = {
+        "title": f"Campaign {dag_id}",
+        "campaign": shown.campaign,
+        "summary": shown.campaign.summary,
+        "doc_html": render_markdown(shown.campaign.doc_md),
+        "schedule": shown.schedule,
+        "runs": runs,
+        "show_skipped": show_skipped,
+    }
+    return PageView("display.html", {**context, **acting})
+
+
+def run_page(
+    dag_id: str, run_id: str, access: Access, *, status: int = 200, form: dict[str, Any] | None = None
+) -> PageView:
+    """A run's status, progress per channel, tasks, emails, history and action forms."""
+    acting, with_failures = _acting(dag_id, access), access.may_read_logs(dag_id)
+    try:
+        details = core.run_details(dag_id, run_id, with_failures=with_failures)
+    except NotACampaignError as error:
+        return not_campaign_page(dag_id, error, run_id)
+    context = {
+        "title": f"Run {run_id}",
+        "summary": details.campaign,
+        "run": details.run,
+        "history": details.history,
+        "channels": details.channels,
+        "overall_percent": details.overall_percent,
+        "tasks": details.tasks,
+        "failures": details.failures,
+        "active": details.run.is_active,
+        "form": form or {},
+    }
+    return PageView("run.html", {**context, **acting}, status)
+
+
+def _acting(dag_id: str, access: Access) -> dict[str, Any]:
+    """Which action forms a page offers (a restart also creates a run), and a fresh idempotency key.
+
+    Asked before any core call: the hosts' auth objects may not survive the core's session.
+    """
+    may_act = access.may(dag_id, "PUT")
+    return {
+        "may_act": may_act,
+        "may_restart": may_act and access.may(dag_id, "POST"),
+        "idempotency_key": uuid.uuid4().hex,
+    }
