@@ -14,7 +14,7 @@ from urllib.parse import quote, urlencode
 from flask import flash, make_response, redirect, request, send_from_directory
 from flask_appbuilder import BaseView, expose
 
-from campaign_runs import ui_support, view_links
+from campaign_runs import page_input, ui_support, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
 from campaign_runs.http_errors import http_status
@@ -38,11 +38,13 @@ def monitor_path(dag_id: str, **params: object) -> str:
     return f"{path}?{urlencode(kept)}" if kept else path
 
 
-def _date(text: str) -> datetime | None:
+def _date(name: str, text: str) -> datetime | None:
+    """An ISO date or time (``from``, ``to``), None when absent; anything else is refused."""
     try:
         return datetime.fromisoformat(text) if text else None
     except ValueError:
-        return None
+        message = f"'{name}' must be an ISO date such as 2026-11-01; {text[:40]!r} is not."
+        raise page_input.BadInputError(message) from None
 
 
 def chart_data(metrics: Any) -> dict[str, Any]:
@@ -88,9 +90,10 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
     def _metrics(self, dag_id: str) -> tuple[Any, dict[str, Any]]:
         from campaign_runs.core.monitor import campaign_metrics
 
-        limit = request.args.get("limit", type=int) or LIMITS[0]
-        since, until = _date(request.args.get("from", "")), _date(request.args.get("to", ""))
-        found = campaign_metrics(dag_id, limit=limit if limit in LIMITS else LIMITS[0], since=since, until=until)
+        page_input.check_request(request)
+        limit = int(page_input.choice(request.args, "limit", [str(n) for n in LIMITS], str(LIMITS[0])))
+        since, until = _date("from", request.args.get("from", "")), _date("to", request.args.get("to", ""))
+        found = campaign_metrics(dag_id, limit=limit, since=since, until=until)
         return found, {"limit": found.limit, "from": request.args.get("from", ""), "to": request.args.get("to", "")}
 
     def _error(self, error: CampaignRunsError) -> ResponseReturnValue:

@@ -82,3 +82,12 @@ def test_refusals(api_app: Any, admin: TestClient) -> None:  # noqa: F811
     assert admin.get("/pluginsv2/campaigns/monitor/no_such_dag").status_code == 404
     anonymous = TestClient(api_app, follow_redirects=False)
     assert anonymous.get(PAGE).status_code in (302, 303)
+    for params, reason in (
+        ({"limit": "50"}, "must be one of '10', '30', '100'"),
+        ({"from": "yesterday"}, "'from' must be an ISO date"),
+        ({"to": "2026-13-40"}, "'to' must be an ISO date"),
+        ({"limit": "10\x00"}, "NUL"),
+    ):
+        for path in (PAGE, f"{PAGE}/table.csv"):
+            refused = admin.get(path, params=params)
+            assert refused.status_code == 400 and reason in unescape(refused.text), (path, params, refused.text[:300])
