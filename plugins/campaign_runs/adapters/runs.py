@@ -107,13 +107,27 @@ def _same_dag_run() -> Any:
     )
 
 
-def record_status_column() -> Any:
-    """The record's status while it still applies (``domain.applied_record_status`` in SQL), else NULL."""
-    applies = and_(
+def _record_applies() -> Any:
+    """SQL twin of ``domain.applied_record_status``: Airflow still has the run as the plugin left it."""
+    return and_(
         or_(run_record.c.clear_number.is_(None), run_record.c.clear_number == DagRun.clear_number),
         DagRun.state == DagRunState.FAILED.value,
     )
-    return case((applies, run_record.c.status), else_=None)
+
+
+def record_status_column() -> Any:
+    """The record's status while it still applies, else NULL (for reading; filters use ``_record_is``)."""
+    return case((_record_applies(), run_record.c.status), else_=None)
+
+
+def _record_is(status: str | None) -> Any:
+    """The displayed record status is ``status`` (None: the run shows Airflow's own state).
+
+    Written with the plain column first, so the database can use its index on the status.
+    """
+    if status is None:
+        return or_(run_record.c.status.is_(None), ~_record_applies())
+    return and_(run_record.c.status == status, _record_applies())
 
 
 def latest_runs(dag_ids: Sequence[str], session: Session) -> dict[str, tuple[str, str | None, str | None]]:
@@ -169,15 +183,14 @@ def active_run_counts(dag_ids: Sequence[str], session: Session) -> dict[str, int
 
 
 def _status_clause(statuses: Sequence[RunStatus]) -> Any:
-    status = record_status_column()
     clauses = []
     for wanted in statuses:
         if wanted in (RunStatus.STOPPING, RunStatus.STOPPED, RunStatus.SKIPPED):
-            clauses.append(status == wanted.value)
+            clauses.append(_record_is(wanted.value))
         elif wanted is RunStatus.COMPLETED:
-            clauses.append(and_(status.is_(None), DagRun.state == "success"))
+            clauses.append(and_(_record_is(None), DagRun.state == "success"))
         elif wanted in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.FAILED):
-            clauses.append(and_(status.is_(None), DagRun.state == wanted.value))
+            clauses.append(and_(_record_is(None), DagRun.state == wanted.value))
     return or_(*clauses) if clauses else None
 
 
@@ -208,8 +221,8 @@ def schedule_page(
 
 def _filtered(query: Any, hide_skipped: bool, clause: Any) -> Any:
     if hide_skipped:
-        status = record_status_column()
-        query = query.where(or_(status.is_(None), status != RecordStatus.SKIPPED.value))
+        skipped = RecordStatus.SKIPPED.value  # NULL-safe: a run without a record is not skipped
+        query = query.where(or_(run_record.c.status.is_(None), run_record.c.status != skipped, ~_record_applies()))
     return query.where(clause) if clause is not None else query
 
 
@@ -220,7 +233,7 @@ def _count_without_skipped(dag_id: str, session: Session) -> int:
         select(func.count())
         .select_from(run_record)
         .join(DagRun, _with_record())
-        .where(run_record.c.dag_id == dag_id, record_status_column() == RecordStatus.SKIPPED.value)
+        .where(run_record.c.dag_id == dag_id, _record_is(RecordStatus.SKIPPED.value))
     )
     return int(runs) - int(skipped or 0)
 
