@@ -1,0 +1,93 @@
+"""A sharded email channel under a real scheduler (LocalExecutor) and SMTP server: Stop, Restart, nobody twice."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+
+from tests.dags.campaigns.runs import (
+    TimedSmtpSink,
+    plugin_restart,
+    plugin_stop,
+    scheduler_stack,
+    trigger,
+    wait_for_dag,
+    wait_quiet,
+    wait_run_done,
+    xcoms,
+)
+from tests.dags.campaigns.test_shards import LOADER, SHARDED
+from tests.dags.conftest import DAGS
+from tests.support.airflow_env import free_port
+from tests.support.processes import AirflowStack
+
+DAG_ID = "sharded_sale"
+SIZE, SHARDS, RATE = 60, 3, 15
+STOP_AFTER = 15
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Stack:
+    """The Airflow processes and the SMTP sink."""
+
+    airflow: AirflowStack
+    smtp: TimedSmtpSink
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """Scheduler, dag-processor and api-server over a DAGs folder holding the sharded campaign (email only)."""
+    home = Path(tempfile.mkdtemp(prefix="campaign-shards-e2e-"))
+    dags = home / "dags"
+    dags.mkdir()
+    campaign = {**SHARDED, "channels": {"email": {**SHARDED["channels"]["email"], "shards": SHARDS}}}
+    (dags / f"{DAG_ID}.yaml").write_text(yaml.safe_dump(campaign))
+    (dags / f"{DAG_ID}.py").write_text(LOADER)
+    smtp, port = TimedSmtpSink(), free_port()
+    controller = Controller(smtp, hostname="127.0.0.1", port=port)
+    controller.start()
+    pythonpath = os.pathsep.join(p for p in (str(DAGS), str(DAGS.parent), os.environ.get("PYTHONPATH", "")) if p)
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "PYTHONPATH": pythonpath,
+        "AIRFLOW__SMTP__SMTP_PORT": str(port),
+        "AIRFLOW__CAMPAIGN_RUNS__SINK_DIR": str(home / "sinks"),
+    }
+    try:
+        with scheduler_stack(env, home / "logs") as airflow:
+            wait_for_dag(DAG_ID, airflow)
+            yield Stack(airflow, smtp)
+    finally:
+        controller.stop()
+
+
+def test_stop_and_restart_of_a_sharded_run_sends_nobody_twice(stack: Stack) -> None:
+    """Three shards stopped mid-way (the plugin's Stop), restarted: every recipient exactly one email."""
+    conf = {"audience_size": SIZE, "email_batch_size": 250, "email_rate_limit_per_second": RATE}
+    run_id = trigger(DAG_ID, conf, run_id=f"shards_{os.getpid()}_{time.time_ns()}")
+    deadline = time.monotonic() + 180
+    while len(stack.smtp.of_run(run_id)) < STOP_AFTER:
+        assert time.monotonic() < deadline, f"never sent {STOP_AFTER} emails\n{stack.airflow.logs()}"
+        time.sleep(0.02)
+    plugin_stop(DAG_ID, run_id)
+    first = wait_quiet(lambda: len(stack.smtp.of_run(run_id)), quiet_seconds=2)
+    assert STOP_AFTER <= first < SIZE
+
+    new_run_id = plugin_restart(DAG_ID, run_id)
+    assert wait_run_done(DAG_ID, new_run_id) == "success", stack.airflow.logs()
+    received = Counter(r for _, r in stack.smtp.of_run(run_id) + stack.smtp.of_run(new_run_id))
+    assert len(received) == SIZE and set(received.values()) == {1}, received.most_common(3)
+    values = xcoms(DAG_ID, new_run_id)
+    summary = values[("summarise", "return_value")]["channels"]["email"]
+    assert (summary["total"], summary["sent"], summary["in_doubt"]) == (SIZE - first, SIZE - first, 0)
