@@ -63,8 +63,6 @@ class ChannelSpec:
     batch_size: int
     rate_limit_per_second: float
     settings: dict[str, Any]
-    connections: int = 1
-    shards: int = 1
 
 
 @dataclass(frozen=True)
@@ -140,13 +138,6 @@ class _Fields:
             raise self.error(name, f"must be at least {minimum}, got {value}")
         return value
 
-    def bounded(self, name: str, *, default: int, minimum: int, maximum: int) -> int:
-        """An integer field between two bounds."""
-        value = self.integer(name, default=default, minimum=minimum)
-        if value > maximum:
-            raise self.error(name, f"must be at most {maximum}, got {value}")
-        return value
-
     def number(self, name: str, *, default: float) -> float:
         """A non-negative number field."""
         value = self.raw(name, required=False)
@@ -173,9 +164,7 @@ class _Fields:
 TOP_FIELDS = frozenset({"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags"})
 SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup"})
 AUDIENCE_FIELDS = frozenset({"segment", "description", "criteria", "size", "population", "rotate_per_slot"})
-CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards"})
-MAX_CONNECTIONS = 32
-MAX_SHARDS = 64
+CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second"})
 
 
 def _start_date(fields: _Fields, timezone: str) -> dt.datetime:
@@ -268,8 +257,6 @@ def _channels(root: _Fields) -> tuple[ChannelSpec, ...]:
                 batch_size=fields.integer("batch_size", default=DEFAULT_BATCH_SIZE, minimum=1),
                 rate_limit_per_second=fields.number("rate_limit_per_second", default=0.0),
                 settings=adapter_settings,
-                connections=fields.bounded("connections", default=1, minimum=1, maximum=MAX_CONNECTIONS),
-                shards=fields.bounded("shards", default=1, minimum=1, maximum=MAX_SHARDS),
             )
         )
     return tuple(channels)
