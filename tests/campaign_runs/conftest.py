@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from campaign_runs.models import email_outbox, run_action, run_record, user_email, worklist_entry
@@ -31,6 +32,17 @@ def clean_state(airflow_db: None) -> Iterator[None]:
             model.is_paused = False
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def api_app(airflow_db: None) -> Any:
+    """The API server's FastAPI app (Airflow's API, FAB's app and /pluginsv2), shared by the page tests."""
+    from airflow.api_fastapi.app import create_app
+
+    with pytest.MonkeyPatch.context() as patch:
+        # FAB allows 5 logins per 40 s per address; the page tests log in anew in every test.
+        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")
+        return create_app()
 
 
 __all__ = ["TEST_DAGS"]

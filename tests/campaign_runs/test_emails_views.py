@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from tests.campaign_runs.test_views import BASE, api_app, csrf_token, run_url, users  # noqa: F401
+from tests.campaign_runs.test_views import BASE, csrf_token, run_url, users  # noqa: F401
 from tests.support.fixtures import outbox_rows
 
 

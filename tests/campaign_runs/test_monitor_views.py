@@ -15,13 +15,12 @@ from starlette.testclient import TestClient
 
 from tests.campaign_runs.core.test_monitor import history  # noqa: F401  (fixture)
 from tests.campaign_runs.test_views import login
-from tests.campaign_runs.test_views_queries import api_app  # noqa: F401  (fixture)
 
 PAGE = "/pluginsv2/campaigns/monitor/cr_campaign"
 
 
 @pytest.fixture
-def admin(api_app: Any) -> Iterator[TestClient]:  # noqa: F811
+def admin(api_app: Any) -> Iterator[TestClient]:
     with login(api_app, "admin") as client:
         yield client
 
@@ -78,7 +77,7 @@ def test_chart_js_is_served_from_the_package_and_linked(admin: TestClient, histo
     assert 'id="cr-monitor-link" href="/pluginsv2/campaigns/monitor/cr_campaign"' in display
 
 
-def test_refusals(api_app: Any, admin: TestClient) -> None:  # noqa: F811
+def test_refusals(api_app: Any, admin: TestClient) -> None:
     assert admin.get("/pluginsv2/campaigns/monitor/no_such_dag").status_code == 404
     anonymous = TestClient(api_app, follow_redirects=False)
     assert anonymous.get(PAGE).status_code in (302, 303)

@@ -28,19 +28,6 @@ HOSTILE = '<script>alert("pwned")</script>'
 # ------------------------------------------------------------------ helpers
 
 
-@pytest.fixture(scope="module")
-def api_app(airflow_db: None) -> Any:
-    """The API server's FastAPI app (Airflow's core API, the FAB auth manager app and /pluginsv2).
-
-    FAB's login rate limit (5 per 40 s per address) is raised: every test logs in anew.
-    """
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")
-        return create_app()
-
-
 def csrf_token(html: str) -> str:
     match = CSRF_INPUT.search(html)
     assert match, "no CSRF token in the page"

@@ -34,16 +34,6 @@ ROW = re.compile(r'class="cr-row" data-(?:run|dag)-id="([^"]+)"')
 PAGE_RULE = "The page must be a whole number from 1 to 100000; {} is not."
 
 
-@pytest.fixture(scope="module")
-def api_app(airflow_db: None) -> Any:
-    """The API server's FastAPI app, with FAB's login rate limit raised (every test logs in)."""
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")
-        return create_app()
-
-
 @pytest.fixture
 def users(api_app: Any) -> Iterator[Callable[[str], TestClient]]:
     """Log in any test user through FAB's login form; clients are closed at the end."""

@@ -23,16 +23,6 @@ BULK_RUN_PREFIX = "bulk__"
 BULK_DAG_PREFIX = "bulk_campaign_"
 
 
-@pytest.fixture(scope="module")
-def api_app(airflow_db: None) -> Any:
-    """The API server's FastAPI app, with FAB's login rate limit raised."""
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")
-        return create_app()
-
-
 @pytest.fixture
 def admin(api_app: Any) -> Iterator[TestClient]:
     with login(api_app, "admin") as client:

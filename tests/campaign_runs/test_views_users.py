@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.campaign_runs.test_views import BASE, api_app, csrf_token, flashes, text, users  # noqa: F401
+from tests.campaign_runs.test_views import BASE, csrf_token, flashes, text, users  # noqa: F401
 
 EMAIL = f"{BASE}/worklist/email"
 FORM = re.compile(r'<form id="cr-my-email"[^>]*action="([^"]+)"')
