@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["benchmarks.plugin_import", "benchmarks.pages", "benchmarks.stop_latency"]
+BENCHMARKS = ["benchmarks.plugin_import", "benchmarks.pages", "benchmarks.stop_latency", "benchmarks.throughput"]
 
 if __name__ == "__main__":
     failed = 0

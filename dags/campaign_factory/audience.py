@@ -58,7 +58,7 @@ def normalise_instant(value: Any) -> str | None:
         raise ValueError(f"not a date-time: {value!r}")
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).isoformat()
+    return str(value.astimezone(dt.UTC).isoformat())
 
 
 def slot_for_run(
@@ -112,9 +112,44 @@ class Recipient:
 
     def fields(self) -> dict[str, Any]:
         """Flat mapping used by message templates."""
-        values = {key: value for key, value in asdict(self).items() if key != "attributes"}
-        values.update({key: value for key, value in self.attributes.items() if key not in values})
+        values: dict[str, Any] = {
+            "id": self.id,
+            "position": self.position,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+            "phone": self.phone,
+            "device_token": self.device_token,
+            "country": self.country,
+        }  # spelled out: dataclasses.asdict deep-copies, and this runs once per message
+        for key, value in self.attributes.items():
+            values.setdefault(key, value)
         return values
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which recipients a task of a sharded channel owns: positions ``p`` with ``p % count == index``."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def where(self) -> str:
+        """The condition on ``position`` (empty for the whole audience)."""
+        return " AND position % ? = ?" if self.count > 1 else ""
+
+    @property
+    def params(self) -> tuple[int, ...]:
+        """The parameters of ``where``."""
+        return (self.count, self.index) if self.count > 1 else ()
+
+    def size(self, audience_size: int) -> int:
+        """How many of the first ``audience_size`` positions belong to this shard."""
+        return len(range(self.index, audience_size, self.count))
+
+
+WHOLE = Shard()
 
 
 @dataclass(frozen=True)
@@ -150,14 +185,15 @@ class AudiencePlan:
             restart_of=data.get("restart_of"),
         )
 
-    def recipients(self, start: int = 0) -> Iterator[Recipient]:
-        """Recipients from position ``start`` on, generated one at a time."""
-        for position in range(start, self.size):
+    def recipients(self, start: int = 0, shard: Shard = WHOLE) -> Iterator[Recipient]:
+        """Recipients of ``shard`` from position ``start`` on, generated one at a time."""
+        first = start + (shard.index - start) % shard.count
+        for position in range(first, self.size, shard.count):
             yield make_recipient(self, position)
 
-    def batches(self, batch_size: int) -> Iterator[list[Recipient]]:
-        """Consecutive batches of at most ``batch_size`` recipients."""
-        iterator = self.recipients()
+    def batches(self, batch_size: int, shard: Shard = WHOLE) -> Iterator[list[Recipient]]:
+        """Consecutive batches of at most ``batch_size`` recipients (of ``shard``)."""
+        iterator = self.recipients(shard=shard)
         while batch := list(islice(iterator, batch_size)):
             yield batch
 

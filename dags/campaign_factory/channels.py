@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.policy
+import functools
 import inspect
 import json
 import os
 import smtplib
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from email import message_from_bytes
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+
+from campaign_factory.mime import MessageTemplate, send_raw, smtp_path
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,6 +30,7 @@ if TYPE_CHECKING:
     from campaign_factory.audience import Recipient
 
 SMTP_CONN_ID = "campaign_smtp"
+MAIL_SENT = "_campaign_mail_sent"  # set on an SMTP connection between prepare() and send_one()
 
 
 def render(template: str, values: dict[str, Any]) -> str:
@@ -33,29 +39,45 @@ def render(template: str, values: dict[str, Any]) -> str:
 
 
 class Pacer:
-    """Keeps a channel under its rate limit (messages per second; 0 means unlimited)."""
+    """Keeps a channel under its rate limit (messages per second; 0 means unlimited), shared by its connections.
+
+    Messages are spaced at least ``1 / rate`` apart, from the later of the previous slot and now: time spent
+    not sending (setup, a slow server) is never made up in a burst.
+    """
 
     def __init__(self, rate_per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = rate_per_second
         self.clock = clock
         self.started = clock()
         self.count = 0
+        self.next_at = self.started
+        self.lock = threading.Lock()
 
     def delay(self) -> float:
         """Seconds to wait before the next message may go out."""
         if self.rate <= 0:
             return 0.0
-        return max(self.started + self.count / self.rate - self.clock(), 0.0)
+        return max(self.next_at - self.clock(), 0.0)
 
     def sent(self) -> None:
         """Count one message that went out."""
-        self.count += 1
+        self.reserve()
+
+    def reserve(self) -> float:
+        """Take the next slot (atomically, across threads); the seconds to wait for it."""
+        with self.lock:
+            self.count += 1
+            if self.rate <= 0:
+                return 0.0
+            now = self.clock()
+            at = max(self.next_at, now)
+            self.next_at = at + 1 / self.rate
+        return at - now
 
     def wait(self) -> None:
         """Sleep until the next message may go out, and count it."""
-        if (delay := self.delay()) > 0:
+        if (delay := self.reserve()) > 0:
             time.sleep(delay)
-        self.sent()
 
 
 class Gate:
@@ -122,6 +144,12 @@ class ChannelAdapter(ABC):
     def connection(self) -> contextlib.AbstractContextManager[Any]:
         """One delivery connection (an SMTP session, an open sink file), closed on exit."""
 
+    def prepare(self, connection: Any, recipient: Recipient) -> None:  # noqa: B027 (a hook, no-op by default)
+        """Start what may start before the recipient is claimed, while the claim commits; nothing may leave yet."""
+
+    def abandon(self, connection: Any, recipient: Recipient) -> None:  # noqa: B027
+        """Undo ``prepare`` for a recipient whose claim failed."""
+
     @abstractmethod
     def send_one(self, connection: Any, recipient: Recipient) -> bool:
         """Hand one message to the channel: True accepted, False refused; raises when the outcome is unknown."""
@@ -131,12 +159,13 @@ class ChannelAdapter(ABC):
         gate = gate or Gate()
         with self.connection() as connection:
             for recipient in batch:
-                if gate.pause(self.pacer.delay()):
+                if gate.pause(self.pacer.reserve()):
                     outcome.stopped = True
                     return
+                self.prepare(connection, recipient)
                 if not gate.claim(recipient):
+                    self.abandon(connection, recipient)
                     continue
-                self.pacer.sent()
                 delivered = self.send_one(connection, recipient)
                 (outcome.delivered if delivered else outcome.failed).append(recipient)
                 gate.settle(recipient, delivered)
@@ -206,25 +235,30 @@ class EmailAdapter(ChannelAdapter):
             client.starttls()
         if settings.login:
             client.login(settings.login, settings.password or "")
+        client.ehlo_or_helo_if_needed()
         return client
 
-    def message(self, recipient: Recipient) -> EmailMessage:
-        """The email for one recipient."""
-        values = self.values(recipient)
+    @functools.cached_property
+    def template(self) -> MessageTemplate:
+        """The email compiled once for the whole task: constant headers encoded, templates parsed."""
         settings = self.context.settings
-        message = EmailMessage()
-        from_name = settings.get("from_name") or ""
-        message["From"] = f"{from_name} <{self.smtp.mail_from}>" if from_name else self.smtp.mail_from
-        message["To"] = recipient.email
-        message["Subject"] = render(str(settings["subject"]), values)
-        if settings.get("reply_to"):
-            message["Reply-To"] = str(settings["reply_to"])
-        message["Message-ID"] = make_msgid(domain=self.smtp.mail_from.rpartition("@")[2] or None)
-        message["X-Campaign-Id"] = self.context.campaign
-        message["X-Campaign-Run-Id"] = self.context.run_id
-        message["X-Campaign-Recipient"] = recipient.id
-        message.set_content(render(str(settings["body"]), values))
-        return message
+        return MessageTemplate(
+            mail_from=self.smtp.mail_from,
+            from_name=str(settings.get("from_name") or ""),
+            reply_to=str(settings.get("reply_to") or ""),
+            subject=str(settings["subject"]),
+            body=str(settings["body"]),
+            headers={"X-Campaign-Id": self.context.campaign, "X-Campaign-Run-Id": self.context.run_id},
+        )
+
+    def message_bytes(self, recipient: Recipient) -> bytes:
+        """The email for one recipient, as sent."""
+        values = self.values(recipient)
+        return self.template.render(recipient.email, values, {"X-Campaign-Recipient": recipient.id})
+
+    def message(self, recipient: Recipient) -> EmailMessage:
+        """The email for one recipient, parsed back (what a mail client reads)."""
+        return message_from_bytes(self.message_bytes(recipient), policy=email.policy.default)
 
     @contextmanager
     def connection(self) -> Iterator[smtplib.SMTP]:
@@ -238,10 +272,23 @@ class EmailAdapter(ChannelAdapter):
             except (smtplib.SMTPException, OSError):
                 client.close()
 
+    def prepare(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
+        """Send ``MAIL FROM`` (the server works on it while the claim commits); its reply is read by ``send_one``."""
+        connection.putcmd("mail", f"FROM:{smtp_path(self.smtp.mail_from)}")
+        setattr(connection, MAIL_SENT, True)
+
+    def abandon(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
+        """Read the ``MAIL FROM`` reply and reset the transaction: nothing was sent."""
+        setattr(connection, MAIL_SENT, False)
+        connection.getreply()
+        connection.rset()
+
     def send_one(self, connection: smtplib.SMTP, recipient: Recipient) -> bool:
         """Send one email; a refused recipient, sender or message is False (the server did not take it)."""
+        mail_sent = getattr(connection, MAIL_SENT, False)
+        setattr(connection, MAIL_SENT, False)
         try:
-            connection.send_message(self.message(recipient))
+            send_raw(connection, self.smtp.mail_from, recipient, self.message_bytes, mail_sent=mail_sent)
         except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
             return False
         return True

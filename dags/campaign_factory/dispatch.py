@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from campaign_factory.audience import make_recipient
+from campaign_factory import guard
+from campaign_factory.audience import WHOLE, Shard, make_recipient
 from campaign_factory.channels import BatchOutcome, ChannelAdapter, Gate
-from campaign_factory.stop import StopSignal
+from campaign_factory.stop import SharedStop, StopCheck, StopSignal
 
 if TYPE_CHECKING:
     from campaign_factory.audience import AudiencePlan, Recipient
@@ -65,12 +69,16 @@ class LedgerGate(Gate):
 
     At any moment at most one recipient of the connection is ``pending`` without a known outcome:
     the one whose message is leaving, or the last one accepted, until the next claim or the batch's end.
+    ``lock`` serialises the ledger connection when sender threads share it.
     """
 
-    def __init__(self, ledger: DeliveryLedger, stop: StopSignal, run_id: str) -> None:
+    def __init__(
+        self, ledger: DeliveryLedger, stop: StopCheck, run_id: str, lock: threading.Lock | None = None
+    ) -> None:
         self.ledger = ledger
         self.stop = stop
         self.run_id = run_id
+        self.lock: AbstractContextManager[Any] = lock or nullcontext()
         self.in_flight: Recipient | None = None
         self.confirm: list[str] = []
         self.release: list[str] = []
@@ -84,7 +92,8 @@ class LedgerGate(Gate):
 
     def claim(self, recipient: Recipient) -> bool:
         """Settle the previous message and write ``recipient`` pending, in one committed transaction."""
-        claimed = self._claim(recipient)
+        with self.lock:
+            claimed = self._claim(recipient)
         self.confirm, self.release = [], []
         self.in_flight = recipient if claimed else None
         return claimed
@@ -99,14 +108,21 @@ class LedgerGate(Gate):
 
     def flush(self) -> None:
         """Commit the outcomes not yet written."""
-        self.ledger.settle(self.confirm, self.release)
+        with self.lock:
+            self.ledger.settle(self.confirm, self.release)
         self.confirm, self.release = [], []
+
+    def unreached(self, batch: list[Recipient]) -> list[Recipient]:
+        """The recipients of ``batch`` with no ledger row yet (one indexed lookup per batch)."""
+        with self.lock:
+            reached = self.ledger.already_reached([recipient.id for recipient in batch])
+        return [recipient for recipient in batch if recipient.id not in reached]
 
 
 class ResendGate(LedgerGate):
     """Takes the pending rows of recipients in doubt over from the runs holding them: of racing runs, one sends each."""
 
-    def __init__(self, ledger: DeliveryLedger, stop: StopSignal, run_id: str, holders: dict[str, str]) -> None:
+    def __init__(self, ledger: DeliveryLedger, stop: StopCheck, run_id: str, holders: dict[str, str]) -> None:
         super().__init__(ledger, stop, run_id)
         self.holders = holders
 
@@ -118,8 +134,41 @@ class ResendGate(LedgerGate):
         return won
 
 
+class Publisher:
+    """Publishes progress at most every ``interval`` seconds (0: every time it is asked), and on demand."""
+
+    def __init__(self, publish: Callable[[dict[str, Any]], None], interval: float) -> None:
+        self.publish = publish
+        self.interval = interval
+        self.at = time.monotonic()
+        self.last: dict[str, Any] | None = None
+
+    def now(self, progress: Progress | dict[str, Any]) -> None:
+        """Publish ``progress``."""
+        self.last = progress.as_xcom() if isinstance(progress, Progress) else progress
+        self.publish(self.last)
+        self.at = time.monotonic()
+
+    def due(self, progress: Progress | dict[str, Any]) -> None:
+        """Publish ``progress`` if the last publication is ``interval`` old."""
+        if time.monotonic() - self.at >= self.interval:
+            self.now(progress)
+
+    def final(self, progress: Progress) -> None:
+        """Publish ``progress`` unless it is what was published last."""
+        if progress.as_xcom() != self.last:
+            self.now(progress)
+
+
 class Dispatcher:
-    """Sends one channel of one run, batch by batch (one connection each), message by message in the ledger."""
+    """Sends one channel (or one shard of it) of one run, batch by batch, message by message in the ledger.
+
+    With ``connections`` > 1 (or ``background_checks``), that many sender threads take batches in turn, each
+    over its own connection with its own at-most-one message in doubt; they share the pacer (one rate limit)
+    and the ledger (SQLite: one connection under a lock; ``ledger_factory``: one each). Only the calling thread
+    talks to Airflow: it asks the run's state every 0.25 s and raises the stop the threads check before each
+    message.
+    """
 
     def __init__(
         self,
@@ -133,79 +182,157 @@ class Dispatcher:
         run_id: str,
         stop: StopSignal | None = None,
         resend_in_doubt: bool = False,
+        connections: int = 1,
+        shard: Shard = WHOLE,
+        progress_interval: float = 0.0,
+        ledger_factory: Callable[[], DeliveryLedger] | None = None,
+        background_checks: bool = False,
     ) -> None:
         self.plan = plan
         self.adapter = adapter
         self.ledger = ledger
         self.batch_size = batch_size
         self.stop = stop or StopSignal(run_state)
-        self.publish = publish
+        self.publisher = Publisher(publish, progress_interval)
         self.run_id = run_id
         self.channel = adapter.context.channel
         self.resend_in_doubt = resend_in_doubt
+        self.connections = max(1, connections)
+        self.shard = shard
+        self.ledger_factory = ledger_factory
+        self.background_checks = background_checks
+        self.lock = threading.Lock()
+        self.batches = 0
 
     def run(self) -> DispatchResult:
         """Send to every recipient with no ledger row in this slot (and, if asked, once more to those in doubt)."""
-        counts = self.ledger.counts(self.plan.size)
+        size = self.plan.size
+        sharded: dict[str, Any] = {"shard": self.shard} if self.shard.count > 1 else {}
+        counts = self.ledger.counts(size, **sharded)
         already = counts.sent
-        doubtful = self.ledger.doubtful(self.run_id, self.plan.size) if self.resend_in_doubt else []
+        doubtful = self.ledger.doubtful(self.run_id, size, **sharded) if self.resend_in_doubt else []
         in_doubt = counts.in_doubt - len(doubtful)
-        progress = Progress(channel=self.channel, total=self.plan.size - already - in_doubt, in_doubt=in_doubt)
+        total = self.shard.size(size) - already - in_doubt
+        progress = Progress(channel=self.channel, total=total, in_doubt=in_doubt)
         if doubtful:
             log.warning("%s: sending once more to %d recipients in doubt", self.channel, len(doubtful))
         if in_doubt:
             log.warning("%s: %d recipients in doubt from an earlier run are not sent again", self.channel, in_doubt)
-        self.publish(progress.as_xcom())
-        batches = 0
-        for todo, gate in self._work(doubtful):
-            if self.stop.stopped():
-                return self._stopped(progress, already, batches)
-            if not todo:
-                continue
-            outcome = self._send(todo, gate, progress)
-            batches += 1
-            if outcome.stopped:
-                return self._stopped(progress, already, batches)
-        return self._result(progress, already, batches, stopped=False, state=None)
+        self.publisher.now(progress)
+        if not self._resend(doubtful, progress):
+            return self._stopped(progress, already)
+        # Background checks: even one connection sends from a thread, so asking Airflow (run state, progress,
+        # an Execution API round trip each) never holds a message back.
+        threaded = self.connections > 1 or self.background_checks
+        sending = self._parallel if threaded else self._sequential
+        if not sending(progress):
+            return self._stopped(progress, already)
+        self.publisher.final(progress)
+        return self._result(progress, already, stopped=False, state=None)
 
-    def _work(self, doubtful: list[tuple[int, str]]) -> Iterator[tuple[list[Recipient], LedgerGate]]:
-        """The recipients in doubt to resend (re-claimed), then each batch's recipients with no ledger row yet."""
+    def _resend(self, doubtful: list[tuple[int, str]], progress: Progress) -> bool:
+        """Re-claim and send once more to the recipients in doubt, over one connection; False if stopped."""
         resend = [(make_recipient(self.plan, position), holder) for position, holder in doubtful]
-        gate: LedgerGate = ResendGate(self.ledger, self.stop, self.run_id, {r.id: holder for r, holder in resend})
+        gate = ResendGate(self.ledger, self.stop, self.run_id, {r.id: holder for r, holder in resend})
         for start in range(0, len(resend), self.batch_size):
-            yield [recipient for recipient, _ in resend[start : start + self.batch_size]], gate
-        gate = LedgerGate(self.ledger, self.stop, self.run_id)
-        for batch in self.plan.batches(self.batch_size):
-            reached = self.ledger.already_reached([recipient.id for recipient in batch])
-            yield [recipient for recipient in batch if recipient.id not in reached], gate
+            if self.stop.stopped():
+                return False
+            if self._send([recipient for recipient, _ in resend[start : start + self.batch_size]], gate, progress):
+                return False
+        return True
 
-    def _send(self, todo: list[Recipient], gate: LedgerGate, progress: Progress) -> BatchOutcome:
-        """One batch over one connection; progress is published even when the send raises."""
+    def _sequential(self, progress: Progress) -> bool:
+        """Every batch over one connection in this thread; False if stopped."""
+        gate = LedgerGate(self.ledger, self.stop, self.run_id)
+        for batch in self.plan.batches(self.batch_size, self.shard):
+            if self.stop.stopped():
+                return False
+            if (todo := gate.unreached(batch)) and self._send(todo, gate, progress):
+                return False
+        return True
+
+    def _parallel(self, progress: Progress) -> bool:
+        """Batches taken in turn by ``connections`` sender threads; False if stopped."""
+        shared = SharedStop()
+        source = self.plan.batches(self.batch_size, self.shard)
+        errors: list[BaseException] = []
+        senders = [
+            threading.Thread(
+                target=self._sender, args=(source, shared, progress, errors), name=f"{self.channel}-{n}", daemon=True
+            )
+            for n in range(self.connections)
+        ]
+        for sender in senders:
+            sender.start()
+        try:
+            while any(sender.is_alive() for sender in senders):
+                if shared.stopped():
+                    time.sleep(0.05)
+                elif self.stop.sleep(0.05):
+                    shared.raise_stop(str(self.stop.state))
+                with self.lock:
+                    snapshot = progress.as_xcom()
+                self.publisher.due(snapshot)
+        finally:  # also when asking Airflow failed: no sender outlives this call
+            if any(sender.is_alive() for sender in senders):
+                shared.raise_stop("error")
+            for sender in senders:
+                sender.join()
+        if errors:
+            self.publisher.now(progress)
+            raise errors[0]
+        return shared.state is None
+
+    def _sender(
+        self, source: Iterator[list[Recipient]], shared: SharedStop, progress: Progress, errors: list[BaseException]
+    ) -> None:
+        """One sender thread: its own connection, gate and in-flight message; the first error stops them all."""
+        try:
+            own = self.ledger_factory() if self.ledger_factory else None
+            try:
+                gate = LedgerGate(own or self.ledger, shared, self.run_id, None if own else self.lock)
+                while not shared.stopped():
+                    with self.lock:
+                        batch = next(source, None)
+                    if batch is None:
+                        return
+                    if (todo := gate.unreached(batch)) and self._send(todo, gate, progress):
+                        return
+            finally:
+                if own is not None:
+                    own.close()
+        except BaseException as error:
+            errors.append(error)
+            shared.raise_stop("error")
+
+    def _send(self, todo: list[Recipient], gate: LedgerGate, progress: Progress) -> bool:
+        """One batch over one connection; progress is counted even when the send raises. True if stopped."""
         outcome = BatchOutcome()
         lost = gate.lost
         try:
             self.adapter.send_batch(todo, outcome, gate)
         finally:
             gate.flush()
-            progress.sent += len(outcome.delivered)
-            progress.failed += len(outcome.failed)
-            progress.total -= gate.lost - lost  # re-claimed by a racing run: theirs to send
-            if gate.in_flight is not None:  # the send raised: that message may or may not have left
-                progress.in_doubt += 1
-            self.publish(progress.as_xcom())
-        return outcome
+            with self.lock:
+                self.batches += 1
+                progress.sent += len(outcome.delivered)
+                progress.failed += len(outcome.failed)
+                progress.total -= gate.lost - lost  # re-claimed by a racing run: theirs to send
+                if gate.in_flight is not None:  # the send raised: that message may or may not have left
+                    progress.in_doubt += 1
+            if not (self.connections > 1 or self.background_checks):  # else the calling thread publishes
+                self.publisher.due(progress)
+        return outcome.stopped or guard.tripped(self, gate, outcome)  # a tripped guard stops the channel
 
-    def _stopped(self, progress: Progress, already: int, batches: int) -> DispatchResult:
+    def _stopped(self, progress: Progress, already: int) -> DispatchResult:
         log.warning(
             "Run %s is %s: %s stops after %d batches (%d sent)",
-            self.run_id, self.stop.state, self.channel, batches, progress.sent,
+            self.run_id, self.stop.state, self.channel, self.batches, progress.sent,
         )  # fmt: skip
-        self.publish(progress.as_xcom())
-        return self._result(progress, already, batches, stopped=True, state=self.stop.state)
+        self.publisher.now(progress)
+        return self._result(progress, already, stopped=True, state=self.stop.state)
 
-    def _result(
-        self, progress: Progress, already: int, batches: int, *, stopped: bool, state: str | None
-    ) -> DispatchResult:
+    def _result(self, progress: Progress, already: int, *, stopped: bool, state: str | None) -> DispatchResult:
         return DispatchResult(
             channel=self.channel,
             total=progress.total,
@@ -213,7 +340,7 @@ class Dispatcher:
             failed=progress.failed,
             in_doubt=progress.in_doubt,
             already_reached=already,
-            batches=batches,
+            batches=self.batches,
             stopped=stopped,
             stop_state=state,
         )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
-from campaign_factory.audience import AudiencePlan, plan_audience, slot_for_run
+from campaign_factory.audience import AudiencePlan, Shard, plan_audience, slot_for_run
 from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
 from campaign_factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
 from campaign_factory.ledger import open_ledger
 from campaign_factory.schedule import describe_schedule, timetable
-from campaign_factory.spec import CampaignSpec, load_spec
+from campaign_factory.spec import MAX_CONNECTIONS, CampaignSpec, ChannelSpec, load_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.bases.operator import BaseOperator
 
+    from campaign_factory.ledger import DeliveryLedger
+
 log = logging.getLogger(__name__)
 SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
 LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
+PROGRESS_INTERVAL = 0.5  # seconds between two progress pushes of a channel task (one Execution API call each)
 
 
 def sink_directory() -> Path:
@@ -83,11 +86,14 @@ def about_markdown(spec: CampaignSpec) -> str:
         else "- Same recipients every slot",
     ]
     lines += [f"- {key}: {_setting_text(value)}" for key, value in audience.criteria.items()]
-    lines += ["", "#### Channels", "", "| Channel | Batch size | Rate limit | Settings |", "| --- | --- | --- | --- |"]
+    lines += ["", "#### Channels", "", "| Channel | Batch size | Rate limit | Sending | Settings |"]
+    lines.append("| --- | --- | --- | --- | --- |")
     for channel in spec.channels:
         rate = f"{channel.rate_limit_per_second:g}/s" if channel.rate_limit_per_second else "unlimited"
+        sending = f"{channel.connections} connection{'s' if channel.connections > 1 else ''}"
+        sending += f", {channel.shards} shards" if channel.shards > 1 else ""
         settings = "<br>".join(f"{key}: {_setting_text(value)}" for key, value in channel.settings.items() if value)
-        lines.append(f"| {channel.name} | {channel.batch_size} | {rate} | {settings} |")
+        lines.append(f"| {channel.name} | {channel.batch_size} | {rate} | {sending} | {settings} |")
     return "\n".join(lines) + "\n"
 
 
@@ -110,7 +116,14 @@ def campaign_params(spec: CampaignSpec) -> dict[str, Param]:
             channel.rate_limit_per_second,
             type="number",
             minimum=0,
-            description=f"{channel.name}: messages per second, 0 for unlimited.",
+            description=f"{channel.name}: messages per second, 0 for unlimited (shared by its shards).",
+        )
+        params[f"{channel.name}_connections"] = Param(
+            channel.connections,
+            type="integer",
+            minimum=1,
+            maximum=MAX_CONNECTIONS,
+            description=f"{channel.name}: connections each channel task sends over at once.",
         )
     return params
 
@@ -139,8 +152,10 @@ def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
     return plan.to_xcom()
 
 
-def send_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any], context: Context) -> dict[str, Any]:
-    """Dispatch one channel in batches, publishing progress and stopping when the run stops."""
+def send_channel(
+    spec: CampaignSpec, name: str, plan_data: dict[str, Any], context: Context, shard: Shard | None = None
+) -> dict[str, Any]:
+    """Dispatch one channel (or one shard of it) in batches, publishing progress and stopping when the run stops."""
     from airflow.sdk.exceptions import AirflowFailException
 
     ti = context["ti"]
@@ -157,10 +172,16 @@ def send_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any], conte
         sink_dir=sink_dir,
         campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
     )
-    pacer = Pacer(float(params.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second)))
-    adapter = ChannelAdapter.registry[name](delivery, pacer)
+    shard = shard or Shard()
+    rate = float(params.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
+    adapter = ChannelAdapter.registry[name](delivery, Pacer(rate / shard.count))  # shards share the channel's rate
     resend = resend_requested(context["dag_run"].conf)
-    with open_ledger(spec.id, plan.slot.key, name, sink_dir=sink_dir, conn_id=ledger_conn_id()) as ledger:
+    conn_id = ledger_conn_id()
+
+    def own_ledger() -> DeliveryLedger:
+        return open_ledger(spec.id, plan.slot.key, name, sink_dir=sink_dir, conn_id=conn_id)
+
+    with own_ledger() as ledger:
         result = Dispatcher(
             plan=plan,
             adapter=adapter,
@@ -170,6 +191,11 @@ def send_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any], conte
             publish=lambda progress: ti.xcom_push(PROGRESS_KEY, progress),
             run_id=run_id,
             resend_in_doubt=resend,
+            connections=int(params.get(f"{name}_connections", channel.connections)),
+            shard=shard,
+            progress_interval=PROGRESS_INTERVAL,
+            ledger_factory=own_ledger if conn_id else None,  # PostgreSQL: a connection per sender thread
+            background_checks=True,
         ).run()
     if result.stopped:
         raise AirflowFailException(f"Run {run_id} is {result.stop_state}: {name} stopped after {result.sent} messages")
@@ -189,7 +215,7 @@ def summarise(spec: CampaignSpec, context: Context) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     unfinished: list[str] = []
     for channel in spec.channels:
-        progress = ti.xcom_pull(task_ids=f"send_{channel.name}", key=PROGRESS_KEY)
+        progress = channel_progress(ti, channel)
         if progress is None or progress["sent"] + progress["failed"] < progress["total"]:
             unfinished.append(channel.name)
         summary[channel.name] = progress or {"channel": channel.name, "total": 0, "sent": 0, "failed": 0, "in_doubt": 0}
@@ -199,6 +225,20 @@ def summarise(spec: CampaignSpec, context: Context) -> dict[str, Any]:
         # The run's state follows this leaf task: a channel cut short must leave the run failed (restartable).
         raise AirflowFailException(f"Channels not finished: {', '.join(unfinished)}; restart the run to finish them")
     return {"campaign": spec.id, "complete": True, "channels": summary}
+
+
+def channel_progress(ti: Any, channel: ChannelSpec) -> dict[str, Any] | None:
+    """The last progress of a channel, its shards added up; None when a shard never reported."""
+    task_id = f"send_{channel.name}"
+    if channel.shards == 1:
+        return cast("dict[str, Any] | None", ti.xcom_pull(task_ids=task_id, key=PROGRESS_KEY))
+    parts = ti.xcom_pull(task_ids=task_id, key=PROGRESS_KEY, map_indexes=list(range(channel.shards)))
+    if any(part is None for part in parts):
+        return None
+    total: dict[str, Any] = {"channel": channel.name}
+    for key in ("total", "sent", "failed", "in_doubt"):
+        total[key] = sum(int(part.get(key, 0)) for part in parts)
+    return total
 
 
 def _task(task_id: str, body: Callable[..., dict[str, Any]], **kwargs: Any) -> Callable[..., Any]:
@@ -231,6 +271,10 @@ def build_dag(spec: CampaignSpec) -> DAG:
         sends: list[BaseOperator] = []
         for channel in spec.channels:
             name = channel.name
+            if channel.shards > 1:
+                mapped = _sharded_task(spec, channel).partial(plan=audience).expand(shard=list(range(channel.shards)))
+                sends.append(mapped.operator)
+                continue
             body = _bind_channel(spec, name)
             sends.append(_task(f"send_{name}", body)(audience).operator)
         sends >> _task("summarise", lambda context: summarise(spec, context), trigger_rule=TriggerRule.ALL_DONE)()
@@ -243,6 +287,18 @@ def _bind_channel(spec: CampaignSpec, name: str) -> Callable[[dict[str, Any], Co
 
     body.__doc__ = f"Send the {name} channel."
     return body
+
+
+def _sharded_task(spec: CampaignSpec, channel: ChannelSpec) -> Any:
+    """``send_<channel>`` mapped over its shards: task instance ``i`` sends to positions ``p % shards == i``."""
+    name, count = channel.name, channel.shards
+
+    def run(plan: dict[str, Any], shard: int) -> dict[str, Any]:
+        return send_channel(spec, name, plan, get_current_context(), Shard(shard, count))
+
+    run.__name__ = f"send_{name}"
+    run.__doc__ = f"Send one of the {count} shards of the {name} channel."
+    return task(task_id=f"send_{name}", multiple_outputs=False)(run)
 
 
 def campaign_dag(loader_file: str) -> DAG:

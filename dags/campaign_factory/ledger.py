@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from campaign_factory.audience import WHOLE, Shard
+
 if TYPE_CHECKING:
     from campaign_factory.audience import Recipient
 
@@ -56,6 +58,7 @@ class DeliveryLedger(ABC):
         self.slot = slot
         self.channel = channel
         self.key = (campaign, slot, channel)
+        self._statements: dict[str, str] = {}
 
     @abstractmethod
     def sql(self, statement: str) -> str:
@@ -75,10 +78,16 @@ class DeliveryLedger(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _sql(self, statement: str) -> str:
+        """``sql(statement)``, translated once per statement."""
+        if (translated := self._statements.get(statement)) is None:
+            translated = self._statements[statement] = self.sql(statement)
+        return translated
+
     def _rows(self, statement: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         cursor = self.connection.cursor()
         try:
-            cursor.execute(self.sql(statement), tuple(params))
+            cursor.execute(self._sql(statement), tuple(params))
             return list(cursor.fetchall())
         finally:
             cursor.close()
@@ -100,14 +109,14 @@ class DeliveryLedger(ABC):
             cursor.close()
 
     def _write(self, cursor: Any, statement: str, params: Sequence[Any]) -> int:
-        cursor.execute(self.sql(statement), tuple(params))
+        cursor.execute(self._sql(statement), tuple(params))
         return max(int(cursor.rowcount), 0)
 
-    def counts(self, audience_size: int) -> LedgerCounts:
-        """Sent and in-doubt recipients among the first ``audience_size`` of this slot and channel."""
+    def counts(self, audience_size: int, shard: Shard = WHOLE) -> LedgerCounts:
+        """Sent and in-doubt recipients among the first ``audience_size`` of this slot and channel (in ``shard``)."""
         rows = self._rows(
-            f"SELECT status, COUNT(*) FROM {T} WHERE {KEY} AND position<? GROUP BY status",
-            (*self.key, audience_size),
+            f"SELECT status, COUNT(*) FROM {T} WHERE {KEY} AND position<?{shard.where} GROUP BY status",
+            (*self.key, audience_size, *shard.params),
         )
         by_status = {row[0]: int(row[1]) for row in rows}
         return LedgerCounts(sent=by_status.get(SENT, 0), in_doubt=by_status.get(PENDING, 0))
@@ -195,12 +204,12 @@ class DeliveryLedger(ABC):
         rows = self._rows(f"SELECT recipient FROM {T} WHERE {KEY} AND status='{PENDING}' ORDER BY position", self.key)
         return [row[0] for row in rows]
 
-    def doubtful(self, run_id: str, audience_size: int) -> list[tuple[int, str]]:
+    def doubtful(self, run_id: str, audience_size: int, shard: Shard = WHOLE) -> list[tuple[int, str]]:
         """(position, run id holding it) of the recipients in doubt not held by ``run_id``, in audience order."""
         rows = self._rows(
-            f"SELECT position, run_id FROM {T} WHERE {KEY} AND status='{PENDING}' AND run_id<>? AND position<? "
-            "ORDER BY position",
-            (*self.key, run_id, audience_size),
+            f"SELECT position, run_id FROM {T} WHERE {KEY} AND status='{PENDING}' AND run_id<>? AND position<?"
+            f"{shard.where} ORDER BY position",
+            (*self.key, run_id, audience_size, *shard.params),
         )
         return [(int(row[0]), str(row[1])) for row in rows]
 
@@ -219,11 +228,15 @@ class SqliteLedger(DeliveryLedger):
     def __init__(self, path: Path, campaign: str, slot: str, channel: str) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(path, timeout=60, isolation_level=None)
+        # Sender threads of one task share this connection, one at a time (under the dispatcher's lock).
+        connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         super().__init__(connection, campaign, slot, channel)
+        connection.execute("PRAGMA page_size=1024")  # a new file only: 1 KB pages, fewer bytes per commit
         connection.execute("PRAGMA journal_mode=WAL")
         # A commit is in the WAL (the OS's page cache) when it returns: it survives the process being killed.
         connection.execute("PRAGMA synchronous=NORMAL")
+        # A checkpoint (which fsyncs) every 10,000 pages of WAL instead of 1,000: a third of a claim's cost otherwise.
+        connection.execute("PRAGMA wal_autocheckpoint=10000")
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {SQLITE_TABLE} (campaign TEXT NOT NULL, slot TEXT NOT NULL, "
             "channel TEXT NOT NULL, recipient TEXT NOT NULL, position INTEGER NOT NULL, run_id TEXT NOT NULL, "
@@ -279,7 +292,7 @@ class PostgresLedger(DeliveryLedger):
 
     def sql(self, statement: str) -> str:
         """psycopg2 takes ``%s`` placeholders."""
-        return statement.replace("?", "%s").replace("{t}", self.table)
+        return statement.replace("%", "%%").replace("?", "%s").replace("{t}", self.table)
 
     def now(self) -> dt.datetime:
         """An aware UTC datetime (column ``timestamptz``)."""

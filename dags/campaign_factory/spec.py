@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from campaign_factory.channels import ChannelAdapter
+from campaign_factory.guard import SETTING as GUARD_SETTING
+from campaign_factory.guard import GuardSpec
 from campaign_factory.schedule import is_manual, validate_cron
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -63,6 +65,8 @@ class ChannelSpec:
     batch_size: int
     rate_limit_per_second: float
     settings: dict[str, Any]
+    connections: int = 1
+    shards: int = 1
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,13 @@ class _Fields:
             raise self.error(name, f"must be at least {minimum}, got {value}")
         return value
 
+    def bounded(self, name: str, *, default: int, minimum: int, maximum: int) -> int:
+        """An integer field between two bounds."""
+        value = self.integer(name, default=default, minimum=minimum)
+        if value > maximum:
+            raise self.error(name, f"must be at most {maximum}, got {value}")
+        return value
+
     def number(self, name: str, *, default: float) -> float:
         """A non-negative number field."""
         value = self.raw(name, required=False)
@@ -164,7 +175,9 @@ class _Fields:
 TOP_FIELDS = frozenset({"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags"})
 SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup"})
 AUDIENCE_FIELDS = frozenset({"segment", "description", "criteria", "size", "population", "rotate_per_slot"})
-CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second"})
+CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards"})
+MAX_CONNECTIONS = 32
+MAX_SHARDS = 64
 
 
 def _start_date(fields: _Fields, timezone: str) -> dt.datetime:
@@ -190,7 +203,7 @@ def _schedule(root: _Fields) -> ScheduleSpec:
     timezone = fields.text("timezone", required=False, default="UTC")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a tzdata folder ("Europe"), a long name
         raise fields.error("timezone", f"unknown timezone {timezone!r}") from error
     if "cron" not in fields.data:
         raise fields.error("cron", "is required (a cron expression, a preset such as @hourly, or null)")
@@ -233,6 +246,18 @@ def _audience(root: _Fields) -> AudienceSpec:
     )
 
 
+def _guard(fields: _Fields) -> dict[str, Any] | None:
+    """The channel's ``guard`` thresholds, validated (``campaign_factory.guard``); None when it declares none."""
+    value = fields.raw(GUARD_SETTING, required=False)
+    if value is None:
+        return None
+    try:
+        return GuardSpec.parse(value).as_setting()
+    except ValueError as error:
+        name, _, message = str(error).partition(": ")
+        raise fields.error(f"{GUARD_SETTING}.{name}".rstrip("."), message) from error
+
+
 def _channels(root: _Fields) -> tuple[ChannelSpec, ...]:
     raw = root.raw("channels", required=True)
     if not isinstance(raw, dict) or not raw:
@@ -244,6 +269,7 @@ def _channels(root: _Fields) -> tuple[ChannelSpec, ...]:
             known = ", ".join(sorted(ChannelAdapter.registry))
             raise root.error(f"channels.{name}", f"unknown channel (known: {known})")
         allowed = CHANNEL_COMMON_FIELDS | frozenset(adapter.required_settings) | frozenset(adapter.optional_settings)
+        allowed |= {GUARD_SETTING}
         fields = _Fields(root.source, settings if settings is not None else {}, f"channels.{name}.", allowed)
         adapter_settings: dict[str, Any] = dict(adapter.optional_settings)
         for key in adapter.required_settings:
@@ -251,12 +277,16 @@ def _channels(root: _Fields) -> tuple[ChannelSpec, ...]:
         for key in adapter.optional_settings:
             if fields.data.get(key) is not None:
                 adapter_settings[key] = fields.data[key]
+        if (guard := _guard(fields)) is not None:
+            adapter_settings[GUARD_SETTING] = guard
         channels.append(
             ChannelSpec(
                 name=str(name),
                 batch_size=fields.integer("batch_size", default=DEFAULT_BATCH_SIZE, minimum=1),
                 rate_limit_per_second=fields.number("rate_limit_per_second", default=0.0),
                 settings=adapter_settings,
+                connections=fields.bounded("connections", default=1, minimum=1, maximum=MAX_CONNECTIONS),
+                shards=fields.bounded("shards", default=1, minimum=1, maximum=MAX_SHARDS),
             )
         )
     return tuple(channels)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 CHECK_INTERVAL = 0.25
 RUNNING = "running"
@@ -52,3 +54,43 @@ class StopSignal:
             next_check = (self._checked_at if self._checked_at is not None else now) + self.interval
             self._sleep(max(min(deadline, next_check) - now, 0.0))
         return True
+
+
+class StopCheck(Protocol):
+    """What a sender needs of a stop signal: whether the run stopped, and a wait that a stop cuts short."""
+
+    state: str | None
+
+    def stopped(self) -> bool:
+        """True once the run is seen stopped."""
+        ...
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds``; True as soon as a stop is seen."""
+        ...
+
+
+class SharedStop:
+    """A stop seen by the task's main thread (which asks the run's state), handed to its sender threads.
+
+    Only the main thread talks to the Task SDK; sender threads read a flag, and their rate-limit waits
+    end the moment it is raised.
+    """
+
+    def __init__(self) -> None:
+        self.state: str | None = None
+        self._event = threading.Event()
+
+    def raise_stop(self, state: str) -> None:
+        """Tell every sender thread to end its batch before its next message."""
+        if self.state is None:
+            self.state = state
+        self._event.set()
+
+    def stopped(self) -> bool:
+        """True once raised."""
+        return self._event.is_set()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until raised; True when raised."""
+        return self._event.wait(seconds) if seconds > 0 else self._event.is_set()

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from campaign_runs import __version__
 from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
 from campaign_runs.adapters.auth import acting_as, authorized_dag_ids, is_worklist_admin, user_name
+from campaign_runs.api_definitions import router as definitions_router
 from campaign_runs.api_emails import router as emails_router
 from campaign_runs.api_models import (
     ID_MAX,
@@ -40,7 +41,7 @@ from campaign_runs.api_models import (
 from campaign_runs.api_monitor import router as monitor_router
 from campaign_runs.api_users import router as users_router
 from campaign_runs.domain import CampaignRunsError, NotFoundError, RunStatus
-from campaign_runs.http_errors import http_status
+from campaign_runs.http_errors import error_fields, http_status
 from campaign_runs.ui_app import ui_app
 
 URL_PREFIX = "/campaign-runs"
@@ -77,9 +78,8 @@ app = FastAPI(
     ),
 )
 
-app.include_router(emails_router)
-app.include_router(users_router)
-app.include_router(monitor_router)
+for router in (emails_router, users_router, monitor_router, definitions_router):
+    app.include_router(router)
 app.mount("/ui", ui_app)  # the campaign pages under auth managers other than FAB's (ui_routes.py)
 
 # ---------------------------------------------------------------- errors
@@ -91,7 +91,7 @@ def _problem(status_code: int, detail: str, code: str, headers: dict[str, str] |
 
 @app.exception_handler(CampaignRunsError)
 async def _domain_error(request: Request, error: CampaignRunsError) -> JSONResponse:
-    return _problem(http_status(error), str(error), error.code)
+    return JSONResponse({"detail": str(error), "code": error.code, **error_fields(error)}, http_status(error))
 
 
 @app.exception_handler(RequestValidationError)
@@ -316,6 +316,7 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
                 note=body.note,
                 unpause=action == "restart" and body.unpause,
                 resend_in_doubt=action == "restart" and body.resend_in_doubt,
+                params=body.params,
                 idempotency_key=idempotency_key,
             )
         return ActionResultOut(**action_row(result))

@@ -227,6 +227,11 @@ class ActionBody(BaseModel):
         description="Restart only: send once more to the recipients in doubt (claimed by an earlier run of the "
         "slot, never confirmed). Off by default: someone in doubt may have received the message.",
     )
+    params: dict[str, Any] | None = Field(
+        default=None,
+        description="Restart only: params overrides, validated against the campaign's params; otherwise the new "
+        "run uses the campaign's current configuration.",
+    )
 
 
 class ActionResultOut(BaseModel):

@@ -34,9 +34,10 @@ from typing import Any
 
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
 from campaign_runs.cli_db import DB_CLEAN_COMMAND, HOUSEKEEPING_COMMAND
+from campaign_runs.cli_definitions import DEFINITION_COMMANDS
 from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_monitor import MONITOR_COMMAND
-from campaign_runs.cli_support import CliError, confirm, edge, printer, run_table_row
+from campaign_runs.cli_support import CliError, confirm, edge, json_object, printer, run_table_row
 from campaign_runs.cli_users import USERS_COMMAND
 from campaign_runs.presenters import (
     action_row,
@@ -103,6 +104,14 @@ ARG_RESEND_IN_DOUBT = arg(
     action="store_true",
     help="Send once more to the recipients in doubt (claimed by the run, never confirmed); off by default, "
     "since someone in doubt may have received the message",
+)
+ARG_PARAMS = arg(
+    ("--params",),
+    metavar="JSON",
+    type=json_object,
+    default=None,
+    help="Params overrides for the new run, as a JSON object validated against the campaign's params "
+    "(otherwise the new run uses the campaign's current configuration)",
 )
 ARG_WORKLIST_USER = arg(("--user",), metavar="USERNAME", default=None, help="Show this user's work list")
 ARG_WORKLIST_ALL = arg(("--all",), action="store_true", help="Show everyone's work list (the default)")
@@ -224,6 +233,7 @@ def _act(args: argparse.Namespace, action: str) -> None:
         note=args.note,
         unpause=bool(getattr(args, "unpause", False)),
         resend_in_doubt=bool(getattr(args, "resend_in_doubt", False)),
+        params=getattr(args, "params", None),
     )
     core.wait_for_deliveries(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent
     notice = no_email_notice(email_of(args.user))
@@ -252,7 +262,7 @@ def campaigns_stop(args: argparse.Namespace) -> None:
 
 @edge
 def campaigns_restart(args: argparse.Namespace) -> None:
-    """``airflow campaigns restart CAMPAIGN RUN_ID --note TEXT --user USERNAME [--unpause] [--resend-in-doubt]``."""
+    """``airflow campaigns restart CAMPAIGN RUN_ID --note TEXT --user USERNAME [--unpause] [--params JSON]``."""
     _act(args, "restart")
 
 
@@ -327,7 +337,7 @@ CAMPAIGNS_COMMANDS = (
         name="restart",
         help="Restart a failed or stopped run: mark it skipped and start a new run for the same slot (email)",
         func=campaigns_restart,
-        args=(*_ACT[:4], ARG_UNPAUSE, ARG_RESEND_IN_DOUBT, *_ACT[4:]),
+        args=(*_ACT[:4], ARG_UNPAUSE, ARG_RESEND_IN_DOUBT, ARG_PARAMS, *_ACT[4:]),
     ),
     ActionCommand(
         name="skip",
@@ -352,6 +362,7 @@ CAMPAIGNS_COMMANDS = (
     MONITOR_COMMAND,
     USERS_COMMAND,
     DB_CLEAN_COMMAND,
+    *DEFINITION_COMMANDS,
 )
 
 

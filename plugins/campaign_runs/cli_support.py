@@ -15,7 +15,7 @@ class CliError(Exception):
 
 
 def _fail(message: str) -> SystemExit:
-    return SystemExit(f"Error: {message}")
+    return SystemExit(f"Error: {' '.join(message.split())}")  # one line, even for a multi-line YAML error
 
 
 def edge(func: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], None]:
@@ -101,6 +101,19 @@ class Printer:
             (self.console.print_as_json if output == "json" else self.console.print_as_yaml)(normalized)
             return
         self.print_as([{"property": k, "value": v} for k, v in data.items()], output)
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """An argparse type: a JSON object (``--conf``, ``--params``); a usage error otherwise."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. '{\"audience_size\": 100}'")
+    return value
 
 
 def printer() -> Printer:

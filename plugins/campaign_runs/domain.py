@@ -180,6 +180,34 @@ class NotPermittedError(CampaignRunsError):
     code = "forbidden"
 
 
+class CampaignActionNotAllowedError(CampaignRunsError):
+    """The campaign's state does not allow the action (Pause a paused campaign, Stop all with no active run)."""
+
+    code = "not_allowed"
+
+
+class DefinitionInvalidError(CampaignRunsError):
+    """A campaign definition that would not load: names the field (dotted) and what is wrong with it."""
+
+    code = "invalid_definition"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
+
+
+class DefinitionConflictError(ConflictError):
+    """Someone saved the campaign since the version this edit started from; ``changes`` is their diff."""
+
+    code = "definition_conflict"
+
+    def __init__(self, message: str, *, current_sha: str, changes: str) -> None:
+        super().__init__(message)
+        self.current_sha = current_sha
+        self.changes = changes
+
+
 def validate_note(note: str | None, *, required: bool, max_length: int) -> str:
     """Return the cleaned note or raise ``InvalidNoteError``."""
     cleaned = (note or "").replace("\r\n", "\n").strip()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from airflow.utils.sqlalchemy import UtcDateTime
 from sqlalchemy import (
+    Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -13,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 metadata = MetaData()
@@ -39,6 +42,8 @@ run_record = Table(
     Column("dag_run_id", Integer, nullable=True),
     Column("dag_run_created_at", UtcDateTime, nullable=True),
     Column("clear_number", Integer, nullable=True),
+    # False when the stop was one of a "Stop all": that action sends one summary email instead.
+    Column("stop_email", Boolean, nullable=False, default=True, server_default=true()),
     Index("idx_campaign_run_record_status", "status"),
 )
 
@@ -122,4 +127,46 @@ user_email = Table(
     Column("email", String(512), nullable=True),
     Column("auth_manager_email", String(512), nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Messages of one channel of one run, with the run's status and timing: written when the run ends or its stop
+# finishes (``finalised``), so the Monitor and the overview read one row per run and channel instead of XCom.
+run_summary = Table(
+    "campaign_run_summary",
+    metadata,
+    Column("dag_id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), primary_key=True),
+    Column("channel", String(64), primary_key=True),
+    Column("total", Integer, nullable=False, default=0),
+    Column("sent", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("in_doubt", Integer, nullable=False, default=0),
+    Column("status", String(20), nullable=False),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Column("duration_seconds", Float, nullable=True),
+    Column("finalised", Boolean, nullable=False, default=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("idx_campaign_run_summary_dag_ended", "dag_id", "ended_at"),
+    Index("idx_campaign_run_summary_ended", "ended_at"),
+)
+
+# What happened to a campaign as a whole: each saved definition (a numbered version with its YAML and the diff
+# from the one before) and each campaign action (Run now, Pause, Resume, Stop all), with who, when and the note.
+campaign_event = Table(
+    "campaign_event",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dag_id", String(ID_LENGTH), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+    Column("version", Integer, nullable=True),
+    Column("content_sha", String(64), nullable=True),
+    Column("definition", Text, nullable=True),
+    Column("diff", Text, nullable=True),
+    Column("details", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("dag_id", "version", name="uq_campaign_event_version"),
+    Index("idx_campaign_event_dag", "dag_id", "id"),
 )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from campaign_runs import core, page_input
+from campaign_runs.core.overview import overview
 from campaign_runs.core.users import email_of, no_email_notice
 from campaign_runs.domain import Action, NotACampaignError, RunStatus
 from campaign_runs.page_format import render_markdown
@@ -73,15 +74,17 @@ def campaigns_page(args: Mapping[str, str], access: Access) -> PageView:
     sort = page_input.choice(args, "sort", page_input.SORTS, "dag_id")
     descending = page_input.flag(args, "desc")
     number = page_input.page_number(args)
+    readable = access.authorized_dag_ids("GET")
     found, total = core.list_campaigns(
         search=search or None,
-        dag_ids=sorted(access.authorized_dag_ids("GET")),
+        dag_ids=sorted(readable),
         sort=sort,
         descending=descending,
         limit=CAMPAIGNS_PAGE_SIZE,
         offset=(number - 1) * CAMPAIGNS_PAGE_SIZE,
     )
     context = {"campaigns": found, "total": total, "page": number, "search": search, "sort": sort}
+    context["overview"] = overview(dag_ids=readable)
     pages = max(1, -(-total // CAMPAIGNS_PAGE_SIZE))
     return PageView("campaigns.html", {**context, "pages": pages, "descending": descending, "sorts": page_input.SORTS})
 
@@ -134,6 +137,7 @@ def run_page(
         "overall_percent": details.overall_percent,
         "tasks": details.tasks,
         "failures": details.failures,
+        "dag_version": details.dag_version,
         "active": details.run.is_active,
         "form": form or {},
     }

@@ -28,11 +28,13 @@ def _fastapi_apps() -> list[dict[str, Any]]:
 def _appbuilder_views() -> list[dict[str, Any]]:
     """The campaign pages, served by the FAB provider under ``/pluginsv2/campaigns``."""
     from campaign_runs.views import CampaignsView
+    from campaign_runs.views_definitions import CampaignDefinitionsView
     from campaign_runs.views_emails import CampaignEmailsView
     from campaign_runs.views_monitor import CampaignMonitorView
     from campaign_runs.views_users import CampaignUsersView
 
     views = [CampaignsView(), CampaignEmailsView(), CampaignUsersView(), CampaignMonitorView()]
+    views.append(CampaignDefinitionsView())
     return [{"view": view} for view in views]
 
 

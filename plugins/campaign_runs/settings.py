@@ -49,6 +49,12 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "Where the shipped campaigns write SMS/push sinks and their delivery ledger; empty means "
         "$AIRFLOW_HOME/campaign_sinks. Read by the campaign tasks (dags/campaign_factory).",
     ),
+    "definitions_folder": (
+        "",
+        "Folder of the campaigns' YAML files that New and Configure write (the dag-processor reads them); empty "
+        "means the campaigns folder of [core] dags_folder. Read-only (for a git bundle) means New and Configure "
+        "offer the YAML to commit instead of writing it.",
+    ),
     "ledger_conn_id": (
         "",
         "Connection (PostgreSQL) holding the shipped campaigns' delivery ledger, shared by every worker; empty "
@@ -76,6 +82,7 @@ class CampaignRunsSettings:
     email_subject_prefix: str
     base_url: str
     user_email_template: str = ""
+    definitions_folder: str = ""
 
 
 @functools.cache
@@ -103,4 +110,5 @@ def get_settings() -> CampaignRunsSettings:
         email_subject_prefix=get("email_subject_prefix"),
         base_url=base_url.rstrip("/"),
         user_email_template=get("user_email_template").strip(),
+        definitions_folder=get("definitions_folder").strip(),
     )

@@ -15,7 +15,16 @@ from flask import flash, g, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
-from campaign_runs import core, page_input, page_views, ui_support, view_links, views_users
+from campaign_runs import (
+    core,
+    page_definitions,
+    page_input,
+    page_views,
+    ui_support,
+    view_links,
+    views_definitions,
+    views_users,
+)
 from campaign_runs.adapters import auth
 from campaign_runs.domain import (
     Action,
@@ -171,7 +180,10 @@ class CampaignsView(BaseView):
         """Every campaign the user may read: sortable, searchable, paginated."""
         if (refused := self._gate()) is not None:
             return refused
-        return self._show(page_views.campaigns_page(request.args, FAB_ACCESS))
+        may_create = views_definitions.may_manage(self.appbuilder, "POST")  # asked before any core call
+        view = page_views.campaigns_page(request.args, FAB_ACCESS)
+        view.context.update(page_definitions.campaigns_context(_authorized_dag_ids("GET"), may_create))
+        return self._show(view)
 
     # ------------------------------------------------------------ campaign display
 
@@ -182,8 +194,12 @@ class CampaignsView(BaseView):
             return refused
         kept = session.pop(KEEP_KEY, None)
         keep = kept.get("run_id", "") if isinstance(kept, dict) and kept.get("dag_id") == dag_id else ""
+        rights = views_definitions.campaign_rights(self.appbuilder, dag_id)  # asked before any core call
         try:
-            return self._show(page_views.display_page(dag_id, request.args, FAB_ACCESS, keep))
+            view = page_views.display_page(dag_id, request.args, FAB_ACCESS, keep)
+            if view.template == "display.html":
+                view.context.update(page_definitions.display_context(dag_id, rights))
+            return self._show(view)
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
 
@@ -253,6 +269,7 @@ class CampaignsView(BaseView):
                 note=note,
                 unpause=unpause,
                 resend_in_doubt=resend_in_doubt,
+                params=page_definitions.parse_params(request.form.get("params", "")),
                 idempotency_key=request.form.get("idempotency_key") or None,
             )
         except CampaignRunsError as error:
@@ -262,6 +279,7 @@ class CampaignsView(BaseView):
                 "note": note,
                 "error": str(error) if isinstance(error, InvalidNoteError) else "",
                 "offer_unpause": isinstance(error, CampaignPausedError),
+                "params": request.form.get("params", ""),
             }
             return self._run_page(dag_id, run_id, status=http_status(error), form=form)
         for category, message in page_views.action_messages(wanted, run_id, result.new_run_id, _username()):

@@ -56,7 +56,27 @@ OPERATIONS = [
     ("/me/email", "PUT"),
     ("/campaigns/{dag_id}/metrics", "GET"),
     ("/overview", "GET"),
+    ("/definitions/schema", "GET"),
+    ("/definitions/validate", "POST"),
+    ("/definitions/preview", "POST"),
+    ("/campaigns", "POST"),
+    ("/campaigns/{dag_id}/definition", "GET"),
+    ("/campaigns/{dag_id}/definition", "PUT"),
+    ("/campaigns/{dag_id}/history", "GET"),
+    ("/campaigns/{dag_id}/actions/{action}", "POST"),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def definitions_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """New and Configure write campaign files into a private folder, never the repository's DAGs folder."""
+    from campaign_runs.settings import get_settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(tmp_path_factory.mktemp("campaigns")))
+        get_settings.cache_clear()
+        yield
+    get_settings.cache_clear()
 
 
 # No server error and no schema violation. Left out: positive_data_acceptance (a schema-valid note can still

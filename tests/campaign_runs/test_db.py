@@ -21,9 +21,11 @@ OUR_TABLES = {
     "campaign_worklist_entry",
     "campaign_email_outbox",
     "campaign_user_email",
+    "campaign_run_summary",
+    "campaign_event",
 }
 VERSION_TABLE = "alembic_version_campaign_runs"
-HEAD = "cr0003"
+HEAD = "cr0005"
 
 
 def schema_of(inspector: Inspector, name: str) -> dict[str, Any]:

@@ -90,3 +90,29 @@ def test_refusals(api_app: Any, admin: TestClient) -> None:
         for path in (PAGE, f"{PAGE}/table.csv"):
             refused = admin.get(path, params=params)
             assert refused.status_code == 400 and reason in unescape(refused.text), (path, params, refused.text[:300])
+
+
+def test_table_html_escapes_every_text() -> None:
+    from campaign_runs.views_monitor import table_html
+
+    row = {
+        "run_id": 'manual__<script>"x"</script>',
+        "status": "completed",
+        "run_after": None,
+        "duration_seconds": 65.0,
+        "channel": "e&mail",
+        "sent": 3,
+        "failed": 1,
+        "in_doubt": 0,
+        "total": 4,
+        "delivery_rate": 0.75,
+        "stops": 0,
+        "restarts": 0,
+        "skips": 0,
+    }
+    html = str(table_html([row], {row["run_id"]: "/pluginsv2/campaigns/display/cr_campaign/run/manual__%3Cscript%3E"}))
+    assert "<script>" not in html and "&lt;script&gt;&#34;x&#34;" in html
+    assert 'data-channel="e&amp;mail"' in html
+    assert '<td data-col="duration_seconds" data-value="65.0">1m 05s</td>' in html
+    assert '<td data-col="delivery_rate">75.0%</td>' in html
+    assert 'href="/pluginsv2/campaigns/display/cr_campaign/run/manual__%3Cscript%3E"' in html

@@ -73,6 +73,7 @@ def test_lazy_attributes_return_the_real_view_and_app() -> None:
     from campaign_runs.api import app
     from campaign_runs.plugin import CampaignRunsPlugin
     from campaign_runs.views import CampaignsView
+    from campaign_runs.views_definitions import CampaignDefinitionsView
     from campaign_runs.views_emails import CampaignEmailsView
     from campaign_runs.views_monitor import CampaignMonitorView
     from campaign_runs.views_users import CampaignUsersView
@@ -85,6 +86,7 @@ def test_lazy_attributes_return_the_real_view_and_app() -> None:
         CampaignEmailsView,
         CampaignUsersView,
         CampaignMonitorView,
+        CampaignDefinitionsView,
     ]
     apps = plugin.fastapi_apps
     assert apps == [{"app": app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
@@ -104,6 +106,7 @@ def test_plugin_info_lists_the_view_and_the_app() -> None:
         "campaign_runs.views_emails.CampaignEmailsView",
         "campaign_runs.views_users.CampaignUsersView",
         "campaign_runs.views_monitor.CampaignMonitorView",
+        "campaign_runs.views_definitions.CampaignDefinitionsView",
     ]
     assert info["fastapi_apps"] == [
         {"app": "fastapi.applications.FastAPI", "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}

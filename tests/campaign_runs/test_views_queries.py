@@ -243,3 +243,60 @@ def test_campaigns_page_queries_do_not_grow_with_campaigns(
     assert many <= 30
     assert few_search == many_search
     assert many_search <= 30
+
+
+def bulk_summaries(start: int, count: int) -> None:
+    """Finalised summaries (two channels) of bulk runs ``start`` to ``start + count``, as the backfill writes them."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from campaign_runs.models import run_summary
+
+    ids = [f"{BULK_RUN_PREFIX}{number:06d}" for number in range(start, start + count)]
+    with create_session() as session:
+        ended = dict(
+            session.execute(
+                select(DagRun.run_id, DagRun.end_date).where(DagRun.dag_id == "cr_campaign", DagRun.run_id.in_(ids))
+            ).all()
+        )
+    numbers = {"total": 10, "sent": 9, "failed": 1, "in_doubt": 0, "status": "completed", "finalised": True}
+    rows = [
+        {"run_id": run_id, "channel": channel, "ended_at": ended[run_id], "updated_at": ended[run_id], **numbers}
+        for run_id in ids
+        for channel in ("email", "sms")
+    ]
+    copy_rows(run_summary, {"dag_id": "cr_campaign"}, rows)
+
+
+def test_monitor_queries_do_not_grow_with_runs(
+    admin: TestClient, make_run: Callable[..., str], bulk_runs: Callable[[int], None]
+) -> None:
+    from campaign_runs.core import summaries
+
+    from tests.campaign_runs.core.test_restart_options import report_progress
+
+    url = f"{BASE}/monitor/cr_campaign?limit=100"
+    csv_url = f"{BASE}/monitor/cr_campaign/table.csv?limit=100"
+    row = r'<tr class="cr-row" data-run-id='
+    for state in ("running", "failed", "success"):
+        run_id = make_run("cr_campaign", state=state)
+        report_progress("cr_campaign", run_id, "email", {"total": 10, "sent": 4, "failed": 1})
+    bulk_runs(0)  # the template run
+    summaries.finalise_ended(backfill=True)  # the ended ones read their summary, the running one XCom
+    page_queries(admin, url)  # warm-up
+
+    few = page_queries(admin, url)
+    few_csv = page_queries(admin, csv_url)
+    assert rows_on(admin, url, row) == 4 * 2  # a row per run and channel
+
+    bulk_runs(10_000 - 4)
+    bulk_summaries(0, 10_000 - 4)
+    many = page_queries(admin, url)
+    many_csv = page_queries(admin, csv_url)
+    page = admin.get(url).text
+    assert len(re.findall(row, page)) == 100 * 2
+    assert page.count('<td data-col="sent">9</td>') == 96 * 2  # bulk runs: from their summaries
+
+    print(f"monitor (100 runs): {few} statements with 4 runs, {many} with 10,000; CSV: {few_csv}, {many_csv}")
+    assert few == many
+    assert few_csv == many_csv
+    assert many <= 30

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # Users who may edit users (Admin by default) may also see and hand over everybody's work list.
 WORKLIST_ADMIN_RESOURCE = "Users"
+DEFINITIONS_RESOURCE = "Campaign Definitions"
+DEFINITIONS_DEFAULT_ROLES = ("Admin", "Op")
+_definition_permissions_ready = False
 FAB_AUTH_MANAGER = "FabAuthManager"
 
 # The auth manager's user object of the request being served (API and UI routes), for the core's lookups.
@@ -122,6 +125,50 @@ def is_worklist_admin(user: Any) -> bool:
     """
     manager = auth_manager()
     if not manager.is_authorized_custom_view(method="PUT", resource_name=WORKLIST_ADMIN_RESOURCE, user=user):
+        return False
+    return uses_fab() or bool(manager.is_authorized_configuration(method="PUT", user=user))
+
+
+def ensure_definition_permissions(session: Session) -> None:
+    """FAB only: create ``can_read``/``can_create``/``can_edit`` on "Campaign Definitions" for Admin and Op (once)."""
+    global _definition_permissions_ready
+    if _definition_permissions_ready or not uses_fab():
+        return
+    from airflow.providers.fab.auth_manager.models import Action, Permission, Resource, Role
+
+    resource = session.scalars(select(Resource).where(Resource.name == DEFINITIONS_RESOURCE)).first()
+    if resource is None:
+        resource = Resource(name=DEFINITIONS_RESOURCE)
+        session.add(resource)
+    roles = list(session.scalars(select(Role).where(Role.name.in_(DEFINITIONS_DEFAULT_ROLES))).unique())
+    for action_name in ("can_read", "can_create", "can_edit"):
+        action = session.scalars(select(Action).where(Action.name == action_name)).first()
+        if action is None:
+            action = Action(name=action_name)
+            session.add(action)
+        session.flush()
+        permission = session.scalars(
+            select(Permission).where(Permission.action_id == action.id, Permission.resource_id == resource.id)
+        ).first()
+        if permission is None:
+            permission = Permission(action=action, resource=resource)
+            session.add(permission)
+        for role in roles:
+            if permission not in role.permissions:
+                role.permissions.append(permission)
+    session.commit()
+    _definition_permissions_ready = True
+
+
+def may_manage_definitions(user: Any, method: str = "POST") -> bool:
+    """Whether ``user`` may create (POST) or configure (PUT) campaigns: the "Campaign Definitions" custom view.
+
+    FAB grants it to Admin and Op (``ensure_definition_permissions``) and any role it is given to. Managers that
+    answer custom views coarsely (SimpleAuthManager lets every viewer through) also need the right to change
+    the configuration (SimpleAuthManager: OP and ADMIN), as the work-list administrators do.
+    """
+    manager = auth_manager()
+    if not manager.is_authorized_custom_view(method=method, resource_name=DEFINITIONS_RESOURCE, user=user):
         return False
     return uses_fab() or bool(manager.is_authorized_configuration(method="PUT", user=user))
 

@@ -37,10 +37,10 @@ def _stats() -> Any:
     return stats.Stats
 
 
-def incr(name: str, count: int = 1) -> None:
-    """Add ``count`` to the counter ``campaign_runs.<name>``."""
+def incr(name: str, count: int = 1, tags: dict[str, str] | None = None) -> None:
+    """Add ``count`` to the counter ``campaign_runs.<name>`` (``tags`` reach backends that keep them)."""
     try:
-        _stats().incr(PREFIX + name, count)
+        _stats().incr(PREFIX + name, count, tags=tags)
     except Exception:
         log.warning("Could not send metric %s", name, exc_info=True)
 

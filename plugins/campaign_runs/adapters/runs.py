@@ -374,16 +374,3 @@ def trigger_run(
         raise RuntimeError(f"Airflow did not create a run for {dag_id}")
     session.flush()
     return _info(dag_run)
-
-
-def recent_runs(
-    dag_id: str, *, since: datetime | None, until: datetime | None, limit: int, session: Session
-) -> list[DagRunInfo]:
-    """The DAG's newest ``limit`` runs (by run_after, within ``[since, until)`` when given), newest first."""
-    query = select(DagRun).where(DagRun.dag_id == dag_id)
-    if since is not None:
-        query = query.where(DagRun.run_after >= since)
-    if until is not None:
-        query = query.where(DagRun.run_after < until)
-    rows = session.scalars(query.order_by(DagRun.run_after.desc(), DagRun.id.desc()).limit(limit))
-    return [_info(dr) for dr in rows]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.models.dag import DagTag
 from airflow.models.taskinstance import TaskInstance
 from airflow.models.xcom import XComModel
 from airflow.utils.state import TaskInstanceState
@@ -100,26 +99,6 @@ def progress_reports_of(dag_id: str, run_ids: Sequence[str], session: Session) -
     return found
 
 
-def progress_since(tag: str, since: datetime, session: Session) -> list[tuple[str, datetime, ProgressReport]]:
-    """``(dag_id, pushed at, report)`` of every progress report of DAGs tagged ``tag`` pushed since ``since``."""
-    rows = session.execute(
-        select(
-            XComModel.dag_id,
-            XComModel.run_id,
-            XComModel.task_id,
-            XComModel.map_index,
-            XComModel.value,
-            XComModel.timestamp,
-        ).where(
-            XComModel.key == PROGRESS_KEY,
-            XComModel.timestamp >= since,
-            XComModel.dag_id.in_(select(DagTag.dag_id).where(DagTag.name == tag)),
-            XComModel.task_id.startswith(CHANNEL_TASK_PREFIX, autoescape=True),
-        )
-    ).all()
-    return [(row.dag_id, row.timestamp, report) for row in rows if (report := _report(row)) is not None]
-
-
 def task_rows(dag_id: str, run_id: str, session: Session) -> list[TaskRow]:
     """The run's task instances in start order, in one query."""
     rows = session.execute(
@@ -195,3 +174,64 @@ def failure_messages(dag_id: str, run_id: str, session: Session, *, limit: int =
         if found:
             messages[ti.task_id] = found[:FAILURE_MESSAGE_MAX]
     return messages
+
+
+GUARD_KEY = "campaign_guard"
+
+
+@dataclass(frozen=True)
+class GuardTrip:
+    """A ``campaign_guard`` XCom of a running run that no Stop followed yet, with its DAG's owners and owner link."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    pushed_at: datetime
+    value: dict[str, Any]
+    owners: str
+    owner_link: str | None
+
+
+def tripped_guards(session: Session, limit: int = 50) -> list[GuardTrip]:
+    """Guards tripped on running runs, not yet followed by a Stop, oldest first: one query, from the running runs."""
+    from airflow.models.dag import DagModel, DagOwnerAttributes
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import and_, exists
+
+    from campaign_runs.domain import Action
+    from campaign_runs.models import run_action
+
+    stopped_since = exists().where(
+        run_action.c.dag_id == DagRun.dag_id,
+        run_action.c.run_id == DagRun.run_id,
+        run_action.c.action == Action.STOP.value,
+        run_action.c.created_at >= XComModel.timestamp,
+    )
+    rows = session.execute(
+        select(XComModel.task_id, XComModel.map_index, XComModel.value, XComModel.timestamp)
+        .add_columns(DagRun.dag_id, DagRun.run_id, DagModel.owners, DagOwnerAttributes.link)
+        .select_from(DagRun)
+        .join(XComModel, and_(XComModel.dag_run_id == DagRun.id, XComModel.key == GUARD_KEY))
+        .join(DagModel, DagModel.dag_id == DagRun.dag_id)
+        .outerjoin(
+            DagOwnerAttributes,
+            and_(DagOwnerAttributes.dag_id == DagRun.dag_id, DagOwnerAttributes.owner == DagModel.owners),
+        )
+        .where(DagRun.state == DagRunState.RUNNING, ~stopped_since)
+        .order_by(XComModel.timestamp)
+        .limit(limit)
+    ).all()
+    trips = []
+    for row in rows:
+        value = XComModel.deserialize_value(row)
+        if not isinstance(value, dict):
+            log.warning("Ignoring %s of %s/%s/%s: not a mapping", GUARD_KEY, row.dag_id, row.run_id, row.task_id)
+            continue
+        trips.append(
+            GuardTrip(
+                row.dag_id, row.run_id, row.task_id, row.map_index, row.timestamp, value, row.owners or "", row.link
+            )
+        )
+    return trips

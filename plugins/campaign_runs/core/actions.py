@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from campaign_runs.adapters import auth, dags, metrics, runs
+from campaign_runs.adapters import auth, campaign_control, dags, metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import notify, reconcile, records
+from campaign_runs.core import events, notify, reconcile, records
 from campaign_runs.core.delivery import deliver_after_commit
 from campaign_runs.core.details import in_doubt_count
 from campaign_runs.core.dto import ActionResult
@@ -42,6 +44,15 @@ RESTART_CONF_RUN = "campaign_restart_of"
 RESTART_CONF_SLOT = "campaign_slot"
 RESTART_CONF_RESEND = "campaign_resend_in_doubt"
 RUN_ACTIONS = (Action.STOP, Action.RESTART, Action.SKIP)
+
+
+@dataclass(frozen=True)
+class RestartOptions:
+    """Restart's options: unpause the campaign, resend to recipients in doubt, params overrides."""
+
+    unpause: bool = False
+    resend_in_doubt: bool = False
+    params: dict[str, Any] | None = None
 
 
 @provide_session
@@ -97,9 +108,13 @@ def stop_run(
     actor: str,
     note: str | None,
     idempotency_key: str | None = None,
+    email: bool = True,
     session: Session = NEW_SESSION,
 ) -> ActionResult:
-    """Stop an active run: it reads ``stopping`` until no task runs, then ``stopped`` (email, work list)."""
+    """Stop an active run: it reads ``stopping`` until no task runs, then ``stopped`` (email, work list).
+
+    ``email=False`` (a campaign's Stop all) leaves the email to the caller, which sends one for all its runs.
+    """
     fingerprint = records.request_fingerprint(Action.STOP, dag_id, run_id, note=note)
     if (replayed := records.replay(actor, idempotency_key, fingerprint, session)) is not None:
         return replayed
@@ -109,6 +124,7 @@ def stop_run(
             "status": RecordStatus.STOPPING.value,
             "stop_requested_by": actor,
             "stop_requested_at": utcnow(),
+            "stop_email": email,
             **reconcile.identity(dag_run),
         }
         records.transition(session, dag_id, run_id, record, values)
@@ -131,11 +147,13 @@ def stop_run(
     return ActionResult(action_id, Action.STOP.value, dag_id, run_id, actor, status.value, RunStatus.STOPPING.value)
 
 
-def _restart_conf(dag_run: DagRunInfo, resend_in_doubt: bool) -> dict[str, Any]:
-    """The new run's conf: a restart of a restart keeps the original run and slot (one slot for the ledger).
+def _restart_conf(dag_run: DagRunInfo, resend_in_doubt: bool, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The new run's conf: the run's own conf with ``params`` overrides on top, and the restart's links.
 
-    ``campaign_resend_in_doubt`` asks the channel tasks to send once more to the recipients in doubt; it is
-    set only when this restart asks for it, never inherited.
+    The new run is created from the campaign's current DAG (its current YAML: a fixed template or setting
+    applies), keeps what the run was asked to do (its audience, its overrides: the same recipients, so the
+    ledger sends nobody twice), and takes ``params`` over it. A restart of a restart keeps the original run
+    and slot. ``campaign_resend_in_doubt`` is set only when this restart asks for it, never inherited.
     """
     previous = {k: v for k, v in dag_run.conf.items() if k != RESTART_CONF_RESEND}
     slot = previous.get(RESTART_CONF_SLOT) or {
@@ -143,8 +161,26 @@ def _restart_conf(dag_run: DagRunInfo, resend_in_doubt: bool) -> dict[str, Any]:
         "data_interval_start": _iso(dag_run.data_interval_start),
         "data_interval_end": _iso(dag_run.data_interval_end),
     }
-    conf = {**previous, RESTART_CONF_RUN: previous.get(RESTART_CONF_RUN) or dag_run.run_id, RESTART_CONF_SLOT: slot}
+    conf = {
+        **previous,
+        **(params or {}),
+        RESTART_CONF_RUN: previous.get(RESTART_CONF_RUN) or dag_run.run_id,
+        RESTART_CONF_SLOT: slot,
+    }
     return {**conf, RESTART_CONF_RESEND: True} if resend_in_doubt else conf
+
+
+def _check_params(dag_id: str, params: dict[str, Any] | None, session: Session) -> None:
+    """Restart's params overrides, validated against the campaign's params as Airflow's trigger would."""
+    if not params:
+        return
+    definition = dags.get_definition(dag_id, session)
+    if definition is None:
+        raise NotFoundError(f"Airflow has not loaded campaign {dag_id!r}, so its params cannot be checked.")
+    try:
+        campaign_control.validated_conf(definition, params)
+    except ValueError as error:
+        raise InvalidOptionError(f"params: {error}") from error
 
 
 def _iso(value: Any) -> str | None:
@@ -161,19 +197,19 @@ def _check_not_paused(dag_id: str, unpause: bool, session: Session) -> None:
 
 
 def _start_replacement(
-    dag_run: DagRunInfo, new_run_id: str, actor: str, note: str, resend_in_doubt: bool, session: Session
+    dag_run: DagRunInfo, new_run_id: str, actor: str, note: str, options: RestartOptions, session: Session
 ) -> None:
     """Unpause the campaign if needed and queue the new run, linked to the one it replaces."""
     dag = dags.get_dag(dag_run.dag_id, session)
     if dag is not None and dag.is_paused:
         dags.set_paused(dag, False)
-    conf = _restart_conf(dag_run, resend_in_doubt)
+    conf = _restart_conf(dag_run, options.resend_in_doubt, options.params)
     new_run = runs.trigger_run(dag_run.dag_id, run_id=new_run_id, conf=conf, user=actor, note=note, session=session)
     records.link_restart(session, dag_run.dag_id, new_run_id, dag_run.run_id, reconcile.identity(new_run))
 
 
 def _mark_skipped(
-    action: Action, dag_run: DagRunInfo, record: Any, actor: str, note: str, resend_in_doubt: bool, session: Session
+    action: Action, dag_run: DagRunInfo, record: Any, actor: str, note: str, options: RestartOptions, session: Session
 ) -> tuple[str | None, list[int]]:
     """Skip the run (finishing a pending stop first); a restart also queues its replacement."""
     dag_id, run_id = dag_run.dag_id, dag_run.run_id
@@ -188,7 +224,7 @@ def _mark_skipped(
     runs.release_tasks(dag_id, run_id, session)
     runs.set_run_note(dag_id, run_id, note, actor, session)
     if new_run_id is not None:
-        _start_replacement(dag_run, new_run_id, actor, note, resend_in_doubt, session)
+        _start_replacement(dag_run, new_run_id, actor, note, options, session)
     records.resolve_worklist(session, dag_id, run_id, actor, "restarted" if new_run_id else "skipped")
     return new_run_id, finished or []
 
@@ -218,6 +254,15 @@ def _enqueue_email(
     )
 
 
+def _record_overrides(
+    session: Session, dag_id: str, run_id: str, new_run_id: str | None, actor: str, note: str, params: Any
+) -> None:
+    """The fix path: the campaign's history keeps the params a restart overrode."""
+    if params:
+        details = {"run_id": run_id, "new_run_id": new_run_id, "params": params}
+        events.record_event(session, dag_id=dag_id, kind="restart", actor=actor, note=note, details=json.dumps(details))
+
+
 def _skip_or_restart(
     action: Action,
     dag_id: str,
@@ -226,20 +271,22 @@ def _skip_or_restart(
     actor: str,
     note: str | None,
     idempotency_key: str | None,
-    unpause: bool,
-    resend_in_doubt: bool,
+    options: RestartOptions,
     session: Session,
 ) -> ActionResult:
+    unpause, resend_in_doubt = options.unpause, options.resend_in_doubt
+    extra = {"params": options.params} if options.params else {}
     fingerprint = records.request_fingerprint(
-        action, dag_id, run_id, note=note, unpause=unpause, resend_in_doubt=resend_in_doubt
+        action, dag_id, run_id, note=note, unpause=unpause, resend_in_doubt=resend_in_doubt, **extra
     )
     if (replayed := records.replay(actor, idempotency_key, fingerprint, session)) is not None:
         return replayed
     cleaned, dag_run, record, status = _prepare(action, dag_id, run_id, actor, note, session)
     if action is Action.RESTART:
         _check_not_paused(dag_id, unpause, session)
+        _check_params(dag_id, options.params, session)
     with _all_or_nothing(session):
-        new_run_id, finished = _mark_skipped(action, dag_run, record, actor, cleaned, resend_in_doubt, session)
+        new_run_id, finished = _mark_skipped(action, dag_run, record, actor, cleaned, options, session)
         action_id = records.record_action(
             session,
             dag_id=dag_id,
@@ -257,6 +304,7 @@ def _skip_or_restart(
         outbox_id = _enqueue_email(
             action, dag_id, run_id, actor, action_id, cleaned, new_run_id, resend_in_doubt, session
         )
+        _record_overrides(session, dag_id, run_id, new_run_id, actor, cleaned, options.params)
     outbox_ids = [*finished, outbox_id]
     deliver_after_commit(session, outbox_ids)
     metrics.incr(f"action.{action.value}")
@@ -273,6 +321,7 @@ def restart_run(
     note: str | None,
     unpause: bool = False,
     resend_in_doubt: bool = False,
+    params: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     session: Session = NEW_SESSION,
 ) -> ActionResult:
@@ -285,6 +334,7 @@ def restart_run(
         note=note,
         unpause=unpause,
         resend_in_doubt=resend_in_doubt,
+        params=params,
         idempotency_key=idempotency_key,
         session=session,
     )
@@ -324,16 +374,17 @@ def perform(
     note: str | None,
     unpause: bool = False,
     resend_in_doubt: bool = False,
+    params: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     session: Session = NEW_SESSION,
 ) -> ActionResult:
     """Take ``action`` (stop, restart, skip) on a run: the one dispatcher every edge calls.
 
-    ``unpause`` and ``resend_in_doubt`` are Restart's options; another action refuses them.
+    ``unpause``, ``resend_in_doubt`` and ``params`` are Restart's options; another action refuses them.
     """
     wanted = parse_action(str(action))
-    if wanted is not Action.RESTART and (unpause or resend_in_doubt):
-        raise InvalidOptionError(f"unpause and resend_in_doubt are options of restart, not of {wanted.value}.")
+    if wanted is not Action.RESTART and (unpause or resend_in_doubt or params):
+        raise InvalidOptionError(f"unpause, resend_in_doubt and params are options of restart, not of {wanted.value}.")
     if wanted is Action.STOP:
         return stop_run(dag_id, run_id, actor=actor, note=note, idempotency_key=idempotency_key, session=session)
     return _skip_or_restart(
@@ -343,7 +394,6 @@ def perform(
         actor=actor,
         note=note,
         idempotency_key=idempotency_key,
-        unpause=unpause,
-        resend_in_doubt=resend_in_doubt,
+        options=RestartOptions(unpause, resend_in_doubt, params),
         session=session,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from campaign_runs.adapters import tasks
+from campaign_runs.adapters import dag_versions, tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import emails, records
 from campaign_runs.core.campaigns import require_campaign, summaries
@@ -92,4 +92,5 @@ def run_details(dag_id: str, run_id: str, *, with_failures: bool = False, sessio
         tasks=[_task_view(row) for row in task_rows],
         history=records.history(dag_id, run_id, session, (dag_run.pk, dag_run.created_at)),
         failures=tasks.failure_messages(dag_id, run_id, session) if with_failures else {},
+        dag_version=dag_versions.version_numbers(dag_id, [run_id], session).get(run_id),
     )

@@ -209,6 +209,7 @@ class RunDetails:
     tasks: list[TaskView]
     history: list[HistoryEntry]
     failures: dict[str, str]
+    dag_version: int | None = None  # Airflow's DagVersion.version_number the run was created with
 
     @property
     def overall_percent(self) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from campaign_runs.adapters import metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, create_session, provide_session
-from campaign_runs.core import monitor, notify, reconcile, records
+from campaign_runs.core import guard, monitor, notify, reconcile, records, summaries
 from campaign_runs.domain import ConflictError, RecordStatus, utcnow
 from campaign_runs.settings import get_settings
 
@@ -27,6 +27,11 @@ def finish_stop(record: Any, session: Session) -> list[int]:
     records.add_worklist_entry(
         session, dag_id=record.dag_id, run_id=record.run_id, assignee=actor, note=note, action_id=action_id
     )
+    summaries.emit(summaries.finalise_stopped(record.dag_id, record.run_id, session))
+    if record.stop_requested_at is not None:
+        metrics.timing("stop_to_stopped", utcnow() - record.stop_requested_at)
+    if getattr(record, "stop_email", True) is False:  # one of a Stop all: that action sent one email for all
+        return []
     outbox_id = notify.enqueue(
         session,
         kind="stopped",
@@ -36,8 +41,6 @@ def finish_stop(record: Any, session: Session) -> list[int]:
         action_id=action_id,
         context=notify.action_context(record.dag_id, record.run_id, note),
     )
-    if record.stop_requested_at is not None:
-        metrics.timing("stop_to_stopped", utcnow() - record.stop_requested_at)
     return [outbox_id]
 
 
@@ -82,12 +85,14 @@ def finish_stopping_runs(*, session: Session = NEW_SESSION) -> list[int]:
 
 
 def housekeeping_pass() -> tuple[list[int], int]:
-    """One pass: follow what Airflow did, finish stopping runs, send due emails. Returns (new outbox ids, sent)."""
+    """One pass: follow Airflow, finish stops, send due emails, summarise ended runs. Returns (outbox ids, sent)."""
     with create_session() as session:
         outbox_ids = reconcile.reconcile_runs(session)
+    guard.stop_tripped_runs()  # the Stops tripped guards ask for, finished below when their tasks ended
     with create_session() as session:
         outbox_ids += finish_stopping_runs(session=session)
     with create_session() as session:
         sent = notify.deliver(session)
         metrics.gauge("outbox.backlog", monitor.outbox_backlog(session)[0])
+    summaries.finalise_ended()  # after the emails: a summary that cannot be written never holds them up
     return outbox_ids, sent

@@ -1,8 +1,9 @@
 """Monitor: delivery per run and channel, durations, statuses and interventions across a campaign's runs.
 
-The numbers come from the progress each ``send_<channel>`` task publishes to XCom (read for all listed runs in
-one query), Airflow's DagRun rows and the plugin's own history and work list: a constant number of statements
-whatever the number of runs.
+Finished runs' numbers come from their durable summaries (``core.summaries``), the others' (still going, or
+ended but not summarised yet) from the progress each ``send_<channel>`` task publishes to XCom, both read for
+all listed runs in one query each; with Airflow's DagRun rows and the plugin's own history and work list,
+a constant number of statements whatever the number of runs.
 """
 
 from __future__ import annotations
@@ -10,24 +11,26 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from campaign_runs.adapters import dags, runs, tasks
+from campaign_runs.adapters import summaries as stored_runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import notify
+from campaign_runs.core import records, summaries
 from campaign_runs.core.campaigns import require_campaign
 from campaign_runs.core.details import channel_progress
-from campaign_runs.core.schedule import run_views
-from campaign_runs.domain import Action, InvalidOptionError, RecordStatus, utcnow
-from campaign_runs.models import email_outbox, run_action, run_record, worklist_entry
+from campaign_runs.core.overview import Overview, StuckRun, outbox_backlog, overview, stuck_after
+from campaign_runs.core.reconcile import applied_status, belongs
+from campaign_runs.domain import Action, InvalidOptionError, NotACampaignError, RecordStatus, derive_status
+from campaign_runs.models import run_action, worklist_entry
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Sequence
 
     from sqlalchemy.orm import Session
 
@@ -37,6 +40,7 @@ STATUS_MIX = ("completed", "failed", "stopped", "skipped")
 INTERVENTIONS = (Action.STOP, Action.RESTART, Action.SKIP, Action.REASSIGN)
 TABLE_COLUMNS: tuple[str, ...] = ("run_id", "status", "run_after", "duration_seconds", "channel", "sent", "failed")
 TABLE_COLUMNS += ("in_doubt", "total", "delivery_rate", "stops", "restarts", "skips")
+__all__ = ["Overview", "StuckRun", "outbox_backlog", "overview", "stuck_after"]  # the overview, in core.overview
 
 
 def delivery_rate(sent: int, total: int) -> float | None:
@@ -120,38 +124,31 @@ class CampaignMetrics:
     resolve_worst_seconds: float | None
 
 
-@dataclass(frozen=True)
-class StuckRun:
-    """A run stopping for longer than expected (the housekeeper should have finished it)."""
-
-    dag_id: str
-    run_id: str
-    stop_requested_by: str | None
-    stop_requested_at: datetime
-    stopping_seconds: float
-
-
-@dataclass(frozen=True)
-class Overview:
-    """Across campaigns: messages, failures, open work, stuck stops and the outbox's health."""
-
-    sent_today: int
-    failed_today: int
-    sent_7_days: int
-    failed_7_days: int
-    open_worklist: int
-    stuck_runs: list[StuckRun]
-    stuck_after_seconds: int
-    outbox_backlog: int
-    oldest_pending_seconds: float | None
-    generated_at: datetime = field(default_factory=utcnow)
-
-
 def _channels(reports: list[tasks.ProgressReport], declared: list[str]) -> list[ChannelNumbers]:
     return [
         ChannelNumbers(p.channel, p.sent or 0, p.failed or 0, p.in_doubt or 0, p.total or 0)
         for p in channel_progress(declared, reports, [])
     ]
+
+
+def _stored_channels(summary: summaries.StoredRun, declared: list[str]) -> list[ChannelNumbers]:
+    """A summary's channels in the order of ``channel_progress``: declared ones, then others that reported."""
+    names = [*declared, *sorted(set(summary.channels) - set(declared))]
+    return [ChannelNumbers(name, *summary.channels.get(name, (0, 0, 0, 0))) for name in names]
+
+
+def _numbers(
+    dag_id: str, dag_runs: list[runs.DagRunInfo], declared: list[str], session: Session
+) -> dict[str, list[ChannelNumbers]]:
+    """Each run's channels: from its summary when fresh, else from XCom (one query each)."""
+    kept = summaries.stored(dag_id, [dr.run_id for dr in dag_runs], session)
+    live = [dr.run_id for dr in dag_runs if not summaries.is_fresh(kept.get(dr.run_id), dr)]
+    reports = tasks.progress_reports_of(dag_id, live, session)
+    found = {run_id: _channels(reports.get(run_id, []), declared) for run_id in live}
+    for dr in dag_runs:
+        if dr.run_id not in found:
+            found[dr.run_id] = _stored_channels(kept[dr.run_id], declared)
+    return found
 
 
 def _interventions(dag_id: str, run_ids: Sequence[str], session: Session) -> list[Intervention]:
@@ -201,20 +198,47 @@ def _totals(found: list[RunMetrics]) -> list[ChannelNumbers]:
     return [ChannelNumbers(name, *values) for name, values in sums.items()]
 
 
-def _run(view: Any, reports: list[tasks.ProgressReport], declared: list[str], acts: list[Intervention]) -> RunMetrics:
-    acted = [i.action for i in acts if i.run_id == view.run_id]
+def _declared_channels(dag_id: str, session: Session) -> list[str]:
+    """The campaign's channels (``channel:`` tags), in one query; other ids raise as ``require_campaign`` does."""
+    tags = dags.tags_of([dag_id], session).get(dag_id, [])
+    if get_settings().campaign_tag not in tags:  # a tag is only ever on an existing DAG
+        require_campaign(dag_id, session)
+        raise NotACampaignError(f"DAG {dag_id!r} is not a campaign.")
+    return [t.split(":", 1)[1] for t in tags if t.startswith("channel:")]
+
+
+def _shown(dag_id: str, dag_runs: list[runs.DagRunInfo], session: Session) -> dict[str, tuple[str, str | None]]:
+    """Each run's displayed status and the run it restarts (``run_views`` without task counts and notes)."""
+    found = records.records(dag_id, [dr.run_id for dr in dag_runs], session)
+    kept = {dr.run_id: found[dr.run_id] for dr in dag_runs if belongs(found.get(dr.run_id), dr)}
+    applied = {dr.run_id: applied_status(kept.get(dr.run_id), dr) for dr in dag_runs}
+    stopping = [run_id for run_id, status in applied.items() if status == RecordStatus.STOPPING]
+    running = runs.running_task_counts(dag_id, stopping, session)
+    return {
+        dr.run_id: (
+            derive_status(dr.state, applied[dr.run_id], running.get(dr.run_id, 0)).value,
+            kept[dr.run_id].restart_of_run_id if dr.run_id in kept else None,
+        )
+        for dr in dag_runs
+    }
+
+
+def _run(
+    dr: runs.DagRunInfo, shown: tuple[str, str | None], channels: list[ChannelNumbers], acts: list[Intervention]
+) -> RunMetrics:
+    acted = [i.action for i in acts if i.run_id == dr.run_id]
     return RunMetrics(
-        run_id=view.run_id,
-        status=view.status,
-        run_after=view.run_after,
-        start_date=view.start_date,
-        end_date=view.end_date,
-        duration_seconds=_duration(view.start_date, view.end_date),
-        channels=_channels(reports, declared),
+        run_id=dr.run_id,
+        status=shown[0],
+        run_after=dr.run_after,
+        start_date=dr.start_date,
+        end_date=dr.end_date,
+        duration_seconds=_duration(dr.start_date, dr.end_date),
+        channels=channels,
         stops=acted.count(Action.STOP.value),
         restarts=acted.count(Action.RESTART.value),
         skips=acted.count(Action.SKIP.value),
-        restart_of=view.restart_of,
+        restart_of=shown[1],
     )
 
 
@@ -233,15 +257,14 @@ def campaign_metrics(
         raise InvalidOptionError(f"limit must be between 1 and {MAX_LIMIT}.")
     if since is not None and until is not None and until <= since:
         raise InvalidOptionError("The end of the date range must come after its start.")
-    require_campaign(dag_id, session)
-    declared = [t.split(":", 1)[1] for t in dags.tags_of([dag_id], session).get(dag_id, []) if t.startswith("channel:")]
-    dag_runs = runs.recent_runs(dag_id, since=since, until=until, limit=limit, session=session)
+    declared = _declared_channels(dag_id, session)
+    dag_runs = stored_runs.recent_runs(dag_id, since=since, until=until, limit=limit, session=session)
     run_ids = [dr.run_id for dr in dag_runs]
-    views = run_views(dag_id, dag_runs, session)
-    reports = tasks.progress_reports_of(dag_id, run_ids, session)
+    shown = _shown(dag_id, dag_runs, session)
+    numbers = _numbers(dag_id, dag_runs, declared, session)
     interventions = _interventions(dag_id, run_ids, session)
     waits, still_open = _resolution(dag_id, run_ids, session)
-    found = [_run(view, reports.get(view.run_id, []), declared, interventions) for view in views]
+    found = [_run(dr, shown[dr.run_id], numbers[dr.run_id], interventions) for dr in dag_runs]
     mix = dict.fromkeys(STATUS_MIX, 0)
     for run in found:
         mix[run.status] = mix.get(run.status, 0) + 1
@@ -310,82 +333,3 @@ def summary(metrics: CampaignMetrics) -> dict[str, Any]:
         "resolve_median_seconds": metrics.resolve_median_seconds,
         "resolve_worst_seconds": metrics.resolve_worst_seconds,
     }
-
-
-def outbox_backlog(session: Session) -> tuple[int, datetime | None]:
-    """Pending emails and when the oldest was written, in one query."""
-    count, oldest = session.execute(
-        select(func.count(), func.min(email_outbox.c.created_at)).where(email_outbox.c.status == notify.PENDING)
-    ).one()
-    return int(count or 0), oldest
-
-
-def stuck_after() -> timedelta:
-    """How long a stop may take before the run counts as stuck: twice the grace period, plus a minute."""
-    return timedelta(seconds=2 * get_settings().stop_grace_seconds + 60)
-
-
-def _stuck_runs(readable: Collection[str] | None, now: datetime, session: Session) -> list[StuckRun]:
-    rows = session.execute(
-        select(run_record)
-        .where(
-            run_record.c.status == RecordStatus.STOPPING.value,
-            run_record.c.stop_requested_at < now - stuck_after(),
-        )
-        .order_by(run_record.c.stop_requested_at)
-    )
-    return [
-        StuckRun(
-            r.dag_id, r.run_id, r.stop_requested_by, r.stop_requested_at, (now - r.stop_requested_at).total_seconds()
-        )
-        for r in rows
-        if readable is None or r.dag_id in readable
-    ]
-
-
-def _open_worklist(readable: Collection[str] | None, session: Session) -> int:
-    rows = session.execute(
-        select(worklist_entry.c.dag_id, func.count())
-        .where(worklist_entry.c.resolved_at.is_(None))
-        .group_by(worklist_entry.c.dag_id)
-    )
-    return sum(int(n) for dag_id, n in rows if readable is None or dag_id in readable)
-
-
-@provide_session
-def overview(*, dag_ids: Collection[str] | None = None, session: Session = NEW_SESSION) -> Overview:
-    """Across campaigns (only ``dag_ids`` when given; the outbox is everyone's), in a constant number of queries.
-
-    Messages count toward the day their channel task last reported progress (midnight UTC starts a day).
-    """
-    now = utcnow()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    week = {"sent_today": 0, "failed_today": 0, "sent_7_days": 0, "failed_7_days": 0}
-    for dag_id, pushed_at, report in tasks.progress_since(
-        get_settings().campaign_tag, now - timedelta(days=7), session
-    ):
-        if dag_ids is not None and dag_id not in dag_ids:
-            continue
-        sent, failed = (_count(report.value.get(key)) for key in ("sent", "failed"))
-        week["sent_7_days"] += sent
-        week["failed_7_days"] += failed
-        if pushed_at >= today:
-            week["sent_today"] += sent
-            week["failed_today"] += failed
-    backlog, oldest = outbox_backlog(session)
-    return Overview(
-        **week,
-        open_worklist=_open_worklist(dag_ids, session),
-        stuck_runs=_stuck_runs(dag_ids, now, session),
-        stuck_after_seconds=int(stuck_after().total_seconds()),
-        outbox_backlog=backlog,
-        oldest_pending_seconds=round((now - oldest).total_seconds(), 3) if oldest is not None else None,
-        generated_at=now,
-    )
-
-
-def _count(value: Any) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0

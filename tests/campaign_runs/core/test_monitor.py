@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from campaign_runs import core
-from campaign_runs.core import monitor
+from campaign_runs.core import monitor, summaries
 from campaign_runs.domain import InvalidOptionError, NotFoundError, utcnow
 from campaign_runs.models import email_outbox, run_record, worklist_entry
 from sqlalchemy import insert, update
@@ -126,6 +126,7 @@ def test_overview_counts_messages_work_stuck_stops_and_the_outbox(make_run: Any)
 
     done = make_run(DAG, state="success")
     report_progress(DAG, done, "email", {"total": 10, "sent": 7, "failed": 3})
+    summaries.finalise_ended(backfill=True)  # a finished run counts from its summary
     stuck = make_run(DAG, state="running")
     fresh = make_run(DAG, state="running")
     long_ago = utcnow() - monitor.stuck_after() - timedelta(seconds=5)
@@ -166,3 +167,27 @@ def test_overview_counts_messages_work_stuck_stops_and_the_outbox(make_run: Any)
     hidden = monitor.overview(dag_ids={"cr_plain"})
     assert (hidden.sent_7_days, hidden.open_worklist, hidden.stuck_runs) == (0, 0, [])
     assert hidden.outbox_backlog == 1
+
+
+def test_the_run_order_kept_between_requests_follows_new_and_deleted_runs(make_run: Any) -> None:
+    import pendulum
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    base = pendulum.datetime(2030, 6, 1, tz="UTC")
+    ids = [make_run(DAG, state="success", logical_date=base.add(days=day)) for day in range(3)]
+
+    def listed() -> list[str]:
+        return [r.run_id for r in monitor.campaign_metrics(DAG, limit=2).runs]
+
+    assert listed() == [ids[2], ids[1]]
+    assert listed() == [ids[2], ids[1]]  # the same, from the order kept
+    newer = make_run(DAG, state="success", logical_date=base.add(days=5))
+    assert listed() == [newer, ids[2]]
+    # Delete the newest run and make one far older: SQLite may give it the deleted run's id.
+    with create_session() as session:
+        session.execute(delete(DagRun).where(DagRun.dag_id == DAG, DagRun.run_id == newer))
+    older = make_run(DAG, state="success", logical_date=base.subtract(days=30))
+    assert listed() == [ids[2], ids[1]]
+    assert older not in listed()

@@ -1,9 +1,11 @@
-"""Every campaign file loads through a real DagBag; a broken YAML is an import error of its own file only."""
+"""Every campaign file loads through a real DagBag and the one loader; a broken YAML hides no other campaign."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
@@ -28,7 +30,7 @@ def test_every_dag_file_imports(bag: DagBag) -> None:
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == sorted(EXPECTED)
     parsed = {Path(stat.file).name for stat in bag.dagbag_stats}
-    assert parsed == {"weekly_newsletter.py", "cart_abandonment.py", "flash_sale.py"}
+    assert parsed == {"campaigns.py"}
 
 
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
@@ -70,8 +72,8 @@ def test_weekly_newsletter_schedule(bag: DagBag) -> None:
     assert dag.params["audience_size"] == 5000
 
 
-def test_broken_yaml_is_its_own_import_error(tmp_path: Path) -> None:
-    """A bad field in one YAML gives an import error naming that file and field; other campaigns load."""
+def test_broken_yaml_hides_no_other_campaign(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A bad field in one YAML keeps that campaign out, logged with its file and field; the others load."""
     folder = tmp_path / "dags"
     shutil.copytree(DAGS, folder, ignore=shutil.ignore_patterns("__pycache__"))
     broken = folder / "campaigns" / "cart_abandonment.yaml"
@@ -79,15 +81,47 @@ def test_broken_yaml_is_its_own_import_error(tmp_path: Path) -> None:
     typo = folder / "campaigns" / "weekly_newsletter.yaml"
     typo.write_text(typo.read_text().replace("  push:\n", "  pushh:\n"))
 
-    bag = DagBag(dag_folder=str(folder))
+    with caplog.at_level(logging.ERROR, logger="campaign_factory.loader"):
+        bag = DagBag(dag_folder=str(folder))
 
     assert sorted(bag.dag_ids) == ["flash_sale"]
-    errors = {Path(path).name: message for path, message in bag.import_errors.items()}
-    assert sorted(errors) == ["cart_abandonment.py", "weekly_newsletter.py"]
-    assert (
-        f"Campaign file {broken}: field 'schedule.cron': 'every hour' is not a valid" in errors["cart_abandonment.py"]
-    )
-    assert f"Campaign file {typo}: field 'channels.pushh': unknown channel" in errors["weekly_newsletter.py"]
+    assert bag.import_errors == {}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "Campaign file cart_abandonment.yaml is not loaded" in logged
+    assert "field 'schedule.cron': 'every hour' is not a valid" in logged
+    assert "field 'channels.pushh': unknown channel" in logged
+
+
+def test_loader_reports_each_broken_file_and_a_misnamed_one(tmp_path: Path) -> None:
+    """``load_campaigns`` returns each broken file's error; a file must be named after its campaign id."""
+    from campaign_factory.loader import load_campaigns
+
+    shutil.copy(CAMPAIGNS / "flash_sale.yaml", tmp_path / "flash_sale.yaml")
+    shutil.copy(CAMPAIGNS / "flash_sale.yaml", tmp_path / "promo.yaml")
+    (tmp_path / "bad.yaml").write_text("id: [unclosed\n")
+    (tmp_path / ".bad.yaml.tmp.yaml").write_text("not: read")
+    namespace: dict[str, Any] = {}
+
+    errors = load_campaigns(tmp_path, namespace)
+
+    assert [dag.dag_id for dag in namespace.values()] == ["flash_sale"]
+    assert sorted(errors) == ["bad.yaml", "promo.yaml"]
+    assert "invalid YAML" in errors["bad.yaml"]
+    assert "field 'id': is 'flash_sale' but the file is named promo.yaml" in errors["promo.yaml"]
+
+
+def test_a_task_process_parses_only_its_own_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Airflow's parsing context set to one DAG, the loader builds that DAG only (and reads no other file)."""
+    from campaign_factory.loader import load_campaigns
+
+    for name in ("flash_sale", "weekly_newsletter"):
+        shutil.copy(CAMPAIGNS / f"{name}.yaml", tmp_path / f"{name}.yaml")
+    (tmp_path / "broken.yaml").write_text("id: [unclosed\n")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "weekly_newsletter")
+    namespace: dict[str, Any] = {}
+
+    assert load_campaigns(tmp_path, namespace) == {}
+    assert [dag.dag_id for dag in namespace.values()] == ["weekly_newsletter"]
 
 
 def test_loader_files_pass_airflow_safe_mode_heuristic() -> None:

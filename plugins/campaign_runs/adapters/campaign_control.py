@@ -1,0 +1,108 @@
+"""Airflow calls behind the campaign actions: params validation, active runs, missed slots, backfills."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from campaign_runs.adapters.dags import MAX_SLOTS_SCANNED, DagDefinition, DagInfo, SlotInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+ACTIVE_STATES = ("queued", "running")
+LOCKED_RETRIES = 5
+
+
+def validated_conf(definition: DagDefinition, conf: dict[str, Any]) -> dict[str, Any]:
+    """``conf`` merged into the DAG's params and validated as Airflow's trigger does; ``ValueError`` says why."""
+    from airflow.sdk.exceptions import ParamValidationError
+
+    unknown = sorted(set(conf) - set(definition.params))
+    if unknown:
+        raise ValueError(f"unknown param(s) {', '.join(unknown)} (known: {', '.join(sorted(definition.params))})")
+    try:
+        return dict(definition.dag.params.deep_merge(conf).validate())
+    except ParamValidationError as error:
+        raise ValueError(str(error)) from error
+
+
+def active_run_ids(dag_id: str, session: Session) -> list[str]:
+    """Runs Airflow has queued or running for ``dag_id``, oldest first."""
+    from airflow.models.dagrun import DagRun
+
+    rows = session.scalars(
+        select(DagRun.run_id).where(DagRun.dag_id == dag_id, DagRun.state.in_(ACTIVE_STATES)).order_by(DagRun.id)
+    )
+    return list(rows)
+
+
+def _slot(info: Any) -> SlotInfo:
+    interval = info.data_interval
+    return SlotInfo(
+        logical_date=info.logical_date,
+        data_interval_start=interval.start if interval else None,
+        data_interval_end=interval.end if interval else None,
+        run_after=info.run_after,
+    )
+
+
+def slots_due(definition: DagDefinition, dag: DagInfo, now: datetime) -> tuple[list[SlotInfo], SlotInfo | None]:
+    """The slots the scheduler would still create from the DAG's next run up to ``now``, and the first after it.
+
+    These are the slots missed while the campaign was paused (``catchup`` aside: all of them).
+    """
+    from airflow.timetables.base import TimeRestriction
+
+    timetable = definition.dag.timetable
+    restriction = TimeRestriction(earliest=None, latest=None, catchup=True)
+    info = timetable.next_run_info_from_dag_model(dag_model=dag.model)
+    due: list[SlotInfo] = []
+    for _ in range(MAX_SLOTS_SCANNED):
+        if info is None:
+            return due, None
+        if info.run_after > now:
+            return due, _slot(info)
+        due.append(_slot(info))
+        info = timetable.next_dagrun_info_v2(last_dagrun_info=info, restriction=restriction)
+    return due, None
+
+
+def set_next_slot(dag: DagInfo, slot: SlotInfo | None) -> None:
+    """Make ``slot`` the next run the scheduler creates (None: no more runs), in the caller's transaction."""
+    model = dag.model
+    model.next_dagrun = slot.logical_date if slot else None
+    model.next_dagrun_data_interval_start = slot.data_interval_start if slot else None
+    model.next_dagrun_data_interval_end = slot.data_interval_end if slot else None
+    model.next_dagrun_create_after = slot.run_after if slot else None
+
+
+def backfill(dag_id: str, slots: Sequence[SlotInfo], user: str, max_active_runs: int) -> int:
+    """Airflow's own backfill of ``slots`` (runs not already there); returns the backfill's id. Commits itself."""
+    from airflow.models.backfill import ReprocessBehavior, _create_backfill
+
+    dates = [slot.logical_date for slot in slots if slot.logical_date is not None]
+    for attempt in range(LOCKED_RETRIES):
+        try:
+            created = _create_backfill(
+                dag_id=dag_id,
+                from_date=min(dates),
+                to_date=max(dates),
+                max_active_runs=max_active_runs,
+                reverse=False,
+                dag_run_conf=None,
+                triggering_user_name=user,
+                reprocess_behavior=ReprocessBehavior.NONE,
+            )
+            return int(created.id)
+        except OperationalError as error:  # SQLite: another writer (an email being recorded) held the file
+            if "locked" not in str(error) or attempt == LOCKED_RETRIES - 1:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,135 @@
+"""What New and the campaigns page show about definitions: the schedule preview, broken and waiting files."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from campaign_runs.adapters import definitions as files
+from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core.definitions import folder, validate_text
+from campaign_runs.domain import CampaignRunsError, DefinitionInvalidError, utcnow
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+
+PREVIEW_COUNT = 10
+MANUAL = frozenset({"", "none", "null", "manual"})
+
+
+@dataclass(frozen=True)
+class FireTime:
+    """One upcoming run of a schedule, in the campaign's timezone and in UTC."""
+
+    local: datetime
+    utc: datetime
+
+
+@dataclass(frozen=True)
+class SchedulePreview:
+    """A cron expression in plain words and its next fire times."""
+
+    cron: str | None
+    timezone: str
+    description: str
+    times: list[FireTime]
+
+
+@dataclass(frozen=True)
+class BrokenDefinition:
+    """A campaign file Airflow cannot load, with the field and the reason."""
+
+    file: str
+    field: str
+    message: str
+
+
+def preview_schedule(cron: str | None, timezone: str, *, count: int = PREVIEW_COUNT) -> SchedulePreview:
+    """The schedule in plain words and its next ``count`` fire times, as Airflow's timetable computes them."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a tzdata folder ("Europe")
+        raise DefinitionInvalidError("schedule.timezone", f"unknown timezone {timezone!r}") from error
+    if cron is None or cron.strip().lower() in MANUAL:
+        return SchedulePreview(None, timezone, "Triggered manually (no schedule)", [])
+    try:
+        description = files.describe_cron(cron)
+        times = files.fire_times(_five_fields(cron), timezone, utcnow(), count)
+    except ValueError as error:
+        raise DefinitionInvalidError("schedule.cron", str(error)) from error
+    return SchedulePreview(
+        cron.strip(),
+        timezone,
+        description,
+        [
+            FireTime(datetime.fromtimestamp(t.timestamp(), tz=zone), datetime.fromtimestamp(t.timestamp(), tz=UTC))
+            for t in times
+        ],
+    )
+
+
+def _five_fields(cron: str) -> str:
+    """The cron of a preset, checked like the factory checks it (five fields, values in range)."""
+    _, schedule_module = files.factory()
+    return str(schedule_module.validate_cron(cron))
+
+
+_broken_cache: dict[str, tuple[tuple[int, int], BrokenDefinition | None]] = {}
+_broken_lock = threading.Lock()
+
+
+def _check_file(path: Path) -> BrokenDefinition | None:
+    text = files.read(path)
+    if text is None:
+        return None
+    try:
+        dag_id, _ = validate_text(text)
+    except DefinitionInvalidError as error:
+        return BrokenDefinition(path.name, error.field, error.reason)
+    except CampaignRunsError as error:
+        return BrokenDefinition(path.name, "", str(error))
+    if f"{dag_id}{files.SUFFIX}" != path.name:
+        return BrokenDefinition(path.name, "id", f"is {dag_id!r} but the file is named {path.name}")
+    return None
+
+
+def broken_definitions() -> list[BrokenDefinition]:
+    """Campaign files the loader skips, each with its error (a file is re-checked only when it changes)."""
+    found: list[BrokenDefinition] = []
+    for path in files.listing(folder()):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        with _broken_lock:
+            cached = _broken_cache.get(str(path))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, _check_file(path))
+            with _broken_lock:
+                _broken_cache[str(path)] = cached
+        if cached[1] is not None:
+            found.append(cached[1])
+    return found
+
+
+@provide_session
+def waiting_definitions(*, session: Session = NEW_SESSION) -> list[str]:
+    """Campaigns saved as files that Airflow has not (re)loaded yet: new ones, and edits newer than the parse."""
+    paths = {path.stem: path for path in files.listing(folder())}
+    parsed = files.parsed_times(list(paths), session)
+    waiting = []
+    for dag_id, path in sorted(paths.items()):
+        try:
+            changed = datetime.fromtimestamp(path.stat().st_mtime, tz=utcnow().tzinfo)
+        except FileNotFoundError:
+            continue
+        when = parsed.get(dag_id, None)
+        if dag_id not in parsed or when is None or when < changed:
+            waiting.append(dag_id)
+    return waiting

@@ -1,0 +1,355 @@
+"""New and Configure: campaign YAML files validated by the factory, written atomically, versioned with diffs.
+
+A definition reaches Airflow as a file in the DAG bundle (DAG parsing cannot read the metadata DB): the core
+writes ``<definitions folder>/<id>.yaml`` through a temporary file and a rename, and the one loader in that
+folder turns it into a DAG at the dag-processor's next pass. Each save is a numbered version in
+``campaign_event`` (who, when, the note, the YAML and the diff). Edits are optimistic: the caller names the
+content (SHA-256) it started from, and a save over someone else's newer one is refused with their diff.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from campaign_runs.adapters import definitions as files
+from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core.actions import require_user
+from campaign_runs.core.events import record_event, sha_of
+from campaign_runs.domain import (
+    ConflictError,
+    DefinitionConflictError,
+    DefinitionInvalidError,
+    NotFoundError,
+    validate_note,
+)
+from campaign_runs.models import campaign_event
+from campaign_runs.settings import get_settings
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.orm import Session
+
+MAX_DEFINITION_BYTES = 64 * 1024
+MAX_TEMPLATE_CHARS = 10_000
+SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+PLACEHOLDER = re.compile(r"\$(?:(\$)|([_a-zA-Z][_a-zA-Z0-9]*)|\{([_a-zA-Z][_a-zA-Z0-9]*)\}|())")
+RECIPIENT_PLACEHOLDERS = frozenset(
+    {"id", "position", "first_name", "last_name", "email", "phone", "device_token", "country"}
+    | {"campaign_id", "campaign_description", "run_id"}
+)
+TEMPLATE_SETTINGS = {"email": ("subject", "body"), "sms": ("text",), "push": ("title", "body", "deep_link")}
+VERSION_KINDS = ("found", "created", "configured")
+READ_ONLY_WHY = (
+    "The definitions folder {folder} cannot be written (a read-only mount or a git bundle): commit the YAML "
+    "below to the DAG bundle yourself."
+)
+
+
+@dataclass(frozen=True)
+class DefinitionState:
+    """A campaign's definition as Configure shows it."""
+
+    dag_id: str
+    text: str | None
+    sha: str | None
+    version: int
+    editable: bool
+    reason: str
+    folder_writable: bool
+
+
+@dataclass(frozen=True)
+class SavedDefinition:
+    """The outcome of New or Configure: written (a new version) or, read-only, the YAML to commit."""
+
+    dag_id: str
+    text: str
+    sha: str
+    written: bool
+    version: int | None
+    diff: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DefinitionVersion:
+    """One entry of a campaign's history: a saved version or a campaign action."""
+
+    id: int
+    dag_id: str
+    kind: str
+    actor: str
+    note: str
+    version: int | None
+    sha: str | None
+    diff: str | None
+    details: str | None
+    created_at: datetime
+
+
+def folder() -> Path:
+    """The campaigns folder New and Configure write."""
+    return files.definitions_folder(get_settings().definitions_folder)
+
+
+def load_text(text: str) -> Any:
+    """The YAML document of ``text``, or ``DefinitionInvalidError``."""
+    if len(text.encode("utf-8")) > MAX_DEFINITION_BYTES:
+        raise DefinitionInvalidError("", f"the definition is larger than {MAX_DEFINITION_BYTES // 1024} KiB")
+    if "\x00" in text:
+        raise DefinitionInvalidError("", "the definition contains a NUL character")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DefinitionInvalidError("", f"invalid YAML: {error}") from error
+    if not isinstance(data, dict):
+        raise DefinitionInvalidError("", "a campaign definition is a YAML mapping (id, description, schedule...)")
+    return data
+
+
+def _check_id(data: dict[str, Any]) -> str:
+    dag_id = data.get("id")
+    if not isinstance(dag_id, str) or not SAFE_ID.match(dag_id) or ".." in dag_id:
+        raise DefinitionInvalidError(
+            "id", f"{dag_id!r} is not a campaign id: letters, digits, '_', '.' and '-', no path, not hidden"
+        )
+    return dag_id
+
+
+def _mapping(data: Any, key: str) -> dict[str, Any]:
+    """``data[key]`` when both are mappings, else an empty mapping (the factory reports the wrong type)."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _check_templates(data: dict[str, Any]) -> None:
+    """Every ``$placeholder`` of every template is one a message can fill; no template is oversized."""
+    criteria = _mapping(_mapping(data, "audience"), "criteria")
+    known = RECIPIENT_PLACEHOLDERS | {str(key) for key, value in criteria.items() if not isinstance(value, list)}
+    channels = _mapping(data, "channels")
+    for channel, settings in channels.items():
+        for key in TEMPLATE_SETTINGS.get(str(channel), ()):
+            template = (settings or {}).get(key) if isinstance(settings, dict) else None
+            if not isinstance(template, str):
+                continue
+            field = f"channels.{channel}.{key}"
+            if len(template) > MAX_TEMPLATE_CHARS:
+                raise DefinitionInvalidError(
+                    field, f"is {len(template)} characters long; the limit is {MAX_TEMPLATE_CHARS}"
+                )
+            for match in PLACEHOLDER.finditer(template):
+                name = match.group(2) or match.group(3)
+                if name is not None and name not in known:
+                    raise DefinitionInvalidError(
+                        field, f"unknown placeholder ${name} (known: {', '.join('$' + k for k in sorted(known))})"
+                    )
+
+
+def _check_rates(data: dict[str, Any]) -> None:
+    """A rate limit, when given, is a positive number of messages per second (leave it out for no limit)."""
+    channels = _mapping(data, "channels")
+    for channel, settings in channels.items():
+        rate = settings.get("rate_limit_per_second") if isinstance(settings, dict) else None
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and rate <= 0:
+            raise DefinitionInvalidError(
+                f"channels.{channel}.rate_limit_per_second",
+                f"must be more than 0 messages per second, got {rate!r}; leave it out for no limit",
+            )
+
+
+def validate_text(text: str) -> tuple[str, Any]:
+    """Validate a definition as the dag-processor will; return its id and spec, or ``DefinitionInvalidError``."""
+    data = load_text(text)
+    dag_id = _check_id(data)
+    _check_templates(data)
+    _check_rates(data)
+    try:
+        spec = files.parse(data, f"{dag_id}{files.SUFFIX}")
+    except files.SpecRejected as error:
+        raise DefinitionInvalidError(error.problem.field, error.problem.message) from error
+    return dag_id, spec
+
+
+def apply_settings(text: str, assignments: list[str]) -> str:
+    """``text`` with each ``dotted.key=value`` set (the value read as YAML: numbers, booleans, lists)."""
+    data = load_text(text)
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        path = [part for part in key.strip().split(".") if part]
+        if not sep or not path:
+            raise DefinitionInvalidError("", f"{assignment!r} is not key=value (e.g. schedule.cron='0 9 * * MON')")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as error:
+            raise DefinitionInvalidError(key, f"value is not valid YAML: {error}") from error
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise DefinitionInvalidError(key, f"{part!r} is not a mapping")
+            node = child
+        node[path[-1]] = value
+    return dump(data)
+
+
+def dump(data: dict[str, Any]) -> str:
+    """YAML text of a definition, keys in the order given."""
+    return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False))
+
+
+def diff_of(before: str, after: str, name: str) -> str:
+    """A unified diff of two versions of a definition."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"{name} (before)", f"{name} (after)"
+    )
+    return "".join(lines)
+
+
+def _latest_version(dag_id: str, session: Session) -> Any:
+    return session.execute(
+        select(campaign_event)
+        .where(campaign_event.c.dag_id == dag_id, campaign_event.c.version.is_not(None))
+        .order_by(campaign_event.c.version.desc())
+        .limit(1)
+    ).one_or_none()
+
+
+def _text_of_sha(dag_id: str, sha: str, session: Session) -> str | None:
+    found: str | None = session.scalar(
+        select(campaign_event.c.definition)
+        .where(campaign_event.c.dag_id == dag_id, campaign_event.c.content_sha == sha)
+        .order_by(campaign_event.c.id.desc())
+        .limit(1)
+    )
+    return found
+
+
+@provide_session
+def definition_of(dag_id: str, *, session: Session = NEW_SESSION) -> DefinitionState:
+    """The campaign's YAML and whether Configure may edit it (and why not)."""
+    where = folder()
+    text = files.read(files.path_of(where, dag_id)) if SAFE_ID.match(dag_id) else None
+    known, fileloc, _ = files.dag_file_of(dag_id, session)
+    if text is None and not known:
+        raise NotFoundError(f"No campaign {dag_id!r}: no DAG and no file {dag_id}{files.SUFFIX} in {where}.")
+    writable = files.writable(where)
+    latest = _latest_version(dag_id, session)
+    version = int(latest.version) if latest is not None else 0
+    if text is None:
+        why = f"{dag_id} is written in Python ({fileloc or 'a DAG file'}), not in YAML: change it in its code."
+        return DefinitionState(dag_id, None, None, version, False, why, writable)
+    reason = "" if writable else READ_ONLY_WHY.format(folder=where)
+    return DefinitionState(dag_id, text, sha_of(text), version, True, reason, writable)
+
+
+def _flush(session: Session) -> None:
+    """Write the version row; a concurrent save of the same version number is a conflict."""
+    try:
+        session.flush()
+    except IntegrityError as error:
+        session.rollback()
+        raise ConflictError("Someone saved this campaign at the same moment; reload and retry.") from error
+
+
+def _prepare(text: str, actor: str, note: str | None, session: Session) -> tuple[str, str]:
+    settings = get_settings()
+    cleaned = validate_note(note, required=False, max_length=settings.note_max_length)
+    require_user(actor, session=session)
+    dag_id, _ = validate_text(text)
+    return dag_id, cleaned
+
+
+@provide_session
+def create_definition(text: str, *, actor: str, note: str | None, session: Session = NEW_SESSION) -> SavedDefinition:
+    """New: validate, refuse an id Airflow or the folder already has, write the file, record version 1."""
+    dag_id, cleaned = _prepare(text, actor, note, session)
+    where = folder()
+    path = files.path_of(where, dag_id)
+    known, fileloc, _ = files.dag_file_of(dag_id, session)
+    if known or path.exists():
+        where_found = fileloc or str(path.name)
+        raise ConflictError(f"The id {dag_id!r} clashes with an existing DAG or campaign file ({where_found}).")
+    if not files.writable(where):
+        message = READ_ONLY_WHY.format(folder=where)
+        return SavedDefinition(dag_id, text, sha_of(text), False, None, diff_of("", text, path.name), message)
+    diff = diff_of("", text, path.name)
+    _, version = record_event(session, dag_id=dag_id, kind="created", actor=actor, note=cleaned, text=text, diff=diff)
+    _flush(session)
+    files.write_atomically(path, text)
+    files.touch_loader(where)
+    return SavedDefinition(dag_id, text, sha_of(text), True, version, diff, "Saved; waiting for Airflow to load it.")
+
+
+@provide_session
+def update_definition(
+    dag_id: str, text: str, *, base_sha: str, actor: str, note: str | None, session: Session = NEW_SESSION
+) -> SavedDefinition:
+    """Configure: save a new version if the file is still the one the edit started from (``base_sha``)."""
+    new_id, cleaned = _prepare(text, actor, note, session)
+    if new_id != dag_id:
+        raise DefinitionInvalidError("id", f"is {new_id!r}; a campaign keeps its id ({dag_id!r})")
+    state = definition_of(dag_id, session=session)
+    if not state.editable or state.text is None:
+        raise ConflictError(state.reason)
+    path = files.path_of(folder(), dag_id)
+    if state.sha != base_sha:
+        started_from = _text_of_sha(dag_id, base_sha, session) or text
+        changes = diff_of(started_from, state.text, path.name)
+        raise DefinitionConflictError(
+            f"{dag_id} was saved by someone else since you opened it; reload, look at their changes, and redo yours.",
+            current_sha=state.sha or "",
+            changes=changes,
+        )
+    diff = diff_of(state.text, text, path.name)
+    if not state.folder_writable:
+        return SavedDefinition(dag_id, text, sha_of(text), False, None, diff, state.reason)
+    if state.version == 0:  # first change of a file written by hand: keep what it was as version 1
+        record_event(
+            session, dag_id=dag_id, kind="found", actor="", note="As found in the DAGs folder.", text=state.text
+        )
+    _, version = record_event(
+        session, dag_id=dag_id, kind="configured", actor=actor, note=cleaned, text=text, diff=diff
+    )
+    _flush(session)
+    if files.read(path) != state.text:  # changed on disk while we validated: let the caller retry
+        raise ConflictError(f"{path.name} changed on disk during the save; reload and retry.")
+    files.write_atomically(path, text)
+    files.touch_loader(path.parent)
+    return SavedDefinition(dag_id, text, sha_of(text), True, version, diff, "Saved; waiting for Airflow to reload it.")
+
+
+@provide_session
+def history(dag_id: str, *, limit: int = 100, session: Session = NEW_SESSION) -> list[DefinitionVersion]:
+    """The campaign's versions and campaign actions, newest first."""
+    rows = session.execute(
+        select(campaign_event)
+        .where(campaign_event.c.dag_id == dag_id)
+        .order_by(campaign_event.c.id.desc())
+        .limit(limit)
+    )
+    return [
+        DefinitionVersion(
+            row.id,
+            row.dag_id,
+            row.kind,
+            row.actor,
+            row.note,
+            row.version,
+            row.content_sha,
+            row.diff,
+            row.details,
+            row.created_at,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,322 @@
+"""New campaign, Configure and the campaign actions, served by the FAB provider under ``/pluginsv2/campaigns``.
+
+Thin edges: check the request and the user's rights (the "Campaign Definitions" permission, and edit rights
+on the DAG), map the form to a definition (``page_definitions``), call the core, and show every error beside
+the field it names. Every POST carries FAB's CSRF token.
+"""
+
+from __future__ import annotations
+
+import logging
+import zoneinfo
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import flash, g, jsonify, make_response, redirect, request, send_from_directory
+from flask_appbuilder import BaseView, expose
+from flask_wtf.csrf import CSRFError
+
+from campaign_runs import page_definitions, page_input, view_links
+from campaign_runs.adapters import auth
+from campaign_runs.core import definition_status, definitions
+from campaign_runs.core.campaign_actions import CAMPAIGN_ACTIONS, MISSED_CHOICES, perform_campaign_action
+from campaign_runs.core.users import email_of, no_email_notice
+from campaign_runs.domain import (
+    CampaignRunsError,
+    ConflictError,
+    DefinitionConflictError,
+    DefinitionInvalidError,
+    InvalidNoteError,
+)
+from campaign_runs.http_errors import http_status
+from campaign_runs.page_format import fmt_duration, fmt_time, poll
+from campaign_runs.settings import get_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from flask.typing import ResponseReturnValue
+
+    from campaign_runs.core.definitions import SavedDefinition
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+TEXT_LIMIT = 200_000  # characters of a multi-line field: the core's own limits (templates, 64 KiB file) say more
+
+
+@cache
+def timezones() -> list[str]:
+    """Every IANA timezone name, for the form's suggestions."""
+    return sorted(zoneinfo.available_timezones())
+
+
+def _memo(key: str, compute: Callable[[], Any]) -> Any:
+    cached = g.setdefault("campaign_runs_auth", {})
+    if key not in cached:
+        cached[key] = compute()
+    return cached[key]
+
+
+def ensure_permissions(appbuilder: Any) -> None:
+    """Create the "Campaign Definitions" permission for Admin and Op if it is missing (once per process)."""
+    try:
+        auth.ensure_definition_permissions(appbuilder.session)
+    except Exception:  # the metadata DB may not be ready (db migrate): tried again before each check
+        log.warning("Could not create the Campaign Definitions permission yet", exc_info=True)
+        appbuilder.session.rollback()
+
+
+def may_manage(appbuilder: Any, method: str) -> bool:
+    """Whether the logged-in user may create (POST) or configure (PUT) campaigns."""
+
+    def compute() -> bool:
+        ensure_permissions(appbuilder)
+        return auth.may_manage_definitions(auth.current_user(), method)
+
+    return bool(_memo(f"definitions:{method}", compute))
+
+
+def _may(dag_id: str, method: str) -> bool:
+    return bool(_memo(f"runs:{method}:{dag_id}", lambda: auth.may_access_runs(auth.current_user(), method, dag_id)))
+
+
+def may_act(dag_id: str, action: str) -> bool:
+    """Campaign actions need edit rights on the DAG's runs; Run now also creates one."""
+    return _may(dag_id, "PUT") and (action != "run_now" or _may(dag_id, "POST"))
+
+
+def check_request() -> None:
+    """Refuse a bad path, query or field; multi-line fields (templates, criteria, note) may hold lines."""
+    page_input.check_query_string(request.query_string)
+    for name, value in (request.view_args or {}).items():
+        page_input.check_text(f"The path segment {name!r}", str(value), limit=page_input.LIMITS.get(name))
+    for name, value in request.args.items(multi=True):
+        page_input.check_text(f"The query parameter {name[:40]!r}", value)
+    if request.method == "POST":
+        for name, value in request.form.items(multi=True):
+            page_input.check_text("A field name", name)
+            multiline = name in page_definitions.MULTILINE
+            long = multiline or name in page_definitions.TEMPLATE_FIELDS  # the core says which is too long
+            limit = TEXT_LIMIT if long else page_input.FIELD_MAX
+            page_input.check_text(f"The field {name[:40]!r}", value, multiline=multiline, limit=limit)
+
+
+class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no type hints
+    """New campaign, Configure (with optimistic edits) and Run now / Pause / Resume / Stop all."""
+
+    route_base = "/campaigns"
+    default_view = "new"
+    template_folder = str(Path(__file__).parent / "templates")
+
+    def create_blueprint(self, appbuilder: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's blueprint of these pages, guarded; creates the definitions permission."""
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.before_request(check_request)
+        blueprint.register_error_handler(page_input.BadInputError, self._bad_input)
+        blueprint.register_error_handler(CSRFError, self._bad_input)
+        ensure_permissions(appbuilder)
+        return blueprint
+
+    # ------------------------------------------------------------ helpers
+
+    def _bad_input(self, error: Exception) -> ResponseReturnValue:
+        message = getattr(error, "description", None) or str(error)  # a CSRFError's reason is its description
+        if request.path.endswith(".json"):
+            return make_response(jsonify(detail=message), 400)
+        return self._refuse(message, 400)
+
+    def _page(self, template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+        page = self.render_template(
+            f"campaign_runs/{template}",
+            links=view_links,
+            paths=page_definitions.Paths,
+            fmt_time=fmt_time,
+            fmt_duration=fmt_duration,
+            username=self._username(),
+            note_max_length=get_settings().note_max_length,
+            **context,
+        )
+        return make_response(page, status)
+
+    def _refuse(self, message: str, status: int) -> ResponseReturnValue:
+        flash(message, "danger")
+        return self._page("error.html", status=status, title="Campaigns")
+
+    @staticmethod
+    def _username() -> str:
+        def compute() -> str:
+            user = auth.current_user()
+            return "" if user is None or getattr(user, "is_anonymous", True) else auth.user_name(user)
+
+        return str(_memo("username", compute))
+
+    def _gate(self, *, json: bool = False) -> ResponseReturnValue | None:
+        """None when a user is logged in (read before any core call); otherwise the answer."""
+        auth.login_from_api_token(self.appbuilder.sm)
+        if self._username():
+            return None
+        if json or request.method != "GET":
+            return make_response(jsonify(detail="Not logged in."), 401)
+        return redirect(auth.login_url(request.url))
+
+    def _form_page(self, status: int = 200, **context: Any) -> ResponseReturnValue:
+        context.setdefault("errors", {})
+        context.setdefault("note", "")
+        return self._page(
+            "definition_form.html",
+            status,
+            timezones=timezones(),
+            presets=page_definitions.PRESETS,
+            channels=page_definitions.CHANNELS,
+            **context,
+        )
+
+    def _saved(self, saved: SavedDefinition, back: str) -> ResponseReturnValue:
+        if saved.written:
+            flash(f"{saved.dag_id}: {saved.message}", "success")
+            return redirect(back, code=303)
+        return self._page("definition_saved.html", title=f"Commit {saved.dag_id}", saved=saved)
+
+    # ------------------------------------------------------------ New
+
+    @expose("/new", methods=["GET", "POST"])  # type: ignore[untyped-decorator]
+    def new(self) -> ResponseReturnValue:
+        """The New campaign form; saving validates everything and writes nothing on any error."""
+        if (refused := self._gate()) is not None:
+            return refused
+        if not may_manage(self.appbuilder, "POST"):
+            return self._refuse("You may not create campaigns (the Campaign Definitions permission).", 403)
+        context: dict[str, Any] = {"title": "New campaign", "mode": "new", "action_url": page_definitions.Paths.new()}
+        if request.method == "GET":
+            return self._form_page(form=page_definitions.new_form(), **context)
+        form, note = page_definitions.form_fields(request.form), request.form.get("note", "")
+        try:
+            text = definitions.dump(page_definitions.mapping_of(form))
+            saved = definitions.create_definition(text, actor=self._username(), note=note)
+        except CampaignRunsError as error:
+            slot, message = self._slot(error, form, clash_field="id")
+            return self._form_page(http_status(error), form=form, note=note, errors={slot: message}, **context)
+        return self._saved(saved, view_links.list_path())
+
+    @staticmethod
+    def _slot(error: CampaignRunsError, form: dict[str, str], clash_field: str = "") -> tuple[str, str]:
+        """Where an error is shown: beside its field, or ("", message) above the form."""
+        if isinstance(error, DefinitionInvalidError):
+            slot = page_definitions.slot_of(error.field, form)
+            return slot, error.reason if slot else str(error)
+        if isinstance(error, InvalidNoteError):
+            return "note", str(error)
+        if isinstance(error, ConflictError) and not isinstance(error, DefinitionConflictError) and clash_field:
+            return clash_field, str(error)
+        return "", str(error)
+
+    @expose("/new/preview.json")  # type: ignore[untyped-decorator]
+    def preview(self) -> ResponseReturnValue:
+        """The schedule in plain words and its next 10 fire times, in the campaign's timezone and in UTC."""
+        if (refused := self._gate(json=True)) is not None:
+            return refused
+        mode = request.args.get("mode", "cron")
+        cron = {"manual": None, "preset": request.args.get("preset", "")}.get(mode, request.args.get("cron", ""))
+        try:
+            shown = definition_status.preview_schedule(cron, request.args.get("timezone", "").strip() or "UTC")
+        except DefinitionInvalidError as error:
+            slot = page_definitions.slot_of(error.field, {"schedule.mode": mode})
+            return poll({"field": slot, "detail": error.reason}, 422)
+        times = [{"local": fmt_time(t.local), "utc": fmt_time(t.utc)} for t in shown.times]
+        return poll({"cron": shown.cron, "timezone": shown.timezone, "description": shown.description, "times": times})
+
+    @expose("/new/static/<string:name>")  # type: ignore[untyped-decorator]
+    def static_file(self, name: str) -> ResponseReturnValue:
+        """The form's script, from the package (no CDN)."""
+        if name != page_definitions.STATIC:
+            return make_response("Not found.", 404)
+        return send_from_directory(STATIC_DIR, name, max_age=3600)
+
+    # ------------------------------------------------------------ Configure
+
+    def _configure_rights(self, dag_id: str) -> ResponseReturnValue | None:
+        if not may_manage(self.appbuilder, "PUT"):
+            return self._refuse("You may not configure campaigns (the Campaign Definitions permission).", 403)
+        if not _may(dag_id, "PUT"):
+            return self._refuse(f"You may not change campaign {dag_id}.", 403)
+        return None
+
+    @expose("/display/<string:dag_id>/configure", methods=["GET", "POST"])  # type: ignore[untyped-decorator]
+    def configure(self, dag_id: str) -> ResponseReturnValue:
+        """The same form, prefilled from the campaign's YAML; read-only (with the reason) when it cannot be saved."""
+        if (refused := self._gate()) is not None:
+            return refused
+        if (refused := self._configure_rights(dag_id)) is not None:
+            return refused
+        try:
+            state = definitions.definition_of(dag_id)
+        except CampaignRunsError as error:
+            return self._refuse(str(error), http_status(error))
+        context: dict[str, Any] = {
+            "title": f"Configure {dag_id}",
+            "mode": "configure",
+            "dag_id": dag_id,
+            "state": state,
+            "action_url": page_definitions.Paths.configure(dag_id),
+        }
+        if state.text is None:
+            return self._form_page(form={}, **context)
+        base = definitions.load_text(state.text)
+        if request.method == "GET":
+            return self._form_page(form=page_definitions.form_of(base), base_sha=state.sha, **context)
+        return self._save_configured(dag_id, base, context)
+
+    def _save_configured(self, dag_id: str, base: dict[str, Any], context: dict[str, Any]) -> ResponseReturnValue:
+        form, note = page_definitions.form_fields(request.form), request.form.get("note", "")
+        base_sha = request.form.get("base_sha", "")
+        try:
+            text = definitions.dump(page_definitions.mapping_of(form, base))
+            saved = definitions.update_definition(dag_id, text, base_sha=base_sha, actor=self._username(), note=note)
+        except DefinitionConflictError as error:
+            kept = {"form": form, "note": note, "base_sha": error.current_sha, "conflict": error.changes}
+            return self._form_page(409, errors={"": str(error)}, **kept, **context)
+        except CampaignRunsError as error:
+            slot, message = self._slot(error, form)
+            kept = {"form": form, "note": note, "base_sha": base_sha}
+            return self._form_page(http_status(error), errors={slot: message}, **kept, **context)
+        return self._saved(saved, view_links.campaign_path(dag_id))
+
+    # ------------------------------------------------------------ campaign actions
+
+    @expose("/display/<string:dag_id>/actions/<string:action>", methods=["POST"])  # type: ignore[untyped-decorator]
+    def campaign_action(self, dag_id: str, action: str) -> ResponseReturnValue:
+        """Run now (with params overrides), Pause, Resume (missed: all, latest, none) or Stop all, with a note."""
+        if (refused := self._gate()) is not None:
+            return refused
+        if action not in CAMPAIGN_ACTIONS:
+            return self._refuse(f"Unknown campaign action {action!r}.", 404)
+        if not may_act(dag_id, action):
+            label = page_definitions.ACTION_LABELS[action]
+            return self._refuse(f"You may not use {label} on campaign {dag_id}.", 403)
+        try:
+            conf = page_definitions.parse_params(request.form.get("conf", "")) if action == "run_now" else None
+            missed = page_input.choice(request.form, "missed", MISSED_CHOICES, "none", kind="field")
+            result = perform_campaign_action(
+                action,
+                dag_id,
+                actor=self._username(),
+                note=request.form.get("note", ""),
+                conf=conf,
+                missed=missed if action == "resume" else None,
+            )
+        except CampaignRunsError as error:
+            flash(str(error), "danger")
+            return self._page("error.html", http_status(error), title=f"Campaign {dag_id}", back=dag_id)
+        flash(result.message, "success")
+        if (notice := no_email_notice(email_of(self._username()))) is not None:
+            flash(notice, "warning")
+        if action == "run_now" and result.run_ids:
+            return redirect(view_links.run_path(dag_id, result.run_ids[0]), code=303)
+        return redirect(view_links.campaign_path(dag_id), code=303)
+
+
+def campaign_rights(appbuilder: Any, dag_id: str) -> dict[str, bool]:
+    """What the display offers the user: Configure and each campaign action (asked before any core call)."""
+    rights = {action: may_act(dag_id, action) for action in CAMPAIGN_ACTIONS}
+    return {**rights, "configure": may_manage(appbuilder, "PUT") and _may(dag_id, "PUT")}

@@ -1,0 +1,84 @@
+"""The definition's JSON Schema follows the campaign factory: same fields, and the shipped campaigns conform."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from campaign_runs.adapters.definitions import factory
+from campaign_runs.core.definition_schema import component_schema, definition_schema
+from jsonschema import Draft202012Validator
+
+from tests.campaign_runs.test_definitions_api import VALID
+
+SHIPPED = sorted((Path(__file__).resolve().parents[3] / "dags" / "campaigns").glob("*.yaml"))
+
+
+def _json(text: str) -> Any:
+    """A YAML document as JSON would carry it (dates as ISO strings)."""
+    return json.loads(json.dumps(yaml.safe_load(text), default=str))
+
+
+def _properties(schema: dict[str, Any], *path: str) -> set[str]:
+    node = schema
+    for part in path:
+        node = node["properties"][part]
+    return set(node["properties"])
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
+    Draft202012Validator.check_schema(definition_schema())
+    assert "$schema" not in component_schema() and component_schema()["properties"] == definition_schema()["properties"]
+
+
+def test_the_schema_has_exactly_the_fields_the_factory_allows() -> None:
+    """Fails when someone adds a field to ``spec.py`` (or a channel adapter) and not to the schema, or back."""
+    spec, _ = factory()
+    channels = importlib.import_module("campaign_factory.channels")
+    guard = importlib.import_module("campaign_factory.guard")
+    schema = definition_schema()
+
+    assert _properties(schema) == set(spec.TOP_FIELDS)
+    assert _properties(schema, "schedule") == set(spec.SCHEDULE_FIELDS)
+    assert _properties(schema, "audience") == set(spec.AUDIENCE_FIELDS)
+    assert _properties(schema, "channels") == set(channels.ChannelAdapter.registry)
+    for name, adapter in channels.ChannelAdapter.registry.items():
+        allowed = set(spec.CHANNEL_COMMON_FIELDS) | set(adapter.required_settings) | set(adapter.optional_settings)
+        allowed |= {guard.SETTING}
+        assert _properties(schema, "channels", name) == allowed, name
+        assert set(schema["properties"]["channels"]["properties"][name]["required"]) == set(adapter.required_settings)
+    assert _properties(schema, "channels", "email", "guard") == set(guard.FIELDS)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_the_shipped_campaigns_conform(path: Path) -> None:
+    errors = list(Draft202012Validator(definition_schema()).iter_errors(_json(path.read_text())))
+    assert not errors, [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+
+
+def test_the_shipped_campaigns_exist() -> None:
+    assert {p.stem for p in SHIPPED} >= {"cart_abandonment", "flash_sale", "weekly_newsletter"}
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (("owner: alice", "owner: alice\nowner_phone: 1"), ""),
+        (("id: cr_api_new", "id: ../x"), "id"),
+        (("id: cr_api_new", "id: a/b"), "id"),
+        (("batch_size: 25", "batch_size: 0"), "channels.email.batch_size"),
+        (("batch_size: 25", "batch_size: 25\n    rate_limit_per_second: 0"), "channels.email.rate_limit_per_second"),
+        (("batch_size: 25", "batch_size: 25\n    shards: 65"), "channels.email.shards"),
+        (("batch_size: 25", "batch_size: 25\n    guard: {max_failed_percent: 101}"), "channels.email.guard"),
+        (("  email:", "  fax:"), "channels"),
+    ],
+)
+def test_the_schema_refuses_what_the_factory_refuses(change: tuple[str, str], where: str) -> None:
+    validator = Draft202012Validator(definition_schema())
+    assert not list(validator.iter_errors(_json(VALID)))
+    errors = list(validator.iter_errors(_json(VALID.replace(*change))))
+    assert errors and any(".".join(map(str, e.absolute_path)).startswith(where) for e in errors), errors
