@@ -200,6 +200,9 @@ class RunDetailOut(RunOut):
     """A run with its progress per channel, its tasks and its history."""
 
     dag_id: str
+    dag_version: int | None = Field(
+        default=None, description="Airflow's DAG version number the run was created with (the definition it ran)."
+    )
     progress: list[ChannelProgressOut]
     tasks: list[TaskOut]
     history: list[HistoryEntryOut]

@@ -158,6 +158,7 @@ def run_details_row(details: RunDetails) -> dict[str, Any]:
         **run_row(run),
         "triggering_user": run.triggering_user,
         "dag_run_state": run.dag_run_state,
+        "dag_version": details.dag_version,
         "progress": [
             {
                 "channel": c.channel,

@@ -184,6 +184,16 @@ def test_run_schedule(client: TestClient, viewer: dict[str, str], make_run: Any)
     problem(client.get(f"{PREFIX}/campaigns/nope/runs", headers=viewer), 404, "not_found")
 
 
+def _latest_dag_version(dag_id: str) -> int:
+    from airflow.models.dag_version import DagVersion
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        version = DagVersion.get_latest_version(dag_id, session=session)
+        assert version is not None
+        return int(version.version_number)
+
+
 def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) -> None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -205,6 +215,7 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
     assert response.status_code == 200, response.text
     detail = response.json()
     assert (detail["dag_id"], detail["run_id"], detail["status"]) == ("cr_campaign", run_id, "skipped")
+    assert detail["dag_version"] == _latest_dag_version("cr_campaign")  # the version the run was created with
     progress = {p["channel"]: p for p in detail["progress"]}
     assert progress["sms"] == {
         "channel": "sms",

@@ -232,3 +232,18 @@ def test_restart_keeps_the_runs_conf_and_takes_validated_params_over_it(make_run
         session.execute(update(DagRun).where(DagRun.run_id == failed_again).values(conf={"audience_size": 5}))
     plain = core.restart_run(DAG, failed_again, actor="alice", note="Fixed", unpause=True)
     assert dag_run(DAG, plain.new_run_id).conf["audience_size"] == 5  # the same audience: nobody sent twice
+
+
+def test_resume_of_a_manual_campaign_only_unpauses_it(unpaused: None, smtp_server: Any) -> None:
+    """cr_slow has no schedule: no missed slot, no backfill, whatever the choice."""
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+
+    campaign_actions.pause("cr_slow", actor="alice", note="Hold")
+
+    result = campaign_actions.resume("cr_slow", actor="alice", note="Go", missed="all")
+
+    with create_session() as session:
+        model = session.get(DagModel, "cr_slow")
+        assert model is not None and not model.is_paused and model.next_dagrun_create_after is None
+    assert result.backfill_id is None
