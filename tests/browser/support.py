@@ -39,6 +39,16 @@ def stack_env(base_url: str, smtp_port: int, log_root: Path, dags_folder: Path) 
     }
 
 
+def _forget_other_modules_emails() -> None:
+    """Empty the outbox: this stack's housekeeper would send earlier modules' pending emails to this test's SMTP."""
+    from airflow.utils.session import create_session
+    from campaign_runs.models import email_outbox
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        session.execute(delete(email_outbox))
+
+
 @contextmanager
 def running_stack(
     smtp_port: int, log_root: Path, dags_folder: Path, extra_env: dict[str, str] | None = None
@@ -47,6 +57,7 @@ def running_stack(
 
     ``extra_env`` adds or overrides variables, e.g. another auth manager (``tests.support.auth_managers``).
     """
+    _forget_other_modules_emails()
     port = free_port()
     env = {**stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder), **(extra_env or {})}
     with airflow_stack(env, log_root / "logs") as processes:

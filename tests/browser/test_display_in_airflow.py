@@ -85,7 +85,7 @@ def row(frame: Any, run_id: str) -> Any:
     return frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]')
 
 
-def tab_until_focused(page: Any, frame_selector: str, selector: str, limit: int = 80) -> None:
+def tab_until_focused(page: Any, frame_selector: str, selector: str, limit: int = 200) -> None:
     """Press Tab until the element matching ``selector`` inside the iframe has the focus."""
     for _ in range(limit):
         page.keyboard.press("Tab")
