@@ -15,53 +15,14 @@ from campaign_runs.settings import get_settings
 from fastapi.testclient import TestClient
 
 from tests.campaign_runs.core.helpers import count
+from tests.support.definitions import bad_inputs, valid_definition
 from tests.support.fixtures import PASSWORD
 
 PREFIX = "/campaign-runs"
 DAG_ID = "cr_api_new"
-VALID = """\
-id: cr_api_new
-description: Spring promotion for testers.
-owner: alice
-owner_email: alice@example.com
-schedule:
-  cron: "0 9 * * MON"
-  timezone: Europe/Paris
-  start_date: 2026-01-05
-audience:
-  segment: testers
-  criteria: {plan: gold}
-  size: 50
-  population: 1000
-channels:
-  email:
-    subject: "Spring for $first_name"
-    body: "Hello $first_name, your $plan plan has a gift."
-    batch_size: 25
-"""
+VALID = valid_definition(DAG_ID)
 # Every bad input of the issue: (change to VALID, the field named, words of the detail).
-BAD_INPUTS = [
-    (("id: cr_api_new", "id: [unclosed"), "", "invalid YAML"),
-    (("owner: alice", "owner: alice\nowner_phone: 1"), "owner_phone", "unknown field"),
-    (("Europe/Paris", "Mars/Olympus"), "schedule.timezone", "unknown timezone"),
-    (('"0 9 * * MON"', '"0 0 9 * * MON"'), "schedule.cron", "five-field"),
-    (('"0 9 * * MON"', '"61 9 * * MON"'), "schedule.cron", "five-field"),
-    (("id: cr_api_new", "id: ../x"), "id", "no path"),
-    (("id: cr_api_new", "id: a/b"), "id", "no path"),
-    (("$first_name, your", "$first_name, your $voucher"), "channels.email.body", "unknown placeholder $voucher"),
-    (('body: "Hello', 'body: "' + "x" * 10_001 + " Hello"), "channels.email.body", "the limit is 10000"),
-    (("batch_size: 25", "batch_size: 0"), "channels.email.batch_size", "at least 1"),
-    (
-        ("batch_size: 25", "batch_size: 25\n    rate_limit_per_second: -2"),
-        "channels.email.rate_limit_per_second",
-        "more than 0",
-    ),
-    (
-        ("batch_size: 25", "batch_size: 25\n    rate_limit_per_second: 0"),
-        "channels.email.rate_limit_per_second",
-        "more than 0",
-    ),
-]
+BAD_INPUTS = bad_inputs(DAG_ID)
 BAD_IDS = [
     "invalid-yaml",
     "unknown-field",

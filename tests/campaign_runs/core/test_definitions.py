@@ -12,27 +12,9 @@ from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
 
 from tests.campaign_runs.core.helpers import count
+from tests.support.definitions import bad_inputs, valid_definition
 
-VALID = """\
-id: cr_new_campaign
-description: Spring promotion for testers.
-owner: alice
-owner_email: alice@example.com
-schedule:
-  cron: "0 9 * * MON"
-  timezone: Europe/Paris
-  start_date: 2026-01-05
-audience:
-  segment: testers
-  criteria: {plan: gold}
-  size: 50
-  population: 1000
-channels:
-  email:
-    subject: "Spring for $first_name"
-    body: "Hello $first_name, your $plan plan has a gift."
-    batch_size: 25
-"""
+VALID = valid_definition("cr_new_campaign")
 
 
 @pytest.fixture
@@ -59,30 +41,7 @@ def test_new_writes_the_file_and_version_one_and_waits_for_airflow(folder: Path)
     assert definition_status.broken_definitions() == []
 
 
-@pytest.mark.parametrize(
-    ("change", "field", "words"),
-    [
-        (("id: cr_new_campaign", "id: [unclosed"), "", "invalid YAML"),
-        (("owner: alice", "owner: alice\nowner_phone: 1"), "owner_phone", "unknown field"),
-        (("Europe/Paris", "Mars/Olympus"), "schedule.timezone", "unknown timezone"),
-        (('"0 9 * * MON"', '"0 0 9 * * MON"'), "schedule.cron", "five-field"),
-        (('"0 9 * * MON"', '"61 9 * * MON"'), "schedule.cron", "five-field"),
-        (("id: cr_new_campaign", "id: ../x"), "id", "no path"),
-        (("id: cr_new_campaign", "id: a/b"), "id", "no path"),
-        (("$first_name, your", "$first_name, your $voucher"), "channels.email.body", "unknown placeholder $voucher"),
-        (("batch_size: 25", "batch_size: 0"), "channels.email.batch_size", "at least 1"),
-        (
-            ("batch_size: 25", "batch_size: 25\n    rate_limit_per_second: -2"),
-            "channels.email.rate_limit_per_second",
-            "more than 0",
-        ),
-        (
-            ("batch_size: 25", "batch_size: 25\n    rate_limit_per_second: 0"),
-            "channels.email.rate_limit_per_second",
-            "more than 0",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("change", "field", "words"), bad_inputs("cr_new_campaign"))
 def test_bad_input_names_its_field_and_writes_nothing(
     folder: Path, change: tuple[str, str], field: str, words: str
 ) -> None:
