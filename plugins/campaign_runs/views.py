@@ -180,7 +180,7 @@ class CampaignsView(BaseView):
         """Every campaign the user may read: sortable, searchable, paginated."""
         if (refused := self._gate()) is not None:
             return refused
-        may_create = views_definitions.may_manage(self.appbuilder, "POST")  # asked before any core call
+        may_create = views_definitions.may_manage("POST")  # asked before any core call
         view = page_views.campaigns_page(request.args, FAB_ACCESS)
         view.context.update(page_definitions.campaigns_context(_authorized_dag_ids("GET"), may_create))
         return self._show(view)
@@ -194,7 +194,7 @@ class CampaignsView(BaseView):
             return refused
         kept = session.pop(KEEP_KEY, None)
         keep = kept.get("run_id", "") if isinstance(kept, dict) and kept.get("dag_id") == dag_id else ""
-        rights = views_definitions.campaign_rights(self.appbuilder, dag_id)  # asked before any core call
+        rights = views_definitions.campaign_rights(dag_id)  # asked before any core call
         try:
             view = page_views.display_page(dag_id, request.args, FAB_ACCESS, keep)
             if view.template == "display.html":

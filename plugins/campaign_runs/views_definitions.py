@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError
 
 from campaign_runs import page_definitions, page_input, view_links
 from campaign_runs.adapters import auth
-from campaign_runs.core import definition_status, definitions
+from campaign_runs.core import definition_rights, definition_status, definitions
 from campaign_runs.core.campaign_actions import CAMPAIGN_ACTIONS, MISSED_CHOICES, perform_campaign_action
 from campaign_runs.core.users import email_of, no_email_notice
 from campaign_runs.domain import (
@@ -58,23 +58,17 @@ def _memo(key: str, compute: Callable[[], Any]) -> Any:
     return cached[key]
 
 
-def ensure_permissions(appbuilder: Any) -> None:
+def ensure_permissions() -> None:
     """Create the "Campaign Definitions" permission for Admin and Op if it is missing (once per process)."""
     try:
-        auth.ensure_definition_permissions(appbuilder.session)
+        definition_rights.ensure_permissions()
     except Exception:  # the metadata DB may not be ready (db migrate): tried again before each check
         log.warning("Could not create the Campaign Definitions permission yet", exc_info=True)
-        appbuilder.session.rollback()
 
 
-def may_manage(appbuilder: Any, method: str) -> bool:
-    """Whether the logged-in user may create (POST) or configure (PUT) campaigns."""
-
-    def compute() -> bool:
-        ensure_permissions(appbuilder)
-        return auth.may_manage_definitions(auth.current_user(), method)
-
-    return bool(_memo(f"definitions:{method}", compute))
+def may_manage(method: str) -> bool:
+    """Whether the logged-in user may create (POST) or configure (PUT) campaigns: the API's and CLI's rule."""
+    return bool(_memo(f"definitions:{method}", lambda: definition_rights.may_manage(auth.current_user(), method)))
 
 
 def _may(dag_id: str, method: str) -> bool:
@@ -115,7 +109,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         blueprint.before_request(check_request)
         blueprint.register_error_handler(page_input.BadInputError, self._bad_input)
         blueprint.register_error_handler(CSRFError, self._bad_input)
-        ensure_permissions(appbuilder)
+        ensure_permissions()
         return blueprint
 
     # ------------------------------------------------------------ helpers
@@ -185,7 +179,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         """The New campaign form; saving validates everything and writes nothing on any error."""
         if (refused := self._gate()) is not None:
             return refused
-        if not may_manage(self.appbuilder, "POST"):
+        if not may_manage("POST"):
             return self._refuse("You may not create campaigns (the Campaign Definitions permission).", 403)
         context: dict[str, Any] = {"title": "New campaign", "mode": "new", "action_url": page_definitions.Paths.new()}
         if request.method == "GET":
@@ -236,7 +230,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
     # ------------------------------------------------------------ Configure
 
     def _configure_rights(self, dag_id: str) -> ResponseReturnValue | None:
-        if not may_manage(self.appbuilder, "PUT"):
+        if not may_manage("PUT"):
             return self._refuse("You may not configure campaigns (the Campaign Definitions permission).", 403)
         if not _may(dag_id, "PUT"):
             return self._refuse(f"You may not change campaign {dag_id}.", 403)
@@ -316,7 +310,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         return redirect(view_links.campaign_path(dag_id), code=303)
 
 
-def campaign_rights(appbuilder: Any, dag_id: str) -> dict[str, bool]:
+def campaign_rights(dag_id: str) -> dict[str, bool]:
     """What the display offers the user: Configure and each campaign action (asked before any core call)."""
     rights = {action: may_act(dag_id, action) for action in CAMPAIGN_ACTIONS}
-    return {**rights, "configure": may_manage(appbuilder, "PUT") and _may(dag_id, "PUT")}
+    return {**rights, "configure": may_manage("PUT") and _may(dag_id, "PUT")}

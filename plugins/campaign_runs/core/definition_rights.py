@@ -24,6 +24,12 @@ def refusal(username: str, method: str) -> str:
 
 
 @provide_session
+def ensure_permissions(*, session: Session = NEW_SESSION) -> None:
+    """FAB: create the permission for Admin and Op if it is missing (once per process; a no-op elsewhere)."""
+    auth.ensure_definition_permissions(session)
+
+
+@provide_session
 def may_manage(user: Any, method: str, *, session: Session = NEW_SESSION) -> bool:
     """Whether the auth manager's ``user`` may create (POST) or configure (PUT) campaigns."""
     auth.ensure_definition_permissions(session)

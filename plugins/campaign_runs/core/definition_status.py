@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 PREVIEW_COUNT = 10
-MANUAL = frozenset({"", "none", "null", "manual"})
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,9 @@ def preview_schedule(cron: str | None, timezone: str, *, count: int = PREVIEW_CO
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError) as error:  # OSError: a tzdata folder ("Europe")
         raise DefinitionInvalidError("schedule.timezone", f"unknown timezone {timezone!r}") from error
-    if cron is None or cron.strip().lower() in MANUAL:
-        return SchedulePreview(None, timezone, "Triggered manually (no schedule)", [])
+    _, schedule_module = files.factory()
+    if cron is None or schedule_module.is_manual(cron):  # the factory's own words for "no schedule"
+        return SchedulePreview(None, timezone, str(schedule_module.MANUAL_DESCRIPTION), [])
     try:
         description = files.describe_cron(cron)
         times = files.fire_times(_five_fields(cron), timezone, utcnow(), count)
