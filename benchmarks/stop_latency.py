@@ -3,8 +3,9 @@
 Run with ``python -m benchmarks.stop_latency`` from the repository root. It creates a private
 AIRFLOW_HOME (SQLite, LocalExecutor, the plugin loaded), an SMTP sink, and starts api-server, dag-processor and
 scheduler on free ports; everything is stopped by process group at the end. For each setting (batch 20 at
-50/s, batch 250 at 10/s) it stops runs mid-batch three ways and prints, per way, the time from the stop
-call returning to the last email received, and how many emails arrived after it:
+50/s, batch 250 at 10/s, batch 250 with no rate limit over 4 email connections) it stops runs mid-batch three
+ways and prints, per way, the time from the stop call returning to the last email received, and how many
+emails arrived after it:
 
 - plugin Stop: ``campaign_runs.core.stop_run`` (what the UI, REST API and CLI call) on flash_sale;
 - mark-failed: Airflow's own ``set_dag_run_state_to_failed`` on flash_sale;
@@ -30,7 +31,8 @@ CAMPAIGN_ID = "flash_sale"
 PLAIN_ID = "bench_plain_sender"
 RUN_HEADER = "X-Campaign-Run-Id"
 AUDIENCE = 5000
-SETTINGS = ((20, 50.0, 50), (250, 10.0, 30))  # batch, messages/s, stop after this many emails (mid-batch)
+# batch, messages/s (0: no limit), stop after this many emails (mid-batch), email connections
+SETTINGS = ((20, 50.0, 50, 1), (250, 10.0, 30, 1), (250, 0.0, 1000, 4))
 WAYS = ("plugin Stop", "mark-failed", "mark-failed, plain loop")
 
 PLAIN_DAG = f'''"""Airflow DAG with a plain email loop that never checks its run: Airflow kills it at a heartbeat."""
@@ -58,7 +60,7 @@ def send_email() -> int:
     for start in range(0, size, batch_size):
         with smtplib.SMTP(host, port, timeout=10) as client:
             for position in range(start, min(start + batch_size, size)):
-                delay = started + sent / rate - time.monotonic()
+                delay = started + sent / rate - time.monotonic() if rate > 0 else 0.0
                 if delay > 0:
                     time.sleep(delay)
                 message = EmailMessage()
@@ -102,8 +104,7 @@ class Trial:
     """One stop measured."""
 
     way: str
-    batch: int
-    rate: float
+    setting: str
     sent_before: int
     sent_after: int
     latency: float
@@ -144,13 +145,19 @@ def stop(way: str, dag_id: str, run_id: str) -> None:
         mark_run_failed(dag_id, run_id)
 
 
-def measure(way: str, sink: TimedSink, batch: int, rate: float, stop_after: int) -> Trial:
+def setting_label(batch: int, rate: float, connections: int) -> str:
+    """``batch 250 at 10/s`` or ``batch 250, no limit, 4 conn.``."""
+    pace = f" at {rate:g}/s" if rate > 0 else ", no limit"
+    return f"batch {batch}{pace}" + (f", {connections} conn." if connections > 1 else "")
+
+
+def measure(way: str, sink: TimedSink, batch: int, rate: float, stop_after: int, connections: int) -> Trial:
     """Trigger a run, stop it mid-batch after ``stop_after`` emails, time the last email after the stop."""
     from tests.dags.campaigns.runs import plugin_users, trigger, wait_quiet
 
     plugin_users()
     dag_id = PLAIN_ID if way.endswith("plain loop") else CAMPAIGN_ID
-    conf: dict[str, Any] = {"audience_size": AUDIENCE}
+    conf: dict[str, Any] = {"audience_size": AUDIENCE * 4 if rate <= 0 else AUDIENCE, "email_connections": connections}
     for channel in ("email", "sms", "push"):
         conf[f"{channel}_batch_size"] = batch
         conf[f"{channel}_rate_limit_per_second"] = rate
@@ -165,7 +172,8 @@ def measure(way: str, sink: TimedSink, batch: int, rate: float, stop_after: int)
     stopped = time.monotonic()
     wait_quiet(lambda: len(sink.times(run_id)), quiet_seconds=4, timeout=120)
     after = [t for t in sink.times(run_id) if t > stopped]
-    return Trial(way, batch, rate, sent_before, len(after), max(after) - stopped if after else 0.0)
+    latency = max(after) - stopped if after else 0.0
+    return Trial(way, setting_label(batch, rate, connections), sent_before, len(after), latency)
 
 
 def main() -> None:
@@ -192,13 +200,13 @@ def main() -> None:
         with scheduler_stack(env, home / "logs") as stack:
             wait_for_dag(CAMPAIGN_ID, stack)
             wait_for_dag(PLAIN_ID, stack)
-            for batch, rate, stop_after in SETTINGS:
+            for batch, rate, stop_after, connections in SETTINGS:
                 for _ in range(args.trials):
                     for way in WAYS:
-                        trial = measure(way, sink, batch, rate, stop_after)
+                        trial = measure(way, sink, batch, rate, stop_after, connections)
                         trials.append(trial)
                         print(
-                            f"  batch {batch:>3} at {rate:>3g}/s  {way:<24} sent before stop {trial.sent_before:>4}"
+                            f"  {trial.setting:<29} {way:<24} sent before stop {trial.sent_before:>4}"
                             f"  after {trial.sent_after:>4}  stop -> last message {trial.latency:6.3f} s",
                             flush=True,
                         )
@@ -208,13 +216,13 @@ def main() -> None:
             shutil.rmtree(home, ignore_errors=True)
 
     print(f"\nMedians over {args.trials} trials (stop call returned -> last email received; emails after the stop)")
-    print(f"  {'setting':<18} {'way':<24} {'stop -> last':>12} {'after stop':>10}")
-    for batch, rate, _ in SETTINGS:
+    print(f"  {'setting':<29} {'way':<24} {'stop -> last':>12} {'after stop':>10}")
+    for setting in dict.fromkeys(t.setting for t in trials):
         for way in WAYS:
-            chosen = [t for t in trials if (t.way, t.batch, t.rate) == (way, batch, rate)]
+            chosen = [t for t in trials if (t.way, t.setting) == (way, setting)]
             latency = statistics.median(t.latency for t in chosen)
             after = statistics.median(t.sent_after for t in chosen)
-            print(f"  {f'batch {batch} at {rate:g}/s':<18} {way:<24} {latency:10.3f} s {after:10g}")
+            print(f"  {setting:<29} {way:<24} {latency:10.3f} s {after:10g}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ other while the Airflow processes are up:
 - plain ``smtplib``, one connection: a process sending a message of the email channel's shape (same headers and
   body size, bytes formatted per recipient) with ``sendmail``; the reference of every ratio;
 - the email channel, ``connections: 1``: a run of a one-channel campaign under the scheduler;
+- the email channel's sending code without the ledger, with the SQLite ledger and with the PostgreSQL ledger,
+  each in a child process on one connection (``benchmarks.ledger_cost``): what exactly-once costs;
 - N plain ``smtplib`` senders in parallel (N processes, one connection each);
 - the email channel, ``connections: N``;
 - the SMS and push channels into their JSON-lines sinks.
@@ -33,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from benchmarks.ledger_cost import VARIANTS, postgres_available
 
 REPO = Path(__file__).resolve().parent.parent
 POPULATION = 1_000_000
@@ -111,7 +115,7 @@ class Result:
     distinct: int
     seconds: float
     peak_rss_mb: float | None = None
-    reference: str = "plain smtplib, 1 connection"
+    reference: str | None = "plain smtplib, 1 connection"
 
     @property
     def rate(self) -> float:
@@ -140,7 +144,18 @@ def plain(sink: CountingSink, port: int, size: int, senders: int) -> Result:
         process.join()
     arrivals = sink.of(run_id)
     label = "plain smtplib, 1 connection" if senders == 1 else f"plain smtplib, {senders} senders"
-    return Result(label, size, arrivals.count, len(arrivals.recipients), arrivals.last - arrivals.first, None)
+    seconds = arrivals.last - arrivals.first
+    return Result(label, size, arrivals.count, len(arrivals.recipients), seconds, None, reference=None)
+
+
+def ledger_variant(sink: CountingSink, port: int, size: int, variant: str) -> Result:
+    """The email channel's sending code in a child process, with or without the ledger (``ledger_cost``)."""
+    from benchmarks.ledger_cost import run_variant
+
+    subject, body = "Flash sale: -40%, $first_name", "$first_name, 40% off for three hours."
+    arrivals = sink.of(run_variant(variant, port, size, 500, subject, body))
+    seconds = arrivals.last - arrivals.first
+    return Result(f"email code, {variant}", size, arrivals.count, len(arrivals.recipients), seconds, None)
 
 
 def prepare(home: Path, smtp_port: int) -> dict[str, str]:
@@ -231,9 +246,12 @@ def sink_result(label: str, size: int, path: Path, run_id: str, rss: float) -> R
 def measure(sink: CountingSink, port: int, home: Path, size: int, senders: int) -> list[Result]:
     """Every sender for one audience size, printed as it completes; each plain reference before and after."""
     email = {"email_batch_size": 500}
+    variants = [v for v in VARIANTS if v != "PostgreSQL ledger" or postgres_available()]
     steps: list[Callable[[], Result]] = [
         lambda: plain(sink, port, size, 1),
         lambda: channel_run("bench_email", size, {**email, "email_connections": 1}, sink, home),
+        lambda: plain(sink, port, size, 1),
+        *(lambda variant=variant: ledger_variant(sink, port, size, variant) for variant in variants),
         lambda: plain(sink, port, size, 1),
         lambda: plain(sink, port, size, senders),
         lambda: channel_run("bench_email", size, {**email, "email_connections": senders}, sink, home),
@@ -252,7 +270,7 @@ def show(result: Result, results: list[Result]) -> None:
     """One line: messages/s, peak RSS, exactly-once check, ratio to the mean of its reference's runs so far."""
     references = [r.rate for r in results if r.label == result.reference and r.size == result.size]
     ratio = ""
-    if result.peak_rss_mb is not None and references:
+    if references:
         ratio = f"{result.rate / (sum(references) / len(references)):5.2f}x {result.reference}"
     rss = f"peak RSS {result.peak_rss_mb:6.0f} MB" if result.peak_rss_mb else " " * 16
     once = "exactly once" if result.distinct == result.messages == result.size else "NOT EXACTLY ONCE"
@@ -263,7 +281,7 @@ def ratios(results: list[Result]) -> None:
     """Each channel's rate over the mean of its reference's runs (the one before and the one after it)."""
     print("\nRatios (reference: mean of the plain runs just before and after)")
     for result in results:
-        if result.peak_rss_mb is None:
+        if result.reference is None:
             continue
         references = [r.rate for r in results if r.label == result.reference and r.size == result.size]
         reference = sum(references) / len(references)

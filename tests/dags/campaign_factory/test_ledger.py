@@ -89,6 +89,45 @@ def test_a_failed_transaction_commits_nothing(open_ledger: OpenLedger) -> None:
         assert (ledger.counts(2).sent, ledger.counts(2).in_doubt) == (1, 1)
 
 
+def test_postgres_claim_and_settle_are_one_statement_each(pg_database: str) -> None:
+    """On PostgreSQL a claim (with earlier outcomes to settle) and a settle are one round trip each."""
+    executed: list[str] = []
+    a, b, c, d = plan(4).recipients()
+    with PostgresLedger(connect_args(pg_database), f"c-{uuid.uuid4().hex[:8]}", "s", "email") as ledger:
+        assert ledger.claim(a, "run-1") and ledger.claim(b, "run-1", confirm=[a.id])
+        real = ledger.connection
+
+        class CountingCursor:
+            """A cursor that writes down every statement it executes."""
+
+            def __init__(self) -> None:
+                self.cursor = real.cursor()
+                self.close = self.cursor.close
+
+            @property
+            def rowcount(self) -> int:
+                return int(self.cursor.rowcount)
+
+            def execute(self, sql: str, params: object = None) -> None:
+                executed.append(sql)
+                self.cursor.execute(sql, params)
+
+        class Counting:
+            """The connection, its cursors counting."""
+
+            def cursor(self) -> CountingCursor:
+                return CountingCursor()
+
+        ledger.connection = Counting()
+        assert ledger.claim(c, "run-1", confirm=[b.id], release=[]) and len(executed) == 1
+        assert ledger.claim(d, "run-1", release=[c.id]) and len(executed) == 2
+        ledger.settle(confirm=[d.id])
+        assert len(executed) == 3
+        ledger.connection = real
+        assert ledger.runs() == {"run-1": 3} and ledger.in_doubt() == []
+        assert not ledger.claim(a, "run-2"), "a confirmed recipient is never claimed again"
+
+
 def test_reclaim_takes_a_doubtful_row_once(open_ledger: OpenLedger) -> None:
     """Recipients in doubt are listed with the run holding them; a re-claim is a compare-and-set on that run."""
     a, b, c = list(plan(3).recipients())
