@@ -33,6 +33,7 @@ RUN_HEADER = "X-Campaign-Run-Id"
 AUDIENCE = 5000
 # batch, messages/s (0: no limit), stop after this many emails (mid-batch), email connections
 SETTINGS = ((20, 50.0, 50, 1), (250, 10.0, 30, 1), (250, 0.0, 1000, 4))
+CAMPAIGN_FILES = (f"{CAMPAIGN_ID}.yaml", "campaigns.py")  # the shipped definition and the loader of every YAML
 WAYS = ("plugin Stop", "mark-failed", "mark-failed, plain loop")
 
 PLAIN_DAG = f'''"""Airflow DAG with a plain email loop that never checks its run: Airflow kills it at a heartbeat."""
@@ -116,8 +117,8 @@ def prepare(home: Path, smtp_port: int) -> dict[str, str]:
 
     dags = home / "dags"
     dags.mkdir(parents=True)
-    for suffix in (".yaml", ".py"):
-        shutil.copy(REPO / "dags" / "campaigns" / f"{CAMPAIGN_ID}{suffix}", dags / f"{CAMPAIGN_ID}{suffix}")
+    for name in CAMPAIGN_FILES:
+        shutil.copy(REPO / "dags" / "campaigns" / name, dags / name)
     (dags / f"{PLAIN_ID}.py").write_text(PLAIN_DAG)
     env = dict(os.environ)
     env.update(airflow_env.environment(home))
