@@ -22,7 +22,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from campaign_factory.mime import MessageTemplate, send_raw, smtp_path
+from campaign_factory.mime import MessageTemplate, deliver, stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from campaign_factory.audience import Recipient
 
 SMTP_CONN_ID = "campaign_smtp"
-MAIL_SENT = "_campaign_mail_sent"  # set on an SMTP connection between prepare() and send_one()
+STAGED = "_campaign_staged"  # on an SMTP connection between prepare() and send_one(): (recipient id, bytes or None)
 
 
 def render(template: str, values: dict[str, Any]) -> str:
@@ -93,6 +93,11 @@ class Gate:
         """Called right before ``recipient``'s message leaves; False skips it."""
         return True
 
+    def begin_claim(self, recipient: Recipient, *, overlap: bool) -> Callable[[], bool]:
+        """Start ``claim``; the returned call waits for its answer. This default claims at once."""
+        claimed = self.claim(recipient)
+        return lambda: claimed
+
     def settle(self, recipient: Recipient, delivered: bool) -> None:
         """Called once the channel accepted (``delivered``) or refused the message."""
 
@@ -122,6 +127,7 @@ class ChannelAdapter(ABC):
     """Delivers batches of messages on one channel; subclasses with a ``name`` register themselves."""
 
     name: ClassVar[str] = ""
+    overlap_claim: ClassVar[bool] = False  # True: ``prepare`` waits on the network, worth running beside the claim
     required_settings: ClassVar[tuple[str, ...]] = ()
     optional_settings: ClassVar[dict[str, Any]] = {}
     registry: ClassVar[dict[str, type[ChannelAdapter]]] = {}
@@ -145,7 +151,7 @@ class ChannelAdapter(ABC):
         """One delivery connection (an SMTP session, an open sink file), closed on exit."""
 
     def prepare(self, connection: Any, recipient: Recipient) -> None:  # noqa: B027 (a hook, no-op by default)
-        """Start what may start before the recipient is claimed, while the claim commits; nothing may leave yet."""
+        """Do what may be done before the recipient is claimed, while the claim commits; nothing may leave yet."""
 
     def abandon(self, connection: Any, recipient: Recipient) -> None:  # noqa: B027
         """Undo ``prepare`` for a recipient whose claim failed."""
@@ -162,8 +168,14 @@ class ChannelAdapter(ABC):
                 if gate.pause(self.pacer.reserve()):
                     outcome.stopped = True
                     return
-                self.prepare(connection, recipient)
-                if not gate.claim(recipient):
+                claimed = gate.begin_claim(recipient, overlap=self.overlap_claim)
+                try:
+                    self.prepare(connection, recipient)
+                except BaseException:
+                    if claimed():  # committed, but nothing left: the recipient is given back with the batch's end
+                        gate.settle(recipient, False)
+                    raise
+                if not claimed():
                     self.abandon(connection, recipient)
                     continue
                 delivered = self.send_one(connection, recipient)
@@ -219,6 +231,7 @@ class EmailAdapter(ChannelAdapter):
     """Sends real email over SMTP: one connection per batch."""
 
     name = "email"
+    overlap_claim = True
     required_settings = ("subject", "body")
     optional_settings: ClassVar[dict[str, Any]] = {"from_name": "", "reply_to": ""}
 
@@ -273,23 +286,33 @@ class EmailAdapter(ChannelAdapter):
                 client.close()
 
     def prepare(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
-        """Send ``MAIL FROM`` (the server works on it while the claim commits); its reply is read by ``send_one``."""
-        connection.putcmd("mail", f"FROM:{smtp_path(self.smtp.mail_from)}")
-        setattr(connection, MAIL_SENT, True)
+        """``MAIL FROM`` and ``RCPT TO`` while the claim commits; the message is built; nothing leaves before DATA."""
+        try:
+            message: bytes | None = stage(connection, self.smtp.mail_from, recipient, self.message_bytes)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused):
+            message = None  # refused: the transaction is reset; send_one reports it
+        setattr(connection, STAGED, (recipient.id, message))
 
     def abandon(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
-        """Read the ``MAIL FROM`` reply and reset the transaction: nothing was sent."""
-        setattr(connection, MAIL_SENT, False)
-        connection.getreply()
-        connection.rset()
+        """Reset the staged transaction: nothing was sent."""
+        staged = getattr(connection, STAGED, None)
+        setattr(connection, STAGED, None)
+        if staged is not None and staged[1] is not None:
+            connection.rset()
 
     def send_one(self, connection: smtplib.SMTP, recipient: Recipient) -> bool:
         """Send one email; a refused recipient, sender or message is False (the server did not take it)."""
-        mail_sent = getattr(connection, MAIL_SENT, False)
-        setattr(connection, MAIL_SENT, False)
+        staged = getattr(connection, STAGED, None)
+        setattr(connection, STAGED, None)
+        if staged is None or staged[0] != recipient.id:  # not prepared (a direct call): stage it now
+            self.prepare(connection, recipient)
+            staged = getattr(connection, STAGED)
+            setattr(connection, STAGED, None)
+        if staged[1] is None:
+            return False
         try:
-            send_raw(connection, self.smtp.mail_from, recipient, self.message_bytes, mail_sent=mail_sent)
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError, smtplib.SMTPSenderRefused):
+            deliver(connection, staged[1])
+        except smtplib.SMTPDataError:
             return False
         return True
 

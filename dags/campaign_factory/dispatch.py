@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,12 +84,27 @@ class LedgerGate(Gate):
         self.confirm: list[str] = []
         self.release: list[str] = []
         self.lost = 0  # recipients in doubt another run re-claimed first (resend only)
+        self.claims: ThreadPoolExecutor | None = None
 
     def pause(self, seconds: float) -> bool:
         """Sleep in slices, checking the run's state every ``stop.interval`` seconds."""
         if seconds > 0:  # a rate-limit wait: confirm the last message first, so a kill while waiting doubts nobody
             self.flush()
         return self.stop.sleep(seconds)
+
+    def begin_claim(self, recipient: Recipient, *, overlap: bool) -> Callable[[], bool]:
+        """With ``overlap``, claim on this gate's claim thread while the sender prepares the message; else at once."""
+        if not overlap:
+            return super().begin_claim(recipient, overlap=False)
+        if self.claims is None:
+            self.claims = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-claim")
+        return self.claims.submit(self.claim, recipient).result
+
+    def close(self) -> None:
+        """End the claim thread, if one started."""
+        if self.claims is not None:
+            self.claims.shutdown(wait=True)
+            self.claims = None
 
     def claim(self, recipient: Recipient) -> bool:
         """Settle the previous message and write ``recipient`` pending, in one committed transaction."""
@@ -233,22 +249,22 @@ class Dispatcher:
     def _resend(self, doubtful: list[tuple[int, str]], progress: Progress) -> bool:
         """Re-claim and send once more to the recipients in doubt, over one connection; False if stopped."""
         resend = [(make_recipient(self.plan, position), holder) for position, holder in doubtful]
-        gate = ResendGate(self.ledger, self.stop, self.run_id, {r.id: holder for r, holder in resend})
-        for start in range(0, len(resend), self.batch_size):
-            if self.stop.stopped():
-                return False
-            if self._send([recipient for recipient, _ in resend[start : start + self.batch_size]], gate, progress):
-                return False
+        with closing(ResendGate(self.ledger, self.stop, self.run_id, {r.id: holder for r, holder in resend})) as gate:
+            for start in range(0, len(resend), self.batch_size):
+                if self.stop.stopped():
+                    return False
+                if self._send([recipient for recipient, _ in resend[start : start + self.batch_size]], gate, progress):
+                    return False
         return True
 
     def _sequential(self, progress: Progress) -> bool:
         """Every batch over one connection in this thread; False if stopped."""
-        gate = LedgerGate(self.ledger, self.stop, self.run_id)
-        for batch in self.plan.batches(self.batch_size, self.shard):
-            if self.stop.stopped():
-                return False
-            if (todo := gate.unreached(batch)) and self._send(todo, gate, progress):
-                return False
+        with closing(LedgerGate(self.ledger, self.stop, self.run_id)) as gate:
+            for batch in self.plan.batches(self.batch_size, self.shard):
+                if self.stop.stopped():
+                    return False
+                if (todo := gate.unreached(batch)) and self._send(todo, gate, progress):
+                    return False
         return True
 
     def _parallel(self, progress: Progress) -> bool:
@@ -290,14 +306,14 @@ class Dispatcher:
         try:
             own = self.ledger_factory() if self.ledger_factory else None
             try:
-                gate = LedgerGate(own or self.ledger, shared, self.run_id, None if own else self.lock)
-                while not shared.stopped():
-                    with self.lock:
-                        batch = next(source, None)
-                    if batch is None:
-                        return
-                    if (todo := gate.unreached(batch)) and self._send(todo, gate, progress):
-                        return
+                with closing(LedgerGate(own or self.ledger, shared, self.run_id, None if own else self.lock)) as gate:
+                    while not shared.stopped():
+                        with self.lock:
+                            batch = next(source, None)
+                        if batch is None:
+                            return
+                        if (todo := gate.unreached(batch)) and self._send(todo, gate, progress):
+                            return
             finally:
                 if own is not None:
                     own.close()

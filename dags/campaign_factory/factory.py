@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -158,6 +160,8 @@ def send_channel(
     """Dispatch one channel (or one shard of it) in batches, publishing progress and stopping when the run stops."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    # ``kill -USR1 <pid>`` writes every thread's stack into the task log: what a channel task is waiting on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     ti = context["ti"]
     run_id = context["dag_run"].run_id
     params = context["params"]

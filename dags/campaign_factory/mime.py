@@ -119,18 +119,13 @@ def smtp_path(address: str) -> str:
     return f"<{address}>" if PLAIN_ADDRESS.match(address) else smtplib.quoteaddr(address)
 
 
-def send_raw(
-    client: smtplib.SMTP,
-    sender: str,
-    recipient: Recipient,
-    build: Callable[[Recipient], bytes],
-    *,
-    mail_sent: bool = False,
-) -> None:
-    """``client.sendmail`` for one recipient, one command at a time (no pipelining): MAIL (unless ``mail_sent``),
-    RCPT, DATA. The message is built while the server answers RCPT; it leaves only with DATA."""
-    if not mail_sent:
-        client.putcmd("mail", f"FROM:{smtp_path(sender)}")
+def stage(client: smtplib.SMTP, sender: str, recipient: Recipient, build: Callable[[Recipient], bytes]) -> bytes:
+    """``MAIL`` and ``RCPT`` for one recipient, one command at a time (no pipelining); the message to send.
+
+    Nothing leaves: only ``deliver`` (``DATA``) hands the message over. The message is built while the server
+    answers ``RCPT``. A refusal resets the transaction (or closes on 421) and raises as ``sendmail`` would.
+    """
+    client.putcmd("mail", f"FROM:{smtp_path(sender)}")
     code, reply = client.getreply()
     if code != 250:
         _reset(client, code)
@@ -141,6 +136,11 @@ def send_raw(
     if code not in (250, 251):
         _reset(client, code)
         raise smtplib.SMTPRecipientsRefused({recipient.email: (code, reply)})
+    return message
+
+
+def deliver(client: smtplib.SMTP, message: bytes) -> None:
+    """``DATA``: the message leaves; a refusal resets the transaction and raises ``SMTPDataError``."""
     code, reply = client.data(message)
     if code != 250:
         _reset(client, code)

@@ -38,11 +38,15 @@ class Housekeeper:
         self._thread = None
 
     def _loop(self) -> None:
+        from campaign_runs.adapters import fork_guard
         from campaign_runs.core.housekeeping import housekeeping_pass
 
+        fork_guard.install()  # the scheduler forks LocalExecutor workers; see adapters/fork_guard.py
+        self._stop.wait(self.interval)  # the executor forks its workers as the scheduler starts: let it go first
         while not self._stop.is_set():
             try:
-                housekeeping_pass()
+                with fork_guard.held():
+                    housekeeping_pass()
             except Exception:
                 log.exception("Campaign Runs housekeeping pass failed; retrying")
             self._stop.wait(self.interval)

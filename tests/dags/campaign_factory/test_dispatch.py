@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -158,19 +159,33 @@ class MemoryChannel(ChannelAdapter):
         return True
 
 
+class OverlappingMemoryChannel(MemoryChannel):
+    """``MemoryChannel`` whose claims run on the gate's claim thread while it prepares, as the email channel's do."""
+
+    overlap_claim = True
+
+    def prepare(self, connection: Any, recipient: Any) -> None:
+        """Take a little time, as an SMTP exchange does, so the claim thread really runs beside it."""
+        time.sleep(0.0005)
+
+
+@pytest.mark.parametrize("overlap", [False, True], ids=["claim-inline", "claim-overlapped"])
 @pytest.mark.parametrize("crash_at", range(1, 53))
-def test_crash_at_any_step_leaves_at_most_one_in_doubt_and_no_duplicate(tmp_path: Path, crash_at: int) -> None:
+def test_crash_at_any_step_leaves_at_most_one_in_doubt_and_no_duplicate(
+    tmp_path: Path, crash_at: int, overlap: bool
+) -> None:
     """Killed at any point: ≤ 1 recipient in doubt, nothing sent is unrecorded, and a restart sends nobody twice."""
     size = 25
     everyone = [r.id for r in plan(size).recipients()]
     refused = {everyone[4]}
     delivered: list[str] = []
     steps = Steps(crash_at)
+    channel = OverlappingMemoryChannel if overlap else MemoryChannel
     with pytest.raises(Crash):
         run(
             tmp_path,
             size,
-            adapter=MemoryChannel(tmp_path, delivered, steps, refused),
+            adapter=channel(tmp_path, delivered, steps, refused),
             ledger_class=crashing_ledger(steps),
         )
     with local_ledger(tmp_path) as ledger:
@@ -213,6 +228,25 @@ def test_send_error_counts_the_message_in_doubt(tmp_path: Path) -> None:
     result, _ = run(tmp_path, 30, run_id="run-2", adapter=MemoryChannel(tmp_path, delivered, None, set()))
     assert (result.already_reached, result.in_doubt, result.sent) == (12, 1, 17)
     assert len(delivered) == len(set(delivered)) == 29
+
+
+def test_a_prepare_that_raises_gives_its_claimed_recipient_back(tmp_path: Path) -> None:
+    """The claim committed while ``prepare`` failed (nothing left): the recipient is released, not in doubt."""
+
+    class BrokenPrepare(OverlappingMemoryChannel):
+        def prepare(self, connection: Any, recipient: Any) -> None:
+            super().prepare(connection, recipient)
+            if len(self.delivered) == 12:
+                raise ConnectionResetError("relay went away before DATA")
+
+    delivered: list[str] = []
+    with pytest.raises(ConnectionResetError):
+        run(tmp_path, 30, adapter=BrokenPrepare(tmp_path, delivered, None, set()))
+    with local_ledger(tmp_path) as ledger:
+        assert ledger.in_doubt() == [] and len(ledger.already_reached([r.id for r in plan(30).recipients()])) == 12
+    result, _ = run(tmp_path, 30, run_id="run-2", adapter=OverlappingMemoryChannel(tmp_path, delivered, None, set()))
+    assert (result.already_reached, result.in_doubt, result.sent) == (12, 0, 18)
+    assert len(delivered) == len(set(delivered)) == 30
 
 
 @pytest.mark.parametrize("crash_at", range(1, 53, 3))

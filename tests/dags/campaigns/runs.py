@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import Message
@@ -249,13 +249,33 @@ def run_state(dag_id: str, run_id: str) -> str | None:
 
 
 def wait_run_done(dag_id: str, run_id: str, timeout: float = 180.0) -> str:
-    """Wait until the run is ``success`` or ``failed``; its state."""
+    """Wait until the run is ``success`` or ``failed``; its state (on timeout: the stuck tasks' stacks and logs)."""
     deadline = time.monotonic() + timeout
     while (state := run_state(dag_id, run_id)) not in ("success", "failed"):
         if time.monotonic() > deadline:
-            raise AssertionError(f"run {run_id} still {state} after {timeout}s: {task_states(dag_id, run_id)}")
+            states = task_states(dag_id, run_id)
+            raise AssertionError(f"run {run_id} still {state} after {timeout}s: {states}\n{stuck(dag_id, run_id)}")
         time.sleep(0.2)
     return state
+
+
+def stuck(dag_id: str, run_id: str, lines: int = 60) -> str:
+    """The log tail of each running task of the run, after asking its process for every thread's stack."""
+    from airflow.configuration import conf
+
+    running = [task for task, state in task_states(dag_id, run_id).items() if state == "running"]
+    for task_id in running:
+        if pid := task_pid(dag_id, run_id, task_id):
+            with suppress(OSError):
+                os.kill(pid, signal.SIGUSR1)  # campaign_factory registers faulthandler on it
+    time.sleep(2)
+    folder = Path(conf.get("logging", "base_log_folder")) / f"dag_id={dag_id}" / f"run_id={run_id}"
+    parts = []
+    for task_id in running:
+        for path in sorted(folder.glob(f"task_id={task_id}/**/*.log")):
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"---- {path.relative_to(folder)}\n" + "\n".join(tail))
+    return "\n".join(parts) or f"(no log of a running task under {folder})"
 
 
 def task_pid(dag_id: str, run_id: str, task_id: str) -> int | None:

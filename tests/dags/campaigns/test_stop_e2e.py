@@ -23,8 +23,10 @@ from tests.dags.campaigns.runs import (
     kill_task_process,
     plugin_restart,
     plugin_stop,
+    run_state,
     scheduler_stack,
     sink_records,
+    stuck,
     task_states,
     trigger,
     wait_for_dag,
@@ -78,7 +80,12 @@ def start_run(stack: Stack, name: str) -> str:
     run_id = trigger(DAG_ID, conf, run_id=f"{name}_{os.getpid()}_{time.time_ns()}")
     deadline = time.monotonic() + 180
     while len(stack.smtp.of_run(run_id)) < STOP_AFTER:
-        assert time.monotonic() < deadline, f"never sent {STOP_AFTER} emails\n{stack.airflow.logs()}"
+        if time.monotonic() > deadline:
+            states = task_states(DAG_ID, run_id)
+            raise AssertionError(
+                f"never sent {STOP_AFTER} emails: run {run_state(DAG_ID, run_id)}, tasks {states}\n"
+                f"{stuck(DAG_ID, run_id)}\n{stack.airflow.logs()}"
+            )
         time.sleep(0.02)
     return run_id
 
