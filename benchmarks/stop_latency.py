@@ -15,7 +15,6 @@ emails arrived after it:
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import tempfile
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
+
+from benchmarks.private_airflow import environment
 
 REPO = Path(__file__).resolve().parent.parent
 CAMPAIGN_ID = "flash_sale"
@@ -113,27 +114,12 @@ class Trial:
 
 def prepare(home: Path, smtp_port: int) -> dict[str, str]:
     """A private Airflow environment with the shipped flash_sale campaign and the plain loop; exported here too."""
-    from tests.support import airflow_env
-
     dags = home / "dags"
     dags.mkdir(parents=True)
     for name in CAMPAIGN_FILES:
         shutil.copy(REPO / "dags" / "campaigns" / name, dags / name)
     (dags / f"{PLAIN_ID}.py").write_text(PLAIN_DAG)
-    env = dict(os.environ)
-    env.update(airflow_env.environment(home))
-    pythonpath = [str(REPO / "dags"), str(REPO), env.get("PYTHONPATH", "")]
-    env.update(
-        {
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__SMTP__SMTP_PORT": str(smtp_port),
-            "AIRFLOW__CAMPAIGN_RUNS__SINK_DIR": str(home / "sinks"),
-            "PYTHONPATH": os.pathsep.join(part for part in pythonpath if part),
-        }
-    )
-    os.environ.update(env)
-    airflow_env.migrate(env)
-    return env
+    return environment(home, dags, smtp_port)
 
 
 def stop(way: str, dag_id: str, run_id: str) -> None:

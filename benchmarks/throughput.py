@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import re
 import shutil
 import smtplib
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.ledger_cost import VARIANTS, postgres_available
+from benchmarks.private_airflow import environment
 
 REPO = Path(__file__).resolve().parent.parent
 POPULATION = 1_000_000
@@ -160,28 +160,12 @@ def ledger_variant(sink: CountingSink, port: int, size: int, variant: str) -> Re
 
 def prepare(home: Path, smtp_port: int) -> dict[str, str]:
     """A private Airflow environment with the benchmark campaigns; exported here too."""
-    from tests.support import airflow_env
-
     dags = home / "dags"
     dags.mkdir(parents=True)
     for dag_id, channel in CAMPAIGNS.items():
         (dags / f"{dag_id}.yaml").write_text(YAML.format(id=dag_id, channel=channel, population=POPULATION))
         (dags / f"{dag_id}.py").write_text(LOADER)
-    env = dict(os.environ)
-    env.update(airflow_env.environment(home))
-    pythonpath = [str(REPO / "dags"), str(REPO), env.get("PYTHONPATH", "")]
-    env.update(
-        {
-            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-            "AIRFLOW__SMTP__SMTP_PORT": str(smtp_port),
-            "AIRFLOW__CAMPAIGN_RUNS__SINK_DIR": str(home / "sinks"),
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "PYTHONPATH": os.pathsep.join(part for part in pythonpath if part),
-        }
-    )
-    os.environ.update(env)
-    airflow_env.migrate(env)
-    return env
+    return environment(home, dags, smtp_port, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
 
 
 def peak_rss(dag_id: str, run_id: str, task_id: str, done: threading.Event, found: list[float]) -> None:
