@@ -27,7 +27,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import and_, insert, or_, select, update
 
 from campaign_runs import links
-from campaign_runs.adapters import auth, email, fork_guard, metrics
+from campaign_runs.adapters import auth, email, metrics
 from campaign_runs.adapters.session import create_session, dialect_name
 from campaign_runs.domain import utcnow
 from campaign_runs.models import email_outbox, run_action
@@ -217,7 +217,8 @@ def _renewing(outbox_id: int, token: str) -> Iterator[None]:
     def renew() -> None:
         while not done.wait(seconds / 3):
             try:
-                with fork_guard.held(), create_session() as renewal:
+                # No fork guard here: in the housekeeper the sending pass holds it, so no fork starts while this writes.
+                with create_session() as renewal:
                     renewal.execute(
                         update(email_outbox)
                         .where(email_outbox.c.id == outbox_id, email_outbox.c.claim_token == token)

@@ -93,14 +93,23 @@ def _make_due(outbox_id: int) -> None:
         session.execute(update(email_outbox).where(email_outbox.c.id == outbox_id).values(next_attempt_at=utcnow()))
 
 
-def test_a_send_slower_than_the_claim_is_not_sent_twice(make_run, picky: PickySink, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _deliver_in_a_housekeeping_pass() -> int:
+    """``_deliver`` as the housekeeper runs it: holding the fork guard for the whole pass."""
+    from campaign_runs.adapters import fork_guard
+
+    with fork_guard.held():
+        return _deliver()
+
+
+@pytest.mark.parametrize("deliver", [_deliver, _deliver_in_a_housekeeping_pass], ids=["api", "housekeeper"])
+def test_a_send_slower_than_the_claim_is_not_sent_twice(make_run, picky: PickySink, monkeypatch, deliver) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__EMAIL_CLAIM_SECONDS", "1")
     monkeypatch.setenv("AIRFLOW__SMTP__SMTP_TIMEOUT", "60")
     get_settings.cache_clear()
     outbox_id = _enqueue(make_run)
     picky.hold_first = True
     results: list[int] = []
-    first = threading.Thread(target=lambda: results.append(_deliver()))
+    first = threading.Thread(target=lambda: results.append(deliver()), daemon=True)
     first.start()
     assert picky.holding.wait(30), "the first deliverer never reached DATA"
     # Wait until every claim taken before the server got the message has run out, unless it was renewed.
