@@ -37,11 +37,11 @@ def postgres_available() -> bool:
 
 def send(variant: str, port: int, run_id: str, size: int, batch_size: int, subject: str, body: str) -> None:
     """Send ``size`` emails of the benchmark campaign as ``variant`` says (a child process)."""
-    sys.path[:0] = [str(REPO / "dags"), str(REPO)]
-    from campaign_factory.audience import RunSlot, plan_audience
-    from campaign_factory.channels import BatchOutcome, DeliveryContext, EmailAdapter, Pacer, SmtpSettings
-    from campaign_factory.dispatch import Dispatcher
-    from campaign_factory.ledger import DeliveryLedger, PostgresLedger, SqliteLedger
+    sys.path[:0] = [str(REPO)]
+    from campaign_runs.factory.audience import RunSlot, plan_audience
+    from campaign_runs.factory.channels import BatchOutcome, DeliveryContext, EmailAdapter, Pacer, SmtpSettings
+    from campaign_runs.factory.dispatch import Dispatcher
+    from campaign_runs.factory.ledger import DeliveryLedger, PostgresLedger, SqliteLedger
 
     slot = RunSlot(logical_date=None, data_interval_start=None, data_interval_end=None, run_id=run_id)
     plan = plan_audience(

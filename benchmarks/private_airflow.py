@@ -14,7 +14,7 @@ def environment(home: Path, dags: Path, smtp_port: int, **settings: str) -> dict
 
     env = dict(os.environ)
     env.update(airflow_env.environment(home))
-    pythonpath = [str(REPO / "dags"), str(REPO), env.get("PYTHONPATH", "")]
+    pythonpath = [str(REPO), env.get("PYTHONPATH", "")]
     env.update(
         {
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),

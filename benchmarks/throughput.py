@@ -56,7 +56,7 @@ channels:
 """
 # "Airflow" and "DAG" in the file: the dag-processor's safe mode skips files without both words.
 LOADER = (
-    '"""Airflow DAG of the YAML beside."""\n\nfrom campaign_factory import campaign_dag\n\n'
+    '"""Airflow DAG of the YAML beside."""\n\nfrom campaign_runs.factory import campaign_dag\n\n'
     + "dag = campaign_dag(__file__)\n"
 )
 RUN_ID = re.compile(rb"X-Campaign-Run-Id: ([^\r\n]+)")

@@ -8,6 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from campaign_factory.loader import load_campaigns
+from campaign_runs.factory.loader import load_campaigns
 
 LOAD_ERRORS = load_campaigns(Path(__file__).parent, globals())

@@ -47,7 +47,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "sink_dir": (
         "",
         "Where the shipped campaigns write SMS/push sinks and their delivery ledger; empty means "
-        "$AIRFLOW_HOME/campaign_sinks. Read by the campaign tasks (dags/campaign_factory).",
+        "$AIRFLOW_HOME/campaign_sinks. Read by the campaign tasks (campaign_runs.factory).",
     ),
     "definitions_folder": (
         "",
@@ -58,7 +58,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "ledger_conn_id": (
         "",
         "Connection (PostgreSQL) holding the shipped campaigns' delivery ledger, shared by every worker; empty "
-        "means a SQLite file per campaign under sink_dir. Read by the campaign tasks (dags/campaign_factory).",
+        "means a SQLite file per campaign under sink_dir. Read by the campaign tasks (campaign_runs.factory).",
     ),
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from campaign_factory.spec import load_spec
+from campaign_runs.factory.spec import load_spec
 
 from benchmarks import stop_latency, throughput
 

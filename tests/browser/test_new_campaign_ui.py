@@ -32,11 +32,9 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 
 
 def dags_folder(root: Path) -> Path:
-    """A DAGs folder with the campaign factory, the campaigns loader (no campaign yet) and the test DAGs."""
+    """A DAGs folder with the campaigns loader (no campaign yet) and the test DAGs."""
     folder = root / "dags"
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "dags" / "campaign_factory", folder / "campaign_factory", ignore=ignore)
-    (folder / "campaigns").mkdir()
+    (folder / "campaigns").mkdir(parents=True)
     shutil.copyfile(REPO / "dags" / "campaigns" / "campaigns.py", folder / "campaigns" / "campaigns.py")
     shutil.copyfile(TEST_DAGS / "campaign_test_dags.py", folder / "campaign_test_dags.py")
     return folder

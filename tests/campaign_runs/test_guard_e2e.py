@@ -26,7 +26,7 @@ from campaign_runs.models import run_action
 from sqlalchemy import select
 
 from tests.dags.campaigns.runs import header, scheduler_stack, task_states, trigger, wait_for_dag, xcoms
-from tests.support.airflow_env import REPO, free_port
+from tests.support.airflow_env import free_port
 from tests.support.fixtures import body_of, sync_test_dags, wait_for_housekeeping_pass
 from tests.support.processes import AirflowStack, wait_until
 
@@ -53,8 +53,8 @@ LOADER = """
 # The Airflow DAG of the campaign file beside this one (the dag-processor reads files naming airflow and dag).
 from pathlib import Path
 
-from campaign_factory.factory import build_dag
-from campaign_factory.spec import load_spec
+from campaign_runs.factory.factory import build_dag
+from campaign_runs.factory.spec import load_spec
 
 dag = build_dag(load_spec(Path(__file__).with_name("{name}.yaml")))
 """
@@ -128,7 +128,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     controller.start()
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "dags"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__SMTP__SMTP_PORT": str(port),
         "AIRFLOW__CAMPAIGN_RUNS__SINK_DIR": str(tmp_path / "sinks"),

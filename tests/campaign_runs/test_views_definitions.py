@@ -358,7 +358,7 @@ LOADER = """\"\"\"Airflow DAGs of the campaign files here (a DAG file must name 
 
 from pathlib import Path
 
-from campaign_factory.loader import load_campaigns
+from campaign_runs.factory.loader import load_campaigns
 
 load_campaigns(Path(__file__).parent, globals())
 """

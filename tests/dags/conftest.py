@@ -1,8 +1,7 @@
-"""Fixtures for the campaign DAG tests: the dags folder on sys.path and a private sink directory."""
+"""Fixtures for the campaign DAG tests: the shipped dags folder and a private sink directory."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,9 +9,6 @@ import pytest
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 CAMPAIGNS = DAGS / "campaigns"
-
-if str(DAGS) not in sys.path:
-    sys.path.insert(0, str(DAGS))
 
 
 @pytest.fixture

@@ -76,12 +76,9 @@ class Stack:
 
 
 def private_dags(root: Path) -> Path:
-    """A DAGs folder with the campaign factory and the loader, and no campaign yet."""
+    """A DAGs folder with the campaigns loader and no campaign yet (the factory is the installed package)."""
     dags = root / "dags"
-    shutil.copytree(
-        REPO / "dags" / "campaign_factory", dags / "campaign_factory", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    (dags / "campaigns").mkdir()
+    (dags / "campaigns").mkdir(parents=True)
     shutil.copy(REPO / "dags" / "campaigns" / "campaigns.py", dags / "campaigns" / "campaigns.py")
     return dags
 

@@ -272,7 +272,7 @@ def test_the_airflow_connection_uri_gives_the_ledger_its_database() -> None:
     """Airflow parses the compose URI into the fields the ledger connects with."""
     importlib.import_module("tests.dags.conftest")  # puts dags/ on sys.path
     from airflow.sdk import Connection
-    from campaign_factory.ledger import connect_args
+    from campaign_runs.factory.ledger import connect_args
 
     env = _env("airflow-worker")
     uri = _default(env["AIRFLOW_CONN_CAMPAIGN_LEDGER"])

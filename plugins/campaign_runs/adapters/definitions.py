@@ -1,10 +1,8 @@
-"""Campaign definition files in the DAG bundle, validated by the same factory the dag-processor runs."""
+"""Campaign definition files in the DAG bundle, validated by the installed factory the dag-processor runs."""
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,17 +48,14 @@ def definitions_folder(configured: str) -> Path:
 
 
 def factory() -> tuple[ModuleType, ModuleType]:
-    """The campaign factory's ``spec`` and ``schedule`` modules, imported from the DAGs folder.
+    """The campaign factory's ``spec`` and ``schedule`` modules: the installed package the DAGs' loader imports.
 
-    The plugin validates with the very code the dag-processor runs, so a definition it accepts loads.
+    The plugin validates with the very code the dag-processor runs, so a definition it accepts loads; no code
+    from the DAGs folder is imported into the API server.
     """
-    root = str(dags_folder())
-    if root not in sys.path:
-        sys.path.append(root)
-    try:
-        return importlib.import_module("campaign_factory.spec"), importlib.import_module("campaign_factory.schedule")
-    except ImportError as error:
-        raise RuntimeError(f"The campaign factory is not in the DAGs folder ({error}).") from error
+    from campaign_runs.factory import schedule, spec
+
+    return spec, schedule
 
 
 def parse(data: Any, file_name: str) -> Any:

@@ -1,6 +1,6 @@
 """The JSON Schema (draft 2020-12) of a campaign definition, as the YAML files of the campaigns folder hold it.
 
-Hand-written from the campaign factory (``dags/campaign_factory/spec.py`` and the channel adapters), which
+Hand-written from the campaign factory (``campaign_runs/factory/spec.py`` and the channel adapters), which
 stays the authority: the schema helps editors and API clients; a definition is only accepted once the
 factory itself has validated it. A test fails when the schema's fields and the factory's differ.
 """

@@ -38,8 +38,8 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
 def test_the_schema_has_exactly_the_fields_the_factory_allows() -> None:
     """Fails when someone adds a field to ``spec.py`` (or a channel adapter) and not to the schema, or back."""
     spec, _ = factory()
-    channels = importlib.import_module("campaign_factory.channels")
-    guard = importlib.import_module("campaign_factory.guard")
+    channels = importlib.import_module("campaign_runs.factory.channels")
+    guard = importlib.import_module("campaign_runs.factory.guard")
     schema = definition_schema()
 
     assert _properties(schema) == set(spec.TOP_FIELDS)

@@ -267,7 +267,7 @@ def stuck(dag_id: str, run_id: str, lines: int = 60) -> str:
     for task_id in running:
         if pid := task_pid(dag_id, run_id, task_id):
             with suppress(OSError):
-                os.kill(pid, signal.SIGUSR1)  # campaign_factory registers faulthandler on it
+                os.kill(pid, signal.SIGUSR1)  # campaign_runs.factory registers faulthandler on it
     time.sleep(2)
     folder = Path(conf.get("logging", "base_log_folder")) / f"dag_id={dag_id}" / f"run_id={run_id}"
     parts = []

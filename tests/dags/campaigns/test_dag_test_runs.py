@@ -14,7 +14,7 @@ from tests.dags.conftest import CAMPAIGNS
 
 def campaign(name: str) -> Any:
     """The DAG built by a campaign's loader."""
-    from campaign_factory.factory import campaign_dag
+    from campaign_runs.factory.factory import campaign_dag
 
     return campaign_dag(str(CAMPAIGNS / f"{name}.py"))
 

@@ -81,7 +81,7 @@ def test_broken_yaml_hides_no_other_campaign(tmp_path: Path, caplog: pytest.LogC
     typo = folder / "campaigns" / "weekly_newsletter.yaml"
     typo.write_text(typo.read_text().replace("  push:\n", "  pushh:\n"))
 
-    with caplog.at_level(logging.ERROR, logger="campaign_factory.loader"):
+    with caplog.at_level(logging.ERROR, logger="campaign_runs.factory.loader"):
         bag = DagBag(dag_folder=str(folder))
 
     assert sorted(bag.dag_ids) == ["flash_sale"]
@@ -94,7 +94,7 @@ def test_broken_yaml_hides_no_other_campaign(tmp_path: Path, caplog: pytest.LogC
 
 def test_loader_reports_each_broken_file_and_a_misnamed_one(tmp_path: Path) -> None:
     """``load_campaigns`` returns each broken file's error; a file must be named after its campaign id."""
-    from campaign_factory.loader import load_campaigns
+    from campaign_runs.factory.loader import load_campaigns
 
     shutil.copy(CAMPAIGNS / "flash_sale.yaml", tmp_path / "flash_sale.yaml")
     shutil.copy(CAMPAIGNS / "flash_sale.yaml", tmp_path / "promo.yaml")
@@ -112,7 +112,7 @@ def test_loader_reports_each_broken_file_and_a_misnamed_one(tmp_path: Path) -> N
 
 def test_a_task_process_parses_only_its_own_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With Airflow's parsing context set to one DAG, the loader builds that DAG only (and reads no other file)."""
-    from campaign_factory.loader import load_campaigns
+    from campaign_runs.factory.loader import load_campaigns
 
     for name in ("flash_sale", "weekly_newsletter"):
         shutil.copy(CAMPAIGNS / f"{name}.yaml", tmp_path / f"{name}.yaml")

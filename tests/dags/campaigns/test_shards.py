@@ -27,7 +27,7 @@ SHARDED: dict[str, Any] = {
 
 # "Airflow" and "DAG" in the file: DAG discovery's safe mode skips files without both words.
 LOADER = (
-    '"""Airflow DAG of the YAML beside."""\n\nfrom campaign_factory import campaign_dag\n\n'
+    '"""Airflow DAG of the YAML beside."""\n\nfrom campaign_runs.factory import campaign_dag\n\n'
     + "dag = campaign_dag(__file__)\n"
 )
 

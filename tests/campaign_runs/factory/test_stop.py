@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from campaign_factory.channels import BatchOutcome, ChannelAdapter, DeliveryContext, Pacer
-from campaign_factory.dispatch import LedgerGate
-from campaign_factory.ledger import open_ledger
-from campaign_factory.stop import StopSignal
+from campaign_runs.factory.channels import BatchOutcome, ChannelAdapter, DeliveryContext, Pacer
+from campaign_runs.factory.dispatch import LedgerGate
+from campaign_runs.factory.ledger import open_ledger
+from campaign_runs.factory.stop import StopSignal
 
-from tests.dags.campaign_factory.test_audience import plan
+from tests.campaign_runs.factory.test_audience import plan
 
 
 class FakeClock:

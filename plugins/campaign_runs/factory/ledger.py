@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from campaign_factory.audience import WHOLE, Shard
+from campaign_runs.factory.audience import WHOLE, Shard
 
 if TYPE_CHECKING:
-    from campaign_factory.audience import Recipient
+    from campaign_runs.factory.audience import Recipient
 
 PENDING = "pending"
 SENT = "sent"

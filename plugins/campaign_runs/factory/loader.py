@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from campaign_factory.spec import CampaignSpecError, load_spec
+from campaign_runs.factory.spec import CampaignSpecError, load_spec
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -34,7 +34,7 @@ def load_campaigns(folder: Path, namespace: dict[str, Any]) -> dict[str, str]:
     """
     wanted = _wanted_dag_id()
     errors: dict[str, str] = {}
-    from campaign_factory.factory import build_dag
+    from campaign_runs.factory.factory import build_dag
 
     for path in definition_files(folder):
         if wanted is not None and path.stem != wanted:

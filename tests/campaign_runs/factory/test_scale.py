@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
-from campaign_factory.audience import Shard
-from campaign_factory.channels import ChannelAdapter, DeliveryContext, EmailAdapter, Pacer, SmtpSettings
-from campaign_factory.dispatch import Dispatcher, DispatchResult
-from campaign_factory.ledger import SqliteLedger
-from campaign_factory.spec import CampaignSpecError, load_spec
+from campaign_runs.factory.audience import Shard
+from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, EmailAdapter, Pacer, SmtpSettings
+from campaign_runs.factory.dispatch import Dispatcher, DispatchResult
+from campaign_runs.factory.ledger import SqliteLedger
+from campaign_runs.factory.spec import CampaignSpecError, load_spec
 
-from tests.dags.campaign_factory.test_audience import plan
-from tests.dags.campaign_factory.test_dispatch import sink_ids
-from tests.dags.campaign_factory.test_spec import broken, write
+from tests.campaign_runs.factory.test_audience import plan
+from tests.campaign_runs.factory.test_dispatch import sink_ids
+from tests.campaign_runs.factory.test_spec import broken, write
 from tests.support.airflow_env import free_port
 
 

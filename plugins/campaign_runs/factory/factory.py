@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
-from campaign_factory.audience import AudiencePlan, Shard, plan_audience, slot_for_run
-from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
-from campaign_factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
-from campaign_factory.ledger import open_ledger
-from campaign_factory.schedule import describe_schedule, timetable
-from campaign_factory.spec import MAX_CONNECTIONS, CampaignSpec, ChannelSpec, load_spec
+from campaign_runs.factory.audience import AudiencePlan, Shard, plan_audience, slot_for_run
+from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
+from campaign_runs.factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
+from campaign_runs.factory.ledger import open_ledger
+from campaign_runs.factory.schedule import describe_schedule, timetable
+from campaign_runs.factory.spec import MAX_CONNECTIONS, CampaignSpec, ChannelSpec, load_spec
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.bases.operator import BaseOperator
 
-    from campaign_factory.ledger import DeliveryLedger
+    from campaign_runs.factory.ledger import DeliveryLedger
 
 log = logging.getLogger(__name__)
 SINK_DIR_OPTION = ("campaign_runs", "sink_dir")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
-from campaign_factory.spec import CampaignSpecError, load_spec
+from campaign_runs.factory.spec import CampaignSpecError, load_spec
 
 from tests.dags.conftest import CAMPAIGNS
 

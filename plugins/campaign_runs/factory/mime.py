@@ -21,7 +21,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from campaign_factory.audience import Recipient
+    from campaign_runs.factory.audience import Recipient
 
 CRLF = "\r\n"
 ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 characters: an encoded-word stays under 75 characters

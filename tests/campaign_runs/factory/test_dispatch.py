@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
-from campaign_factory.dispatch import Dispatcher
-from campaign_factory.ledger import DeliveryLedger, SqliteLedger
-from campaign_factory.stop import StopSignal
+from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
+from campaign_runs.factory.dispatch import Dispatcher
+from campaign_runs.factory.ledger import DeliveryLedger, SqliteLedger
+from campaign_runs.factory.stop import StopSignal
 
-from tests.dags.campaign_factory.test_audience import plan
+from tests.campaign_runs.factory.test_audience import plan
 
 
 def sink_ids(tmp_path: Path) -> list[str]:

@@ -11,14 +11,14 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from campaign_factory import guard
-from campaign_factory.audience import WHOLE, Shard, make_recipient
-from campaign_factory.channels import BatchOutcome, ChannelAdapter, Gate
-from campaign_factory.stop import SharedStop, StopCheck, StopSignal
+from campaign_runs.factory import guard
+from campaign_runs.factory.audience import WHOLE, Shard, make_recipient
+from campaign_runs.factory.channels import BatchOutcome, ChannelAdapter, Gate
+from campaign_runs.factory.stop import SharedStop, StopCheck, StopSignal
 
 if TYPE_CHECKING:
-    from campaign_factory.audience import AudiencePlan, Recipient
-    from campaign_factory.ledger import DeliveryLedger
+    from campaign_runs.factory.audience import AudiencePlan, Recipient
+    from campaign_runs.factory.ledger import DeliveryLedger
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "campaign_progress"

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from campaign_factory import guard
-from campaign_factory.channels import ChannelAdapter, DeliveryContext, Pacer
-from campaign_factory.dispatch import Dispatcher
-from campaign_factory.guard import GUARD_KEY, ChannelGuard, GuardSpec
-from campaign_factory.ledger import SqliteLedger
-from campaign_factory.spec import CampaignSpecError, parse_spec
-from campaign_factory.stop import StopSignal
+from campaign_runs.factory import guard
+from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
+from campaign_runs.factory.dispatch import Dispatcher
+from campaign_runs.factory.guard import GUARD_KEY, ChannelGuard, GuardSpec
+from campaign_runs.factory.ledger import SqliteLedger
+from campaign_runs.factory.spec import CampaignSpecError, parse_spec
+from campaign_runs.factory.stop import StopSignal
 
-from tests.dags.campaign_factory.test_audience import plan
-from tests.dags.campaign_factory.test_spec import MINIMAL, broken
+from tests.campaign_runs.factory.test_audience import plan
+from tests.campaign_runs.factory.test_spec import MINIMAL, broken
 
 
 def spec_with_guard(value: Any) -> Any:

@@ -18,10 +18,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from campaign_factory.stop import StopSignal
+from campaign_runs.factory.stop import StopSignal
 
 if TYPE_CHECKING:
-    from campaign_factory.channels import BatchOutcome, Gate
+    from campaign_runs.factory.channels import BatchOutcome, Gate
 
 log = logging.getLogger(__name__)
 

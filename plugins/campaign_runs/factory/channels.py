@@ -22,12 +22,12 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from campaign_factory.mime import MessageTemplate, deliver, stage
+from campaign_runs.factory.mime import MessageTemplate, deliver, stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from campaign_factory.audience import Recipient
+    from campaign_runs.factory.audience import Recipient
 
 SMTP_CONN_ID = "campaign_smtp"
 STAGED = "_campaign_staged"  # on an SMTP connection between prepare() and send_one(): (recipient id, bytes or None)

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
-from campaign_factory.channels import (
+from campaign_runs.factory.channels import (
     BatchOutcome,
     ChannelAdapter,
     DeliveryContext,
@@ -20,7 +20,7 @@ from campaign_factory.channels import (
     SmtpSettings,
 )
 
-from tests.dags.campaign_factory.test_audience import plan
+from tests.campaign_runs.factory.test_audience import plan
 from tests.support.airflow_env import free_port
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from campaign_factory.schedule import describe_schedule, is_manual, timetable, validate_cron
+from campaign_runs.factory.schedule import describe_schedule, is_manual, timetable, validate_cron
 
 
 def test_describe_schedule_uses_cron_descriptor() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from itertools import islice
 
 import pytest
-from campaign_factory.audience import AudiencePlan, RunSlot, make_recipient, plan_audience, slot_for_run
+from campaign_runs.factory.audience import AudiencePlan, RunSlot, make_recipient, plan_audience, slot_for_run
 
 SLOT = RunSlot("2026-03-02T10:00:00+00:00", None, None, "run-1")
 

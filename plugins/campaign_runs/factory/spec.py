@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from campaign_factory.channels import ChannelAdapter
-from campaign_factory.guard import SETTING as GUARD_SETTING
-from campaign_factory.guard import GuardSpec
-from campaign_factory.schedule import is_manual, validate_cron
+from campaign_runs.factory.channels import ChannelAdapter
+from campaign_runs.factory.guard import SETTING as GUARD_SETTING
+from campaign_runs.factory.guard import GuardSpec
+from campaign_runs.factory.schedule import is_manual, validate_cron
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
@@ -247,7 +247,7 @@ def _audience(root: _Fields) -> AudienceSpec:
 
 
 def _guard(fields: _Fields) -> dict[str, Any] | None:
-    """The channel's ``guard`` thresholds, validated (``campaign_factory.guard``); None when it declares none."""
+    """The channel's ``guard`` thresholds, validated (``campaign_runs.factory.guard``); None when it declares none."""
     value = fields.raw(GUARD_SETTING, required=False)
     if value is None:
         return None

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from campaign_factory.ledger import DeliveryLedger, PostgresLedger, SqliteLedger
+from campaign_runs.factory.ledger import DeliveryLedger, PostgresLedger, SqliteLedger
 
-from tests.dags.campaign_factory.test_audience import plan
+from tests.campaign_runs.factory.test_audience import plan
 from tests.support.ledger_db import connect_args, ledger_database
 
 OpenLedger = Callable[[str, str], DeliveryLedger]
@@ -202,7 +202,7 @@ def test_open_ledger_uses_the_connection_when_configured(
     tmp_path: Path, pg_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No Connection id: the SQLite file under the sink dir; a Connection id: its PostgreSQL database."""
-    from campaign_factory.ledger import open_ledger
+    from campaign_runs.factory.ledger import open_ledger
 
     from tests.support.ledger_db import connection_uri, ledger_rows
 
@@ -220,7 +220,7 @@ def test_open_ledger_uses_the_connection_when_configured(
 def test_connect_args_refuse_a_connection_that_is_not_postgres() -> None:
     """Only a postgres Connection can hold the ledger; its libpq options come from the extra."""
     from airflow.sdk import Connection
-    from campaign_factory.ledger import connect_args
+    from campaign_runs.factory.ledger import connect_args
 
     pg = Connection(
         conn_id="l",
