@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,9 @@ AIRFLOW_COMMANDS = {
 AIRFLOW_SERVICES = {"airflow-init", *AIRFLOW_COMMANDS}
 SERVICES = {"postgres", "redis", "mailpit", *AIRFLOW_SERVICES}
 _VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|KEY|AUTH")
+INIT_DIR = "docker/postgres-init"
+INITDB = "/docker-entrypoint-initdb.d"
 
 
 def _compose() -> dict[str, Any]:
@@ -64,6 +69,36 @@ def _default(value: str) -> str:
         raise AssertionError(f"{value!r} has no default")
 
     return _VARIABLE.sub(replace, value)
+
+
+def _resolve(value: str) -> str:
+    """A compose value as a filled-in .env gives it: defaults for ``${VAR:-x}``, ``sample-var`` for ``${VAR:?}``."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match["op"] in (":-", "-"):
+            return match["arg"]
+        if match["op"] == ":?":
+            return f"sample-{match['name'].lower()}"
+        raise AssertionError(f"{value!r}: ${{{match['name']}}} has neither a default nor :?")
+
+    return _VARIABLE.sub(replace, value)
+
+
+def _variables() -> dict[str, set[str]]:
+    """Each ``${VAR...}`` outside comments, by name: the operators (``:-``, ``:?``, ``""``) it is used with."""
+    found: dict[str, set[str]] = {}
+    lines = (REPO / "docker-compose.yml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    for match in re.finditer(r"(?<!\$)" + _VARIABLE.pattern, text):  # $${X} is a literal ${X}
+        found.setdefault(match["name"], set()).add(match["op"] or "")
+    return found
+
+
+def _env_example() -> dict[str, str]:
+    """The uncommented ``NAME=value`` lines of .env.example."""
+    lines = (REPO / ".env.example").read_text().splitlines()
+    pairs = (line.partition("=") for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    return {name.strip(): value.strip() for name, _, value in pairs}
 
 
 def _env(service: str) -> dict[str, str]:
@@ -138,15 +173,15 @@ def test_airflow_settings_match_the_product(service: str) -> None:
     assert env["AIRFLOW__FAB__SESSION_BACKEND"] == "securecookie"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     postgres = _env("postgres")
-    database = urlsplit(_default(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))
+    database = urlsplit(_resolve(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))
     assert (database.scheme, database.hostname, database.username, database.password, database.path) == (
         "postgresql+psycopg2",
         "postgres",
         postgres["POSTGRES_USER"],
-        _default(postgres["POSTGRES_PASSWORD"]),
+        _resolve(postgres["POSTGRES_PASSWORD"]),
         f"/{postgres['POSTGRES_DB']}",
     )
-    assert urlsplit(_default(env["AIRFLOW__CELERY__RESULT_BACKEND"])).hostname == "postgres"
+    assert urlsplit(_resolve(env["AIRFLOW__CELERY__RESULT_BACKEND"])).hostname == "postgres"
     broker = urlsplit(env["AIRFLOW__CELERY__BROKER_URL"])
     assert (broker.scheme, broker.hostname, broker.port) == ("redis", "redis", 6379)
     for secret in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API__SECRET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
@@ -192,7 +227,7 @@ def test_campaign_runs_variables_name_options_that_differ_from_their_defaults() 
 
 
 def test_emails_go_to_the_mail_catcher() -> None:
-    """[smtp] points at Mailpit's SMTP port without TLS; Mailpit's web UI is published on 8025."""
+    """[smtp] points at Mailpit's SMTP port without TLS; Mailpit's web UI is published on loopback's 8025."""
     env = _env("airflow-scheduler")
     mailpit = _services()["mailpit"]
     assert env["AIRFLOW__SMTP__SMTP_HOST"] == "mailpit"
@@ -200,7 +235,7 @@ def test_emails_go_to_the_mail_catcher() -> None:
     assert 1025 in mailpit["expose"]
     assert (env["AIRFLOW__SMTP__SMTP_STARTTLS"], env["AIRFLOW__SMTP__SMTP_SSL"]) == ("false", "false")
     assert "@" in _default(env["AIRFLOW__SMTP__SMTP_MAIL_FROM"])
-    assert mailpit["ports"] == ["8025:8025"]
+    assert mailpit["ports"] == ["${MAILPIT_BIND:-127.0.0.1}:8025:8025"]
 
 
 @pytest.mark.parametrize(("service", "command"), sorted(AIRFLOW_COMMANDS.items()))
@@ -251,30 +286,164 @@ def test_dags_are_mounted_and_workers_scale() -> None:
     worker = services["airflow-worker"]
     assert "container_name" not in worker
     assert "ports" not in worker
-    assert services["airflow-apiserver"]["ports"] == ["8080:8080"]
+    assert services["airflow-apiserver"]["ports"] == ["${CAMPAIGN_RUNS_BIND:-127.0.0.1}:8080:8080"]
 
 
 def test_the_delivery_ledger_is_in_the_compose_postgresql() -> None:
-    """Every Airflow service keeps the campaigns' ledger in the compose PostgreSQL through one Connection."""
+    """Every Airflow service reaches the ledger in the compose PostgreSQL through one Connection, as its own role."""
     env = _env("airflow-worker")
     conn_id = env["AIRFLOW__CAMPAIGN_RUNS__LEDGER_CONN_ID"]
     assert conn_id and OPTIONS["ledger_conn_id"][0] == ""
-    uri = urlsplit(_default(env[f"AIRFLOW_CONN_{conn_id.upper()}"]))
+    raw = env[f"AIRFLOW_CONN_{conn_id.upper()}"]
+    uri = urlsplit(_resolve(raw))
     postgres = _env("postgres")
     assert (uri.scheme, uri.hostname, uri.port or 5432) == ("postgres", "postgres", 5432)
-    assert (uri.username, uri.password) == (postgres["POSTGRES_USER"], _default(postgres["POSTGRES_PASSWORD"]))
-    assert uri.path.lstrip("/") == postgres["POSTGRES_DB"]
+    assert (uri.username, uri.path.lstrip("/")) == (postgres["CAMPAIGN_LEDGER_USER"], postgres["CAMPAIGN_LEDGER_DB"])
+    # The password is the one the init script gives the role, from .env (no default).
+    assert uri.password == _resolve(postgres["CAMPAIGN_LEDGER_PASSWORD"])
+    assert [m["op"] for m in _VARIABLE.finditer(raw)] == [":?"]
     for service in AIRFLOW_SERVICES:
-        assert _env(service)[f"AIRFLOW_CONN_{conn_id.upper()}"] == env[f"AIRFLOW_CONN_{conn_id.upper()}"], service
+        assert _env(service)[f"AIRFLOW_CONN_{conn_id.upper()}"] == raw, service
+
+
+def test_the_ledger_connection_is_not_the_metadata_superuser() -> None:
+    """The ledger's Connection uses neither the metadata database, its owner (a superuser) nor its password."""
+    env = _env("airflow-worker")
+    postgres = _env("postgres")
+    raw = env[f"AIRFLOW_CONN_{env['AIRFLOW__CAMPAIGN_RUNS__LEDGER_CONN_ID'].upper()}"]
+    uri = urlsplit(_resolve(raw))
+    assert uri.username != postgres["POSTGRES_USER"]
+    assert uri.path.lstrip("/") != postgres["POSTGRES_DB"]
+    assert uri.password != _resolve(postgres["POSTGRES_PASSWORD"])
+    assert "POSTGRES_PASSWORD" not in raw
+    metadata = urlsplit(_resolve(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]))
+    assert (uri.username, uri.path) != (metadata.username, metadata.path)
 
 
 def test_the_airflow_connection_uri_gives_the_ledger_its_database() -> None:
-    """Airflow parses the compose URI into the fields the ledger connects with."""
+    """Airflow parses the compose URI into the fields the ledger connects with: its own database and role."""
     importlib.import_module("tests.dags.conftest")  # puts dags/ on sys.path
     from airflow.sdk import Connection
     from campaign_runs.factory.ledger import connect_args
 
     env = _env("airflow-worker")
-    uri = _default(env["AIRFLOW_CONN_CAMPAIGN_LEDGER"])
+    uri = _resolve(env["AIRFLOW_CONN_CAMPAIGN_LEDGER"])
     args = connect_args(Connection.from_uri(uri, conn_id="campaign_ledger"))
-    assert args == {"host": "postgres", "port": 5432, "dbname": "airflow", "user": "airflow", "password": "airflow"}
+    assert args == {
+        "host": "postgres",
+        "port": 5432,
+        "dbname": "campaign_ledger",
+        "user": "campaign_ledger",
+        "password": "sample-campaign_ledger_password",
+    }
+
+
+def test_published_ports_bind_loopback_by_default() -> None:
+    """Every host port (the UI, Mailpit's web UI) is on 127.0.0.1 unless .env deliberately says otherwise."""
+    published = {name: service["ports"] for name, service in _services().items() if "ports" in service}
+    assert set(published) == {"airflow-apiserver", "mailpit"}
+    for name, ports in published.items():
+        for port in ports:
+            if isinstance(port, dict):  # long syntax
+                host_ip = _default(str(port.get("host_ip", "")))
+                assert host_ip == "127.0.0.1", (name, port)
+            else:
+                assert re.fullmatch(r"127\.0\.0\.1:\d+:\d+", _default(str(port))), (name, port)
+    # SMTP is for the containers only: exposed on the compose network, never published.
+    assert not any(":1025" in str(port) for port in published["mailpit"])
+
+
+def test_no_password_or_secret_has_a_default() -> None:
+    """Passwords, keys and secrets are required from .env (``${VAR:?message}``); none has a default value."""
+    secrets = {name: ops for name, ops in _variables().items() if SECRET_NAME.search(name)}
+    assert {
+        "AIRFLOW_FERNET_KEY",
+        "AIRFLOW_SECRET_KEY",
+        "AIRFLOW_JWT_SECRET",
+        "_AIRFLOW_ADMIN_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "CAMPAIGN_LEDGER_PASSWORD",
+        "MAILPIT_UI_PASSWORD",
+    } <= set(secrets)
+    for name, ops in secrets.items():
+        assert ops == {":?"}, f"{name} must be required with ${{{name}:?...}}, not {sorted(ops)}"
+    for match in _VARIABLE.finditer((REPO / "docker-compose.yml").read_text()):
+        if match["op"] == ":?":
+            assert match["arg"].strip(), f"{match['name']}: say what to set"
+
+
+def test_the_admin_password_comes_from_env() -> None:
+    """airflow-init creates the admin with the password of ``_AIRFLOW_ADMIN_PASSWORD``, required: no admin/admin."""
+    script = _services()["airflow-init"]["command"][2]
+    create = " ".join(script.replace("\\\n", " ").split())
+    password = re.search(r'--password "(?P<value>[^"]*)"', create)
+    assert password is not None
+    match = _VARIABLE.fullmatch(password["value"])
+    assert match is not None and (match["name"], match["op"]) == ("_AIRFLOW_ADMIN_PASSWORD", ":?")
+    username = re.search(r'--username "(?P<value>[^"]*)"', create)
+    assert username is not None and _default(username["value"]) == "admin"
+
+
+def test_mailpit_web_ui_requires_a_login() -> None:
+    """Mailpit's web UI and API (every email) need basic auth, whose password .env must give."""
+    auth = _env("mailpit")["MP_UI_AUTH"]
+    user, _, password = _resolve(auth).partition(":")
+    assert user and password == "sample-mailpit_ui_password"
+    assert " " not in _resolve(auth)  # Mailpit reads space-separated user:password pairs
+
+
+def test_dotenv_is_git_ignored() -> None:
+    """.env (the secrets) is git-ignored; .env.example (the template) is not."""
+    patterns = [line.strip() for line in (REPO / ".gitignore").read_text().splitlines()]
+    assert {".env", "/.env"} & set(patterns), ".gitignore must list .env"
+    if (REPO / ".git").exists() and shutil.which("git"):
+        check = ["git", "-C", str(REPO), "check-ignore", "--no-index", "-q"]
+        assert subprocess.run([*check, ".env"], check=False).returncode == 0, ".env is not ignored"
+        assert subprocess.run([*check, ".env.example"], check=False).returncode == 1, ".env.example is ignored"
+
+
+def test_env_example_names_every_required_variable() -> None:
+    """.env.example lists each ``${VAR:?}`` empty (an unedited copy refuses to start) and mentions the optional ones."""
+    required = {name for name, ops in _variables().items() if ":?" in ops}
+    example = _env_example()
+    assert set(example) == required
+    assert all(value == "" for value in example.values()), "placeholders only, never a usable secret"
+    text = (REPO / ".env.example").read_text()
+    for name in _variables():
+        assert re.search(rf"^#\s*{name}=|^{name}=", text, re.MULTILINE), f".env.example does not mention {name}"
+    assert "token_urlsafe" in text and "Fernet.generate_key" in text
+
+
+def test_postgres_creates_the_ledger_role_on_first_start() -> None:
+    """The postgres service mounts the init folder into initdb.d and gives its script the ledger's names."""
+    postgres = _services()["postgres"]
+    assert f"./{INIT_DIR}:{INITDB}:ro" in postgres["volumes"]
+    folder = REPO / INIT_DIR
+    runnable = sorted(p.name for p in folder.iterdir() if re.search(r"\.(sh|sql(\.gz|\.xz|\.zst)?)$", p.name))
+    assert runnable == ["10-campaign-ledger.sh"], "the image runs each *.sh and *.sql of initdb.d"
+    script = (folder / "10-campaign-ledger.sh").read_text()
+    for name in re.findall(r"\$\{(\w+):\?", script):
+        assert name in _env("postgres"), f"the postgres service does not set {name}"
+    assert '--set metadata_db="$POSTGRES_DB"' in script
+    assert "campaign-ledger.psql" in script
+
+
+def test_the_init_sql_grants_the_ledger_role_only_its_database() -> None:
+    """The SQL creates an unprivileged login role; every GRANT is on the ledger's database; PUBLIC loses the rest."""
+    sql = (REPO / INIT_DIR / "campaign-ledger.psql").read_text()
+    statements = [
+        " ".join(statement.split())
+        for statement in re.sub(r"--[^\n]*", "", sql).split(";")
+        if statement.strip() and not statement.strip().startswith("\\")
+    ]
+    create_role = next(s for s in statements if s.startswith("CREATE ROLE"))
+    assert create_role.startswith('CREATE ROLE :"ledger_role" LOGIN ')
+    for attribute in ("NOSUPERUSER", "NOCREATEDB", "NOCREATEROLE", "NOREPLICATION", "NOBYPASSRLS"):
+        assert attribute in create_role.split()
+    assert "PASSWORD :'ledger_password'" in create_role
+    grants = [s for s in statements if s.startswith("GRANT")]
+    assert grants == ['GRANT CONNECT ON DATABASE :"ledger_db" TO :"ledger_role"']
+    assert 'REVOKE ALL ON DATABASE :"ledger_db" FROM PUBLIC' in statements
+    assert 'REVOKE ALL ON DATABASE :"metadata_db" FROM PUBLIC' in statements
+    assert 'CREATE SCHEMA :"ledger_role" AUTHORIZATION :"ledger_role"' in statements
+    assert not any("metadata_db" in s and "ledger_role" in s for s in statements)
