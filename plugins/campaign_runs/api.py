@@ -41,7 +41,7 @@ from campaign_runs.api_models import (
 from campaign_runs.api_monitor import router as monitor_router
 from campaign_runs.api_users import router as users_router
 from campaign_runs.domain import CampaignRunsError, NotFoundError, RunStatus
-from campaign_runs.http_errors import error_fields, http_status
+from campaign_runs.http_errors import NosniffMiddleware, error_fields, http_status
 from campaign_runs.ui_app import ui_app
 
 URL_PREFIX = "/campaign-runs"
@@ -78,6 +78,7 @@ app = FastAPI(
     ),
 )
 
+app.add_middleware(NosniffMiddleware)
 for router in (emails_router, users_router, monitor_router, definitions_router):
     app.include_router(router)
 app.mount("/ui", ui_app)  # the campaign pages under auth managers other than FAB's (ui_routes.py)

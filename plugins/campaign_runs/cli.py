@@ -91,8 +91,8 @@ ARG_ACTING_USER = arg(
     ("--user",),
     metavar="USERNAME",
     required=True,
-    help="The acting user: checked against the auth manager's users where it can list them (FAB, "
-    "SimpleAuthManager), otherwise recorded as given; emails go to that user's address",
+    help="The acting user: checked against the auth manager's users and their rights where it can list them "
+    "(FAB, SimpleAuthManager), otherwise recorded as given; emails go to that user's address",
 )
 ARG_UNPAUSE = arg(
     ("--unpause",),
@@ -221,9 +221,11 @@ def campaigns_run(args: argparse.Namespace) -> None:
 
 def _act(args: argparse.Namespace, action: str) -> None:
     from campaign_runs import core
+    from campaign_runs.core.action_rights import require_rights
     from campaign_runs.core.users import email_of, no_email_notice
 
     run = core.get_run(args.campaign, args.run_id)
+    require_rights(args.user, args.campaign, action)  # the pages' and the API's rule, before anything changes
     confirm(args, f"{action.capitalize()} run {args.run_id} of campaign {args.campaign} (now {run.status})?")
     result = core.perform(
         action,

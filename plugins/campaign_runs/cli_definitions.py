@@ -2,9 +2,11 @@
 
 New and Configure write the campaign's YAML into the campaigns folder (``[campaign_runs] definitions_folder``,
 by default ``<dags_folder>/campaigns``) as a new version; ``--user`` needs the "Campaign Definitions"
-permission where the auth manager can look the user up. ``edit`` reads the current version first and saves
+permission where the auth manager can look the user up (``edit`` also edit rights on the campaign's runs, as
+Configure on the pages and in the API). ``edit`` reads the current version first and saves
 only over that one, so a save by someone else in between is refused (the 409 of the API).
-``trigger``, ``pause``, ``resume`` and ``stop-all`` are the campaign actions: a note, the history, an email.
+``trigger``, ``pause``, ``resume`` and ``stop-all`` are the campaign actions: a note, the history, an email; their
+``--user`` needs the rights the pages and the API ask for (``core.action_rights``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,8 @@ ARG_USER = arg(
     ("--user",),
     metavar="USERNAME",
     required=True,
-    help="The acting user: checked against the auth manager's users where it can list them (FAB, "
-    "SimpleAuthManager), otherwise recorded as given; emails go to that user's address",
+    help="The acting user: checked against the auth manager's users and their rights where it can list them "
+    "(FAB, SimpleAuthManager), otherwise recorded as given; emails go to that user's address",
 )
 ARG_CONF = arg(("--conf",), metavar="JSON", type=json_object, default=None, help="Params overrides as a JSON object")
 ARG_MISSED = arg(
@@ -106,12 +108,14 @@ def campaigns_validate(args: argparse.Namespace) -> None:
 @edge
 def campaigns_edit(args: argparse.Namespace) -> None:
     """``airflow campaigns edit CAMPAIGN (--set KEY=VALUE ... | --file F) --user USERNAME``."""
+    from campaign_runs.core.action_rights import require_rights
     from campaign_runs.core.definition_rights import require_manager
     from campaign_runs.core.definitions import apply_settings, definition_of, diff_of, update_definition
 
     if (args.file is None) == (args.assignments is None):
         raise CliError("give either --set KEY=VALUE (repeatable) or --file FILE.")
     require_manager(args.user, "PUT")
+    require_rights(args.user, args.campaign, "configure")
     state = definition_of(args.campaign)  # the version this edit starts from
     if not state.editable or state.text is None or state.sha is None:
         raise CliError(f"{args.campaign} cannot be configured here: {state.reason}")
@@ -170,10 +174,12 @@ def campaigns_schema(args: argparse.Namespace) -> None:
 
 def _campaign_action(args: argparse.Namespace, action: str, question: str, **options: Any) -> None:
     from campaign_runs import core
+    from campaign_runs.core.action_rights import require_rights
     from campaign_runs.core.campaign_actions import perform_campaign_action
     from campaign_runs.core.users import email_of, no_email_notice
 
     core.get_campaign(args.campaign)  # an unknown campaign is an error before the question
+    require_rights(args.user, args.campaign, action)  # the pages' and the API's rule, before anything changes
     confirm(args, question.format(campaign=args.campaign))
     result = perform_campaign_action(action, args.campaign, actor=args.user, note=args.note, **options)
     core.wait_for_deliveries(timeout=60)  # the process is about to exit; the housekeeper retries anything unsent

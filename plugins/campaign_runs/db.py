@@ -19,4 +19,11 @@ class CampaignRunsDBManager(BaseDBManager):
     migration_dir = str(PACKAGE_DIR / "migrations")
     alembic_file = str(PACKAGE_DIR / "alembic.ini")
     supports_table_dropping = True
-    revision_heads_map = {"0.1.0": "cr0001", "0.2.0": "cr0002", "0.3.0": "cr0003", "0.4.0": "cr0004", "0.5.0": "cr0005"}
+    revision_heads_map = {
+        "0.1.0": "cr0001",
+        "0.2.0": "cr0002",
+        "0.3.0": "cr0003",
+        "0.4.0": "cr0004",
+        "0.5.0": "cr0005",
+        "0.6.0": "cr0006",
+    }

@@ -1,6 +1,9 @@
-"""One mapping from domain errors to HTTP status codes, for the pages and the REST API alike."""
+"""Domain errors as HTTP status codes, and the headers every answer carries: the pages and the REST API alike."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol, TypeVar
 
 from campaign_runs.domain import (
     ActionNotAllowedError,
@@ -43,3 +46,49 @@ def error_fields(error: CampaignRunsError) -> dict[str, str]:
     if isinstance(error, DefinitionConflictError):
         return {"changes": error.changes, "current_sha": error.current_sha}
     return {}
+
+
+NOSNIFF = ("X-Content-Type-Options", "nosniff")  # no browser reads an answer as another type than it says
+PLAIN_TEXT = "text/plain; charset=utf-8"  # the type of a short error answer that is no page
+
+
+class _HasHeaders(Protocol):
+    @property
+    def headers(self) -> Any: ...
+
+
+R = TypeVar("R", bound=_HasHeaders)
+
+
+def nosniff(response: R) -> R:
+    """``response`` with ``X-Content-Type-Options: nosniff`` (a Flask ``after_request`` function)."""
+    response.headers[NOSNIFF[0]] = NOSNIFF[1]
+    return response
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class NosniffMiddleware:
+    """ASGI middleware: every HTTP answer of the wrapped app carries ``X-Content-Type-Options: nosniff``."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on; add the header to the answer's start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        name, value = NOSNIFF[0].lower().encode(), NOSNIFF[1].encode()
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != name]
+                message = {**message, "headers": [*headers, (name, value)]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)

@@ -170,3 +170,13 @@ campaign_event = Table(
     UniqueConstraint("dag_id", "version", name="uq_campaign_event_version"),
     Index("idx_campaign_event_dag", "dag_id", "id"),
 )
+
+# Default grants the plugin made once (FAB: "Campaign Definitions" to Admin and Op): a role listed here is never
+# granted it again, so an administrator's later revocation stays.
+permission_grant = Table(
+    "campaign_permission_grant",
+    metadata,
+    Column("resource", String(250), primary_key=True),
+    Column("role", String(64), primary_key=True),
+    Column("granted_at", UtcDateTime, nullable=False),
+)

@@ -18,6 +18,7 @@ import yaml
 
 from campaign_runs import view_links
 from campaign_runs.domain import DefinitionInvalidError
+from campaign_runs.factory.documents import DocumentError, load_json_object, load_yaml
 
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 MODES = ("cron", "preset", "manual")
@@ -50,6 +51,8 @@ MISSED_EXPLAINED = {
 }
 ACTION_LABELS = {"run_now": "Run now", "pause": "Pause", "resume": "Resume", "stop_all": "Stop all active runs"}
 STATIC = "definition_form.js"
+
+FIELD_BYTES = 4096  # one form box of JSON or YAML (the pages cap any field at 1,024 characters before this)
 
 
 class Paths:
@@ -201,8 +204,8 @@ def _criteria(form: Mapping[str, str]) -> dict[str, Any] | None:
     if not raw.strip():
         return None
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as error:
+        value = load_yaml(raw, max_bytes=FIELD_BYTES)
+    except (yaml.YAMLError, DocumentError) as error:
         raise DefinitionInvalidError("audience.criteria", f"is not valid YAML or JSON: {error}") from error
     if not isinstance(value, dict):
         raise DefinitionInvalidError("audience.criteria", "must be a mapping of attribute: value, e.g. {plan: gold}")
@@ -259,29 +262,27 @@ def form_fields(source: Mapping[str, str]) -> dict[str, str]:
 
 
 def parse_params(raw: str) -> dict[str, Any] | None:
-    """A params overrides box: a JSON (or YAML) mapping, None when left empty."""
+    """A params overrides box: a JSON object of at most ``FIELD_BYTES``, None when left empty."""
     if not raw.strip():
         return None
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError as error:
-        raise DefinitionInvalidError("params", f"is not valid JSON: {error}") from error
-    if not isinstance(value, dict):
-        raise DefinitionInvalidError("params", 'must be a JSON object such as {"audience_size": 10}')
-    return value
+        return load_json_object(raw, max_bytes=FIELD_BYTES)
+    except DocumentError as error:
+        raise DefinitionInvalidError("params", str(error)) from None
 
 
 def campaigns_context(readable: set[str], may_create: bool) -> dict[str, Any]:
     """The campaigns page's New button, definitions with errors, and campaigns Airflow has not loaded yet."""
     from campaign_runs.core import definition_status
 
-    broken = definition_status.broken_definitions()
-    never = {entry.file.rsplit(".", 1)[0] for entry in broken}  # a broken file is not waiting: it will not load
+    found = definition_status.broken_definitions()
+    never = {entry.file.rsplit(".", 1)[0] for entry in found}  # a broken file is not waiting: it will not load
     waiting = [
         dag_id
         for dag_id in definition_status.waiting_definitions()
         if dag_id not in never and (may_create or dag_id in readable)
     ]
+    broken = definition_status.visible_broken(found, readable, may_manage=may_create)  # errors quote the file
     return {"definition_links": Paths, "may_create": may_create, "broken_definitions": broken, "waiting": waiting}
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from campaign_runs.http_errors import NosniffMiddleware
 from campaign_runs.ui_emails import router as emails_router
 from campaign_runs.ui_routes import ui_app
 from campaign_runs.ui_worklist import router
 
 ui_app.include_router(router)
 ui_app.include_router(emails_router)
+ui_app.add_middleware(NosniffMiddleware)
 
 __all__ = ["ui_app"]

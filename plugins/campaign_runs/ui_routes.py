@@ -65,7 +65,7 @@ class Page:
             _env()
             .get_template(f"campaign_runs/{template}")
             .render(
-                csrf_token=lambda: self.csrf.token(self.csrf_value),
+                csrf_token=lambda: self.csrf.token(self.csrf_value, self.username),
                 get_flashed_messages=lambda with_categories=False: self.flashes,
                 username=self.username,
                 note_max_length=get_settings().note_max_length,
@@ -77,12 +77,18 @@ class Page:
 
     def finish(self, response: Response, flashes: list[tuple[str, str]] | None = None) -> Response:
         """Set the CSRF cookie, and carry ``flashes`` to the next page (or drop the ones shown)."""
-        path = cookie_path()
-        response.set_cookie(CSRF_COOKIE, self.csrf_value, path=path, httponly=True, samesite="strict")
+        # Secure over https; strict: no other site needs to send either cookie.
+        attributes: dict[str, Any] = {
+            "path": cookie_path(),
+            "httponly": True,
+            "samesite": "strict",
+            "secure": self.request.url.scheme == "https",
+        }
+        response.set_cookie(CSRF_COOKIE, self.csrf_value, **attributes)
         if flashes:
-            response.set_cookie(FLASH_COOKIE, Flashes(secret_key()).dump(flashes), path=path, httponly=True)
+            response.set_cookie(FLASH_COOKIE, Flashes(secret_key()).dump(flashes), **attributes)
         elif self.request.cookies.get(FLASH_COOKIE):
-            response.delete_cookie(FLASH_COOKIE, path=path)
+            response.delete_cookie(FLASH_COOKIE, **attributes)
         return response
 
     def refuse(self, message: str, status: int) -> Response:
@@ -114,7 +120,7 @@ class Page:
         fields = {k: str(v) for k, v in (await self.request.form()).multi_items()}
         for name, value in fields.items():
             page_input.check_text(page_input.LABELS.get(name, name), value, multiline=name == "note", limit=None)
-        if not self.csrf.valid(self.request.cookies.get(CSRF_COOKIE), fields.get("csrf_token")):
+        if not self.csrf.valid(self.request.cookies.get(CSRF_COOKIE), fields.get("csrf_token"), self.username):
             raise page_input.BadInputError("The CSRF token is missing or wrong; reload the page and try again.")
         return fields
 

@@ -2,11 +2,16 @@
 
 The same templates as the FAB views, rendered with a Jinja2 environment; the user is the one Airflow's JWT
 cookie (``_token``) names, through the auth manager. Every POST form carries a signed double-submit CSRF
-token: a random value in a cookie and, in the form, that value signed with ``[api] secret_key``.
+token: a random value in a cookie and, in the form, that value and the logged-in user signed with ``[api]
+secret_key``, so a token (with its cookie) of one user's session is refused in another's.
+
+The plugin's cookies are ``Secure`` when the request came over https: the scheme uvicorn reports, which follows
+a proxy's ``X-Forwarded-Proto`` when ``airflow api-server --proxy-headers`` trusts it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from pathlib import Path
 from typing import Any
@@ -93,7 +98,7 @@ def environment() -> Environment:
 
 
 class Csrf:
-    """Signed double-submit tokens: the cookie's random value, signed, must come back with every POST."""
+    """Signed double-submit tokens: the cookie's random value and the session's user, signed, come back with a POST."""
 
     def __init__(self, secret: str) -> None:
         self._signer = URLSafeSerializer(secret, salt="campaign-runs-csrf")
@@ -103,16 +108,21 @@ class Csrf:
         """A fresh random value for the CSRF cookie."""
         return secrets.token_urlsafe(24)
 
-    def token(self, cookie_value: str) -> str:
-        """The form token of ``cookie_value``."""
-        return str(self._signer.dumps(cookie_value))
+    @staticmethod
+    def _session(user_id: str) -> str:
+        # The token is readable (only signed): it names the user by a hash, not by name.
+        return hashlib.sha256(f"campaign-runs-csrf-user:{user_id}".encode()).hexdigest()
 
-    def valid(self, cookie_value: str | None, token: str | None) -> bool:
-        """Whether ``token`` is the signed ``cookie_value``."""
-        if not cookie_value or not token:
+    def token(self, cookie_value: str, user_id: str) -> str:
+        """The form token of ``cookie_value`` in the session of the user ``user_id``."""
+        return str(self._signer.dumps([cookie_value, self._session(user_id)]))
+
+    def valid(self, cookie_value: str | None, token: str | None, user_id: str) -> bool:
+        """Whether ``token`` is the signed ``cookie_value`` of ``user_id``'s session."""
+        if not cookie_value or not token or not user_id:
             return False
         try:
-            return bool(self._signer.loads(token) == cookie_value)
+            return bool(self._signer.loads(token) == [cookie_value, self._session(user_id)])
         except BadSignature:
             return False
 

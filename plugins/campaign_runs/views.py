@@ -32,7 +32,7 @@ from campaign_runs.domain import (
     CampaignRunsError,
     InvalidNoteError,
 )
-from campaign_runs.http_errors import http_status
+from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time, poll, run_json
 from campaign_runs.settings import get_settings
 
@@ -92,6 +92,10 @@ def _authorized_dag_ids(method: str) -> set[str]:
     return set(_memo(f"dag_ids:{method}", lambda: auth.authorized_dag_ids(auth.current_user(), method)))
 
 
+def _not_logged_in() -> ResponseReturnValue:
+    return "Not logged in.", 401, {"Content-Type": PLAIN_TEXT}
+
+
 class _FabAccess:
     """The logged-in FAB user's rights, as ``page_views`` asks for them (memoised per request)."""
 
@@ -121,6 +125,7 @@ class CampaignsView(BaseView):
         """FAB's blueprint of these pages, guarded: bad input is refused on the plugin's own URLs only."""
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
         blueprint.before_request(lambda: page_input.check_request(request))
+        blueprint.after_request(nosniff)
         blueprint.register_error_handler(page_input.BadInputError, self._bad_input)
         blueprint.register_error_handler(CSRFError, self._bad_input)
         return blueprint
@@ -163,7 +168,7 @@ class CampaignsView(BaseView):
         _username()  # read before any core call detaches the user object
         if not _logged_in():
             if json or request.method != "GET":
-                return make_response(jsonify(detail="Not logged in."), 401) if json else ("Not logged in.", 401)
+                return make_response(jsonify(detail="Not logged in."), 401) if json else _not_logged_in()
             return redirect(auth.login_url(request.url))
         if dag_id is not None and not _may(dag_id, "GET"):
             message = f"You may not see campaign {dag_id}."

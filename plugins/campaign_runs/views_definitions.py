@@ -29,7 +29,7 @@ from campaign_runs.domain import (
     DefinitionInvalidError,
     InvalidNoteError,
 )
-from campaign_runs.http_errors import http_status
+from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time, poll
 from campaign_runs.settings import get_settings
 
@@ -107,6 +107,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         """FAB's blueprint of these pages, guarded; creates the definitions permission."""
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
         blueprint.before_request(check_request)
+        blueprint.after_request(nosniff)
         blueprint.register_error_handler(page_input.BadInputError, self._bad_input)
         blueprint.register_error_handler(CSRFError, self._bad_input)
         ensure_permissions()
@@ -224,7 +225,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
     def static_file(self, name: str) -> ResponseReturnValue:
         """The form's script, from the package (no CDN)."""
         if name != page_definitions.STATIC:
-            return make_response("Not found.", 404)
+            return "Not found.", 404, {"Content-Type": PLAIN_TEXT}
         return send_from_directory(STATIC_DIR, name, max_age=3600)
 
     # ------------------------------------------------------------ Configure

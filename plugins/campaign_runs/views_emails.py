@@ -16,7 +16,7 @@ from flask_appbuilder import BaseView, expose
 from campaign_runs import ui_support, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
-from campaign_runs.http_errors import http_status
+from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_time
 
 if TYPE_CHECKING:
@@ -40,6 +40,12 @@ class CampaignEmailsView(BaseView):  # type: ignore[misc]  # FAB ships no type h
     route_base = ROUTE_BASE
     default_view = "emails"
     template_folder = str(Path(__file__).parent / "templates")
+
+    def create_blueprint(self, appbuilder: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's blueprint of the outbox; every answer carries ``nosniff``."""
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.after_request(nosniff)
+        return blueprint
 
     def _user(self) -> tuple[str, bool] | None:
         """``(username, is_admin)`` of the logged-in user, read before any core call; None when anonymous."""
@@ -85,7 +91,7 @@ class CampaignEmailsView(BaseView):  # type: ignore[misc]  # FAB ships no type h
         from campaign_runs.core.emails import resend_email
 
         if (user := self._user()) is None:
-            return "Not logged in.", 401
+            return "Not logged in.", 401, {"Content-Type": PLAIN_TEXT}
         username, admin = user
         if not admin:
             return self._refuse("Only administrators may resend emails.", 403, username, admin)

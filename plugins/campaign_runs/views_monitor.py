@@ -18,7 +18,7 @@ from markupsafe import Markup, escape
 from campaign_runs import page_input, ui_support, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
-from campaign_runs.http_errors import http_status
+from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time
 
 if TYPE_CHECKING:
@@ -122,6 +122,12 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
     default_view = "monitor"
     template_folder = str(Path(__file__).parent / "templates")
 
+    def create_blueprint(self, appbuilder: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's blueprint of the Monitor; every answer carries ``nosniff``."""
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.after_request(nosniff)
+        return blueprint
+
     def _allowed(self, dag_id: str) -> ResponseReturnValue | None:
         """A redirect or refusal when the user may not read the campaign's runs; None when they may."""
         if not auth.uses_fab():  # another auth manager: the plugin's own pages serve its users
@@ -131,7 +137,7 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
         if user is None or getattr(user, "is_anonymous", True):
             return redirect(auth.login_url(request.url))
         if not auth.may_access_runs(user, "GET", dag_id):
-            return make_response("You may not read this campaign's runs.", 403)
+            return "You may not read this campaign's runs.", 403, {"Content-Type": PLAIN_TEXT}
         return None
 
     def _metrics(self, dag_id: str) -> tuple[Any, dict[str, Any]]:
@@ -187,8 +193,8 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
             return refused
         try:
             found, _ = self._metrics(dag_id)
-        except CampaignRunsError as error:
-            return make_response(str(error), http_status(error))
+        except CampaignRunsError as error:  # the page's error page: the refused value is in it, escaped
+            return self._error(error)
         response = make_response(table_csv(found), 200)
         response.headers["Content-Type"] = "text/csv; charset=utf-8"
         response.headers["Content-Disposition"] = f'attachment; filename="{quote(dag_id, safe="")}-monitor.csv"'

@@ -15,7 +15,7 @@ from flask_appbuilder import BaseView, expose
 from campaign_runs import ui_support, view_links
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
-from campaign_runs.http_errors import http_status
+from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_time
 from campaign_runs.settings import get_settings
 
@@ -41,6 +41,12 @@ class CampaignUsersView(BaseView):  # type: ignore[misc]  # FAB ships no type hi
     default_view = "email"
     template_folder = str(Path(__file__).parent / "templates")
 
+    def create_blueprint(self, appbuilder: Any, *args: Any, **kwargs: Any) -> Any:
+        """FAB's blueprint of My email; every answer carries ``nosniff``."""
+        blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
+        blueprint.after_request(nosniff)
+        return blueprint
+
     def _refuse(self, message: str, status: int, username: str) -> ResponseReturnValue:
         flash(message, "danger")
         page = self.render_template(
@@ -64,7 +70,7 @@ class CampaignUsersView(BaseView):  # type: ignore[misc]  # FAB ships no type hi
         auth.login_from_api_token(self.appbuilder.sm)
         user = auth.current_user()
         if user is None or getattr(user, "is_anonymous", True):
-            return "Not logged in.", 401
+            return "Not logged in.", 401, {"Content-Type": PLAIN_TEXT}
         username = auth.user_name(user)  # read before a core call detaches the user object
         try:
             found = set_email(username, request.form.get("email", ""))

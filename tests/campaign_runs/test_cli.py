@@ -581,3 +581,125 @@ def test_emails_list_and_resend_a_failed_email(make_run: Any, smtp_server: Any) 
     messages = smtp_server.wait_for(2)
     assert messages[0]["Message-ID"] == messages[1]["Message-ID"]
     assert ok(cli("emails", "list", "--status", "failed", "-o", "json")).json() == []
+
+
+# ---------------------------------------------------------------- the acting user's rights
+
+RUN_COMMANDS = ("stop", "restart", "skip")
+CAMPAIGN_COMMANDS = ("trigger", "pause", "resume", "stop-all")
+
+
+def _set_paused(dag_id: str, paused: bool) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id == dag_id).values(is_paused=paused))
+
+
+def _campaign_state(dag_id: str = "cr_campaign") -> dict[str, Any]:
+    """Everything an action could change: Airflow's runs and pause flag, the plugin's statuses and records."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from campaign_runs.models import campaign_event, email_outbox, run_action, worklist_entry
+
+    from tests.campaign_runs.core.helpers import count
+
+    with create_session() as session:
+        runs = sorted(session.execute(select(DagRun.run_id, DagRun.state).where(DagRun.dag_id == dag_id)).all())
+        paused = session.scalar(select(DagModel.is_paused).where(DagModel.dag_id == dag_id))
+    return {
+        "runs": [(run_id, str(state)) for run_id, state in runs],
+        "statuses": {run_id: run_status(dag_id, run_id) for run_id, _ in runs},
+        "paused": paused,
+        "rows": [count(table) for table in (campaign_event, email_outbox, run_action, worklist_entry)],
+    }
+
+
+def _acting(command: str, run_id: str, username: str) -> tuple[str, ...]:
+    target = ("cr_campaign", run_id) if command in RUN_COMMANDS else ("cr_campaign",)
+    return (command, *target, "--note", "Not mine to do", "--user", username, "--yes")
+
+
+def _set_up(command: str, make_run: Any) -> str:
+    """A run (and pause flag) the command is allowed for: the refusal must come from the user's rights."""
+    run_id = make_run("cr_campaign", state="running" if command in ("stop", "stop-all") else "failed")
+    _set_paused("cr_campaign", command == "resume")
+    return str(run_id)
+
+
+@pytest.mark.parametrize("command", RUN_COMMANDS + CAMPAIGN_COMMANDS)
+def test_a_viewer_is_refused_every_action_and_nothing_changes(command: str, make_run: Any) -> None:
+    run_id = _set_up(command, make_run)
+    before = _campaign_state()
+
+    refused = cli(*_acting(command, run_id, "viewer"))
+
+    user_error(
+        refused, "User 'viewer' may not", "campaign 'cr_campaign'", "on the campaign's runs", "nothing was changed"
+    )
+    assert _campaign_state() == before
+
+
+@pytest.mark.parametrize("command", ["restart", "trigger"])
+def test_creating_a_run_needs_create_rights_as_on_the_pages(command: str, make_run: Any) -> None:
+    # "editor" (RunEditor) may edit the runs of every DAG but not create one: Restart and Run now are refused.
+    run_id = _set_up(command, make_run)
+    before = _campaign_state()
+    user_error(cli(*_acting(command, run_id, "editor")), "User 'editor' may not", "edit and create rights")
+    assert _campaign_state() == before
+
+
+def test_a_user_with_edit_rights_on_the_runs_may_act_whatever_the_role(make_run: Any) -> None:
+    run_id = _set_up("skip", make_run)
+    ok(cli(*_acting("skip", run_id, "editor")))  # a custom role, not Op: the rights decide
+    assert run_status("cr_campaign", run_id) == "skipped"
+    ok(cli(*_acting("pause", run_id, "admin")))
+    assert _campaign_state()["paused"] is True
+
+
+def test_edit_needs_edit_rights_on_the_runs_too(make_run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+    from campaign_runs.core import definitions
+    from campaign_runs.settings import get_settings
+
+    from tests.support.definitions import valid_definition
+
+    # A role with "Campaign Definitions" but only read rights on the DAGs: Configure is not for it (pages, API).
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        role = sm.find_role("DefinitionsOnly") or sm.add_role("DefinitionsOnly")
+        for action, resource in (
+            ("can_read", "DAGs"),
+            ("can_read", "DAG Runs"),
+            ("can_edit", "Campaign Definitions"),
+            ("can_create", "Campaign Definitions"),
+            ("can_read", "Campaign Definitions"),
+        ):
+            sm.add_permission_to_role(role, sm.create_permission(action, resource))
+        if not sm.find_user(username="definer"):
+            sm.add_user("definer", "Def", "Iner", "definer@example.com", role, password="secret-password")
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(tmp_path))
+    get_settings.cache_clear()
+    text_before = valid_definition("cr_cli_rights")
+    definitions.create_definition(text_before, actor="alice", note="")
+
+    refused = cli("edit", "cr_cli_rights", "--set", "audience.size=9", "--user", "definer", "--yes")
+
+    user_error(refused, "User 'definer' may not configure campaign 'cr_cli_rights'", "edit rights")
+    assert (tmp_path / "cr_cli_rights.yaml").read_text() == text_before
+    ok(cli("edit", "cr_cli_rights", "--set", "audience.size=9", "--user", "alice", "--yes"))
+
+
+def test_simple_auth_manager_users_get_the_same_rule(make_run: Any, tmp_path: Path) -> None:
+    from tests.support import auth_managers
+
+    run_id = _set_up("skip", make_run)
+    with auth_managers.active("simple", tmp_path):
+        before = _campaign_state()
+        user_error(cli(*_acting("skip", run_id, "viewer")), "User 'viewer' may not skip runs of")
+        assert _campaign_state() == before
+        ok(cli(*_acting("skip", run_id, "alice")))  # role USER may edit DAG runs under SimpleAuthManager
+    assert run_status("cr_campaign", run_id) == "skipped"

@@ -23,9 +23,10 @@ OUR_TABLES = {
     "campaign_user_email",
     "campaign_run_summary",
     "campaign_event",
+    "campaign_permission_grant",
 }
 VERSION_TABLE = "alembic_version_campaign_runs"
-HEAD = "cr0005"
+HEAD = "cr0006"
 
 
 def schema_of(inspector: Inspector, name: str) -> dict[str, Any]:

@@ -36,6 +36,13 @@ BAD_IDS = [
     "batch-size-0",
     "negative-rate",
     "zero-rate",
+    "yaml-anchor",
+    "yaml-deep-nesting",
+    "nested-criterion",
+    "long-dotted-owner-email",
+    "owner-email-without-dot",
+    "from-name-crlf",
+    "id-ending-in-newline",
 ]
 
 
@@ -423,3 +430,67 @@ def test_real_answers_conform_to_the_openapi_document(
     action = {"dag_id": "cr_campaign", "action": "pause"}
     call("/campaigns/{dag_id}/actions/{action}", "POST", 200, path_parameters=action, body={"note": "Hold"})
     call("/campaigns/{dag_id}/actions/{action}", "POST", 409, path_parameters=action, body={"note": "Hold"})
+
+
+# ---------------------------------------------------------------- reading a definition: only a campaign's own file
+
+SECRET = "not-for-the-api-7f3a"
+
+
+def _secret_file(tmp_path: Path, dag_id: str) -> Path:
+    """A file outside the campaigns folder that even looks like the campaign (its id), with a secret in it."""
+    path = tmp_path / f"elsewhere_{dag_id}.yaml"
+    path.write_text(valid_definition(dag_id).replace("Spring promotion for testers.", SECRET))
+    return path
+
+
+def test_a_symbolic_link_is_not_followed(
+    client: TestClient, tokens: dict[str, dict[str, str]], folder: Path, tmp_path: Path
+) -> None:
+    assert create(client, tokens["alice"]).status_code == 201
+    (folder / f"{DAG_ID}.yaml").unlink()
+    (folder / f"{DAG_ID}.yaml").symlink_to(_secret_file(tmp_path, DAG_ID))
+    (folder / "cr_campaign.yaml").symlink_to(_secret_file(tmp_path, "cr_campaign"))  # a DAG Airflow knows
+
+    for dag_id in (DAG_ID, "cr_campaign"):
+        answer = client.get(f"{PREFIX}/campaigns/{dag_id}/definition", headers=tokens["admin"])
+        error(answer, 404, "not_found", f"{dag_id}.yaml", "not a regular file")
+        assert SECRET not in answer.text
+
+
+def test_a_yaml_file_that_is_no_campaign_is_not_read(
+    client: TestClient, tokens: dict[str, dict[str, str]], folder: Path
+) -> None:
+    # No DAG and no saved version of that id, and no campaign definition either: some other YAML file.
+    (folder / "stray.yaml").write_text(f"id: stray\npassword: {SECRET}\n")
+    # The file of a campaign Airflow knows, but its content is something else.
+    (folder / "cr_campaign.yaml").write_text(f"id: not_cr_campaign\npassword: {SECRET}\n")
+    (folder / "cr_slow.yaml").write_text(f"password: {SECRET}\n")
+
+    for dag_id in ("stray", "cr_campaign", "cr_slow"):
+        answer = client.get(f"{PREFIX}/campaigns/{dag_id}/definition", headers=tokens["admin"])
+        error(answer, 404, "not_found", f"{dag_id}.yaml", f"is not the definition of campaign '{dag_id}'")
+        assert SECRET not in answer.text
+
+
+def test_reading_a_definition_needs_read_access_to_its_dag(client: TestClient, folder: Path) -> None:
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    # A user who may read one DAG (cr_slow), as the campaigns page's test user "slowonly".
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
+        for action, resource in (("can_read", "DAG:cr_slow"), ("can_read", "DAG Runs"), ("can_read", "Website")):
+            sm.add_permission_to_role(role, sm.create_permission(action, resource))
+        if not sm.find_user(username="slowonly"):
+            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
+    login = client.post("/auth/token", json={"username": "slowonly", "password": PASSWORD})
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    definitions.create_definition(VALID, actor="alice", note="")
+
+    for dag_id in (DAG_ID, "cr_campaign"):
+        answer = client.get(f"{PREFIX}/campaigns/{dag_id}/definition", headers=headers)
+        error(answer, 403, "forbidden")
+        assert "audience" not in answer.text
+    readable = client.get(f"{PREFIX}/campaigns/cr_slow/definition", headers=headers)
+    assert readable.status_code == 200 and "written in Python" in readable.json()["reason"]

@@ -11,12 +11,14 @@ from html import unescape
 from typing import Any
 
 import pytest
+from markupsafe import escape
 from starlette.testclient import TestClient
 
 from tests.campaign_runs.core.test_monitor import history  # noqa: F401  (fixture)
 from tests.campaign_runs.test_views import login
 
 PAGE = "/pluginsv2/campaigns/monitor/cr_campaign"
+MARKUP = "<svg onload=alert(1)>"
 
 
 @pytest.fixture
@@ -86,10 +88,17 @@ def test_refusals(api_app: Any, admin: TestClient) -> None:
         ({"from": "yesterday"}, "'from' must be an ISO date"),
         ({"to": "2026-13-40"}, "'to' must be an ISO date"),
         ({"limit": "10\x00"}, "NUL"),
+        ({"from": MARKUP}, f"'from' must be an ISO date such as 2026-11-01; {MARKUP!r} is not."),
+        ({"to": f'"><script>{MARKUP}'}, "'to' must be an ISO date"),
+        ({"limit": MARKUP}, f"{MARKUP!r} is not."),
     ):
         for path in (PAGE, f"{PAGE}/table.csv"):
             refused = admin.get(path, params=params)
-            assert refused.status_code == 400 and reason in unescape(refused.text), (path, params, refused.text[:300])
+            shown = (path, params, refused.text[:300])
+            assert refused.status_code == 400 and str(escape(reason)) in refused.text, shown
+            assert refused.headers["content-type"].startswith("text/html")
+            assert refused.headers["x-content-type-options"] == "nosniff"
+            assert MARKUP not in refused.text and '"><script>' not in refused.text, (path, params)
 
 
 def test_table_html_escapes_every_text() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from campaign_runs.core import definitions
-from campaign_runs.models import campaign_event
+from campaign_runs.models import campaign_event, run_action
 from campaign_runs.settings import get_settings
 from starlette.testclient import TestClient
 
@@ -232,7 +232,7 @@ BAD_INPUTS = [
     ({"schedule.start_date": ""}, "schedule.start_date", "is required", 422),
     ({"schedule.start_date": "2026-13-01"}, "schedule.start_date", "is not a date", 422),
     ({"schedule.mode": "preset", "schedule.preset": "@fortnightly"}, "schedule.preset", "choose one of", 422),
-    ({"owner_email": "nobody"}, "owner_email", "does not match", 422),
+    ({"owner_email": "nobody"}, "owner_email", "is not an email address", 422),
     ({"channels.sms.enabled": "on"}, "channels.sms.text", "is required", 422),
 ]
 
@@ -555,6 +555,30 @@ def test_restart_refuses_params_that_are_not_an_object(
     assert input_value(response, "params") == "[1]"
 
 
+ALIAS_BOMB = "{a: &a [x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a], c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]}"
+
+
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        (ALIAS_BOMB, "is not valid JSON"),
+        ("{audience_size: 5}", "is not valid JSON"),
+        ('{"audience_size": ' + "[" * 400 + "]" * 400 + "}", "nested deeper than 16 levels"),
+    ],
+)
+def test_restart_params_are_strict_json_and_never_expand(
+    folder: Path, users: Callable[[str], TestClient], make_run: Callable[..., str], params: str, words: str
+) -> None:
+    run_id = make_run("cr_campaign", state="failed")
+    alice = users("alice")
+
+    response = post(alice, f"{run_url('cr_campaign', run_id)}/restart", {"note": "fixed", "params": params})
+
+    assert response.status_code == 422
+    assert words in " ".join(flashes(response))
+    assert count(run_action) == 0
+
+
 def test_the_campaigns_page_lists_broken_definitions(folder: Path, users: Callable[[str], TestClient]) -> None:
     (folder / "broken_one.yaml").write_text("id: broken_one\nowner: <b>x</b>\n")
 
@@ -633,3 +657,45 @@ def test_stop_all_stops_every_active_run_with_one_note(
     assert record_status("cr_campaign", done) is None
     [entry] = definitions.history("cr_campaign")
     assert (entry.kind, entry.note) == ("stop_all", "Wrong <i>segment</i>")
+
+
+def _one_dag_user() -> str:
+    """A user who may read one campaign, cr_slow, and create none (the campaigns page's "slowonly")."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    from tests.support.fixtures import PASSWORD
+
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
+        for action, resource in (("can_read", "DAG:cr_slow"), ("can_read", "DAG Runs"), ("can_read", "Website")):
+            sm.add_permission_to_role(role, sm.create_permission(action, resource))
+        if not sm.find_user(username="slowonly"):
+            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
+    return "slowonly"
+
+
+def _broken_files_shown(client: TestClient) -> list[str]:
+    page = client.get(f"{BASE}/list")
+    assert page.status_code == 200
+    return sorted(re.findall(r'<tr data-file="([^"]+)">', page.text))
+
+
+def test_broken_definitions_are_shown_only_to_who_may_read_the_campaign_or_create_campaigns(
+    folder: Path, users: Callable[[str], TestClient]
+) -> None:
+    for name in ("cr_campaign", "cr_slow", "no_dag_yet"):
+        (folder / f"{name}.yaml").write_text(f"id: {name}\ntoken: s3cr3t-{name}: x\n")  # the YAML error quotes it
+    everything = ["cr_campaign.yaml", "cr_slow.yaml", "no_dag_yet.yaml"]
+    outside = folder.parent / "outside.yaml"
+    outside.write_text("id: cr_depends\ntoken: s3cr3t-outside: x\n")
+    (folder / "cr_depends.yaml").symlink_to(outside)  # never read through: no error quotes its target
+
+    assert _broken_files_shown(users("alice")) == everything  # Op: may create campaigns
+    assert "s3cr3t-outside" not in users("admin").get(f"{BASE}/list").text
+    assert _broken_files_shown(users("viewer")) == ["cr_campaign.yaml", "cr_slow.yaml"]  # may read every DAG
+    one_dag = users(_one_dag_user())
+    assert _broken_files_shown(one_dag) == ["cr_slow.yaml"]
+    page = one_dag.get(f"{BASE}/list").text
+    assert "s3cr3t-cr_slow" in page
+    assert "s3cr3t-cr_campaign" not in page and "s3cr3t-no_dag_yet" not in page

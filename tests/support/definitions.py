@@ -56,4 +56,16 @@ BAD_TEMPLATE: list[Any] = [
         "channels.email.rate_limit_per_second",
         "more than 0",
     ),
+    # Hostile inputs (issue 20): each is refused, quickly, naming the field or the whole file.
+    (("criteria: {plan: gold}", 'criteria: {plan: &a ["x", "x"], tier: *a}'), "", "anchors (&a) are not allowed"),
+    (("criteria: {plan: gold}", "criteria: {plan: " + "[" * 20_000 + "]" * 20_000 + "}"), "", "nested deeper"),
+    (("criteria: {plan: gold}", "criteria: {plan: {nested: {deep: 1}}}"), "audience.criteria.plan", "a value"),
+    (("alice@example.com", "a@" + "." * 20_000 + "x"), "owner_email", "characters long; the limit is 200"),
+    (("alice@example.com", "alice@example"), "owner_email", "is not an email address"),
+    (
+        ("    batch_size: 25", '    from_name: "Shop\\r\\nBcc: all@example.com"\n    batch_size: 25'),
+        "channels.email.from_name",
+        "control character U+000D",
+    ),
+    (("id: ID_HERE", 'id: "ID_HERE\\n"'), "id", "is not a campaign id"),
 ]

@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from campaign_runs.domain import utcnow
+from campaign_runs.models import permission_grant as permission_grant_table
 from campaign_runs.models import user_email as user_email_table
 from campaign_runs.settings import get_settings
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 WORKLIST_ADMIN_RESOURCE = "Users"
 DEFINITIONS_RESOURCE = "Campaign Definitions"
 DEFINITIONS_DEFAULT_ROLES = ("Admin", "Op")
+DEFINITIONS_ACTIONS = ("can_read", "can_create", "can_edit")
 _definition_permissions_ready = False
 FAB_AUTH_MANAGER = "FabAuthManager"
 
@@ -129,19 +132,16 @@ def is_worklist_admin(user: Any) -> bool:
     return uses_fab() or bool(manager.is_authorized_configuration(method="PUT", user=user))
 
 
-def ensure_definition_permissions(session: Session) -> None:
-    """FAB only: create ``can_read``/``can_create``/``can_edit`` on "Campaign Definitions" for Admin and Op (once)."""
-    global _definition_permissions_ready
-    if _definition_permissions_ready or not uses_fab():
-        return
-    from airflow.providers.fab.auth_manager.models import Action, Permission, Resource, Role
+def _definition_permissions(session: Session) -> list[Any]:
+    """FAB's "Campaign Definitions" permissions (``can_read``, ``can_create``, ``can_edit``), created if missing."""
+    from airflow.providers.fab.auth_manager.models import Action, Permission, Resource
 
     resource = session.scalars(select(Resource).where(Resource.name == DEFINITIONS_RESOURCE)).first()
     if resource is None:
         resource = Resource(name=DEFINITIONS_RESOURCE)
         session.add(resource)
-    roles = list(session.scalars(select(Role).where(Role.name.in_(DEFINITIONS_DEFAULT_ROLES))).unique())
-    for action_name in ("can_read", "can_create", "can_edit"):
+    permissions = []
+    for action_name in DEFINITIONS_ACTIONS:
         action = session.scalars(select(Action).where(Action.name == action_name)).first()
         if action is None:
             action = Action(name=action_name)
@@ -153,11 +153,45 @@ def ensure_definition_permissions(session: Session) -> None:
         if permission is None:
             permission = Permission(action=action, resource=resource)
             session.add(permission)
-        for role in roles:
+        permissions.append(permission)
+    return permissions
+
+
+def ensure_definition_permissions(session: Session) -> None:
+    """FAB only: create the "Campaign Definitions" permissions if missing; grant them to Admin and Op once.
+
+    The permissions are created whenever they are missing, but each default role is granted them only once
+    (recorded in ``campaign_permission_grant``): a role an administrator took them from does not get them back.
+    A default role that does not exist yet is granted them when it first does.
+    """
+    global _definition_permissions_ready
+    if _definition_permissions_ready or not uses_fab():
+        return
+    from airflow.providers.fab.auth_manager.models import Role
+
+    permissions = _definition_permissions(session)
+    granted = set(
+        session.scalars(
+            select(permission_grant_table.c.role).where(permission_grant_table.c.resource == DEFINITIONS_RESOURCE)
+        )
+    )
+    roles = list(session.scalars(select(Role).where(Role.name.in_(DEFINITIONS_DEFAULT_ROLES))).unique())
+    for role in roles:
+        if role.name in granted:
+            continue
+        for permission in permissions:
             if permission not in role.permissions:
                 role.permissions.append(permission)
-    session.commit()
-    _definition_permissions_ready = True
+        session.execute(
+            insert(permission_grant_table).values(resource=DEFINITIONS_RESOURCE, role=role.name, granted_at=utcnow())
+        )
+    try:
+        session.commit()
+    except IntegrityError:  # another process (an API server worker) did the same at the same moment
+        session.rollback()
+        return
+    # A default role created later (FAB creates them when the API server first starts) is granted at a later start.
+    _definition_permissions_ready = len(roles) == len(DEFINITIONS_DEFAULT_ROLES)
 
 
 def may_manage_definitions(user: Any, method: str = "POST") -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,12 +82,25 @@ def path_of(folder: Path, dag_id: str) -> Path:
     return folder / f"{dag_id}{SUFFIX}"
 
 
+class NotRegularFile(OSError):
+    """A definition's name is a symbolic link, a folder, a pipe or a device: it is not read."""
+
+
 def read(path: Path) -> str | None:
-    """The text of a definition file, None when there is none."""
+    """The text of a definition file, None when there is none; ``NotRegularFile`` unless it is a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a pipe must not block
     try:
-        return path.read_text(encoding="utf-8")
+        handle = os.open(path, flags)
     except FileNotFoundError:
         return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # O_NOFOLLOW met a symbolic link
+            raise NotRegularFile(f"{path.name} is a symbolic link") from error
+        raise
+    with os.fdopen(handle, "rb") as stream:
+        if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+            raise NotRegularFile(f"{path.name} is not a regular file")
+        return stream.read().decode("utf-8")
 
 
 def listing(folder: Path) -> list[Path]:

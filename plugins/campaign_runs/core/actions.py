@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from campaign_runs.adapters import auth, campaign_control, dags, metrics, runs
+from campaign_runs.adapters import auth, dags, metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import events, notify, reconcile, records
 from campaign_runs.core.delivery import deliver_after_commit
 from campaign_runs.core.details import in_doubt_count
 from campaign_runs.core.dto import ActionResult
 from campaign_runs.core.housekeeping import finish_pending_stop
+from campaign_runs.core.overrides import check_overrides, check_params
 from campaign_runs.core.schedule import current_status, require_run
 from campaign_runs.domain import (
     ALLOWED_FROM,
@@ -115,6 +116,7 @@ def stop_run(
 
     ``email=False`` (a campaign's Stop all) leaves the email to the caller, which sends one for all its runs.
     """
+    require_run(dag_id, run_id, session)  # an unknown run is refused before any other work
     fingerprint = records.request_fingerprint(Action.STOP, dag_id, run_id, note=note)
     if (replayed := records.replay(actor, idempotency_key, fingerprint, session)) is not None:
         return replayed
@@ -168,19 +170,6 @@ def _restart_conf(dag_run: DagRunInfo, resend_in_doubt: bool, params: dict[str, 
         RESTART_CONF_SLOT: slot,
     }
     return {**conf, RESTART_CONF_RESEND: True} if resend_in_doubt else conf
-
-
-def _check_params(dag_id: str, params: dict[str, Any] | None, session: Session) -> None:
-    """Restart's params overrides, validated against the campaign's params as Airflow's trigger would."""
-    if not params:
-        return
-    definition = dags.get_definition(dag_id, session)
-    if definition is None:
-        raise NotFoundError(f"Airflow has not loaded campaign {dag_id!r}, so its params cannot be checked.")
-    try:
-        campaign_control.validated_conf(definition, params)
-    except ValueError as error:
-        raise InvalidOptionError(f"params: {error}") from error
 
 
 def _iso(value: Any) -> str | None:
@@ -274,6 +263,8 @@ def _skip_or_restart(
     options: RestartOptions,
     session: Session,
 ) -> ActionResult:
+    require_run(dag_id, run_id, session)  # an unknown run is refused before the params are even looked at
+    check_overrides("params", options.params)
     unpause, resend_in_doubt = options.unpause, options.resend_in_doubt
     extra = {"params": options.params} if options.params else {}
     fingerprint = records.request_fingerprint(
@@ -284,7 +275,7 @@ def _skip_or_restart(
     cleaned, dag_run, record, status = _prepare(action, dag_id, run_id, actor, note, session)
     if action is Action.RESTART:
         _check_not_paused(dag_id, unpause, session)
-        _check_params(dag_id, options.params, session)
+        check_params(dag_id, options.params, session)
     with _all_or_nothing(session):
         new_run_id, finished = _mark_skipped(action, dag_run, record, actor, cleaned, options, session)
         action_id = records.record_action(

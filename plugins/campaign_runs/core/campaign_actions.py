@@ -21,6 +21,7 @@ from campaign_runs.core.actions import require_user, stop_run
 from campaign_runs.core.campaigns import require_campaign
 from campaign_runs.core.delivery import deliver_after_commit
 from campaign_runs.core.events import record_event
+from campaign_runs.core.overrides import check_overrides
 from campaign_runs.domain import (
     CampaignActionNotAllowedError,
     CampaignPausedError,
@@ -109,6 +110,7 @@ def run_now(
     session: Session = NEW_SESSION,
 ) -> CampaignActionResult:
     """Start a run now; ``conf`` overrides params, validated against the DAG's params first."""
+    check_overrides("conf", conf)
     cleaned, dag = _prepare(dag_id, actor, note, session)
     if dag.is_paused:
         raise CampaignPausedError(f"Campaign {dag_id!r} is paused, so a new run would not start: resume it first.")

@@ -84,7 +84,10 @@ _broken_lock = threading.Lock()
 
 
 def _check_file(path: Path) -> BrokenDefinition | None:
-    text = files.read(path)
+    try:
+        text = files.read(path)
+    except files.NotRegularFile:  # no symbolic link is followed: its target's content is nobody's to show here
+        return None
     if text is None:
         return None
     try:
@@ -103,7 +106,7 @@ def broken_definitions() -> list[BrokenDefinition]:
     found: list[BrokenDefinition] = []
     for path in files.listing(folder()):
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except FileNotFoundError:
             continue
         stamp = (stat.st_mtime_ns, stat.st_size)
@@ -116,6 +119,15 @@ def broken_definitions() -> list[BrokenDefinition]:
         if cached[1] is not None:
             found.append(cached[1])
     return found
+
+
+def visible_broken(found: list[BrokenDefinition], readable: set[str], *, may_manage: bool) -> list[BrokenDefinition]:
+    """The broken files a user may see: every one for who may create campaigns, else those of DAGs they may read.
+
+    An error quotes the file's content, so it is shown only to who may read that campaign (``readable``: the
+    DAG ids the user may read) or may write such files anyway ("Campaign Definitions").
+    """
+    return found if may_manage else [entry for entry in found if entry.file.removesuffix(files.SUFFIX) in readable]
 
 
 @provide_session

@@ -24,12 +24,14 @@ from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core.actions import require_user
 from campaign_runs.core.events import record_event, sha_of
 from campaign_runs.domain import (
+    CampaignRunsError,
     ConflictError,
     DefinitionConflictError,
     DefinitionInvalidError,
     NotFoundError,
     validate_note,
 )
+from campaign_runs.factory.documents import DocumentError, load_yaml
 from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
 
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
 
 MAX_DEFINITION_BYTES = 64 * 1024
 MAX_TEMPLATE_CHARS = 10_000
-SAFE_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # always fullmatch: "$" matches before a newline
 PLACEHOLDER = re.compile(r"\$(?:(\$)|([_a-zA-Z][_a-zA-Z0-9]*)|\{([_a-zA-Z][_a-zA-Z0-9]*)\}|())")
 RECIPIENT_PLACEHOLDERS = frozenset(
     {"id", "position", "first_name", "last_name", "email", "phone", "device_token", "country"}
@@ -108,8 +110,8 @@ def load_text(text: str) -> Any:
     if "\x00" in text:
         raise DefinitionInvalidError("", "the definition contains a NUL character")
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+        data = load_yaml(text, max_bytes=MAX_DEFINITION_BYTES)
+    except (yaml.YAMLError, DocumentError) as error:
         raise DefinitionInvalidError("", f"invalid YAML: {error}") from error
     if not isinstance(data, dict):
         raise DefinitionInvalidError("", "a campaign definition is a YAML mapping (id, description, schedule...)")
@@ -118,7 +120,7 @@ def load_text(text: str) -> Any:
 
 def _check_id(data: dict[str, Any]) -> str:
     dag_id = data.get("id")
-    if not isinstance(dag_id, str) or not SAFE_ID.match(dag_id) or ".." in dag_id:
+    if not isinstance(dag_id, str) or not SAFE_ID.fullmatch(dag_id) or ".." in dag_id:
         raise DefinitionInvalidError(
             "id", f"{dag_id!r} is not a campaign id: letters, digits, '_', '.' and '-', no path, not hidden"
         )
@@ -188,8 +190,8 @@ def apply_settings(text: str, assignments: list[str]) -> str:
         if not sep or not path:
             raise DefinitionInvalidError("", f"{assignment!r} is not key=value (e.g. schedule.cron='0 9 * * MON')")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as error:
+            value = load_yaml(raw, max_bytes=MAX_DEFINITION_BYTES) if raw.strip() else None
+        except (yaml.YAMLError, DocumentError) as error:
             raise DefinitionInvalidError(key, f"value is not valid YAML: {error}") from error
         node = data
         for part in path[:-1]:
@@ -235,16 +237,46 @@ def _text_of_sha(dag_id: str, sha: str, session: Session) -> str | None:
     return found
 
 
+def _read_definition(where: Path, dag_id: str, *, complete: bool) -> str | None:
+    """The text of ``<id>.yaml`` when it is a regular file that defines campaign ``dag_id``, None when there is none.
+
+    With ``complete`` (an id Airflow has no DAG of and no version was saved of) the file must be a whole valid
+    definition, one the dag-processor will load; otherwise its ``id:`` must be ``dag_id``.
+    """
+    name = f"{dag_id}{files.SUFFIX}"
+    if not SAFE_ID.fullmatch(dag_id):
+        return None
+    try:
+        text = files.read(files.path_of(where, dag_id))
+    except files.NotRegularFile:
+        raise NotFoundError(
+            f"{name} in {where} is not a regular file (a symbolic link, a folder or a device): it is not read."
+        ) from None
+    if text is None:
+        return None
+    try:
+        found = validate_text(text)[0] if complete else load_text(text).get("id")
+    except CampaignRunsError:
+        found = None
+    if found != dag_id:
+        raise NotFoundError(f"{name} in {where} is not the definition of campaign {dag_id!r}: it is not read.")
+    return text
+
+
 @provide_session
 def definition_of(dag_id: str, *, session: Session = NEW_SESSION) -> DefinitionState:
-    """The campaign's YAML and whether Configure may edit it (and why not)."""
+    """The campaign's YAML and whether Configure may edit it (and why not).
+
+    Only a campaign's own file is read: a regular file (no symbolic link is followed) whose ``id:`` is the id,
+    of a DAG Airflow knows or a saved version, or else a whole valid definition Airflow has not loaded yet.
+    """
     where = folder()
-    text = files.read(files.path_of(where, dag_id)) if SAFE_ID.match(dag_id) else None
     known, fileloc, _ = files.dag_file_of(dag_id, session)
+    latest = _latest_version(dag_id, session)
+    text = _read_definition(where, dag_id, complete=not known and latest is None)
     if text is None and not known:
         raise NotFoundError(f"No campaign {dag_id!r}: no DAG and no file {dag_id}{files.SUFFIX} in {where}.")
     writable = files.writable(where)
-    latest = _latest_version(dag_id, session)
     version = int(latest.version) if latest is not None else 0
     if text is None:
         why = f"{dag_id} is written in Python ({fileloc or 'a DAG file'}), not in YAML: change it in its code."

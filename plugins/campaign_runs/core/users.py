@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from campaign_runs.adapters import auth
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core.actions import require_user
 from campaign_runs.domain import InvalidOptionError
+from campaign_runs.factory.addresses import is_email_address
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from campaign_runs.adapters.auth import EmailResolution
 
 EMAIL_MAX = 512
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 HOW_TO_SET = (
     "set one under My email on the work list, with `airflow campaigns users set-email {username} ADDRESS` "
     "or `PUT /campaign-runs/me/email`, or configure `[campaign_runs] user_email_template` "
@@ -43,7 +42,7 @@ def set_email(username: str, address: str, *, session: Session = NEW_SESSION) ->
     cleaned = address.strip()
     if len(cleaned) > EMAIL_MAX:
         raise InvalidOptionError(f"The email address is {len(cleaned)} characters long; the limit is {EMAIL_MAX}.")
-    if cleaned and not _ADDRESS.fullmatch(cleaned):
+    if cleaned and not is_email_address(cleaned):
         raise InvalidOptionError(f"{cleaned[:80]!r} is not an email address (name@example.com).")
     require_user(username, session=session)
     auth.set_user_email(username, cleaned or None, session)

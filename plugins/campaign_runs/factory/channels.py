@@ -1,4 +1,4 @@
-"""Channel adapters: one class per delivery channel (email over SMTP, SMS and push to local sinks)."""
+"""Channel adapters: one class per delivery channel (email over SMTP; SMS and push to local JSON-lines sinks)."""
 
 from __future__ import annotations
 
@@ -130,6 +130,7 @@ class ChannelAdapter(ABC):
     overlap_claim: ClassVar[bool] = False  # True: ``prepare`` waits on the network, worth running beside the claim
     required_settings: ClassVar[tuple[str, ...]] = ()
     optional_settings: ClassVar[dict[str, Any]] = {}
+    one_line_settings: ClassVar[frozenset[str]] = frozenset()  # settings that become a header or a sender id
     registry: ClassVar[dict[str, type[ChannelAdapter]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -234,6 +235,7 @@ class EmailAdapter(ChannelAdapter):
     overlap_claim = True
     required_settings = ("subject", "body")
     optional_settings: ClassVar[dict[str, Any]] = {"from_name": "", "reply_to": ""}
+    one_line_settings = frozenset({"subject", "from_name", "reply_to"})
 
     def __init__(self, context: DeliveryContext, pacer: Pacer, smtp: SmtpSettings | None = None) -> None:
         super().__init__(context, pacer)
@@ -366,6 +368,7 @@ class SmsAdapter(SinkAdapter):
     name = "sms"
     required_settings = ("text",)
     optional_settings: ClassVar[dict[str, Any]] = {"sender": "CAMPAIGN"}
+    one_line_settings = frozenset({"sender"})
 
     def address(self, recipient: Recipient) -> str:
         """The phone number."""
@@ -382,6 +385,7 @@ class PushAdapter(SinkAdapter):
     name = "push"
     required_settings = ("title", "body")
     optional_settings: ClassVar[dict[str, Any]] = {"deep_link": ""}
+    one_line_settings = frozenset({"title", "deep_link"})
 
     def address(self, recipient: Recipient) -> str:
         """The device token."""
@@ -389,9 +393,4 @@ class PushAdapter(SinkAdapter):
 
     def payload(self, values: dict[str, Any]) -> dict[str, Any]:
         """Title, body and optional deep link."""
-        settings = self.context.settings
-        return {
-            "title": render(settings["title"], values),
-            "body": render(settings["body"], values),
-            "deep_link": render(str(settings["deep_link"]), values),
-        }
+        return {key: render(str(self.context.settings[key]), values) for key in ("title", "body", "deep_link")}

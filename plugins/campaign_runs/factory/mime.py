@@ -20,13 +20,15 @@ from email.utils import formataddr
 from string import Template
 from typing import TYPE_CHECKING, Any
 
+from campaign_runs.factory.addresses import control_character
+
 if TYPE_CHECKING:
     from campaign_runs.factory.audience import Recipient
 
 CRLF = "\r\n"
 ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 characters: an encoded-word stays under 75 characters
 MAX_LINE = 998
-PLAIN_ADDRESS = re.compile(r"^[^<>\s\"(),;:\\\[\]@]+@[^<>\s\"(),;:\\\[\]@]+$")
+PLAIN_ADDRESS = re.compile(r"[^<>\s\"(),;:\\\[\]@]+@[^<>\s\"(),;:\\\[\]@]+")  # always fullmatch
 
 
 def _one_line(value: str) -> str:
@@ -85,6 +87,11 @@ class MessageTemplate:
     def __init__(
         self, *, mail_from: str, from_name: str, reply_to: str, subject: str, body: str, headers: dict[str, str]
     ) -> None:
+        constant = {"From address": mail_from, "From name": from_name, "Reply-To": reply_to, **headers}
+        constant |= {f"Header name {name!r}": name for name in headers}
+        for label, value in constant.items():
+            if (char := control_character(value)) is not None:
+                raise ValueError(f"{label} contains the control character U+{ord(char):04X}: a header is one line")
         self.subject = Part.of(subject)
         self.body = Part.of(body)
         self._constant_body = body_part(self.body.constant) if self.body.constant is not None else None
@@ -116,7 +123,7 @@ class MessageTemplate:
 
 def smtp_path(address: str) -> str:
     """``<address>`` for MAIL FROM / RCPT TO; plain addresses skip ``smtplib.quoteaddr``'s full parse."""
-    return f"<{address}>" if PLAIN_ADDRESS.match(address) else smtplib.quoteaddr(address)
+    return f"<{address}>" if PLAIN_ADDRESS.fullmatch(address) else smtplib.quoteaddr(address)
 
 
 def stage(client: smtplib.SMTP, sender: str, recipient: Recipient, build: Callable[[Recipient], bytes]) -> bytes:

@@ -11,28 +11,24 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from campaign_runs.factory.addresses import is_email_address
 from campaign_runs.factory.channels import ChannelAdapter
+from campaign_runs.factory.documents import DocumentError, load_yaml
+from campaign_runs.factory.fields import CampaignSpecError as CampaignSpecError  # re-exported: the loader's error
+from campaign_runs.factory.fields import Fields, Scalar, checked_text, scalar, shown
 from campaign_runs.factory.guard import SETTING as GUARD_SETTING
 from campaign_runs.factory.guard import GuardSpec
 from campaign_runs.factory.schedule import is_manual, validate_cron
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
-SEGMENT_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Patterns are always used with fullmatch: "$" would also match before a final newline.
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+SEGMENT_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
+CRITERION_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+LIST_MAX = 100  # items of a list field (tags, one criterion's values)
+CRITERIA_MAX = 50
 DEFAULT_BATCH_SIZE = 500
 DEFAULT_AUDIENCE_SIZE = 5000
 DEFAULT_POPULATION = 10_000_000
-
-
-class CampaignSpecError(ValueError):
-    """A campaign file that cannot be turned into a DAG; names the file and the field."""
-
-    def __init__(self, source: Path, field_name: str, message: str) -> None:
-        self.source = source
-        self.field_name = field_name
-        self.message = message
-        where = f"field '{field_name}'" if field_name else "file"
-        super().__init__(f"Campaign file {source}: {where}: {message}")
 
 
 @dataclass(frozen=True)
@@ -91,96 +87,16 @@ class CampaignSpec:
         raise KeyError(name)
 
 
-class _Fields:
-    """Reads one mapping of the YAML document and reports errors with the dotted field name."""
-
-    def __init__(self, source: Path, data: Any, prefix: str, allowed: frozenset[str]) -> None:
-        self.source = source
-        self.prefix = prefix
-        if not isinstance(data, dict):
-            raise CampaignSpecError(source, prefix.rstrip(".") or "", "expected a mapping of fields")
-        unknown = sorted(str(key) for key in data if key not in allowed)
-        if unknown:
-            raise CampaignSpecError(
-                source, prefix + unknown[0], f"unknown field (allowed: {', '.join(sorted(allowed))})"
-            )
-        self.data: dict[str, Any] = data
-
-    def error(self, name: str, message: str) -> CampaignSpecError:
-        """An error about field ``name`` of this mapping."""
-        return CampaignSpecError(self.source, self.prefix + name, message)
-
-    def raw(self, name: str, *, required: bool) -> Any:
-        """The value of ``name``; raises when it is required and missing."""
-        if name not in self.data or self.data[name] is None:
-            if required:
-                raise self.error(name, "is required")
-            return None
-        return self.data[name]
-
-    def text(
-        self, name: str, *, required: bool = True, default: str = "", pattern: re.Pattern[str] | None = None
-    ) -> str:
-        """A non-empty string field."""
-        value = self.raw(name, required=required)
-        if value is None:
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise self.error(name, f"must be a non-empty string, got {value!r}")
-        if pattern is not None and not pattern.match(value):
-            raise self.error(name, f"{value!r} does not match {pattern.pattern}")
-        return value.strip()
-
-    def integer(self, name: str, *, default: int, minimum: int) -> int:
-        """An integer field with a lower bound."""
-        value = self.raw(name, required=False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(name, f"must be an integer, got {value!r}")
-        if value < minimum:
-            raise self.error(name, f"must be at least {minimum}, got {value}")
-        return value
-
-    def bounded(self, name: str, *, default: int, minimum: int, maximum: int) -> int:
-        """An integer field between two bounds."""
-        value = self.integer(name, default=default, minimum=minimum)
-        if value > maximum:
-            raise self.error(name, f"must be at most {maximum}, got {value}")
-        return value
-
-    def number(self, name: str, *, default: float) -> float:
-        """A non-negative number field."""
-        value = self.raw(name, required=False)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.error(name, f"must be a number >= 0, got {value!r}")
-        return float(value)
-
-    def boolean(self, name: str, *, default: bool) -> bool:
-        """A true/false field."""
-        value = self.raw(name, required=False)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(name, f"must be true or false, got {value!r}")
-        return value
-
-    def sub(self, name: str, allowed: frozenset[str]) -> _Fields:
-        """The nested mapping ``name``."""
-        return _Fields(self.source, self.raw(name, required=True), f"{self.prefix}{name}.", allowed)
-
-
 TOP_FIELDS = frozenset({"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags"})
 SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup"})
 AUDIENCE_FIELDS = frozenset({"segment", "description", "criteria", "size", "population", "rotate_per_slot"})
 CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards"})
 MAX_CONNECTIONS = 32
+MAX_FILE_BYTES = 256 * 1024
 MAX_SHARDS = 64
 
 
-def _start_date(fields: _Fields, timezone: str) -> dt.datetime:
+def _start_date(fields: Fields, timezone: str) -> dt.datetime:
     value = fields.raw("start_date", required=True)
     if isinstance(value, str):
         try:
@@ -198,7 +114,7 @@ def _start_date(fields: _Fields, timezone: str) -> dt.datetime:
     return moment
 
 
-def _schedule(root: _Fields) -> ScheduleSpec:
+def _schedule(root: Fields) -> ScheduleSpec:
     fields = root.sub("schedule", SCHEDULE_FIELDS)
     timezone = fields.text("timezone", required=False, default="UTC")
     try:
@@ -227,11 +143,36 @@ def _schedule(root: _Fields) -> ScheduleSpec:
     )
 
 
-def _audience(root: _Fields) -> AudienceSpec:
-    fields = root.sub("audience", AUDIENCE_FIELDS)
-    criteria = fields.raw("criteria", required=False) or {}
-    if not isinstance(criteria, dict):
+def _criteria(fields: Fields) -> dict[str, Scalar | list[Scalar]]:
+    """``audience.criteria``: attribute names mapped to a scalar or a list of scalars, nothing nested."""
+    raw = fields.raw("criteria", required=False) or {}
+    if not isinstance(raw, dict):
         raise fields.error("criteria", "must be a mapping of attribute: value")
+    if len(raw) > CRITERIA_MAX:
+        raise fields.error("criteria", f"has {len(raw)} attributes; the limit is {CRITERIA_MAX}")
+    criteria: dict[str, Scalar | list[Scalar]] = {}
+    for key, value in raw.items():
+        if not isinstance(key, str) or not CRITERION_PATTERN.fullmatch(key):
+            raise fields.error("criteria", f"{shown(key)} is not an attribute name ({CRITERION_PATTERN.pattern})")
+        name = f"criteria.{key}"
+
+        def error(message: str, name: str = name) -> CampaignSpecError:
+            return fields.error(name, message)
+
+        if isinstance(value, list):
+            if len(value) > LIST_MAX:
+                raise error(f"has {len(value)} values; the limit is {LIST_MAX}")
+            criteria[key] = [scalar(item, error) for item in value]
+        elif value is None or isinstance(value, dict):
+            raise error("must be a value (text, number, true/false) or a list of values")
+        else:
+            criteria[key] = scalar(value, error)
+    return criteria
+
+
+def _audience(root: Fields) -> AudienceSpec:
+    fields = root.sub("audience", AUDIENCE_FIELDS)
+    criteria = _criteria(fields)
     population = fields.integer("population", default=DEFAULT_POPULATION, minimum=1)
     size = fields.integer("size", default=min(DEFAULT_AUDIENCE_SIZE, population), minimum=0)
     if size > population:
@@ -239,14 +180,14 @@ def _audience(root: _Fields) -> AudienceSpec:
     return AudienceSpec(
         segment=fields.text("segment", pattern=SEGMENT_PATTERN),
         description=fields.text("description", required=False, default=""),
-        criteria={str(key): value for key, value in criteria.items()},
+        criteria=dict(criteria),
         size=size,
         population=population,
         rotate_per_slot=fields.boolean("rotate_per_slot", default=False),
     )
 
 
-def _guard(fields: _Fields) -> dict[str, Any] | None:
+def _guard(fields: Fields) -> dict[str, Any] | None:
     """The channel's ``guard`` thresholds, validated (``campaign_runs.factory.guard``); None when it declares none."""
     value = fields.raw(GUARD_SETTING, required=False)
     if value is None:
@@ -258,25 +199,28 @@ def _guard(fields: _Fields) -> dict[str, Any] | None:
         raise fields.error(f"{GUARD_SETTING}.{name}".rstrip("."), message) from error
 
 
-def _channels(root: _Fields) -> tuple[ChannelSpec, ...]:
+def _channels(root: Fields) -> tuple[ChannelSpec, ...]:
     raw = root.raw("channels", required=True)
     if not isinstance(raw, dict) or not raw:
         raise root.error("channels", "must map at least one channel name (email, sms, push) to its settings")
     channels = []
     for name, settings in raw.items():
-        adapter = ChannelAdapter.registry.get(str(name))
+        adapter = ChannelAdapter.registry.get(name) if isinstance(name, str) else None
         if adapter is None:
             known = ", ".join(sorted(ChannelAdapter.registry))
-            raise root.error(f"channels.{name}", f"unknown channel (known: {known})")
+            label = name if isinstance(name, str) and len(name) <= 60 else shown(name)
+            raise root.error(f"channels.{label}", f"unknown channel (known: {known})")
         allowed = CHANNEL_COMMON_FIELDS | frozenset(adapter.required_settings) | frozenset(adapter.optional_settings)
         allowed |= {GUARD_SETTING}
-        fields = _Fields(root.source, settings if settings is not None else {}, f"channels.{name}.", allowed)
+        fields = Fields(root.source, settings if settings is not None else {}, f"channels.{name}.", allowed)
         adapter_settings: dict[str, Any] = dict(adapter.optional_settings)
         for key in adapter.required_settings:
-            adapter_settings[key] = fields.text(key)
+            adapter_settings[key] = fields.text(key, one_line=key in adapter.one_line_settings)
         for key in adapter.optional_settings:
             if fields.data.get(key) is not None:
-                adapter_settings[key] = fields.data[key]
+                adapter_settings[key] = fields.text(key, one_line=key in adapter.one_line_settings)
+        if adapter_settings.get("reply_to") and not is_email_address(adapter_settings["reply_to"]):
+            raise fields.error("reply_to", f"{shown(adapter_settings['reply_to'])} is not an email address")
         if (guard := _guard(fields)) is not None:
             adapter_settings[GUARD_SETTING] = guard
         channels.append(
@@ -292,17 +236,28 @@ def _channels(root: _Fields) -> tuple[ChannelSpec, ...]:
     return tuple(channels)
 
 
+def _owner_email(root: Fields) -> str:
+    value = root.text("owner_email", one_line=True)
+    if not is_email_address(value):
+        raise root.error("owner_email", f"{shown(value)} is not an email address (name@example.com)")
+    return value
+
+
 def parse_spec(data: Any, source: Path) -> CampaignSpec:
     """Validate a loaded YAML document into a ``CampaignSpec``."""
-    root = _Fields(source, data, "", TOP_FIELDS)
+    root = Fields(source, data, "", TOP_FIELDS)
     tags = root.raw("tags", required=False) or []
     if not isinstance(tags, list) or not all(isinstance(tag, str) and tag for tag in tags):
         raise root.error("tags", "must be a list of strings")
+    if len(tags) > LIST_MAX:
+        raise root.error("tags", f"has {len(tags)} tags; the limit is {LIST_MAX}")
+    tags = [checked_text(tag, lambda message: root.error("tags", message), one_line=True) for tag in tags]
+
     return CampaignSpec(
         id=root.text("id", pattern=ID_PATTERN),
         description=root.text("description"),
-        owner=root.text("owner"),
-        owner_email=root.text("owner_email", pattern=EMAIL_PATTERN),
+        owner=root.text("owner", one_line=True),
+        owner_email=_owner_email(root),
         schedule=_schedule(root),
         audience=_audience(root),
         channels=_channels(root),
@@ -315,8 +270,11 @@ def load_spec(path: Path) -> CampaignSpec:
     """Read and validate one campaign YAML file."""
     if not path.is_file():
         raise CampaignSpecError(path, "", "campaign file not found")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CampaignSpecError(path, "", f"the file is {size} bytes; the limit is {MAX_FILE_BYTES}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
+        data = load_yaml(path.read_text(encoding="utf-8"), max_bytes=MAX_FILE_BYTES)
+    except (yaml.YAMLError, DocumentError, UnicodeDecodeError) as error:
         raise CampaignSpecError(path, "", f"invalid YAML: {error}") from error
     return parse_spec(data, path)

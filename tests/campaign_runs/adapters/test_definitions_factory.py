@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from campaign_runs.adapters import definitions
+
 from tests.support.definitions import valid_definition
 
 PLANTED = """

@@ -94,3 +94,39 @@ def test_a_restart_with_nobody_in_doubt_says_nothing_about_it(make_run, smtp_ser
     core.wait_for_deliveries(10)
     [message] = smtp_server.wait_for(1)
     assert "in doubt" not in part_of(message, "text/plain")
+
+
+def deep(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"audience_size": 5}
+    for _ in range(levels):
+        value = {"nested": value}
+    return value
+
+
+@pytest.mark.parametrize("action", ["restart", "skip", "stop"])
+def test_an_unknown_run_is_refused_before_the_request_is_fingerprinted(monkeypatch, airflow_db, action) -> None:  # type: ignore[no-untyped-def]
+    from campaign_runs.core import records
+    from campaign_runs.domain import NotFoundError
+
+    def fingerprint(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("the request was fingerprinted before its run was looked up")
+
+    monkeypatch.setattr(records, "request_fingerprint", fingerprint)
+    options = {"params": deep(200)} if action == "restart" else {}
+    with pytest.raises(NotFoundError):
+        core.perform(action, "cr_campaign", "no_such_run", actor="alice", note="x", **options)
+
+
+def test_params_nested_past_the_cap_are_refused_and_change_nothing(make_run) -> None:  # type: ignore[no-untyped-def]
+    run_id = failed_run(make_run)
+    with pytest.raises(InvalidOptionError, match="params: nested deeper than 16 levels"):
+        core.restart_run("cr_campaign", run_id, actor="alice", note="x", params=deep(20))
+    assert core.get_run("cr_campaign", run_id).status == "failed"
+    assert count(run_action) == 0
+
+
+def test_run_now_conf_nested_past_the_cap_is_refused(airflow_db) -> None:  # type: ignore[no-untyped-def]
+    from campaign_runs.core import campaign_actions
+
+    with pytest.raises(InvalidOptionError, match="conf: nested deeper than 16 levels"):
+        campaign_actions.run_now("cr_campaign", actor="alice", note="x", conf=deep(20))

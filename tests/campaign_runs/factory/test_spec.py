@@ -75,7 +75,7 @@ def test_minimal_defaults(tmp_path: Path) -> None:
     ("data", "field", "fragment"),
     [
         (broken(id=None), "id", "is required"),
-        (broken(owner_email="not-an-email"), "owner_email", "does not match"),
+        (broken(owner_email="not-an-email"), "owner_email", "is not an email address"),
         (broken(schedule__cron="0 25 * * *"), "schedule.cron", "not a valid five-field cron"),
         (broken(schedule__cron=None), "schedule.cron", "is required"),
         (broken(schedule__timezone="Mars/Olympus"), "schedule.timezone", "unknown timezone"),

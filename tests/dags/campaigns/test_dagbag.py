@@ -147,3 +147,39 @@ def test_restart_conf_passes_params_validation(bag: DagBag) -> None:
     assert dag.params.deep_merge(conf).validate()["campaign_resend_in_doubt"] is True
     with pytest.raises(ParamValidationError):
         dag.params.deep_merge({**conf, "audience_size": -1}).validate()
+
+
+HOSTILE = {
+    # The issue's 1 KB definition: nested aliases in audience.criteria, accepted and str()-ed into doc_md before.
+    "alias_bomb.yaml": "criteria: &a [x, x, x, x, x, x, x, x, x, x]\nnext: [*a, *a, *a, *a, *a, *a, *a, *a]\n",
+    "deep.yaml": "id: deep\naudience: " + "[" * 20_000 + "]" * 20_000 + "\n",
+    "nested_settings.yaml": None,  # filled from flash_sale.yaml below: a mapping where a one-line text belongs
+    "huge.yaml": "id: huge\ndescription: " + "x" * 300_000 + "\n",
+    "not_utf8.yaml": b"id: \xff\xfe\n",
+    "twice.yaml": "id: twice\nid: flash_sale\n",
+}
+
+
+def test_a_hostile_file_fails_alone_and_the_others_load(tmp_path: Path) -> None:
+    """Aliases, deep nesting, a nested setting, an oversized file and bad bytes are each refused; others load."""
+    from campaign_runs.factory.loader import load_campaigns
+
+    shutil.copy(CAMPAIGNS / "flash_sale.yaml", tmp_path / "flash_sale.yaml")
+    for name, content in HOSTILE.items():
+        if content is None:
+            text = (CAMPAIGNS / "flash_sale.yaml").read_text().replace("id: flash_sale", "id: nested_settings")
+            content = text.replace("sender: EXAMPLE", "sender: {nested: [1, 2]}", 1)
+        path = tmp_path / name
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    namespace: dict[str, Any] = {}
+
+    errors = load_campaigns(tmp_path, namespace)
+
+    assert [dag.dag_id for dag in namespace.values()] == ["flash_sale"]
+    assert sorted(errors) == sorted(HOSTILE)
+    assert "anchors (&a) are not allowed" in errors["alias_bomb.yaml"]
+    assert "nested deeper than 16 levels" in errors["deep.yaml"]
+    assert "field 'channels.sms.sender': must be a non-empty string" in errors["nested_settings.yaml"]
+    assert "the limit is 262144" in errors["huge.yaml"]
+    assert "invalid YAML" in errors["not_utf8.yaml"]
+    assert "duplicate key 'id'" in errors["twice.yaml"]
