@@ -38,6 +38,13 @@ def _appbuilder_views() -> list[dict[str, Any]]:
     return [{"view": view} for view in views]
 
 
+def _timetables() -> list[type[Any]]:
+    """The campaign timetable, registered so the scheduler can read the DAGs that use it."""
+    from campaign_runs.factory.timetable import CampaignTimetable
+
+    return [CampaignTimetable]
+
+
 def _external_views() -> list[dict[str, Any]]:
     """Airflow UI entries: FAB's ``/pluginsv2`` pages under FAB, the plugin's own ``/campaign-runs/ui`` otherwise."""
     from campaign_runs.adapters.auth import uses_fab
@@ -69,3 +76,4 @@ class CampaignRunsPlugin(AirflowPlugin):
     fastapi_apps = Lazy(_fastapi_apps)
     appbuilder_views = Lazy(_appbuilder_views)
     external_views = Computed(_external_views)
+    timetables = Lazy(_timetables)

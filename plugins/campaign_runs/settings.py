@@ -55,6 +55,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "means the campaigns folder of [core] dags_folder. Read-only (for a git bundle) means New and Configure "
         "offer the YAML to commit instead of writing it.",
     ),
+    "resume_wait_seconds": (
+        "60",
+        'How long Resume waits for the dag-processor to load a YAML campaign\'s new "not before" instant before '
+        "unpausing it; past that the campaign stays paused and Resume says so.",
+    ),
     "ledger_conn_id": (
         "",
         "Connection (PostgreSQL) holding the shipped campaigns' delivery ledger, shared by every worker; empty "
@@ -83,6 +88,7 @@ class CampaignRunsSettings:
     base_url: str
     user_email_template: str = ""
     definitions_folder: str = ""
+    resume_wait_seconds: float = 60.0
 
 
 @functools.cache
@@ -111,4 +117,5 @@ def get_settings() -> CampaignRunsSettings:
         base_url=base_url.rstrip("/"),
         user_email_template=get("user_email_template").strip(),
         definitions_folder=get("definitions_folder").strip(),
+        resume_wait_seconds=float(get("resume_wait_seconds")),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -12,7 +13,6 @@ from campaign_runs.adapters.dags import MAX_SLOTS_SCANNED, DagDefinition, DagInf
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
 
     from sqlalchemy.orm import Session
 
@@ -106,3 +106,38 @@ def backfill(dag_id: str, slots: Sequence[SlotInfo], user: str, max_active_runs:
                 raise
             time.sleep(1.0)
     raise AssertionError("unreachable")
+
+
+def loaded_not_before(dag_id: str) -> datetime | None:
+    """The "not before" instant of Airflow's latest serialized version of ``dag_id`` (its own short session)."""
+    from airflow.utils.session import create_session
+
+    from campaign_runs.adapters.dags import get_definition
+
+    with create_session() as session:
+        definition = get_definition(dag_id, session)
+        return getattr(definition.dag.timetable, "not_before", None) if definition is not None else None
+
+
+def refresh_next_run(dag: DagInfo, definition: DagDefinition, session: Session) -> None:
+    """Recompute the DAG's next run from its serialized version, as the dag-processor does at each parse."""
+    from airflow.dag_processing.collection import _get_latest_runs_stmt
+
+    reference = session.scalar(_get_latest_runs_stmt(dag_id=dag.dag_id))
+    dag.model.calculate_dagrun_date_fields(definition.dag, reference_run=reference)
+
+
+def next_slot(dag_id: str, schedule: Any, not_before: datetime | None, session: Session) -> SlotInfo | None:
+    """The next run a campaign ``schedule`` (a ``ScheduleSpec``) gives after the DAG's latest automated run."""
+    import pendulum
+    from airflow.dag_processing.collection import _get_latest_runs_stmt
+    from airflow.timetables.base import TimeRestriction
+
+    from campaign_runs.factory.schedule import timetable
+
+    table = timetable(schedule.expression, schedule.timezone, not_before)
+    reference = session.scalar(_get_latest_runs_stmt(dag_id=dag_id))
+    last = table.run_info_from_dag_run(dag_run=reference).data_interval if reference is not None else None
+    restriction = TimeRestriction(pendulum.instance(schedule.start_date), None, schedule.catchup)
+    info = table.next_dagrun_info(last_automated_data_interval=last, restriction=restriction)
+    return _slot(info) if info is not None else None

@@ -136,6 +136,17 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def write_not_before(folder: Path, dag_id: str, instant: datetime) -> None:
+    """Write campaign ``dag_id``'s "not before" instant beside its file (``factory.schedule_state``), atomically."""
+    from campaign_runs.factory.schedule_state import state_path, state_text
+
+    path = state_path(folder, dag_id)
+    path.parent.mkdir(mode=0o755, exist_ok=True)
+    if path.parent.is_symlink():
+        raise OSError(errno.ELOOP, "the campaign state folder is a symbolic link; it is not written through", path)
+    write_atomically(path, state_text(instant))
+
+
 def touch_loader(folder: Path) -> None:
     """Mark the folder's loader as changed: the dag-processor (sorted by modified time) re-parses it next."""
     loader = folder / LOADER_FILE

@@ -16,7 +16,7 @@ from campaign_runs import links
 from campaign_runs.adapters import campaign_control as control
 from campaign_runs.adapters import dags, metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import notify
+from campaign_runs.core import not_before, notify
 from campaign_runs.core.actions import require_user, stop_run
 from campaign_runs.core.campaigns import require_campaign
 from campaign_runs.core.delivery import deliver_after_commit
@@ -158,17 +158,37 @@ def pause(dag_id: str, *, actor: str, note: str | None, session: Session = NEW_S
     return CampaignActionResult(event_id, "pause", dag_id, actor, f"Paused {dag_id}.", outbox_ids=[outbox_id])
 
 
-def _plan_resume(dag: DagInfo, missed: str, session: Session) -> list[Any]:
-    """Set the DAG's next run for ``missed``; return the slots a backfill must create (``all``)."""
+def _plan_resume(dag: DagInfo, missed: str, session: Session) -> tuple[DagInfo, list[Any]]:
+    """Set the DAG's next run for ``missed``; return the DAG and the slots a backfill must create (``all``).
+
+    A YAML campaign gets a "not before" instant for its timetable (``not_before``), and Resume waits until
+    Airflow has loaded it, so no parse can bring a missed slot back; a campaign written in Python keeps Airflow's
+    own rules, with its next run set once in ``DagModel``.
+    """
     definition = dags.get_definition(dag.dag_id, session)
     if definition is None or definition.dag.timetable.summary in ("None", "", None):
-        return []
+        return dag, []
     due, following = control.slots_due(definition, dag, utcnow())
-    if missed == "latest" and due:
-        control.set_next_slot(dag, due[-1])
-        return []
-    control.set_next_slot(dag, following)
-    return due if missed == "all" else []
+    found = not_before.campaign_file(dag.dag_id)
+    if found is None:
+        control.set_next_slot(dag, due[-1] if missed == "latest" and due else following)
+        return dag, due if missed == "all" else []
+    instant = due[-1].run_after if missed == "latest" and due else utcnow()
+    not_before.write(found, dag.dag_id, instant)
+    session.commit()  # nothing is held while the dag-processor parses (SQLite: a reader would block its commit)
+    not_before.wait_until_loaded(dag.dag_id, instant)
+    dag = _prepare_again(dag.dag_id, session)
+    loaded = dags.get_definition(dag.dag_id, session)
+    if loaded is not None:
+        control.refresh_next_run(dag, loaded, session)
+    return dag, due if missed == "all" else []
+
+
+def _prepare_again(dag_id: str, session: Session) -> DagInfo:
+    dag = dags.get_dag(dag_id, session)
+    if dag is None or not dag.is_paused:
+        raise CampaignActionNotAllowedError(f"Campaign {dag_id!r} changed while it was being resumed; look again.")
+    return dag
 
 
 @provide_session
@@ -181,7 +201,7 @@ def resume(
     cleaned, dag = _prepare(dag_id, actor, note, session)
     if not dag.is_paused:
         raise CampaignActionNotAllowedError(f"Campaign {dag_id!r} is not paused.")
-    backfill_slots = _plan_resume(dag, missed, session)
+    dag, backfill_slots = _plan_resume(dag, missed, session)
     dags.set_paused(dag, False)
     backfill_id = None
     if backfill_slots:  # Airflow's backfill writes in its own transaction: the unpause must be committed first

@@ -157,6 +157,11 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                     "description": "An ISO 8601 date or date-time (e.g. 2025-01-06); in `timezone` unless it says.",
                 },
                 "catchup": {"type": "boolean", "default": False, "description": "Run the slots missed since then."},
+                "not_before": {
+                    "type": "string",
+                    "description": "An ISO 8601 instant: no scheduled run for an earlier slot. Create and Resume "
+                    "keep their own beside the file (`.campaign-runs/<id>.json`); the later of the two applies.",
+                },
             },
         },
         "audience": {

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from campaign_runs.adapters import definitions as files
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core import running_definition
 from campaign_runs.core.actions import require_user
 from campaign_runs.core.events import record_event, sha_of
 from campaign_runs.domain import (
@@ -29,6 +30,7 @@ from campaign_runs.domain import (
     DefinitionConflictError,
     DefinitionInvalidError,
     NotFoundError,
+    utcnow,
     validate_note,
 )
 from campaign_runs.factory.documents import DocumentError, load_yaml
@@ -294,18 +296,25 @@ def _flush(session: Session) -> None:
         raise ConflictError("Someone saved this campaign at the same moment; reload and retry.") from error
 
 
-def _prepare(text: str, actor: str, note: str | None, session: Session) -> tuple[str, str]:
+def _prepare(text: str, actor: str, note: str | None, session: Session) -> tuple[str, str, Any]:
     settings = get_settings()
     cleaned = validate_note(note, required=False, max_length=settings.note_max_length)
     require_user(actor, session=session)
-    dag_id, _ = validate_text(text)
-    return dag_id, cleaned
+    dag_id, spec = validate_text(text)
+    return dag_id, cleaned, spec
+
+
+def _spec_or_none(text: str) -> Any | None:
+    try:
+        return validate_text(text)[1]
+    except DefinitionInvalidError:
+        return None
 
 
 @provide_session
 def create_definition(text: str, *, actor: str, note: str | None, session: Session = NEW_SESSION) -> SavedDefinition:
     """New: validate, refuse an id Airflow or the folder already has, write the file, record version 1."""
-    dag_id, cleaned = _prepare(text, actor, note, session)
+    dag_id, cleaned, _ = _prepare(text, actor, note, session)
     where = folder()
     path = files.path_of(where, dag_id)
     known, fileloc, _ = files.dag_file_of(dag_id, session)
@@ -318,6 +327,7 @@ def create_definition(text: str, *, actor: str, note: str | None, session: Sessi
     diff = diff_of("", text, path.name)
     _, version = record_event(session, dag_id=dag_id, kind="created", actor=actor, note=cleaned, text=text, diff=diff)
     _flush(session)
+    files.write_not_before(where, dag_id, utcnow())  # before the file: no parse sees the campaign without it
     files.write_atomically(path, text)
     files.touch_loader(where)
     return SavedDefinition(dag_id, text, sha_of(text), True, version, diff, "Saved; waiting for Airflow to load it.")
@@ -328,7 +338,7 @@ def update_definition(
     dag_id: str, text: str, *, base_sha: str, actor: str, note: str | None, session: Session = NEW_SESSION
 ) -> SavedDefinition:
     """Configure: save a new version if the file is still the one the edit started from (``base_sha``)."""
-    new_id, cleaned = _prepare(text, actor, note, session)
+    new_id, cleaned, spec = _prepare(text, actor, note, session)
     if new_id != dag_id:
         raise DefinitionInvalidError("id", f"is {new_id!r}; a campaign keeps its id ({dag_id!r})")
     state = definition_of(dag_id, session=session)
@@ -344,6 +354,7 @@ def update_definition(
             changes=changes,
         )
     diff = diff_of(state.text, text, path.name)
+    running_definition.check_shape_change(dag_id, _spec_or_none(state.text), spec, session)
     if not state.folder_writable:
         return SavedDefinition(dag_id, text, sha_of(text), False, None, diff, state.reason)
     if state.version == 0:  # first change of a file written by hand: keep what it was as version 1
@@ -358,6 +369,7 @@ def update_definition(
         raise ConflictError(f"{path.name} changed on disk during the save; reload and retry.")
     files.write_atomically(path, text)
     files.touch_loader(path.parent)
+    running_definition.show_next_run(dag_id, spec, session)
     return SavedDefinition(dag_id, text, sha_of(text), True, version, diff, "Saved; waiting for Airflow to reload it.")
 
 

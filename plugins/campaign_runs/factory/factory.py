@@ -6,6 +6,7 @@ import faulthandler
 import logging
 import os
 import signal
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -16,6 +17,7 @@ from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pace
 from campaign_runs.factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
 from campaign_runs.factory.ledger import open_ledger
 from campaign_runs.factory.schedule import describe_schedule, timetable
+from campaign_runs.factory.schedule_state import with_schedule_state
 from campaign_runs.factory.spec import MAX_CONNECTIONS, CampaignSpec, ChannelSpec, load_spec
 
 if TYPE_CHECKING:
@@ -25,11 +27,13 @@ if TYPE_CHECKING:
     from airflow.sdk.bases.operator import BaseOperator
 
     from campaign_runs.factory.ledger import DeliveryLedger
+    from campaign_runs.factory.timetable import CampaignTimetable
 
 log = logging.getLogger(__name__)
 SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
 LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
+FROZEN_KEY = "channels"  # build_audience's XCom: every channel's settings as the run started
 PROGRESS_INTERVAL = 0.5  # seconds between two progress pushes of a channel task (one Execution API call each)
 
 
@@ -130,9 +134,27 @@ def campaign_params(spec: CampaignSpec) -> dict[str, Param]:
     return params
 
 
+def _skip_unscheduled_slot(spec: CampaignSpec, dag_run: Any) -> None:
+    """Send nothing for a scheduled run whose slot the campaign's schedule, as it is now, no longer holds.
+
+    The timetable already keeps such slots from being created; this covers a run created from a definition
+    Airflow had not yet re-parsed (a Resume or a Configure of the cron a moment before).
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    table = campaign_timetable(spec)
+    if dag_run.run_type != "scheduled" or table is None or table.allows(dag_run.run_after):
+        return
+    raise AirflowSkipException(
+        f"Run {dag_run.run_id} is for slot {dag_run.run_after.isoformat()}, which is not a slot of the campaign's "
+        f"schedule ({spec.schedule.expression}, not before {table.not_before}): nothing is sent."
+    )
+
+
 def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
     """Resolve the run's slot (or the restarted run's slot) and describe its audience for the channel tasks."""
     dag_run = context["dag_run"]
+    _skip_unscheduled_slot(spec, dag_run)
     slot, restart_of = slot_for_run(
         run_id=dag_run.run_id,
         conf=dag_run.conf,
@@ -151,7 +173,13 @@ def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
         restart_of=restart_of,
     )
     log.info("Audience %s: %d recipients for slot %s", plan.segment, plan.size, slot.key)
-    return plan.to_xcom()
+    return {**plan.to_xcom(), FROZEN_KEY: {channel.name: asdict(channel) for channel in spec.channels}}
+
+
+def frozen_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any]) -> ChannelSpec:
+    """Channel ``name`` as the run's ``build_audience`` found it: a Configure during the run applies to the next one."""
+    frozen = plan_data.get(FROZEN_KEY, {}).get(name)
+    return ChannelSpec(**frozen) if isinstance(frozen, dict) else spec.channel(name)
 
 
 def send_channel(
@@ -164,8 +192,7 @@ def send_channel(
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     ti = context["ti"]
     run_id = context["dag_run"].run_id
-    params = context["params"]
-    channel = spec.channel(name)
+    channel = frozen_channel(spec, name, plan_data)
     plan = AudiencePlan.from_xcom(plan_data)
     sink_dir = sink_directory()
     delivery = DeliveryContext(
@@ -177,7 +204,8 @@ def send_channel(
         campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
     )
     shard = shard or Shard()
-    rate = float(params.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
+    overrides = context["dag_run"].conf or {}  # the run's own params; the defaults are the frozen channel's
+    rate = float(overrides.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
     adapter = ChannelAdapter.registry[name](delivery, Pacer(rate / shard.count))  # shards share the channel's rate
     resend = resend_requested(context["dag_run"].conf)
     conn_id = ledger_conn_id()
@@ -190,12 +218,12 @@ def send_channel(
             plan=plan,
             adapter=adapter,
             ledger=ledger,
-            batch_size=int(params.get(f"{name}_batch_size", channel.batch_size)),
+            batch_size=int(overrides.get(f"{name}_batch_size", channel.batch_size)),
             run_state=lambda: _state_name(ti.get_dagrun_state(ti.dag_id, run_id)),
             publish=lambda progress: ti.xcom_push(PROGRESS_KEY, progress),
             run_id=run_id,
             resend_in_doubt=resend,
-            connections=int(params.get(f"{name}_connections", channel.connections)),
+            connections=int(overrides.get(f"{name}_connections", channel.connections)),
             shard=shard,
             progress_interval=PROGRESS_INTERVAL,
             ledger_factory=own_ledger if conn_id else None,  # PostgreSQL: a connection per sender thread
@@ -256,13 +284,21 @@ def _task(task_id: str, body: Callable[..., dict[str, Any]], **kwargs: Any) -> C
     return task(task_id=task_id, multiple_outputs=False, **kwargs)(run)
 
 
+def campaign_timetable(spec: CampaignSpec) -> CampaignTimetable | None:
+    """The campaign's timetable: its cron from its "not before" instant on; None for a manual campaign."""
+    schedule = spec.schedule
+    return timetable(schedule.expression, schedule.timezone, schedule.not_before) if schedule.expression else None
+
+
 def build_dag(spec: CampaignSpec) -> DAG:
     """The campaign DAG for one spec, carrying the metadata the Campaign Runs plugin reads."""
     schedule = spec.schedule
     with DAG(
         dag_id=spec.id,
         description=spec.description,
-        schedule=timetable(schedule.expression, schedule.timezone) if schedule.expression else None,
+        schedule=timetable(schedule.expression, schedule.timezone, schedule.not_before)
+        if schedule.expression
+        else None,
         start_date=schedule.start_date,
         catchup=schedule.catchup,
         tags=campaign_tags(spec),
@@ -307,4 +343,4 @@ def _sharded_task(spec: CampaignSpec, channel: ChannelSpec) -> Any:
 
 def campaign_dag(loader_file: str) -> DAG:
     """The DAG declared by the YAML file beside ``loader_file`` (same name, ``.yaml``)."""
-    return build_dag(load_spec(Path(loader_file).with_suffix(".yaml")))
+    return build_dag(with_schedule_state(load_spec(Path(loader_file).with_suffix(".yaml"))))

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from campaign_runs.factory.schedule_state import with_schedule_state
 from campaign_runs.factory.spec import CampaignSpecError, load_spec
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def load_campaigns(folder: Path, namespace: dict[str, Any]) -> dict[str, str]:
         if wanted is not None and path.stem != wanted:
             continue
         try:
-            spec = load_spec(path)
+            spec = with_schedule_state(load_spec(path))
             if spec.id != path.stem:
                 raise CampaignSpecError(path, "id", f"is {spec.id!r} but the file is named {path.name}")
             dag: DAG = build_dag(spec)

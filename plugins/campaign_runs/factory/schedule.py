@@ -8,7 +8,9 @@ from cron_descriptor import FormatError, MissingFieldError, Options, WrongArgume
 from croniter import croniter
 
 if TYPE_CHECKING:
-    from airflow.sdk import CronTriggerTimetable
+    import datetime as dt
+
+    from campaign_runs.factory.timetable import CampaignTimetable
 
 PRESETS: dict[str, str] = {
     "@hourly": "0 * * * *",
@@ -59,8 +61,8 @@ def describe_schedule(expr: str) -> str:
         raise ValueError(f"cannot describe schedule {expr!r}: {error}") from error
 
 
-def timetable(expr: str, timezone: str) -> CronTriggerTimetable:
-    """The Airflow timetable that fires at each cron time in ``timezone``."""
-    from airflow.sdk import CronTriggerTimetable
+def timetable(expr: str, timezone: str, not_before: dt.datetime | None = None) -> CampaignTimetable:
+    """The timetable that fires at each cron time in ``timezone``, from ``not_before`` on."""
+    from campaign_runs.factory.timetable import CampaignTimetable
 
-    return CronTriggerTimetable(to_cron(expr), timezone=timezone)
+    return CampaignTimetable(to_cron(expr), timezone=timezone, not_before=not_before)

@@ -6,7 +6,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -33,12 +33,13 @@ DEFAULT_POPULATION = 10_000_000
 
 @dataclass(frozen=True)
 class ScheduleSpec:
-    """When a campaign runs: cron expression or preset (None = manual), timezone, start, catchup."""
+    """When a campaign runs: cron expression or preset (None = manual), timezone, start, catchup, not before."""
 
     expression: str | None
     timezone: str
     start_date: dt.datetime
     catchup: bool
+    not_before: dt.datetime | None = None  # no scheduled run for an earlier slot (written by Create and Resume)
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class CampaignSpec:
 
 
 TOP_FIELDS = frozenset({"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags"})
-SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup"})
+SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup", "not_before"})
 AUDIENCE_FIELDS = frozenset({"segment", "description", "criteria", "size", "population", "rotate_per_slot"})
 CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards"})
 MAX_CONNECTIONS = 32
@@ -96,19 +97,21 @@ MAX_FILE_BYTES = 256 * 1024
 MAX_SHARDS = 64
 
 
-def _start_date(fields: Fields, timezone: str) -> dt.datetime:
-    value = fields.raw("start_date", required=True)
+def _moment(fields: Fields, name: str, timezone: str, *, required: bool) -> dt.datetime | None:
+    value = fields.raw(name, required=required)
+    if value is None:
+        return None
     if isinstance(value, str):
         try:
             value = dt.datetime.fromisoformat(value)
         except ValueError as error:
-            raise fields.error("start_date", f"not an ISO 8601 date: {value!r}") from error
+            raise fields.error(name, f"not an ISO 8601 date: {shown(value)}") from error
     if isinstance(value, dt.datetime):
         moment = value
     elif isinstance(value, dt.date):
         moment = dt.datetime(value.year, value.month, value.day)
     else:
-        raise fields.error("start_date", f"must be a date such as 2025-01-06, got {value!r}")
+        raise fields.error(name, f"must be a date such as 2025-01-06, got {shown(value)}")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
     return moment
@@ -138,8 +141,9 @@ def _schedule(root: Fields) -> ScheduleSpec:
     return ScheduleSpec(
         expression=expression,
         timezone=timezone,
-        start_date=_start_date(fields, timezone),
+        start_date=cast("dt.datetime", _moment(fields, "start_date", timezone, required=True)),
         catchup=fields.boolean("catchup", default=False),
+        not_before=_moment(fields, "not_before", timezone, required=False),
     )
 
 

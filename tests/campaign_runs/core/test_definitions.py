@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 from campaign_runs.core import definition_status, definitions
-from campaign_runs.domain import ConflictError, DefinitionConflictError, DefinitionInvalidError, NotFoundError
+from campaign_runs.domain import (
+    ConflictError,
+    DefinitionConflictError,
+    DefinitionInvalidError,
+    NotFoundError,
+    utcnow,
+)
+from campaign_runs.factory.schedule_state import read_not_before
 from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
 
@@ -33,7 +40,10 @@ def test_new_writes_the_file_and_version_one_and_waits_for_airflow(folder: Path)
 
     assert saved.written and saved.version == 1 and saved.dag_id == "cr_new_campaign"
     assert (folder / "cr_new_campaign.yaml").read_text() == VALID
-    assert [p.name for p in folder.iterdir()] == ["cr_new_campaign.yaml"]  # no temporary file left
+    assert sorted(p.name for p in folder.iterdir()) == [".campaign-runs", "cr_new_campaign.yaml"]  # no temp file
+    assert [p.name for p in (folder / ".campaign-runs").iterdir()] == ["cr_new_campaign.json"]
+    written = read_not_before(folder, "cr_new_campaign")
+    assert written is not None and abs((written - utcnow()).total_seconds()) < 60  # the moment it was created
     entry = definitions.history("cr_new_campaign")[0]
     assert (entry.kind, entry.actor, entry.note, entry.version) == ("created", "alice", "Spring", 1)
     assert "+id: cr_new_campaign" in (entry.diff or "")

@@ -29,10 +29,13 @@ def test_validate_cron_rejects_bad_expressions() -> None:
 
 
 def test_timetable_is_cron_trigger_in_timezone() -> None:
-    """Cron schedules become Airflow CronTriggerTimetables in the campaign's timezone."""
+    """Cron schedules become campaign timetables (Airflow's cron trigger timetable) in the campaign's timezone."""
+    from airflow.timetables.trigger import CronTriggerTimetable
+
     table = timetable("0 9 * * MON", "Europe/Paris")
-    assert type(table).__name__ == "CronTriggerTimetable"
-    assert table.expression == "0 9 * * MON"
-    assert str(table.timezone) == "Europe/Paris"
-    assert timetable("@hourly", "UTC").expression == "0 * * * *"
+    assert type(table).__name__ == "CampaignTimetable" and isinstance(table, CronTriggerTimetable)
+    assert table.summary == "0 9 * * MON"
+    assert table._timezone.name == "Europe/Paris"
+    assert table.not_before is None
+    assert timetable("@hourly", "UTC").summary == "0 * * * *"
     assert is_manual(None) and is_manual("manual") and not is_manual("@daily")

@@ -13,8 +13,8 @@ from airflow.dag_processing.dagbag import DagBag
 from tests.dags.conftest import CAMPAIGNS, DAGS
 
 EXPECTED = {
-    "weekly_newsletter": (["email", "push"], "active_subscribers", "CronTriggerTimetable"),
-    "cart_abandonment": (["email", "sms", "push"], "cart_abandoners_1h", "CronTriggerTimetable"),
+    "weekly_newsletter": (["email", "push"], "active_subscribers", "CampaignTimetable"),
+    "cart_abandonment": (["email", "sms", "push"], "cart_abandoners_1h", "CampaignTimetable"),
     "flash_sale": (["sms", "email", "push"], "loyal_customers", "NullTimetable"),
 }
 
@@ -64,8 +64,8 @@ def test_weekly_newsletter_schedule(bag: DagBag) -> None:
     """Mondays 09:00 Paris time, described in plain words."""
     dag = bag.get_dag("weekly_newsletter")
     assert dag is not None
-    assert dag.timetable.expression == "0 9 * * MON"
-    assert str(dag.timetable.timezone) == "Europe/Paris"
+    assert dag.timetable.summary == "0 9 * * MON"
+    assert str(dag.timetable._timezone.name) == "Europe/Paris"
     assert dag.catchup is False
     assert "At 09:00, only on Monday (`0 9 * * MON`, Europe/Paris)" in (dag.doc_md or "")
     assert dag.owner_links == {"lifecycle-marketing": "mailto:lifecycle@example.com"}

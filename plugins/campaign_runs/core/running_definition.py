@@ -1,0 +1,51 @@
+"""A Configure and the runs under way: the DAG's shape stays while runs are active, the next run is the new one.
+
+A running run keeps the channel settings its ``build_audience`` found (the factory freezes them in its XCom), so a
+change of content applies from the next run. A change of shape (channels, shards) would change the tasks a
+running run still has to run, so it is refused while runs are active.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from campaign_runs.adapters import campaign_control as control
+from campaign_runs.adapters import dags
+from campaign_runs.adapters import definitions as files
+from campaign_runs.domain import ConflictError
+from campaign_runs.factory.schedule_state import read_not_before
+from campaign_runs.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+def shape_of(spec: Any) -> tuple[tuple[str, int], ...]:
+    """The tasks a campaign's DAG has: its channels and the shards of each."""
+    return tuple(sorted((channel.name, channel.shards) for channel in spec.channels))
+
+
+def check_shape_change(dag_id: str, before: Any | None, after: Any, session: Session) -> None:
+    """Refuse a change of channels or shards while runs of ``dag_id`` are queued or running."""
+    if before is None or shape_of(before) == shape_of(after):
+        return
+    active = control.active_run_ids(dag_id, session)
+    if active:
+        raise ConflictError(
+            f"Runs {', '.join(active)} of {dag_id!r} are under way, and this change adds or removes channels or "
+            "shards, which would change the tasks they still have to run. Save it once they have ended, or stop "
+            "them first; a change of templates, rates or audience can be saved now and applies from the next run."
+        )
+
+
+def show_next_run(dag_id: str, spec: Any, session: Session) -> None:
+    """Make the DAG's next run the one the saved schedule gives, before Airflow re-parses the file."""
+    dag = dags.get_dag(dag_id, session)
+    schedule = spec.schedule
+    if dag is None or not schedule.expression:
+        return
+    folder = files.definitions_folder(get_settings().definitions_folder)
+    written = read_not_before(folder, dag_id)
+    declared = schedule.not_before
+    instant = max(moment for moment in (written, declared) if moment is not None) if written or declared else None
+    control.set_next_slot(dag, control.next_slot(dag_id, schedule, instant, session))
