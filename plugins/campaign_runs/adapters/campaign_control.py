@@ -53,16 +53,25 @@ def _slot(info: Any) -> SlotInfo:
     )
 
 
-def slots_due(definition: DagDefinition, dag: DagInfo, now: datetime) -> tuple[list[SlotInfo], SlotInfo | None]:
-    """The slots the scheduler would still create from the DAG's next run up to ``now``, and the first after it.
+def slots_due(
+    definition: DagDefinition, dag: DagInfo, now: datetime, session: Session
+) -> tuple[list[SlotInfo], SlotInfo | None]:
+    """The slots after the DAG's latest automated run up to ``now``, and the first after ``now``.
 
-    These are the slots missed while the campaign was paused (``catchup`` aside: all of them).
+    These are the slots missed while the campaign was paused, ``catchup`` aside: all of them (without a run yet,
+    from the DAG's next run on).
     """
+    from airflow.dag_processing.collection import _get_latest_runs_stmt
     from airflow.timetables.base import TimeRestriction
 
     timetable = definition.dag.timetable
     restriction = TimeRestriction(earliest=None, latest=None, catchup=True)
-    info = timetable.next_run_info_from_dag_model(dag_model=dag.model)
+    reference = session.scalar(_get_latest_runs_stmt(dag_id=dag.dag_id))
+    if reference is not None:
+        last = timetable.run_info_from_dag_run(dag_run=reference)
+        info = timetable.next_dagrun_info_v2(last_dagrun_info=last, restriction=restriction)
+    else:
+        info = timetable.next_run_info_from_dag_model(dag_model=dag.model)
     due: list[SlotInfo] = []
     for _ in range(MAX_SLOTS_SCANNED):
         if info is None:
@@ -108,23 +117,45 @@ def backfill(dag_id: str, slots: Sequence[SlotInfo], user: str, max_active_runs:
     raise AssertionError("unreachable")
 
 
-def loaded_not_before(dag_id: str) -> datetime | None:
-    """The "not before" instant of Airflow's latest serialized version of ``dag_id`` (its own short session)."""
+def _loaded_timetable(dag_id: str) -> dict[str, Any] | None:
+    """The timetable of Airflow's latest serialized ``dag_id`` as stored (no cache: a parse updates it in place)."""
+    from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
 
-    from campaign_runs.adapters.dags import get_definition
-
     with create_session() as session:
-        definition = get_definition(dag_id, session)
-        return getattr(definition.dag.timetable, "not_before", None) if definition is not None else None
+        serialized = SerializedDagModel.get(dag_id, session=session)
+        data = serialized.data if serialized is not None else None
+    timetable = ((data or {}).get("dag") or {}).get("timetable")
+    return timetable if isinstance(timetable, dict) else None
 
 
-def refresh_next_run(dag: DagInfo, definition: DagDefinition, session: Session) -> None:
-    """Recompute the DAG's next run from its serialized version, as the dag-processor does at each parse."""
+def loaded_not_before(dag_id: str) -> datetime | None:
+    """The "not before" instant of Airflow's latest serialized version of ``dag_id`` (its own short session)."""
+    raw = ((_loaded_timetable(dag_id) or {}).get("__var") or {}).get("not_before")
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+
+
+def loaded_schedule_is(dag_id: str, schedule: Any) -> bool:
+    """Whether Airflow's latest version of ``dag_id`` has the cron and timezone of ``schedule`` (a ScheduleSpec)."""
+    from campaign_runs.factory.schedule import timetable
+
+    found = (_loaded_timetable(dag_id) or {}).get("__var") or {}
+    if not schedule.expression:
+        return "expression" not in found
+    expected = timetable(schedule.expression, schedule.timezone).serialize()
+    return bool(found.get("expression") == expected["expression"] and found.get("timezone") == expected["timezone"])
+
+
+def refresh_next_run(dag: DagInfo, session: Session) -> None:
+    """Recompute the DAG's next run from its latest serialized version, as the dag-processor does at each parse."""
     from airflow.dag_processing.collection import _get_latest_runs_stmt
+    from airflow.models.serialized_dag import SerializedDagModel
 
+    serialized = SerializedDagModel.get(dag.dag_id, session=session)  # not a cached copy: it may be seconds old
+    if serialized is None:
+        return
     reference = session.scalar(_get_latest_runs_stmt(dag_id=dag.dag_id))
-    dag.model.calculate_dagrun_date_fields(definition.dag, reference_run=reference)
+    dag.model.calculate_dagrun_date_fields(serialized.dag, reference_run=reference)
 
 
 def next_slot(dag_id: str, schedule: Any, not_before: datetime | None, session: Session) -> SlotInfo | None:

@@ -168,7 +168,7 @@ def _plan_resume(dag: DagInfo, missed: str, session: Session) -> tuple[DagInfo, 
     definition = dags.get_definition(dag.dag_id, session)
     if definition is None or definition.dag.timetable.summary in ("None", "", None):
         return dag, []
-    due, following = control.slots_due(definition, dag, utcnow())
+    due, following = control.slots_due(definition, dag, utcnow(), session)
     found = not_before.campaign_file(dag.dag_id)
     if found is None:
         control.set_next_slot(dag, due[-1] if missed == "latest" and due else following)
@@ -178,9 +178,7 @@ def _plan_resume(dag: DagInfo, missed: str, session: Session) -> tuple[DagInfo, 
     session.commit()  # nothing is held while the dag-processor parses (SQLite: a reader would block its commit)
     not_before.wait_until_loaded(dag.dag_id, instant)
     dag = _prepare_again(dag.dag_id, session)
-    loaded = dags.get_definition(dag.dag_id, session)
-    if loaded is not None:
-        control.refresh_next_run(dag, loaded, session)
+    control.refresh_next_run(dag, session)
     return dag, due if missed == "all" else []
 
 

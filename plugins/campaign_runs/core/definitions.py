@@ -354,7 +354,8 @@ def update_definition(
             changes=changes,
         )
     diff = diff_of(state.text, text, path.name)
-    running_definition.check_shape_change(dag_id, _spec_or_none(state.text), spec, session)
+    before = _spec_or_none(state.text)
+    running_definition.check_shape_change(dag_id, before, spec, session)
     if not state.folder_writable:
         return SavedDefinition(dag_id, text, sha_of(text), False, None, diff, state.reason)
     if state.version == 0:  # first change of a file written by hand: keep what it was as version 1
@@ -369,8 +370,8 @@ def update_definition(
         raise ConflictError(f"{path.name} changed on disk during the save; reload and retry.")
     files.write_atomically(path, text)
     files.touch_loader(path.parent)
-    running_definition.show_next_run(dag_id, spec, session)
-    return SavedDefinition(dag_id, text, sha_of(text), True, version, diff, "Saved; waiting for Airflow to reload it.")
+    message = running_definition.after_save(dag_id, before, spec, session)
+    return SavedDefinition(dag_id, text, sha_of(text), True, version, diff, message)
 
 
 @provide_session

@@ -8,6 +8,7 @@ the scheduler create the missed slot from the version it still has.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,16 +52,20 @@ def write(found: CampaignFile, dag_id: str, instant: datetime) -> None:
 
 def wait_until_loaded(dag_id: str, instant: datetime, timeout: float | None = None) -> None:
     """Return once Airflow's latest version of ``dag_id`` carries ``instant``; raise if it does not in time."""
-    limit = get_settings().resume_wait_seconds if timeout is None else timeout
-    deadline = time.monotonic() + limit
-    while True:
-        loaded = control.loaded_not_before(dag_id)
-        if loaded is not None and loaded >= instant:
-            return
+    if not wait_for(lambda: (loaded := control.loaded_not_before(dag_id)) is not None and loaded >= instant, timeout):
+        limit = get_settings().resume_wait_seconds if timeout is None else timeout
+        raise CampaignActionNotAllowedError(
+            f"Airflow has not loaded {dag_id!r} with its new schedule within {limit:g} s (is the dag-processor "
+            "running?). The campaign stays paused and no missed slot runs; resume it again once Airflow has "
+            "parsed it."
+        )
+
+
+def wait_for(loaded: Callable[[], bool], timeout: float | None = None) -> bool:
+    """Poll ``loaded`` until it is true (True) or ``[campaign_runs] resume_wait_seconds`` pass (False)."""
+    deadline = time.monotonic() + (get_settings().resume_wait_seconds if timeout is None else timeout)
+    while not loaded():
         if time.monotonic() >= deadline:
-            raise CampaignActionNotAllowedError(
-                f"Airflow has not loaded {dag_id!r} with its new schedule within {limit:g} s (is the dag-processor "
-                "running?). The campaign stays paused and no missed slot runs; resume it again once Airflow has "
-                "parsed it."
-            )
+            return False
         time.sleep(POLL_SECONDS)
+    return True
