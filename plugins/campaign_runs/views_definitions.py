@@ -183,6 +183,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         if not may_manage("POST"):
             return self._refuse("You may not create campaigns (the Campaign Definitions permission).", 403)
         context: dict[str, Any] = {"title": "New campaign", "mode": "new", "action_url": page_definitions.Paths.new()}
+        context["starts_paused"] = definition_status.starts_paused()
         if request.method == "GET":
             return self._form_page(form=page_definitions.new_form(), **context)
         form, note = page_definitions.form_fields(request.form), request.form.get("note", "")

@@ -179,6 +179,20 @@ def test_the_form_renders_for_who_may_create_and_the_button_only_for_them(
     assert 'id="cr-new-campaign"' not in viewer.get(f"{BASE}/list").text
 
 
+@pytest.mark.parametrize(("paused", "word"), [("True", "paused"), ("False", "active")])
+def test_new_says_whether_the_campaign_starts_paused_and_which_slot_runs_first(
+    folder: Path, users: Callable[[str], TestClient], monkeypatch: pytest.MonkeyPatch, paused: str, word: str
+) -> None:
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", paused)
+
+    page = users("alice").get(NEW)
+
+    first = re.search(r'<p class="cr-muted" id="cr-first-run">(.*?)</p>', page.text, re.S)
+    assert first is not None
+    assert f"starts <strong>{word}</strong>" in first.group(1)
+    assert "never a slot that passed before the campaign existed" in " ".join(first.group(1).split())
+
+
 def test_new_writes_the_yaml_and_the_campaigns_page_shows_it_waiting(
     folder: Path, users: Callable[[str], TestClient]
 ) -> None:

@@ -136,6 +136,13 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def paused_at_creation() -> bool:
+    """Airflow's ``[core] dags_are_paused_at_creation``: whether a new campaign starts paused."""
+    from airflow.configuration import conf
+
+    return conf.getboolean("core", "dags_are_paused_at_creation", fallback=True)
+
+
 def write_not_before(folder: Path, dag_id: str, instant: datetime) -> None:
     """Write campaign ``dag_id``'s "not before" instant beside its file (``factory.schedule_state``), atomically."""
     from campaign_runs.factory.schedule_state import state_path, state_text

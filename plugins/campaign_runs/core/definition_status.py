@@ -48,6 +48,11 @@ class BrokenDefinition:
     message: str
 
 
+def starts_paused() -> bool:
+    """Whether a campaign New creates starts paused (Airflow's ``[core] dags_are_paused_at_creation``)."""
+    return files.paused_at_creation()
+
+
 def preview_schedule(cron: str | None, timezone: str, *, count: int = PREVIEW_COUNT) -> SchedulePreview:
     """The schedule in plain words and its next ``count`` fire times, as Airflow's timetable computes them."""
     try:

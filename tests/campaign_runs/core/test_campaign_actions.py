@@ -247,3 +247,51 @@ def test_resume_of_a_manual_campaign_only_unpauses_it(unpaused: None, smtp_serve
         model = session.get(DagModel, "cr_slow")
         assert model is not None and not model.is_paused and model.next_dagrun_create_after is None
     assert result.backfill_id is None
+
+
+@pytest.fixture
+def yaml_campaign(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A definitions folder holding a file named after the campaign: Resume treats it as a YAML campaign."""
+    from campaign_runs.settings import get_settings
+
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__RESUME_WAIT_SECONDS", "0.5")
+    get_settings.cache_clear()
+    (tmp_path / f"{DAG}.yaml").write_text("id: cr_campaign\n")
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("missed", ["none", "latest", "all"])
+def test_resume_keeps_a_yaml_campaign_paused_until_airflow_has_loaded_its_instant(
+    unpaused: None, yaml_campaign: Any, missed: str
+) -> None:
+    """No dag-processor here: the instant is written, Resume refuses with the reason, the campaign stays paused."""
+    from campaign_runs.factory.schedule_state import read_not_before
+
+    campaign_actions.pause(DAG, actor="alice", note="Holiday")
+    slot = pendulum.now("UTC").subtract(hours=3).start_of("hour")
+    _missed_since(slot)
+
+    with pytest.raises(CampaignActionNotAllowedError, match="has not loaded 'cr_campaign' with its new schedule"):
+        campaign_actions.resume(DAG, actor="alice", note="Back", missed=missed)
+
+    assert _dag_model().is_paused and _dag_model().next_dagrun_create_after == slot
+    written = read_not_before(yaml_campaign, DAG)
+    assert written is not None and written <= pendulum.now("UTC")
+    assert [e.kind for e in definitions.history(DAG)] == ["pause"]
+
+
+def test_resume_of_a_yaml_campaign_in_a_read_only_folder_says_what_to_commit(
+    unpaused: None, yaml_campaign: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from campaign_runs.adapters import definitions as files
+
+    campaign_actions.pause(DAG, actor="alice", note="Holiday")
+    monkeypatch.setattr(files, "writable", lambda folder: False)
+
+    with pytest.raises(CampaignActionNotAllowedError, match="add `not_before: .*` under `schedule:`"):
+        campaign_actions.resume(DAG, actor="alice", note="Back", missed="none")
+
+    assert _dag_model().is_paused
+    assert not (yaml_campaign / ".campaign-runs").exists()
