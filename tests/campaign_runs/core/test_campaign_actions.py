@@ -290,7 +290,7 @@ def test_resume_of_a_yaml_campaign_in_a_read_only_folder_says_what_to_commit(
     campaign_actions.pause(DAG, actor="alice", note="Holiday")
     monkeypatch.setattr(files, "writable", lambda folder: False)
 
-    with pytest.raises(CampaignActionNotAllowedError, match="add `not_before: .*` under `schedule:`"):
+    with pytest.raises(CampaignActionNotAllowedError, match=r"add `not_before: .*` under `schedule:`"):
         campaign_actions.resume(DAG, actor="alice", note="Back", missed="none")
 
     assert _dag_model().is_paused
