@@ -21,6 +21,7 @@ from campaign_runs.factory.schedule_state import state_path, state_text
 from campaign_runs.settings import get_settings
 
 from tests.browser.support import running_stack
+from tests.dags.campaigns.runs import task_states, wait_run_done
 from tests.support.airflow_env import REPO
 from tests.support.fixtures import SmtpSink, start_smtp
 from tests.support.processes import AirflowStack, wait_until
@@ -115,6 +116,19 @@ def dag_model(dag_id: str) -> Any:
         if model is not None:
             session.expunge(model)
         return model
+
+
+def run_ids(dag_id: str) -> list[tuple[str, str]]:
+    """(run id, run type) of every run of ``dag_id``, by slot."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(DagRun.run_id, DagRun.run_type).where(DagRun.dag_id == dag_id).order_by(DagRun.run_after)
+        )
+        return [(run_id, str(getattr(run_type, "value", run_type))) for run_id, run_type in rows]
 
 
 def runs_of(dag_id: str) -> list[tuple[str, pendulum.DateTime | None]]:
@@ -238,6 +252,9 @@ def test_each_schedule_promise_holds_while_airflow_reparses(folder: Path, stack:
     for dag_id, *_ in CASES:
         assert seen[dag_id] == {hour(1)}, dag_id  # at every poll: the next slot, no missed one in between
         assert not dag_model(dag_id).is_paused
+    (latest_run,) = [run_id for run_id, kind in run_ids("cr_sched_latest") if kind == "scheduled"][1:]
+    assert wait_run_done("cr_sched_latest", latest_run) == "success"  # a slot Resume asked for really sends
+    assert task_states("cr_sched_latest", latest_run)["build_audience"] == "success"
     assert runs_of(NEW) == [] and seen[NEW] == {hour(1)}  # not the slot that passed before it existed
     assert not dag_model(NEW).is_paused
     assert runs_of(CONFIGURED) == [] and len(seen[CONFIGURED]) == 1, seen[CONFIGURED]  # never the old hour(1)

@@ -124,7 +124,9 @@ def checked_text(
     limit = LINE_MAX if one_line else TEXT_MAX
     if len(value) > limit:
         raise error(f"is {len(value)} characters long; the limit is {limit}")
-    char = control_character(value.strip() if one_line else value.replace("\n", "").replace("\t", "").strip())
+    # A multi-line text may hold line ends (LF, or CRLF as a browser's textarea sends them) and tabs.
+    lines = value.replace("\r\n", "").replace("\n", "").replace("\t", "")
+    char = control_character(value.strip() if one_line else lines)
     if char is not None:
         why = " (it must be one line)" if one_line else ""
         raise error(f"contains the control character U+{ord(char):04X}{why}")

@@ -114,3 +114,20 @@ def test_invalid_yaml_and_missing_file(tmp_path: Path) -> None:
         load_spec(path)
     with pytest.raises(CampaignSpecError, match="campaign file not found"):
         load_spec(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_a_multi_line_template_may_hold_line_ends_and_tabs(tmp_path: Path, line_end: str) -> None:
+    """A browser's textarea sends CRLF: a body with it is a body, not a control character."""
+    data = broken(channels={"email": {"subject": "Hi", "body": f"Hello{line_end}\tworld{line_end}"}})
+    assert load_spec(write(tmp_path, data)).channel("email").settings["body"] == f"Hello{line_end}\tworld"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("subject", "Hi\r\nBcc: x@example.com"), ("subject", "Hi\nthere"), ("body", "Hello\rworld"), ("body", "a\x00b")],
+)
+def test_control_characters_are_refused_where_they_do_not_belong(tmp_path: Path, field: str, value: str) -> None:
+    settings = {"subject": "Hi", "body": "Hello"} | {field: value}
+    with pytest.raises(CampaignSpecError, match=f"field 'channels.email.{field}': contains the control character"):
+        load_spec(write(tmp_path, broken(channels={"email": settings})))
