@@ -25,6 +25,8 @@ from werkzeug.routing import IntegerConverter
 
 from tests.campaign_runs.test_views import csrf_token, login
 
+pytestmark = pytest.mark.sweep  # inputs, not the database, are the point: run once, on SQLite
+
 MARKUPS = ("<svg onload=alert(1)>", '"><script>alert(1)</script>')
 PATH_MARKUPS = ("<svg onload=alert(1)>", '"><script>alert(1)')  # one path segment: no '/'
 ALL_MARKUPS = (*MARKUPS, *PATH_MARKUPS)

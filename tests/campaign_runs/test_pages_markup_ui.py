@@ -20,6 +20,8 @@ from fastapi.testclient import TestClient
 from tests.campaign_runs.test_auth_managers_pages import CSRF, UI, app, login, run_url  # noqa: F401  (fixture)
 from tests.campaign_runs.test_pages_markup import PATH_MARKUPS, Route, check, folder, mounted, sweep  # noqa: F401
 
+pytestmark = pytest.mark.sweep  # inputs, not the database, are the point: run once, on SQLite
+
 
 def ui_routes(api_app: Any) -> list[Route]:
     """Every route of the pages' FastAPI app, as mounted in the API server, once per method."""
