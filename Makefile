@@ -10,7 +10,7 @@ STAMP := $(VENV)/.campaign-runs-installed
 # Extra pytest arguments for both test runs, e.g. make test PYTEST_ARGS="-m 'not slow'".
 # A -m EXPR given here is combined with the PostgreSQL run's own "not browser".
 PYTEST_ARGS ?=
-XDIST_ARGS ?= -n 2 --dist loadfile
+XDIST_ARGS ?= -n 2 --dist loadfile --durations=25
 export PYTEST_ARGS
 
 .PHONY: help venv run test test-sqlite test-postgres chromium axe lint bench
