@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.campaign_runs.core.helpers import count
 from tests.support.definitions import bad_inputs, valid_definition
-from tests.support.fixtures import PASSWORD
+from tests.support.fixtures import PASSWORD, one_dag_user
 
 PREFIX = "/campaign-runs"
 DAG_ID = "cr_api_new"
@@ -474,16 +474,7 @@ def test_a_yaml_file_that_is_no_campaign_is_not_read(
 
 
 def test_reading_a_definition_needs_read_access_to_its_dag(client: TestClient, folder: Path) -> None:
-    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
-
-    # A user who may read one DAG (cr_slow), as the campaigns page's test user "slowonly".
-    with get_application_builder() as appbuilder:
-        sm = appbuilder.sm
-        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
-        for action, resource in (("can_read", "DAG:cr_slow"), ("can_read", "DAG Runs"), ("can_read", "Website")):
-            sm.add_permission_to_role(role, sm.create_permission(action, resource))
-        if not sm.find_user(username="slowonly"):
-            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
+    one_dag_user()  # may read one DAG, cr_slow
     login = client.post("/auth/token", json={"username": "slowonly", "password": PASSWORD})
     headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
     definitions.create_definition(VALID, actor="alice", note="")

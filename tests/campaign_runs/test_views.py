@@ -350,21 +350,9 @@ def test_campaigns_page_searches_and_sorts(users: Callable[[str], TestClient]) -
 def test_campaigns_page_shows_only_campaigns_the_user_may_read(
     api_app: Any, users: Callable[[str], TestClient]
 ) -> None:
-    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+    from tests.support.fixtures import one_dag_user
 
-    with get_application_builder() as appbuilder:
-        sm = appbuilder.sm
-        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
-        for action, resource in (
-            ("can_read", "DAG:cr_slow"),
-            ("can_read", "DAG Runs"),
-            ("can_read", "Website"),
-        ):
-            permission = sm.create_permission(action, resource)
-            sm.add_permission_to_role(role, permission)
-        if not sm.find_user(username="slowonly"):
-            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
-    client = users("slowonly")
+    client = users(one_dag_user())
     ids = re.findall(r'data-dag-id="([^"]+)"', client.get(f"{BASE}/list").text)
     assert ids == ["cr_slow"]
     refused = client.get(f"{BASE}/display/cr_campaign")

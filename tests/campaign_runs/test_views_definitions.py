@@ -32,6 +32,7 @@ from tests.campaign_runs.test_views import (
     run_url,
     text,
 )
+from tests.support.fixtures import one_dag_user
 
 NEW = f"{BASE}/new"
 FORM = {
@@ -673,22 +674,6 @@ def test_stop_all_stops_every_active_run_with_one_note(
     assert (entry.kind, entry.note) == ("stop_all", "Wrong <i>segment</i>")
 
 
-def _one_dag_user() -> str:
-    """A user who may read one campaign, cr_slow, and create none (the campaigns page's "slowonly")."""
-    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
-
-    from tests.support.fixtures import PASSWORD
-
-    with get_application_builder() as appbuilder:
-        sm = appbuilder.sm
-        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
-        for action, resource in (("can_read", "DAG:cr_slow"), ("can_read", "DAG Runs"), ("can_read", "Website")):
-            sm.add_permission_to_role(role, sm.create_permission(action, resource))
-        if not sm.find_user(username="slowonly"):
-            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
-    return "slowonly"
-
-
 def _broken_files_shown(client: TestClient) -> list[str]:
     page = client.get(f"{BASE}/list")
     assert page.status_code == 200
@@ -708,7 +693,7 @@ def test_broken_definitions_are_shown_only_to_who_may_read_the_campaign_or_creat
     assert _broken_files_shown(users("alice")) == everything  # Op: may create campaigns
     assert "s3cr3t-outside" not in users("admin").get(f"{BASE}/list").text
     assert _broken_files_shown(users("viewer")) == ["cr_campaign.yaml", "cr_slow.yaml"]  # may read every DAG
-    one_dag = users(_one_dag_user())
+    one_dag = users(one_dag_user())
     assert _broken_files_shown(one_dag) == ["cr_slow.yaml"]
     page = one_dag.get(f"{BASE}/list").text
     assert "s3cr3t-cr_slow" in page

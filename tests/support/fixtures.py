@@ -146,6 +146,20 @@ def create_users(users: dict[str, tuple[str, str]] = USERS) -> None:
                 sm.session.commit()
 
 
+def one_dag_user() -> str:
+    """FAB user "slowonly": may read one campaign, cr_slow, and create none."""
+    from airflow.providers.fab.auth_manager.cli_commands.utils import get_application_builder
+
+    with get_application_builder() as appbuilder:
+        sm = appbuilder.sm
+        role = sm.find_role("OnlySlow") or sm.add_role("OnlySlow")
+        for action, resource in (("can_read", "DAG:cr_slow"), ("can_read", "DAG Runs"), ("can_read", "Website")):
+            sm.add_permission_to_role(role, sm.create_permission(action, resource))
+        if not sm.find_user(username="slowonly"):
+            sm.add_user("slowonly", "Slow", "Only", "slowonly@example.com", role, password=PASSWORD)
+    return "slowonly"
+
+
 def sync_test_dags() -> None:
     """Parse the test campaign DAGs and write them to the metadata DB, as the dag-processor does."""
     from airflow.dag_processing.bundles.manager import DagBundlesManager
