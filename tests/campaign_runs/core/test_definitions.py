@@ -182,3 +182,26 @@ def test_a_timezone_that_names_a_folder_or_is_too_long_is_a_field_error(folder: 
     with pytest.raises(DefinitionInvalidError) as raised:
         definitions.create_definition(VALID.replace("Europe/Paris", zone), actor="alice", note="")
     assert raised.value.field == "schedule.timezone" and "unknown timezone" in str(raised.value)
+
+
+def test_a_cron_change_airflow_does_not_load_in_time_is_saved_and_says_so(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cr_campaign is a DAG Airflow knows; no dag-processor runs here, so its new schedule is never loaded."""
+    from campaign_runs.core import running_definition
+
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__RESUME_WAIT_SECONDS", "0.5")
+    get_settings.cache_clear()
+    text = valid_definition("cr_campaign")
+    (folder / "cr_campaign.yaml").write_text(text)
+    state = definitions.definition_of("cr_campaign")
+    edited = text.replace('"0 9 * * MON"', '"0 10 * * TUE"')
+
+    saved = definitions.update_definition("cr_campaign", edited, base_sha=state.sha or "", actor="alice", note="")
+
+    assert saved.written and saved.message == running_definition.NOT_LOADED
+    assert (folder / "cr_campaign.yaml").read_text() == edited
+    content = definitions.update_definition(
+        "cr_campaign", edited.replace("size: 50", "size: 60"), base_sha=saved.sha, actor="alice", note=""
+    )
+    assert content.message == "Saved; waiting for Airflow to reload it."  # no schedule change: no wait
