@@ -7,6 +7,7 @@ running run still has to run, so it is refused while runs are active.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from campaign_runs.adapters import campaign_control as control
@@ -14,7 +15,7 @@ from campaign_runs.adapters import dags
 from campaign_runs.adapters import definitions as files
 from campaign_runs.core import not_before
 from campaign_runs.domain import ConflictError
-from campaign_runs.factory.schedule_state import read_not_before
+from campaign_runs.factory.schedule_state import with_schedule_state
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -85,7 +86,6 @@ def show_next_run(dag_id: str, spec: Any, session: Session) -> None:
     if dag is None or not schedule.expression:
         return
     folder = files.definitions_folder(get_settings().definitions_folder)
-    written = read_not_before(folder, dag_id)
-    declared = schedule.not_before
-    instant = max(moment for moment in (written, declared) if moment is not None) if written or declared else None
+    placed = dataclasses.replace(spec, source=files.path_of(folder, dag_id))  # validated from text: no folder yet
+    instant = with_schedule_state(placed).schedule.not_before  # the loader's rule: the later of file and YAML
     control.set_next_slot(dag, control.next_slot(dag_id, schedule, instant, session))
