@@ -56,15 +56,7 @@ def _admin(*statements: str) -> None:
 def _recipient(position: int) -> Recipient:
     """A recipient the ledger can claim."""
     return Recipient(
-        id=f"r{position}",
-        position=position,
-        first_name="Ada",
-        last_name="Lovelace",
-        email=f"r{position}@example.com",
-        phone="",
-        device_token="",
-        country="GB",
-        attributes={},
+        id=f"r{position}", position=position, email=f"r{position}@example.com", values={"first_name": "Ada"}
     )
 
 

@@ -1,13 +1,13 @@
-"""Deterministic synthetic audiences: recipients generated lazily from a segment definition and a slot."""
+"""A run's slot and recipients; the demo source: synthetic recipients generated lazily from a segment and a slot."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, Protocol
 
 FIRST_NAMES = (
     "Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Giulia", "Hugo", "Inès", "Jonas",
@@ -98,33 +98,25 @@ def slot_for_run(
 
 @dataclass(frozen=True)
 class Recipient:
-    """One synthetic recipient."""
+    """One recipient of a run: the ledger's key, the channel addresses and every template value."""
 
     id: str
     position: int
-    first_name: str
-    last_name: str
-    email: str
-    phone: str
-    device_token: str
-    country: str
-    attributes: dict[str, Any]
+    email: str = ""
+    phone: str = ""
+    push_token: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
 
     def fields(self) -> dict[str, Any]:
-        """Flat mapping used by message templates."""
-        values: dict[str, Any] = {
+        """Flat mapping used by message templates: the source's columns, then id, position and the addresses."""
+        return {
+            **self.values,
             "id": self.id,
             "position": self.position,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
             "email": self.email,
             "phone": self.phone,
-            "device_token": self.device_token,
-            "country": self.country,
-        }  # spelled out: dataclasses.asdict deep-copies, and this runs once per message
-        for key, value in self.attributes.items():
-            values.setdefault(key, value)
-        return values
+            "push_token": self.push_token,
+        }
 
 
 @dataclass(frozen=True)
@@ -150,6 +142,23 @@ class Shard:
 
 
 WHOLE = Shard()
+
+
+class Audience(Protocol):
+    """What a channel task reads its recipients from: the demo plan, or a run's snapshot."""
+
+    @property
+    def size(self) -> int:
+        """Positions in the audience (skipped rows included)."""
+
+    def batches(self, batch_size: int, shard: Shard = WHOLE) -> Iterator[list[Recipient]]:
+        """The recipients to send to, in position order, ``batch_size`` at a time."""
+
+    def at(self, positions: Sequence[int]) -> list[Recipient]:
+        """The recipients at ``positions``."""
+
+    def skipped(self, shard: Shard = WHOLE) -> dict[str, int]:
+        """Recipients of ``shard`` not sent to on this channel, by reason."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,14 @@ class AudiencePlan:
         while batch := list(islice(iterator, batch_size)):
             yield batch
 
+    def at(self, positions: Sequence[int]) -> list[Recipient]:
+        """The recipients at ``positions``, generated."""
+        return [make_recipient(self, position) for position in positions]
+
+    def skipped(self, shard: Shard = WHOLE) -> dict[str, int]:
+        """The demo audience skips nobody."""
+        return {}
+
 
 def _digest(*parts: object) -> bytes:
     return hashlib.blake2b("\x1f".join(str(part) for part in parts).encode(), digest_size=16).digest()
@@ -238,15 +255,13 @@ def make_recipient(plan: AudiencePlan, position: int) -> Recipient:
     countries = plan.criteria.get("countries") or DEFAULT_COUNTRIES
     country = str(countries[seed[2] % len(countries)])
     ascii_first = first.encode("ascii", "ignore").decode().lower()
-    attributes = {key: value for key, value in plan.criteria.items() if not isinstance(value, list | dict)}
+    values: dict[str, Any] = {key: value for key, value in plan.criteria.items() if not isinstance(value, list | dict)}
+    values.update(first_name=first, last_name=last, country=country)
     return Recipient(
         id=f"{plan.segment}-{member:08d}",
         position=position,
-        first_name=first,
-        last_name=last,
         email=f"{ascii_first}.{last.lower()}.{member}@{EMAIL_DOMAIN}",
         phone=f"+336{int.from_bytes(seed[3:7], 'big') % 100_000_000:08d}",
-        device_token=seed.hex(),
-        country=country,
-        attributes=attributes,
+        push_token=seed.hex(),
+        values=values,
     )

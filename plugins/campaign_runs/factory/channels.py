@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from campaign_runs.factory.audience import Recipient
+    from campaign_runs.factory.suppression import SuppressionList
 
 SMTP_CONN_ID = "campaign_smtp"
 STAGED = "_campaign_staged"  # on an SMTP connection between prepare() and send_one(): (recipient id, bytes or None)
@@ -121,12 +122,14 @@ class DeliveryContext:
     settings: dict[str, Any]
     sink_dir: Path
     campaign_values: dict[str, Any]
+    suppressions: SuppressionList | None = None
 
 
 class ChannelAdapter(ABC):
     """Delivers batches of messages on one channel; subclasses with a ``name`` register themselves."""
 
     name: ClassVar[str] = ""
+    address_field: ClassVar[str] = "email"  # the recipient field this channel sends to
     overlap_claim: ClassVar[bool] = False  # True: ``prepare`` waits on the network, worth running beside the claim
     required_settings: ClassVar[tuple[str, ...]] = ()
     optional_settings: ClassVar[dict[str, Any]] = {}
@@ -146,6 +149,17 @@ class ChannelAdapter(ABC):
     def values(self, recipient: Recipient) -> dict[str, Any]:
         """Template values for one recipient."""
         return {**self.context.campaign_values, **recipient.fields()}
+
+    def address(self, recipient: Recipient) -> str:
+        """Where ``recipient``'s message goes on this channel (email address, phone number, device token)."""
+        return str(getattr(recipient, self.address_field))
+
+    def refused_for_good(self, recipient: Recipient, reason: str) -> None:
+        """The channel refused ``recipient``'s address for good: put it on the suppression list as bounced."""
+        if (suppressions := self.context.suppressions) is not None:
+            suppressions.add(
+                self.context.channel, self.address(recipient), reason="bounced", source=reason[:200], actor="system"
+            )
 
     @abstractmethod
     def connection(self) -> contextlib.AbstractContextManager[Any]:
@@ -232,6 +246,7 @@ class EmailAdapter(ChannelAdapter):
     """Sends real email over SMTP: one connection per batch."""
 
     name = "email"
+    address_field = "email"
     overlap_claim = True
     required_settings = ("subject", "body")
     optional_settings: ClassVar[dict[str, Any]] = {"from_name": "", "reply_to": ""}
@@ -291,8 +306,13 @@ class EmailAdapter(ChannelAdapter):
         """``MAIL FROM`` and ``RCPT TO`` while the claim commits; the message is built; nothing leaves before DATA."""
         try:
             message: bytes | None = stage(connection, self.smtp.mail_from, recipient, self.message_bytes)
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused):
+        except smtplib.SMTPRecipientsRefused as refused:
             message = None  # refused: the transaction is reset; send_one reports it
+            for code, reply in refused.recipients.values():
+                if 500 <= code < 600:  # a permanent refusal of the address: it bounces from now on
+                    self.refused_for_good(recipient, f"SMTP {code} {reply.decode(errors='replace')}")
+        except smtplib.SMTPSenderRefused:
+            message = None
         setattr(connection, STAGED, (recipient.id, message))
 
     def abandon(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
@@ -321,10 +341,6 @@ class EmailAdapter(ChannelAdapter):
 
 class SinkAdapter(ChannelAdapter):
     """Delivers to a local JSON-lines sink ``<sink_dir>/<campaign>/<channel>.jsonl``."""
-
-    @abstractmethod
-    def address(self, recipient: Recipient) -> str:
-        """Where the message goes (phone number, device token...)."""
 
     @abstractmethod
     def payload(self, values: dict[str, Any]) -> dict[str, Any]:
@@ -366,13 +382,10 @@ class SmsAdapter(SinkAdapter):
     """SMS to the recipient's phone number."""
 
     name = "sms"
+    address_field = "phone"
     required_settings = ("text",)
     optional_settings: ClassVar[dict[str, Any]] = {"sender": "CAMPAIGN"}
     one_line_settings = frozenset({"sender"})
-
-    def address(self, recipient: Recipient) -> str:
-        """The phone number."""
-        return recipient.phone
 
     def payload(self, values: dict[str, Any]) -> dict[str, Any]:
         """Sender and text."""
@@ -383,13 +396,10 @@ class PushAdapter(SinkAdapter):
     """Push notification to the recipient's device token."""
 
     name = "push"
+    address_field = "push_token"
     required_settings = ("title", "body")
     optional_settings: ClassVar[dict[str, Any]] = {"deep_link": ""}
     one_line_settings = frozenset({"title", "deep_link"})
-
-    def address(self, recipient: Recipient) -> str:
-        """The device token."""
-        return recipient.device_token
 
     def payload(self, values: dict[str, Any]) -> dict[str, Any]:
         """Title, body and optional deep link."""

@@ -8,17 +8,18 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, closing, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from campaign_runs.factory import guard
-from campaign_runs.factory.audience import WHOLE, Shard, make_recipient
+from campaign_runs.factory.audience import WHOLE, Shard
 from campaign_runs.factory.channels import BatchOutcome, ChannelAdapter, Gate
 from campaign_runs.factory.stop import SharedStop, StopCheck, StopSignal
 
 if TYPE_CHECKING:
-    from campaign_runs.factory.audience import AudiencePlan, Recipient
+    from campaign_runs.factory.audience import Audience, Recipient
     from campaign_runs.factory.ledger import DeliveryLedger
+    from campaign_runs.factory.suppression import SuppressionList
 
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "campaign_progress"
@@ -40,9 +41,11 @@ class Progress:
     sent: int = 0
     failed: int = 0
     in_doubt: int = 0
+    suppressed: int = 0  # on the suppression list when its message was due: not sent, not in ``total``
+    skipped: dict[str, int] = field(default_factory=dict)  # rows of the snapshot this channel skips, by reason
 
     def as_xcom(self) -> dict[str, Any]:
-        """The contract the plugin reads (total, sent, failed) plus ``in_doubt``."""
+        """The contract the plugin reads (total, sent, failed) plus ``in_doubt``, ``suppressed`` and ``skipped``."""
         return asdict(self)
 
 
@@ -59,6 +62,8 @@ class DispatchResult:
     batches: int
     stopped: bool
     stop_state: str | None
+    suppressed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form for the task's return value."""
@@ -74,16 +79,23 @@ class LedgerGate(Gate):
     """
 
     def __init__(
-        self, ledger: DeliveryLedger, stop: StopCheck, run_id: str, lock: threading.Lock | None = None
+        self,
+        ledger: DeliveryLedger,
+        stop: StopCheck,
+        run_id: str,
+        lock: threading.Lock | None = None,
+        suppressed: Callable[[Recipient], bool] | None = None,
     ) -> None:
         self.ledger = ledger
         self.stop = stop
         self.run_id = run_id
         self.lock: AbstractContextManager[Any] = lock or nullcontext()
+        self.suppressed = suppressed
         self.in_flight: Recipient | None = None
         self.confirm: list[str] = []
         self.release: list[str] = []
         self.lost = 0  # recipients in doubt another run re-claimed first (resend only)
+        self.held_back = 0  # recipients on the suppression list when their message was due
         self.claims: ThreadPoolExecutor | None = None
 
     def pause(self, seconds: float) -> bool:
@@ -107,7 +119,15 @@ class LedgerGate(Gate):
             self.claims = None
 
     def claim(self, recipient: Recipient) -> bool:
-        """Settle the previous message and write ``recipient`` pending, in one committed transaction."""
+        """Settle the previous message and write ``recipient`` pending, in one committed transaction.
+
+        A recipient on the suppression list at this moment is not claimed: an unsubscribe counts from the next
+        message on, in this run too.
+        """
+        if self.suppressed is not None and self.suppressed(recipient):
+            self.held_back += 1
+            self.in_flight = None
+            return False
         with self.lock:
             claimed = self._claim(recipient)
         self.confirm, self.release = [], []
@@ -138,8 +158,15 @@ class LedgerGate(Gate):
 class ResendGate(LedgerGate):
     """Takes the pending rows of recipients in doubt over from the runs holding them: of racing runs, one sends each."""
 
-    def __init__(self, ledger: DeliveryLedger, stop: StopCheck, run_id: str, holders: dict[str, str]) -> None:
-        super().__init__(ledger, stop, run_id)
+    def __init__(
+        self,
+        ledger: DeliveryLedger,
+        stop: StopCheck,
+        run_id: str,
+        holders: dict[str, str],
+        suppressed: Callable[[Recipient], bool] | None = None,
+    ) -> None:
+        super().__init__(ledger, stop, run_id, suppressed=suppressed)
         self.holders = holders
 
     def _claim(self, recipient: Recipient) -> bool:
@@ -189,7 +216,7 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        plan: AudiencePlan,
+        plan: Audience,
         adapter: ChannelAdapter,
         ledger: DeliveryLedger,
         batch_size: int,
@@ -203,6 +230,7 @@ class Dispatcher:
         progress_interval: float = 0.0,
         ledger_factory: Callable[[], DeliveryLedger] | None = None,
         background_checks: bool = False,
+        suppressions: SuppressionList | None = None,
     ) -> None:
         self.plan = plan
         self.adapter = adapter
@@ -219,6 +247,10 @@ class Dispatcher:
         self.background_checks = background_checks
         self.lock = threading.Lock()
         self.batches = 0
+        self.suppressed: Callable[[Recipient], bool] | None = None
+        if suppressions is not None:
+            channel, address = self.channel, adapter.address
+            self.suppressed = lambda recipient: suppressions.contains(channel, address(recipient))
 
     def run(self) -> DispatchResult:
         """Send to every recipient with no ledger row in this slot (and, if asked, once more to those in doubt)."""
@@ -228,8 +260,9 @@ class Dispatcher:
         already = counts.sent
         doubtful = self.ledger.doubtful(self.run_id, size, **sharded) if self.resend_in_doubt else []
         in_doubt = counts.in_doubt - len(doubtful)
-        total = self.shard.size(size) - already - in_doubt
-        progress = Progress(channel=self.channel, total=total, in_doubt=in_doubt)
+        skipped = self.plan.skipped(self.shard)
+        total = self.shard.size(size) - sum(skipped.values()) - already - in_doubt
+        progress = Progress(channel=self.channel, total=total, in_doubt=in_doubt, skipped=skipped)
         if doubtful:
             log.warning("%s: sending once more to %d recipients in doubt", self.channel, len(doubtful))
         if in_doubt:
@@ -248,8 +281,10 @@ class Dispatcher:
 
     def _resend(self, doubtful: list[tuple[int, str]], progress: Progress) -> bool:
         """Re-claim and send once more to the recipients in doubt, over one connection; False if stopped."""
-        resend = [(make_recipient(self.plan, position), holder) for position, holder in doubtful]
-        with closing(ResendGate(self.ledger, self.stop, self.run_id, {r.id: holder for r, holder in resend})) as gate:
+        holders = dict(doubtful)
+        resend = [(recipient, holders[recipient.position]) for recipient in self.plan.at([p for p, _ in doubtful])]
+        holding = {r.id: holder for r, holder in resend}
+        with closing(ResendGate(self.ledger, self.stop, self.run_id, holding, self.suppressed)) as gate:
             for start in range(0, len(resend), self.batch_size):
                 if self.stop.stopped():
                     return False
@@ -259,7 +294,7 @@ class Dispatcher:
 
     def _sequential(self, progress: Progress) -> bool:
         """Every batch over one connection in this thread; False if stopped."""
-        with closing(LedgerGate(self.ledger, self.stop, self.run_id)) as gate:
+        with closing(LedgerGate(self.ledger, self.stop, self.run_id, suppressed=self.suppressed)) as gate:
             for batch in self.plan.batches(self.batch_size, self.shard):
                 if self.stop.stopped():
                     return False
@@ -306,7 +341,8 @@ class Dispatcher:
         try:
             own = self.ledger_factory() if self.ledger_factory else None
             try:
-                with closing(LedgerGate(own or self.ledger, shared, self.run_id, None if own else self.lock)) as gate:
+                lock = None if own else self.lock
+                with closing(LedgerGate(own or self.ledger, shared, self.run_id, lock, self.suppressed)) as gate:
                     while not shared.stopped():
                         with self.lock:
                             batch = next(source, None)
@@ -324,7 +360,7 @@ class Dispatcher:
     def _send(self, todo: list[Recipient], gate: LedgerGate, progress: Progress) -> bool:
         """One batch over one connection; progress is counted even when the send raises. True if stopped."""
         outcome = BatchOutcome()
-        lost = gate.lost
+        lost, held_back = gate.lost, gate.held_back
         try:
             self.adapter.send_batch(todo, outcome, gate)
         finally:
@@ -334,6 +370,8 @@ class Dispatcher:
                 progress.sent += len(outcome.delivered)
                 progress.failed += len(outcome.failed)
                 progress.total -= gate.lost - lost  # re-claimed by a racing run: theirs to send
+                progress.suppressed += gate.held_back - held_back
+                progress.total -= gate.held_back - held_back
                 if gate.in_flight is not None:  # the send raised: that message may or may not have left
                     progress.in_doubt += 1
             if not (self.connections > 1 or self.background_checks):  # else the calling thread publishes
@@ -359,4 +397,6 @@ class Dispatcher:
             batches=self.batches,
             stopped=stopped,
             stop_state=state,
+            suppressed=progress.suppressed,
+            skipped=dict(progress.skipped),
         )

@@ -6,6 +6,7 @@ import faulthandler
 import logging
 import os
 import signal
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -18,7 +19,10 @@ from campaign_runs.factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requ
 from campaign_runs.factory.ledger import open_ledger
 from campaign_runs.factory.schedule import describe_schedule, timetable
 from campaign_runs.factory.schedule_state import with_schedule_state
+from campaign_runs.factory.snapshot import SnapshotAudience, SnapshotPlan, open_snapshots
+from campaign_runs.factory.sources import AudienceSourceError, bindings, source_for
 from campaign_runs.factory.spec import MAX_CONNECTIONS, CampaignSpec, ChannelSpec, load_spec
+from campaign_runs.factory.suppression import open_suppressions
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from airflow.sdk.bases.operator import BaseOperator
 
+    from campaign_runs.factory.audience import Audience, RunSlot
     from campaign_runs.factory.ledger import DeliveryLedger
     from campaign_runs.factory.timetable import CampaignTimetable
 
@@ -34,6 +39,7 @@ SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
 LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
 FROZEN_KEY = "channels"  # build_audience's XCom: every channel's settings as the run started
+DEMO_LABEL = "demo audience (synthetic)"
 PROGRESS_INTERVAL = 0.5  # seconds between two progress pushes of a channel task (one Execution API call each)
 
 
@@ -73,7 +79,6 @@ def about_markdown(spec: CampaignSpec) -> str:
     when = describe_schedule(schedule.expression or "")
     if schedule.expression:
         when += f" (`{schedule.expression}`, {schedule.timezone})"
-    audience = spec.audience
     lines = [
         f"### {spec.id}",
         "",
@@ -82,16 +87,8 @@ def about_markdown(spec: CampaignSpec) -> str:
         f"**Owner:** {spec.owner} ({spec.owner_email})  ",
         f"**Schedule:** {when}",
         "",
-        f"#### Audience: `{audience.segment}`",
-        "",
-        audience.description or "Synthetic segment.",
-        "",
-        f"- Recipients per run: {audience.size:,} (param `audience_size`), population {audience.population:,}",
-        "- A different sample of the population each slot"
-        if audience.rotate_per_slot
-        else "- Same recipients every slot",
+        *audience_lines(spec),
     ]
-    lines += [f"- {key}: {_setting_text(value)}" for key, value in audience.criteria.items()]
     lines += ["", "#### Channels", "", "| Channel | Batch size | Rate limit | Sending | Settings |"]
     lines.append("| --- | --- | --- | --- | --- |")
     for channel in spec.channels:
@@ -103,17 +100,51 @@ def about_markdown(spec: CampaignSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def audience_lines(spec: CampaignSpec) -> list[str]:
+    """The About's audience section: where recipients come from, and a synthetic audience said to be one."""
+    audience = spec.audience
+    if not audience.is_demo:
+        where = (
+            f"SQL query on Connection `{audience.conn_id}`"
+            if audience.source == "sql"
+            else f"{audience.format.upper()} file `{audience.url}`"
+            + (f" (Connection `{audience.conn_id}`)" if audience.conn_id else "")
+        )
+        lines = [f"#### Audience: {where}", "", audience.description or "Read once per run into its snapshot.", ""]
+        lines.append("- Read once per slot into a snapshot; a restart reaches the same people")
+        consent = [audience.consent_column] + [
+            f"{c.consent_column} ({c.name})" for c in spec.channels if c.consent_column
+        ]
+        lines += [f"- Consent: {', '.join(c for c in consent if c)}"] if any(consent) else []
+        lines += (
+            [f"- Columns: {', '.join(f'{k} = {v}' for k, v in audience.columns.items())}"] if audience.columns else []
+        )
+        return lines
+    lines = [
+        f"#### Audience: `{audience.segment}`, {DEMO_LABEL}",
+        "",
+        audience.description or "Synthetic segment.",
+        "",
+        f"- **{DEMO_LABEL.capitalize()}**: generated recipients at example.com, for examples and benchmarks",
+        f"- Recipients per run: {audience.size:,} (param `audience_size`), population {audience.population:,}",
+        "- A different sample of the population each slot"
+        if audience.rotate_per_slot
+        else "- Same recipients every slot",
+    ]
+    return lines + [f"- {key}: {_setting_text(value)}" for key, value in audience.criteria.items()]
+
+
 def campaign_params(spec: CampaignSpec) -> dict[str, Param]:
     """Run configuration with defaults; a run's conf overrides them."""
-    params = {
-        "audience_size": Param(
+    params: dict[str, Param] = {}
+    if spec.audience.is_demo:
+        params["audience_size"] = Param(
             spec.audience.size,
             type="integer",
             minimum=0,
             maximum=spec.audience.population,
             description="Recipients in this run's audience.",
         )
-    }
     for channel in spec.channels:
         params[f"{channel.name}_batch_size"] = Param(
             channel.batch_size, type="integer", minimum=1, description=f"{channel.name}: messages per batch."
@@ -152,7 +183,11 @@ def _skip_unscheduled_slot(spec: CampaignSpec, dag_run: Any) -> None:
 
 
 def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
-    """Resolve the run's slot (or the restarted run's slot) and describe its audience for the channel tasks."""
+    """Resolve the run's slot (or the restarted run's slot) and freeze its audience for the channel tasks.
+
+    A real source (SQL, file) is read once per slot into the snapshot; the demo audience is a pure function of
+    the slot, so it is described, not written.
+    """
     dag_run = context["dag_run"]
     _skip_unscheduled_slot(spec, dag_run)
     slot, restart_of = slot_for_run(
@@ -162,6 +197,9 @@ def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
         data_interval_start=dag_run.data_interval_start,
         data_interval_end=dag_run.data_interval_end,
     )
+    frozen = {FROZEN_KEY: {channel.name: asdict(channel) for channel in spec.channels}}
+    if not spec.audience.is_demo:
+        return {**_snapshot(spec, slot, restart_of, dag_run.run_id, context["params"]), **frozen}
     plan = plan_audience(
         campaign=spec.id,
         segment=spec.audience.segment,
@@ -172,8 +210,40 @@ def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
         slot=slot,
         restart_of=restart_of,
     )
-    log.info("Audience %s: %d recipients for slot %s", plan.segment, plan.size, slot.key)
-    return {**plan.to_xcom(), FROZEN_KEY: {channel.name: asdict(channel) for channel in spec.channels}}
+    log.info("Audience %s (%s): %d recipients for slot %s", plan.segment, DEMO_LABEL, plan.size, slot.key)
+    return {**plan.to_xcom(), "source": "demo", "label": DEMO_LABEL, **frozen}
+
+
+def _snapshot(spec: CampaignSpec, slot: RunSlot, restart_of: str | None, run_id: str, params: Any) -> dict[str, Any]:
+    """Read the source into the slot's snapshot (or find the one written by the run this one restarts)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    source = source_for(spec.audience)
+    try:
+        with open_snapshots(spec.id, sink_dir=sink_directory(), conn_id=ledger_conn_id()) as store:
+            info = store.freeze(
+                spec.id,
+                slot.key,
+                run_id,
+                source.label,
+                SnapshotPlan.of(spec.audience, spec.channels),
+                source.rows(bindings(slot, slot.run_id, dict(params or {}))),
+            )
+    except AudienceSourceError as error:
+        raise AirflowFailException(f"The audience could not be read ({source.label}): {error}") from error
+    verb = "found (written by an earlier run of this slot)" if info.reused else f"written in {info.seconds:.2f} s"
+    log.info("Audience snapshot of slot %s: %d recipients, %s", slot.key, info.rows, verb)
+    return {
+        "campaign": spec.id,
+        "segment": spec.audience.segment,
+        "source": spec.audience.source,
+        "label": source.label,
+        "size": info.rows,
+        "slot": {**slot.as_dict(), "run_id": slot.run_id},
+        "slot_key": slot.key,
+        "restart_of": restart_of,
+        "snapshot": info.as_xcom(),
+    }
 
 
 def frozen_channel(spec: CampaignSpec, name: str, plan_data: dict[str, Any]) -> ChannelSpec:
@@ -193,8 +263,11 @@ def send_channel(
     ti = context["ti"]
     run_id = context["dag_run"].run_id
     channel = frozen_channel(spec, name, plan_data)
-    plan = AudiencePlan.from_xcom(plan_data)
     sink_dir = sink_directory()
+    conn_id = ledger_conn_id()
+    stack = ExitStack()
+    suppressions = stack.enter_context(open_suppressions(sink_dir=sink_dir, conn_id=conn_id))
+    audience = _audience(spec, name, plan_data, sink_dir, conn_id, stack)
     delivery = DeliveryContext(
         campaign=spec.id,
         run_id=run_id,
@@ -202,20 +275,21 @@ def send_channel(
         settings=channel.settings,
         sink_dir=sink_dir,
         campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
+        suppressions=suppressions,
     )
     shard = shard or Shard()
     overrides = context["dag_run"].conf or {}  # the run's own params; the defaults are the frozen channel's
     rate = float(overrides.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
     adapter = ChannelAdapter.registry[name](delivery, Pacer(rate / shard.count))  # shards share the channel's rate
     resend = resend_requested(context["dag_run"].conf)
-    conn_id = ledger_conn_id()
+    slot_key = str(plan_data["slot_key"])
 
     def own_ledger() -> DeliveryLedger:
-        return open_ledger(spec.id, plan.slot.key, name, sink_dir=sink_dir, conn_id=conn_id)
+        return open_ledger(spec.id, slot_key, name, sink_dir=sink_dir, conn_id=conn_id)
 
-    with own_ledger() as ledger:
+    with stack, own_ledger() as ledger:
         result = Dispatcher(
-            plan=plan,
+            plan=audience,
             adapter=adapter,
             ledger=ledger,
             batch_size=int(overrides.get(f"{name}_batch_size", channel.batch_size)),
@@ -228,10 +302,21 @@ def send_channel(
             progress_interval=PROGRESS_INTERVAL,
             ledger_factory=own_ledger if conn_id else None,  # PostgreSQL: a connection per sender thread
             background_checks=True,
+            suppressions=suppressions,
         ).run()
     if result.stopped:
         raise AirflowFailException(f"Run {run_id} is {result.stop_state}: {name} stopped after {result.sent} messages")
     return result.as_dict()
+
+
+def _audience(
+    spec: CampaignSpec, name: str, plan_data: dict[str, Any], sink_dir: Path, conn_id: str, stack: ExitStack
+) -> Audience:
+    """Channel ``name``'s view of the run's audience: its slot's snapshot, or the demo plan."""
+    if plan_data.get("source", "demo") == "demo":
+        return AudiencePlan.from_xcom(plan_data)
+    store = stack.enter_context(open_snapshots(spec.id, sink_dir=sink_dir, conn_id=conn_id))
+    return SnapshotAudience(store, spec.id, str(plan_data["slot_key"]), name, int(plan_data["size"]))
 
 
 def _state_name(state: Any) -> str:
@@ -268,8 +353,13 @@ def channel_progress(ti: Any, channel: ChannelSpec) -> dict[str, Any] | None:
     if any(part is None for part in parts):
         return None
     total: dict[str, Any] = {"channel": channel.name}
-    for key in ("total", "sent", "failed", "in_doubt"):
+    for key in ("total", "sent", "failed", "in_doubt", "suppressed"):
         total[key] = sum(int(part.get(key, 0)) for part in parts)
+    skipped: dict[str, int] = {}
+    for part in parts:
+        for reason, count in (part.get("skipped") or {}).items():
+            skipped[reason] = skipped.get(reason, 0) + int(count)
+    total["skipped"] = skipped
     return total
 
 

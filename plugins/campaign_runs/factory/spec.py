@@ -44,7 +44,7 @@ class ScheduleSpec:
 
 @dataclass(frozen=True)
 class AudienceSpec:
-    """A segment definition from which recipients are generated."""
+    """Where a run's recipients come from: a SQL query, a file, or the synthetic demo generator."""
 
     segment: str
     description: str
@@ -52,6 +52,23 @@ class AudienceSpec:
     size: int
     population: int
     rotate_per_slot: bool
+    source: str = "demo"  # sql | file | demo
+    conn_id: str = ""
+    query: str = ""
+    url: str = ""
+    format: str = ""  # csv | jsonl (file)
+    columns: dict[str, str] = field(default_factory=dict)  # recipient field -> source column
+    consent_column: str = ""
+    timeout_seconds: int = 300
+
+    @property
+    def is_demo(self) -> bool:
+        """True for the synthetic generator (examples and benchmarks only)."""
+        return self.source == "demo"
+
+    def column(self, name: str) -> str:
+        """The source column that holds recipient field ``name``."""
+        return self.columns.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,7 @@ class ChannelSpec:
     settings: dict[str, Any]
     connections: int = 1
     shards: int = 1
+    consent_column: str = ""  # this channel's own consent column, checked with the audience's
 
 
 @dataclass(frozen=True)
@@ -90,8 +108,15 @@ class CampaignSpec:
 
 TOP_FIELDS = frozenset({"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags"})
 SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup", "not_before"})
-AUDIENCE_FIELDS = frozenset({"segment", "description", "criteria", "size", "population", "rotate_per_slot"})
-CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards"})
+DEMO_FIELDS = frozenset({"segment", "criteria", "size", "population", "rotate_per_slot"})
+AUDIENCE_FIELDS = DEMO_FIELDS | {"source", "description", "conn_id", "query", "url", "format", "columns"}
+AUDIENCE_FIELDS |= {"consent_column", "timeout_seconds"}
+SOURCE_FIELDS = {"sql": frozenset({"conn_id", "query"}), "file": frozenset({"url"}), "demo": frozenset({"segment"})}
+AUDIENCE_SOURCES = tuple(SOURCE_FIELDS)
+RECIPIENT_FIELDS = ("id", "email", "phone", "push_token")  # the recipient fields a column can be mapped onto
+COLUMN_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards", "consent_column"})
+MAX_TIMEOUT_SECONDS = 24 * 3600
 MAX_CONNECTIONS = 32
 MAX_FILE_BYTES = 256 * 1024
 MAX_SHARDS = 64
@@ -174,20 +199,72 @@ def _criteria(fields: Fields) -> dict[str, Scalar | list[Scalar]]:
     return criteria
 
 
+def _columns(fields: Fields) -> dict[str, str]:
+    """``audience.columns``: recipient field (``id``, ``email``, ``first_name``...) -> the source's column name."""
+    raw = fields.raw("columns", required=False) or {}
+    if not isinstance(raw, dict):
+        raise fields.error("columns", "must map recipient fields (id, email, phone, push_token...) to column names")
+    if len(raw) > CRITERIA_MAX:
+        raise fields.error("columns", f"maps {len(raw)} fields; the limit is {CRITERIA_MAX}")
+    columns: dict[str, str] = {}
+    for key, value in raw.items():
+        for item in (key, value):
+            if not isinstance(item, str) or not COLUMN_PATTERN.fullmatch(item):
+                raise fields.error("columns", f"{shown(item)} is not a column name ({COLUMN_PATTERN.pattern})")
+        columns[key] = value
+    return columns
+
+
+def _source(fields: Fields) -> str:
+    source = fields.text("source", required=False, default="demo", one_line=True)
+    if source not in SOURCE_FIELDS:
+        raise fields.error("source", f"{shown(source)} is not an audience source ({', '.join(AUDIENCE_SOURCES)})")
+    for name in SOURCE_FIELDS[source]:
+        if source != "demo":
+            fields.raw(name, required=True)
+    if source != "demo" and (extra := sorted(name for name in DEMO_FIELDS if name in fields.data)):
+        raise fields.error(extra[0], f"applies to the demo source only, not to source: {source}")
+    return source
+
+
+def _file_format(fields: Fields, url: str) -> str:
+    declared = fields.text("format", required=False, one_line=True)
+    if not declared:
+        declared = (
+            "jsonl" if url.lower().endswith((".jsonl", ".ndjson")) else "csv" if url.lower().endswith(".csv") else ""
+        )
+    if declared not in ("csv", "jsonl"):
+        raise fields.error("format", "must be csv or jsonl (or the url must end in .csv, .jsonl or .ndjson)")
+    return declared
+
+
 def _audience(root: Fields) -> AudienceSpec:
     fields = root.sub("audience", AUDIENCE_FIELDS)
+    source = _source(fields)
     criteria = _criteria(fields)
     population = fields.integer("population", default=DEFAULT_POPULATION, minimum=1)
     size = fields.integer("size", default=min(DEFAULT_AUDIENCE_SIZE, population), minimum=0)
     if size > population:
         raise fields.error("size", f"{size} is larger than the population ({population})")
+    url = fields.text("url", required=False, one_line=True)
+    if url and not re.fullmatch(r"(file|s3)://\S+", url):
+        raise fields.error("url", f"{shown(url)} must be a file:// or s3:// URL")
+    conn_id = fields.text("conn_id", required=False, pattern=ID_PATTERN)
     return AudienceSpec(
-        segment=fields.text("segment", pattern=SEGMENT_PATTERN),
+        segment=fields.text("segment", pattern=SEGMENT_PATTERN) if source == "demo" else source,
         description=fields.text("description", required=False, default=""),
         criteria=dict(criteria),
         size=size,
         population=population,
         rotate_per_slot=fields.boolean("rotate_per_slot", default=False),
+        source=source,
+        conn_id=conn_id,
+        query=fields.text("query", required=False),
+        url=url,
+        format=_file_format(fields, url) if source == "file" else "",
+        columns=_columns(fields),
+        consent_column=fields.text("consent_column", required=False, pattern=COLUMN_PATTERN),
+        timeout_seconds=fields.bounded("timeout_seconds", default=300, minimum=1, maximum=MAX_TIMEOUT_SECONDS),
     )
 
 
@@ -235,6 +312,7 @@ def _channels(root: Fields) -> tuple[ChannelSpec, ...]:
                 settings=adapter_settings,
                 connections=fields.bounded("connections", default=1, minimum=1, maximum=MAX_CONNECTIONS),
                 shards=fields.bounded("shards", default=1, minimum=1, maximum=MAX_SHARDS),
+                consent_column=fields.text("consent_column", required=False, pattern=COLUMN_PATTERN),
             )
         )
     return tuple(channels)

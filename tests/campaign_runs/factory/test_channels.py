@@ -85,7 +85,7 @@ def test_email_one_connection_per_batch(counting_smtp: tuple[CountingHandler, in
     assert [len(o.delivered) for o in outcomes] == [10, 10, 5]
     assert handler.recipients == [r.email for r in plan(25).recipients()]
     first = next(plan(1).recipients())
-    assert str(adapter.message(first)["Subject"]) == f"Hi {first.first_name}"
+    assert str(adapter.message(first)["Subject"]) == f"Hi {first.fields()['first_name']}"
 
 
 def test_email_refused_recipient_counts_as_failed(counting_smtp: tuple[CountingHandler, int], tmp_path: Path) -> None:
@@ -116,9 +116,9 @@ def test_sms_and_push_sinks(tmp_path: Path) -> None:
     sms_lines = [json.loads(line) for line in (tmp_path / "c" / "sms.jsonl").read_text().splitlines()]
     push_lines = [json.loads(line) for line in (tmp_path / "c" / "push.jsonl").read_text().splitlines()]
     assert [line["to"] for line in sms_lines] == [r.phone for r in batch]
-    assert sms_lines[0]["text"] == f"Hi {batch[0].first_name}"
-    assert [line["to"] for line in push_lines] == [r.device_token for r in batch]
-    assert push_lines[2]["body"] == f"B {batch[2].country}"
+    assert sms_lines[0]["text"] == f"Hi {batch[0].fields()['first_name']}"
+    assert [line["to"] for line in push_lines] == [r.push_token for r in batch]
+    assert push_lines[2]["body"] == f"B {batch[2].values['country']}"
 
 
 def test_new_channel_is_one_adapter_class(tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ def test_cart_abandonment_run_sends_every_channel(smtp_server: Any, sink_dir: Pa
             "sent": 120,
             "failed": 0,
             "in_doubt": 0,
+            "suppressed": 0,
+            "skipped": {},
         }
     assert values[("send_email", "return_value")]["batches"] == 5
     summary = values[("summarise", "return_value")]
@@ -100,6 +102,8 @@ def test_restart_after_stop_sends_only_to_recipients_not_reached(smtp_server: An
         "sent": size - reached,
         "failed": 0,
         "in_doubt": 0,
+        "suppressed": 0,
+        "skipped": {},
     }
     assert values[("send_email", "return_value")]["already_reached"] == reached
     assert values[("build_audience", "return_value")]["restart_of"] == first.run_id

@@ -157,5 +157,7 @@ def test_restart_with_resend_in_doubt_sends_the_doubtful_recipient_once_more(sta
         "sent": SIZE - HELD_INDEX,
         "failed": 0,
         "in_doubt": 0,
+        "suppressed": 0,
+        "skipped": {},
     }
     assert values[("send_email", "return_value")]["already_reached"] == HELD_INDEX

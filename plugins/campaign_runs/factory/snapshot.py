@@ -1,0 +1,397 @@
+"""A run's audience, frozen: the source's rows written once per slot into the ledger's database, then read in order.
+
+Every channel task, shard, Restart and resend of a slot reads the snapshot, never the source again. Hygiene is
+decided while writing: per channel, a row with an invalid or missing address or without consent is skipped with
+a reason, and of rows sharing an address (or a recipient id) only the first is sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from campaign_runs.factory.addresses import is_email_address
+from campaign_runs.factory.audience import WHOLE, Recipient, Shard
+
+if TYPE_CHECKING:
+    from campaign_runs.factory.spec import AudienceSpec
+
+SNAPSHOT_TABLE = "campaign_audience_snapshot"
+META_TABLE = "campaign_audience_snapshot_run"
+CHUNK_ROWS = 5000
+ADDRESS_FIELDS = {"email": "email", "sms": "phone", "push": "push_token"}  # channel -> the recipient field it sends to
+SKIP_COLUMNS = {channel: f"skip_{channel}" for channel in ADDRESS_FIELDS}
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+PHONE_PUNCTUATION = re.compile(r"[\s().-]")
+MAX_PUSH_TOKEN = 4096
+FALSE_WORDS = frozenset({"", "0", "false", "f", "no", "n", "off", "none", "null"})
+TRUE_WORDS = frozenset({"1", "true", "t", "yes", "y", "on"})
+# Reasons a row is skipped for a channel, as run details show them.
+NO_ID, INVALID, MISSING, NO_CONSENT, DUPLICATE = "no_id", "invalid_address", "no_address", "no_consent", "duplicate"
+COLUMNS = "campaign, slot, position, recipient, email, phone, push_token, skip_email, skip_sms, skip_push, fields"
+KEY = "campaign=? AND slot=?"
+NULLABLE = ", ".join(SKIP_COLUMNS.values())
+
+
+def normalised_address(channel: str, value: Any) -> str:
+    """The address as compared and sent: an email trimmed, a phone number without spaces or punctuation."""
+    text = "" if value is None else str(value).strip()
+    if channel == "sms":
+        return PHONE_PUNCTUATION.sub("", text)
+    return text
+
+
+def address_problem(channel: str, address: str) -> str | None:
+    """Why ``address`` cannot receive on ``channel`` (a skip reason), or None."""
+    if not address:
+        return MISSING
+    if channel == "email":
+        return None if is_email_address(address) else INVALID
+    if channel == "sms":
+        return None if E164.fullmatch(address) else INVALID
+    return None if len(address) <= MAX_PUSH_TOKEN and address.isprintable() else INVALID
+
+
+def consents(value: Any) -> bool:
+    """Whether a consent column's value says yes; anything unclear is a no (nobody is sent to by doubt)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value == 1
+    return str(value).strip().lower() in TRUE_WORDS if value is not None else False
+
+
+@dataclass(frozen=True)
+class SnapshotPlan:
+    """How rows become recipients: the column mapping and the consent columns (audience-wide and per channel)."""
+
+    columns: dict[str, str]
+    channels: tuple[str, ...]
+    consent_column: str = ""
+    channel_consent: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, audience: AudienceSpec, channels: Iterable[Any]) -> SnapshotPlan:
+        """The plan of a campaign's audience and channels (``ChannelSpec``s)."""
+        channels = list(channels)
+        return cls(
+            columns=dict(audience.columns),
+            channels=tuple(c.name for c in channels),
+            consent_column=audience.consent_column,
+            channel_consent={c.name: c.consent_column for c in channels if c.consent_column},
+        )
+
+    def column(self, name: str) -> str:
+        """The source column of recipient field ``name``."""
+        return self.columns.get(name, name)
+
+    def needed_columns(self) -> set[str]:
+        """Columns every row must hold: the id, each channel's address, the consent columns."""
+        needed = {self.column("id")}
+        needed |= {self.column(ADDRESS_FIELDS[c]) for c in self.channels if c in ADDRESS_FIELDS}
+        needed |= {c for c in (self.consent_column, *self.channel_consent.values()) if c}
+        return needed
+
+    def row(self, position: int, raw: dict[str, Any]) -> tuple[Any, ...]:
+        """The snapshot row of source row ``raw`` at ``position``: addresses, skip reasons, template values."""
+        values = dict(raw)
+        for name, column in self.columns.items():
+            values[name] = raw.get(column)
+        recipient = "" if values.get("id") is None else str(values["id"]).strip()
+        addresses = {kind: normalised_address(channel, values.get(kind)) for channel, kind in ADDRESS_FIELDS.items()}
+        skips: dict[str, str | None] = {}
+        for channel in ADDRESS_FIELDS:
+            if channel not in self.channels:
+                skips[channel] = None
+                continue
+            consent = self.channel_consent.get(channel)
+            if not recipient:
+                skips[channel] = NO_ID
+            elif (problem := address_problem(channel, addresses[ADDRESS_FIELDS[channel]])) is not None:
+                skips[channel] = problem
+            elif (self.consent_column and not consents(raw.get(self.consent_column))) or (
+                consent and not consents(raw.get(consent))
+            ):
+                skips[channel] = NO_CONSENT
+            else:
+                skips[channel] = None
+        for name in ("id", *addresses):
+            values.pop(name, None)
+        return (
+            position,
+            recipient or f"#{position}",
+            addresses["email"],
+            addresses["phone"],
+            addresses["push_token"],
+            skips["email"],
+            skips["sms"],
+            skips["push"],
+            json.dumps(values, ensure_ascii=False, default=str),
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What run details show of a snapshot: rows, seconds it took, and whether it was written by this run."""
+
+    rows: int
+    seconds: float
+    source: str
+    reused: bool = False
+
+    def as_xcom(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {"rows": self.rows, "seconds": round(self.seconds, 3), "source": self.source, "reused": self.reused}
+
+
+class SnapshotStore:
+    """The snapshot tables in the ledger's database: a SQLite file, or PostgreSQL (``connect`` gives psycopg2)."""
+
+    def __init__(self, connection: Any, *, postgres: bool) -> None:
+        self.connection = connection
+        self.postgres = postgres
+        self._create()
+
+    @classmethod
+    def sqlite(cls, path: Path) -> SnapshotStore:
+        """The store in SQLite file ``path`` (the campaign's ledger file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return cls(connection, postgres=False)
+
+    @classmethod
+    def postgres_connection(cls, connect_args: dict[str, Any]) -> SnapshotStore:
+        """The store in the PostgreSQL database of the ledger."""
+        import psycopg2
+
+        connection = psycopg2.connect(
+            **{"connect_timeout": 10, "application_name": "campaign_audience", **connect_args}
+        )
+        connection.autocommit = True
+        return cls(connection, postgres=True)
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.connection.close()
+
+    def __enter__(self) -> SnapshotStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sql(self, statement: str) -> str:
+        """``statement`` with ``?`` placeholders in this backend's style."""
+        return statement.replace("%", "%%").replace("?", "%s") if self.postgres else statement
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (autocommit) and return its rows."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self.sql(statement), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            cursor.close()
+
+    def _create(self) -> None:
+        text = "TEXT"
+        lock = "SELECT pg_advisory_lock(1129137232)" if self.postgres else None
+        if lock:
+            self.execute(lock)
+        try:
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} (campaign {text} NOT NULL, slot {text} NOT NULL, "
+                f"position INTEGER NOT NULL, recipient {text} NOT NULL, email {text} NOT NULL, phone {text} NOT NULL, "
+                f"push_token {text} NOT NULL, skip_email {text}, skip_sms {text}, skip_push {text}, "
+                f"fields {text} NOT NULL, PRIMARY KEY (campaign, slot, position))"
+            )
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (campaign {text} NOT NULL, slot {text} NOT NULL, "
+                f"source {text} NOT NULL, run_id {text} NOT NULL, row_count INTEGER NOT NULL, seconds REAL NOT NULL, "
+                f"complete INTEGER NOT NULL, created_at {text} NOT NULL, PRIMARY KEY (campaign, slot))"
+            )
+        finally:
+            if lock:
+                self.execute("SELECT pg_advisory_unlock(1129137232)")
+
+    def info(self, campaign: str, slot: str) -> SnapshotInfo | None:
+        """The slot's complete snapshot, if one was written."""
+        rows = self.execute(
+            f"SELECT row_count, seconds, source FROM {META_TABLE} WHERE {KEY} AND complete=1", (campaign, slot)
+        )
+        return SnapshotInfo(int(rows[0][0]), float(rows[0][1]), str(rows[0][2]), reused=True) if rows else None
+
+    def freeze(
+        self, campaign: str, slot: str, run_id: str, source: str, plan: SnapshotPlan, rows: Iterable[dict[str, Any]]
+    ) -> SnapshotInfo:
+        """The slot's snapshot: the one already written, else ``rows`` written now in chunks, then de-duplicated."""
+        if (existing := self.info(campaign, slot)) is not None:
+            return existing
+        started = time.monotonic()
+        self.drop(campaign, slot)  # a snapshot cut short (a killed build_audience): nobody was sent to from it
+        count = 0
+        chunk: list[tuple[Any, ...]] = []
+        for position, raw in enumerate(rows):
+            chunk.append((campaign, slot, *plan.row(position, raw)))
+            if len(chunk) >= CHUNK_ROWS:
+                self._insert(chunk)
+                count += len(chunk)
+                chunk = []
+        if chunk:
+            self._insert(chunk)
+            count += len(chunk)
+        self._skip_duplicates(campaign, slot, plan.channels)
+        seconds = time.monotonic() - started
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        self.execute(
+            f"INSERT INTO {META_TABLE} (campaign, slot, source, run_id, row_count, seconds, complete, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
+            (campaign, slot, source, run_id, count, seconds, now),
+        )
+        return SnapshotInfo(count, seconds, source)
+
+    def _insert(self, chunk: list[tuple[Any, ...]]) -> None:
+        if self.postgres:  # COPY: what the database itself moves fastest
+            buffer = io.StringIO()
+            csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC).writerows(chunk)
+            buffer.seek(0)
+            cursor = self.connection.cursor()
+            try:
+                cursor.copy_expert(
+                    f"COPY {SNAPSHOT_TABLE} ({COLUMNS}) FROM STDIN WITH (FORMAT csv, FORCE_NULL ({NULLABLE}))", buffer
+                )
+            finally:
+                cursor.close()
+            return
+        marks = ", ".join("?" * len(chunk[0]))
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            self.connection.executemany(f"INSERT INTO {SNAPSHOT_TABLE} ({COLUMNS}) VALUES ({marks})", chunk)
+        except BaseException:
+            self.connection.execute("ROLLBACK")
+            raise
+        self.connection.execute("COMMIT")
+
+    def _skip_duplicates(self, campaign: str, slot: str, channels: Sequence[str]) -> None:
+        """Of rows sharing a recipient id, or an address on a channel, every one but the first is skipped."""
+        key = (campaign, slot)
+        ranked = (
+            "SELECT position FROM (SELECT position, ROW_NUMBER() OVER (PARTITION BY {by} ORDER BY position) AS n "
+            f"FROM {SNAPSHOT_TABLE} WHERE {KEY}{{where}}) ranked WHERE n > 1"
+        )
+        skip_all = ", ".join(f"{column}=COALESCE({column}, '{DUPLICATE}')" for column in SKIP_COLUMNS.values())
+        self.execute(
+            f"UPDATE {SNAPSHOT_TABLE} SET {skip_all} WHERE {KEY} AND position IN "
+            f"({ranked.format(by='recipient', where='')})",
+            (*key, *key),
+        )
+        for channel in channels:
+            if channel not in SKIP_COLUMNS:
+                continue
+            column, address = SKIP_COLUMNS[channel], ADDRESS_FIELDS[channel]
+            by = f"LOWER({address})" if channel == "email" else address
+            self.execute(
+                f"UPDATE {SNAPSHOT_TABLE} SET {column}='{DUPLICATE}' WHERE {KEY} AND position IN "
+                f"({ranked.format(by=by, where=f' AND {column} IS NULL')})",
+                (*key, *key),
+            )
+
+    def drop(self, campaign: str, slot: str | None = None) -> int:
+        """Delete the snapshot of one slot (or every slot of ``campaign``); the rows deleted."""
+        where, params = (KEY, (campaign, slot)) if slot is not None else ("campaign=?", (campaign,))
+        self.execute(f"DELETE FROM {META_TABLE} WHERE {where}", params)
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(self.sql(f"DELETE FROM {SNAPSHOT_TABLE} WHERE {where}"), params)
+            return max(int(cursor.rowcount), 0)
+        finally:
+            cursor.close()
+
+    def slots(self, campaign: str) -> list[tuple[str, str]]:
+        """(slot, run id that wrote it) of every snapshot of ``campaign``."""
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self.execute(f"SELECT slot, run_id FROM {META_TABLE} WHERE campaign=?", (campaign,))
+        ]
+
+
+@dataclass
+class SnapshotAudience:
+    """One channel's view of a slot's snapshot: the rows it sends to, in position order, and the rows it skips."""
+
+    store: SnapshotStore
+    campaign: str
+    slot: str
+    channel: str
+    size: int
+
+    @property
+    def skip_column(self) -> str:
+        return SKIP_COLUMNS.get(self.channel, "NULL")
+
+    def skipped(self, shard: Shard = WHOLE) -> dict[str, int]:
+        """Rows of ``shard`` this channel skips, by reason."""
+        rows = self.store.execute(
+            f"SELECT {self.skip_column}, COUNT(*) FROM {SNAPSHOT_TABLE} WHERE {KEY} AND {self.skip_column} IS NOT NULL"
+            f"{shard.where} GROUP BY {self.skip_column}",
+            (self.campaign, self.slot, *shard.params),
+        )
+        return {str(reason): int(count) for reason, count in rows}
+
+    def eligible(self, shard: Shard = WHOLE) -> int:
+        """Rows of ``shard`` this channel sends to."""
+        return shard.size(self.size) - sum(self.skipped(shard).values())
+
+    def batches(self, batch_size: int, shard: Shard = WHOLE) -> Iterator[list[Recipient]]:
+        """Consecutive batches of the rows this channel sends to, read ``batch_size`` at a time (keyset paging)."""
+        after = -1
+        while True:
+            rows = self.store.execute(
+                f"SELECT position, recipient, email, phone, push_token, fields FROM {SNAPSHOT_TABLE} WHERE {KEY} "
+                f"AND {self.skip_column} IS NULL AND position > ?{shard.where} ORDER BY position LIMIT ?",
+                (self.campaign, self.slot, after, *shard.params, batch_size),
+            )
+            if not rows:
+                return
+            yield [_recipient(row) for row in rows]
+            after = int(rows[-1][0])
+
+    def at(self, positions: Sequence[int]) -> list[Recipient]:
+        """The recipients at ``positions`` (in that order)."""
+        found: dict[int, Recipient] = {}
+        for start in range(0, len(positions), 500):
+            chunk = list(positions[start : start + 500])
+            rows = self.store.execute(
+                f"SELECT position, recipient, email, phone, push_token, fields FROM {SNAPSHOT_TABLE} WHERE {KEY} "
+                f"AND position IN ({', '.join('?' * len(chunk))})",
+                (self.campaign, self.slot, *chunk),
+            )
+            found.update((int(row[0]), _recipient(row)) for row in rows)
+        return [found[p] for p in positions if p in found]
+
+
+def _recipient(row: Sequence[Any]) -> Recipient:
+    return Recipient(
+        id=str(row[1]), position=int(row[0]), email=row[2], phone=row[3], push_token=row[4], values=json.loads(row[5])
+    )
+
+
+def open_snapshots(campaign: str, *, sink_dir: Path, conn_id: str = "") -> SnapshotStore:
+    """The snapshot store beside the delivery ledger: Connection ``conn_id``'s database, else the campaign's file."""
+    if conn_id:
+        from airflow.sdk import BaseHook
+
+        from campaign_runs.factory.ledger import connect_args
+
+        return SnapshotStore.postgres_connection(connect_args(BaseHook.get_connection(conn_id)))
+    return SnapshotStore.sqlite(sink_dir / campaign / "ledger.sqlite")

@@ -1,0 +1,273 @@
+"""Audience sources: rows streamed from a SQL Connection or a file in object storage, checked as they come."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from campaign_runs.factory.audience import RunSlot
+    from campaign_runs.factory.spec import AudienceSpec
+
+MAX_COLUMNS = 200
+MAX_VALUE_CHARS = 8192
+MAX_LINE_BYTES = 64 * 1024
+FETCH_ROWS = 5000  # rows per fetch of a server-side cursor
+SLOT_BINDINGS = ("logical_date", "data_interval_start", "data_interval_end", "run_id")
+FILE_FORMATS = ("csv", "jsonl")
+
+
+class AudienceSourceError(Exception):
+    """The audience cannot be read: a missing Connection, a query error or timeout, a malformed row."""
+
+
+Row = dict[str, Any]
+
+
+def bindings(slot: RunSlot | None, run_id: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """Bind parameters of a query: the run's scalar params, then the slot (ISO 8601 strings) and ``run_id``."""
+    values: dict[str, Any] = {
+        name: value
+        for name, value in (params or {}).items()
+        if isinstance(name, str) and (value is None or isinstance(value, str | int | float | bool))
+    }
+    values.update(
+        logical_date=slot.logical_date if slot else None,
+        data_interval_start=slot.data_interval_start if slot else None,
+        data_interval_end=slot.data_interval_end if slot else None,
+        run_id=run_id,
+    )
+    return values
+
+
+def checked_row(raw: dict[Any, Any], number: int) -> Row:
+    """A source row with text column names and scalar values within the caps, or an error naming the row."""
+    if len(raw) > MAX_COLUMNS:
+        raise AudienceSourceError(f"row {number}: {len(raw)} columns; the limit is {MAX_COLUMNS}")
+    row: Row = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not name:
+            raise AudienceSourceError(f"row {number}: a column has no name")
+        if value is not None and not isinstance(value, str | int | float | bool):
+            value = str(value)  # a date, a decimal: templates show its text
+        if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+            raise AudienceSourceError(
+                f"row {number}: column {name[:60]!r} holds {len(value)} characters; the limit is {MAX_VALUE_CHARS}"
+            )
+        row[name] = value
+    return row
+
+
+class AudienceSource(ABC):
+    """Where a campaign's recipients come from; ``rows`` streams them, ``columns`` names what each row holds."""
+
+    label: str = ""
+
+    @abstractmethod
+    def rows(self, values: dict[str, Any]) -> Iterator[Row]:
+        """Every row, streamed, with ``values`` as the bind parameters of a query."""
+
+    @abstractmethod
+    def columns(self, values: dict[str, Any]) -> list[str]:
+        """The column names a row holds, read without reading the rows."""
+
+
+def connection_of(conn_id: str) -> Any:
+    """The Airflow Connection ``conn_id``; an ``AudienceSourceError`` naming it when it does not exist."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException as error:
+        raise AudienceSourceError(f"the Connection {conn_id!r} does not exist") from error
+
+
+@dataclass
+class SqlSource(AudienceSource):
+    """A query run through the common-sql hook of an Airflow Connection, streamed with a server-side cursor."""
+
+    conn_id: str
+    query: str
+    timeout_seconds: float
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        """How the audience is shown."""
+        return f"SQL query on Connection {self.conn_id}"
+
+    def engine(self) -> Any:
+        """A SQLAlchemy engine from the Connection's ``DbApiHook``."""
+        from airflow.providers.common.sql.hooks.sql import DbApiHook
+
+        try:
+            hook = connection_of(self.conn_id).get_hook()
+        except AudienceSourceError:
+            raise
+        except Exception as error:  # a conn_type with no provider installed
+            raise AudienceSourceError(f"the Connection {self.conn_id!r} has no SQL hook: {error}") from error
+        if not isinstance(hook, DbApiHook):
+            raise AudienceSourceError(f"the Connection {self.conn_id!r} is not a SQL database ({type(hook).__name__})")
+        return hook.get_sqlalchemy_engine()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        engine = self.engine()
+        try:
+            with engine.connect() as connection:
+                deadline = time.monotonic() + self.timeout_seconds
+                _limit_time(connection, self.timeout_seconds, deadline)
+                yield connection
+        finally:
+            engine.dispose()
+
+    def rows(self, values: dict[str, Any]) -> Iterator[Row]:
+        """The query's rows, ``FETCH_ROWS`` at a time from a server-side cursor."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._connection() as connection:
+                result = connection.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(
+                    text(self.query), values
+                )
+                for number, row in enumerate(result.mappings(), start=1):
+                    yield checked_row(dict(row), number)
+        except SQLAlchemyError as error:
+            raise AudienceSourceError(_database_message(error)) from error
+
+    def columns(self, values: dict[str, Any]) -> list[str]:
+        """The query's result columns, read by running it with no row wanted."""
+        from sqlalchemy import text
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            with self._connection() as connection:
+                query = f"SELECT * FROM ({self.query.strip().rstrip(';')}) campaign_audience WHERE 1=0"
+                return list(connection.execute(text(query), values).keys())
+        except SQLAlchemyError as error:
+            raise AudienceSourceError(_database_message(error)) from error
+
+
+def _database_message(error: Exception) -> str:
+    """The database's own message, first line of it, without SQLAlchemy's background link."""
+    original = getattr(error, "orig", None) or error
+    message = str(original).strip().splitlines()
+    return f"the query failed: {message[0] if message else type(original).__name__}"
+
+
+def _limit_time(connection: Any, seconds: float, deadline: float) -> None:
+    """Make the database give up after ``seconds``: ``statement_timeout`` on PostgreSQL, a progress check on SQLite."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy import text
+
+        connection.execute(text(f"SET statement_timeout = {int(seconds * 1000)}"))
+    elif dialect == "sqlite":
+        driver = connection.connection.driver_connection
+        driver.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+
+
+@dataclass
+class FileSource(AudienceSource):
+    """A CSV or JSON-lines file read through Airflow's object storage (``file://``, ``s3://`` with a Connection)."""
+
+    url: str
+    conn_id: str
+    format: str
+
+    @property
+    def label(self) -> str:  # type: ignore[override]
+        """How the audience is shown."""
+        return f"{self.format.upper()} file {self.url}"
+
+    def path(self) -> Any:
+        """The ``ObjectStoragePath`` of the file."""
+        from airflow.sdk import ObjectStoragePath
+
+        if self.conn_id:
+            connection_of(self.conn_id)
+        try:
+            return ObjectStoragePath(self.url, conn_id=self.conn_id or None)
+        except Exception as error:
+            raise AudienceSourceError(f"cannot open {self.url}: {error}") from error
+
+    @contextmanager
+    def _lines(self) -> Iterator[Iterator[str]]:
+        try:
+            handle = self.path().open("rb")
+        except AudienceSourceError:
+            raise
+        except Exception as error:  # FileNotFoundError, an S3 access error...
+            raise AudienceSourceError(f"cannot read {self.url}: {type(error).__name__}: {error}") from error
+        with handle:
+            yield _capped_lines(handle)
+
+    def rows(self, values: dict[str, Any]) -> Iterator[Row]:
+        """The file's rows, one line at a time."""
+        with self._lines() as lines:
+            if self.format == "csv":
+                for number, raw in enumerate(csv.DictReader(lines, strict=True), start=1):
+                    if None in raw:
+                        raise AudienceSourceError(f"row {number}: more fields than the header names")
+                    yield checked_row(raw, number)
+                return
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    yield checked_row(_json_object(line, number), number)
+
+    def columns(self, values: dict[str, Any]) -> list[str]:
+        """The CSV header, or the keys of the first JSON line."""
+        with self._lines() as lines:
+            if self.format == "csv":
+                return list(next(csv.reader(lines), []))
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    return list(_json_object(line, number))
+        return []
+
+
+def _capped_lines(handle: io.BufferedIOBase | Any) -> Iterator[str]:
+    """UTF-8 lines of a binary stream, refusing a line longer than ``MAX_LINE_BYTES``."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    number = 0
+    while True:
+        raw = handle.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise AudienceSourceError(f"line {number} is longer than {MAX_LINE_BYTES} bytes")
+        try:
+            yield decoder.decode(raw)
+        except UnicodeDecodeError as error:
+            raise AudienceSourceError(f"line {number} is not UTF-8: {error.reason}") from error
+
+
+def _json_object(line: str, number: int) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError as error:
+        raise AudienceSourceError(f"line {number} is not JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise AudienceSourceError(f"line {number} is not a JSON object")
+    if any(isinstance(item, dict | list) for item in value.values()):
+        raise AudienceSourceError(f"line {number}: values must be text, numbers, true/false or null, not nested")
+    return value
+
+
+def source_for(audience: AudienceSpec) -> AudienceSource:
+    """The source an audience declares (``sql`` or ``file``); the demo source has none."""
+    if audience.source == "sql":
+        return SqlSource(conn_id=audience.conn_id, query=audience.query, timeout_seconds=audience.timeout_seconds)
+    if audience.source == "file":
+        return FileSource(url=audience.url, conn_id=audience.conn_id, format=audience.format)
+    raise ValueError(f"the {audience.source} audience has no source to read")
