@@ -60,6 +60,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
         'How long Resume waits for the dag-processor to load a YAML campaign\'s new "not before" instant before '
         "unpausing it; past that the campaign stays paused and Resume says so.",
     ),
+    "audience_file_roots": (
+        "",
+        "Folders (separated by commas) a file:// audience may be read from; empty means the DAGs folder and "
+        "$AIRFLOW_HOME/audiences. A relative url in a campaign is resolved against its YAML file's folder.",
+    ),
     "ledger_conn_id": (
         "",
         "Connection (PostgreSQL) holding the shipped campaigns' delivery ledger, shared by every worker; empty "

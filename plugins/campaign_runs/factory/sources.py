@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -195,6 +196,8 @@ class FileSource(AudienceSource):
 
         if self.conn_id:
             connection_of(self.conn_id)
+        if self.url.startswith("file://"):
+            check_file_root(self.url)
         try:
             return ObjectStoragePath(self.url, conn_id=self.conn_id or None)
         except Exception as error:
@@ -233,6 +236,31 @@ class FileSource(AudienceSource):
                 if line.strip():
                     return list(_json_object(line, number))
         return []
+
+
+def file_roots() -> list[Path]:
+    """Folders a ``file://`` audience may be read from: ``[campaign_runs] audience_file_roots``, else the defaults."""
+    import os
+
+    from airflow.sdk import conf
+
+    configured = str(conf.get("campaign_runs", "audience_file_roots", fallback="") or "")
+    if configured.strip():
+        return [Path(item.strip()).expanduser().resolve() for item in configured.split(",") if item.strip()]
+    home = Path(os.environ.get("AIRFLOW_HOME") or Path("~/airflow").expanduser())
+    dags = conf.get("core", "dags_folder", fallback="") or str(home / "dags")
+    return [Path(dags).expanduser().resolve(), (home / "audiences").resolve()]
+
+
+def check_file_root(url: str) -> None:
+    """Refuse a ``file://`` URL outside the allowed folders: a campaign may not read any file of the worker."""
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(url).path)).resolve()
+    roots = file_roots()
+    if not any(path.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(root) for root in roots)
+        raise AudienceSourceError(f"{url} is outside the folders audiences may be read from ({allowed})")
 
 
 def _capped_lines(handle: io.BufferedIOBase | Any) -> Iterator[str]:

@@ -247,8 +247,10 @@ def _audience(root: Fields) -> AudienceSpec:
     if size > population:
         raise fields.error("size", f"{size} is larger than the population ({population})")
     url = fields.text("url", required=False, one_line=True)
+    if url and "://" not in url and not url.startswith("/"):
+        url = (root.source.parent / url).resolve().as_uri()  # relative to the campaign's YAML file
     if url and not re.fullmatch(r"(file|s3)://\S+", url):
-        raise fields.error("url", f"{shown(url)} must be a file:// or s3:// URL")
+        raise fields.error("url", f"{shown(url)} must be a file:// or s3:// URL, or a path relative to this file")
     conn_id = fields.text("conn_id", required=False, pattern=ID_PATTERN)
     return AudienceSpec(
         segment=fields.text("segment", pattern=SEGMENT_PATTERN) if source == "demo" else source,

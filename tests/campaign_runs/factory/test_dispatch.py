@@ -69,7 +69,15 @@ def test_progress_once_per_batch_until_total(tmp_path: Path) -> None:
     """Progress is published at start and after each batch, and reaches the total."""
     result, published = run(tmp_path, 35)
     assert [p["sent"] for p in published] == [0, 10, 20, 30, 35]
-    assert published[-1] == {"channel": "sms", "total": 35, "sent": 35, "failed": 0, "in_doubt": 0, "suppressed": 0, "skipped": {}}
+    assert published[-1] == {
+        "channel": "sms",
+        "total": 35,
+        "sent": 35,
+        "failed": 0,
+        "in_doubt": 0,
+        "suppressed": 0,
+        "skipped": {},
+    }
     assert (result.batches, result.stopped, result.in_doubt) == (4, False, 0)
     assert len(sink_ids(tmp_path)) == 35
 
@@ -89,7 +97,15 @@ def test_restart_sends_only_to_recipients_not_reached(tmp_path: Path) -> None:
     run(tmp_path, 100, stop_after(tmp_path, 37))
     result, published = run(tmp_path, 100, run_id="run-2")
     assert (result.already_reached, result.total, result.sent, result.in_doubt) == (37, 63, 63, 0)
-    assert published[0] == {"channel": "sms", "total": 63, "sent": 0, "failed": 0, "in_doubt": 0, "suppressed": 0, "skipped": {}}
+    assert published[0] == {
+        "channel": "sms",
+        "total": 63,
+        "sent": 0,
+        "failed": 0,
+        "in_doubt": 0,
+        "suppressed": 0,
+        "skipped": {},
+    }
     assert published[-1]["sent"] == 63
     ids = sink_ids(tmp_path)
     assert len(ids) == len(set(ids)) == 100
@@ -224,7 +240,15 @@ def test_send_error_counts_the_message_in_doubt(tmp_path: Path) -> None:
             publish=published.append,
             run_id="run-1",
         ).run()
-    assert published[-1] == {"channel": "sms", "total": 30, "sent": 12, "failed": 0, "in_doubt": 1, "suppressed": 0, "skipped": {}}
+    assert published[-1] == {
+        "channel": "sms",
+        "total": 30,
+        "sent": 12,
+        "failed": 0,
+        "in_doubt": 1,
+        "suppressed": 0,
+        "skipped": {},
+    }
     result, _ = run(tmp_path, 30, run_id="run-2", adapter=MemoryChannel(tmp_path, delivered, None, set()))
     assert (result.already_reached, result.in_doubt, result.sent) == (12, 1, 17)
     assert len(delivered) == len(set(delivered)) == 29

@@ -167,9 +167,11 @@ def test_email_bytes_read_back_as_the_message(timed_smtp: tuple[TimedSink, int],
         "reply_to": "reply@example.com",
     }
     adapter = email_adapter(tmp_path, port, 0, settings)
-    recipient = next(r for r in plan(40).recipients() if not r.values['first_name'].isascii())
+    recipient = next(r for r in plan(40).recipients() if not r.values["first_name"].isascii())
     message = adapter.message(recipient)
-    assert str(make_header(decode_header(str(message["Subject"])))).startswith(f"Été chez nous, {recipient.values['first_name']}")
+    assert str(make_header(decode_header(str(message["Subject"])))).startswith(
+        f"Été chez nous, {recipient.values['first_name']}"
+    )
     text = message.get_content().replace("\r\n", "\n")
     assert text == f"Bonjour {recipient.values['first_name']},\n.leading dot\n" + "x" * 1200 + "\n"
     assert message["From"].addresses[0].display_name == "Équipe, Promo"

@@ -342,3 +342,24 @@ class TimedSmtpSink:
         """(arrival time, recipient id) of one run's campaign emails."""
         with self.lock:
             return [(at, recipient) for at, _, run, recipient in self.received if run == run_id]
+
+
+def campaign_from_yaml(folder: Path, text: str) -> Any:
+    """The campaign DAG of YAML ``text``, written beside a loader in ``folder`` and synced to the metadata DB."""
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from campaign_runs.factory.documents import load_yaml
+
+    name = str(load_yaml(text)["id"])
+    (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    loader = folder / f"{name}.py"
+    loader.write_text(
+        "# An airflow DAG.\nfrom campaign_runs.factory.factory import campaign_dag\n\ndag = campaign_dag(__file__)\n",
+        encoding="utf-8",
+    )
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(str(loader))
+    assert not bag.import_errors, bag.import_errors
+    sync_bag_to_db(bag, "dags-folder", None)
+    return bag.dags[name]

@@ -72,4 +72,12 @@ def test_shards_add_up_to_one_channel_row_in_run_details(smtp_server: Any, sink_
 
     summary = xcoms("sharded_sale", run.run_id)[("summarise", "return_value")]
     assert summary["complete"] is True
-    assert summary["channels"]["email"] == {"channel": "email", "total": 30, "sent": 30, "failed": 0, "in_doubt": 0, "suppressed": 0, "skipped": {}}
+    assert summary["channels"]["email"] == {
+        "channel": "email",
+        "total": 30,
+        "sent": 30,
+        "failed": 0,
+        "in_doubt": 0,
+        "suppressed": 0,
+        "skipped": {},
+    }
