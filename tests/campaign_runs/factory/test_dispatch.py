@@ -16,6 +16,8 @@ from campaign_runs.factory.stop import StopSignal
 
 from tests.campaign_runs.factory.test_audience import plan
 
+NOTHING_HELD_BACK = {"suppressed": 0, "skipped": {}}  # no suppression list entry, no skipped row
+
 
 def sink_ids(tmp_path: Path) -> list[str]:
     """Recipients in the SMS sink, in order."""

@@ -24,6 +24,8 @@ SHARDED: dict[str, Any] = {
     },
 }
 
+NOTHING_HELD_BACK = {"suppressed": 0, "skipped": {}}  # no suppression list entry, no skipped row
+
 
 # "Airflow" and "DAG" in the file: DAG discovery's safe mode skips files without both words.
 LOADER = (
