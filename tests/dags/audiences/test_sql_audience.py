@@ -21,7 +21,7 @@ schedule: {cron: null, timezone: UTC, start_date: 2025-01-01}
 audience:
   source: sql
   conn_id: subscribers_db
-  query: "SELECT subscriber_id, email, first_name, opted_in FROM subscribers WHERE signed_up <= :logical_date"
+  query: "SELECT subscriber_id, email, first_name, opted_in FROM subscribers WHERE joined <= :logical_date"
   columns: {id: subscriber_id}
   consent_column: opted_in
 channels:
@@ -38,7 +38,7 @@ def subscribers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "subscribers.db"
     with sqlite3.connect(path) as db:
         db.execute(
-            "CREATE TABLE subscribers (subscriber_id TEXT, email TEXT, first_name TEXT, opted_in INTEGER, signed_up TEXT)"
+            "CREATE TABLE subscribers (subscriber_id TEXT, email TEXT, first_name TEXT, opted_in INTEGER, joined TEXT)"
         )
         rows = [(f"s{n}", f"user{n}@example.org", f"User{n}", 1, "2025-01-01") for n in range(10)]
         rows += [
