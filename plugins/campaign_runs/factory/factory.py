@@ -11,17 +11,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
+from airflow.sdk import DAG, TriggerRule, get_current_context, task
 
+from campaign_runs.factory.about import DEMO_LABEL, about_markdown, campaign_params, campaign_tags
 from campaign_runs.factory.audience import AudiencePlan, Shard, plan_audience, slot_for_run
 from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
 from campaign_runs.factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
 from campaign_runs.factory.ledger import open_ledger
-from campaign_runs.factory.schedule import describe_schedule, timetable
+from campaign_runs.factory.schedule import timetable
 from campaign_runs.factory.schedule_state import with_schedule_state
 from campaign_runs.factory.snapshot import SnapshotAudience, SnapshotPlan, open_snapshots
 from campaign_runs.factory.sources import AudienceSourceError, bindings, source_for
-from campaign_runs.factory.spec import MAX_CONNECTIONS, CampaignSpec, ChannelSpec, load_spec
+from campaign_runs.factory.spec import CampaignSpec, ChannelSpec, load_spec
 from campaign_runs.factory.suppression import open_suppressions
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from campaign_runs.factory.audience import Audience, RunSlot
     from campaign_runs.factory.ledger import DeliveryLedger
+    from campaign_runs.factory.suppression import SuppressionList
     from campaign_runs.factory.timetable import CampaignTimetable
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,6 @@ SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
 LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
 FROZEN_KEY = "channels"  # build_audience's XCom: every channel's settings as the run started
-DEMO_LABEL = "demo audience (synthetic)"
 PROGRESS_INTERVAL = 0.5  # seconds between two progress pushes of a channel task (one Execution API call each)
 
 
@@ -59,110 +60,6 @@ def ledger_conn_id() -> str:
     from airflow.sdk import conf
 
     return str(conf.get(*LEDGER_CONN_OPTION, fallback="") or "").strip()
-
-
-def campaign_tags(spec: CampaignSpec) -> list[str]:
-    """The tags the plugin reads: ``campaign``, ``channel:<name>`` per channel, ``audience:<segment>``."""
-    tags = ["campaign", *(f"channel:{channel.name}" for channel in spec.channels)]
-    tags.append(f"audience:{spec.audience.segment}")
-    return tags + [tag for tag in spec.tags if tag not in tags]
-
-
-def _setting_text(value: Any) -> str:
-    text = str(value).replace("\n", " ").replace("|", "\\|")
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def about_markdown(spec: CampaignSpec) -> str:
-    """The human-readable About shown as the DAG's ``doc_md``."""
-    schedule = spec.schedule
-    when = describe_schedule(schedule.expression or "")
-    if schedule.expression:
-        when += f" (`{schedule.expression}`, {schedule.timezone})"
-    lines = [
-        f"### {spec.id}",
-        "",
-        spec.description,
-        "",
-        f"**Owner:** {spec.owner} ({spec.owner_email})  ",
-        f"**Schedule:** {when}",
-        "",
-        *audience_lines(spec),
-    ]
-    lines += ["", "#### Channels", "", "| Channel | Batch size | Rate limit | Sending | Settings |"]
-    lines.append("| --- | --- | --- | --- | --- |")
-    for channel in spec.channels:
-        rate = f"{channel.rate_limit_per_second:g}/s" if channel.rate_limit_per_second else "unlimited"
-        sending = f"{channel.connections} connection{'s' if channel.connections > 1 else ''}"
-        sending += f", {channel.shards} shards" if channel.shards > 1 else ""
-        settings = "<br>".join(f"{key}: {_setting_text(value)}" for key, value in channel.settings.items() if value)
-        lines.append(f"| {channel.name} | {channel.batch_size} | {rate} | {sending} | {settings} |")
-    return "\n".join(lines) + "\n"
-
-
-def audience_lines(spec: CampaignSpec) -> list[str]:
-    """The About's audience section: where recipients come from, and a synthetic audience said to be one."""
-    audience = spec.audience
-    if not audience.is_demo:
-        where = (
-            f"SQL query on Connection `{audience.conn_id}`"
-            if audience.source == "sql"
-            else f"{audience.format.upper()} file `{audience.url}`"
-            + (f" (Connection `{audience.conn_id}`)" if audience.conn_id else "")
-        )
-        lines = [f"#### Audience: {where}", "", audience.description or "Read once per run into its snapshot.", ""]
-        lines.append("- Read once per slot into a snapshot; a restart reaches the same people")
-        consent = [audience.consent_column] + [
-            f"{c.consent_column} ({c.name})" for c in spec.channels if c.consent_column
-        ]
-        lines += [f"- Consent: {', '.join(c for c in consent if c)}"] if any(consent) else []
-        lines += (
-            [f"- Columns: {', '.join(f'{k} = {v}' for k, v in audience.columns.items())}"] if audience.columns else []
-        )
-        return lines
-    lines = [
-        f"#### Audience: `{audience.segment}`, {DEMO_LABEL}",
-        "",
-        audience.description or "Synthetic segment.",
-        "",
-        f"- **{DEMO_LABEL.capitalize()}**: generated recipients at example.com, for examples and benchmarks",
-        f"- Recipients per run: {audience.size:,} (param `audience_size`), population {audience.population:,}",
-        "- A different sample of the population each slot"
-        if audience.rotate_per_slot
-        else "- Same recipients every slot",
-    ]
-    return lines + [f"- {key}: {_setting_text(value)}" for key, value in audience.criteria.items()]
-
-
-def campaign_params(spec: CampaignSpec) -> dict[str, Param]:
-    """Run configuration with defaults; a run's conf overrides them."""
-    params: dict[str, Param] = {}
-    if spec.audience.is_demo:
-        params["audience_size"] = Param(
-            spec.audience.size,
-            type="integer",
-            minimum=0,
-            maximum=spec.audience.population,
-            description="Recipients in this run's audience.",
-        )
-    for channel in spec.channels:
-        params[f"{channel.name}_batch_size"] = Param(
-            channel.batch_size, type="integer", minimum=1, description=f"{channel.name}: messages per batch."
-        )
-        params[f"{channel.name}_rate_limit_per_second"] = Param(
-            channel.rate_limit_per_second,
-            type="number",
-            minimum=0,
-            description=f"{channel.name}: messages per second, 0 for unlimited (shared by its shards).",
-        )
-        params[f"{channel.name}_connections"] = Param(
-            channel.connections,
-            type="integer",
-            minimum=1,
-            maximum=MAX_CONNECTIONS,
-            description=f"{channel.name}: connections each channel task sends over at once.",
-        )
-    return params
 
 
 def _skip_unscheduled_slot(spec: CampaignSpec, dag_run: Any) -> None:
@@ -263,40 +160,26 @@ def send_channel(
     ti = context["ti"]
     run_id = context["dag_run"].run_id
     channel = frozen_channel(spec, name, plan_data)
-    sink_dir = sink_directory()
-    conn_id = ledger_conn_id()
-    stack = ExitStack()
-    suppressions = stack.enter_context(open_suppressions(sink_dir=sink_dir, conn_id=conn_id))
-    audience = _audience(spec, name, plan_data, sink_dir, conn_id, stack)
-    delivery = DeliveryContext(
-        campaign=spec.id,
-        run_id=run_id,
-        channel=name,
-        settings=channel.settings,
-        sink_dir=sink_dir,
-        campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
-        suppressions=suppressions,
-    )
+    sink_dir, conn_id, slot_key = sink_directory(), ledger_conn_id(), str(plan_data["slot_key"])
     shard = shard or Shard()
     overrides = context["dag_run"].conf or {}  # the run's own params; the defaults are the frozen channel's
-    rate = float(overrides.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
-    adapter = ChannelAdapter.registry[name](delivery, Pacer(rate / shard.count))  # shards share the channel's rate
-    resend = resend_requested(context["dag_run"].conf)
-    slot_key = str(plan_data["slot_key"])
 
     def own_ledger() -> DeliveryLedger:
         return open_ledger(spec.id, slot_key, name, sink_dir=sink_dir, conn_id=conn_id)
 
-    with stack, own_ledger() as ledger:
+    with ExitStack() as stack:
+        suppressions = stack.enter_context(open_suppressions(sink_dir=sink_dir, conn_id=conn_id))
+        audience = _audience(spec, name, plan_data, sink_dir, conn_id, stack)
+        ledger = stack.enter_context(own_ledger())
         result = Dispatcher(
             plan=audience,
-            adapter=adapter,
+            adapter=_adapter(spec, channel, run_id, overrides, shard, sink_dir, suppressions),
             ledger=ledger,
             batch_size=int(overrides.get(f"{name}_batch_size", channel.batch_size)),
             run_state=lambda: _state_name(ti.get_dagrun_state(ti.dag_id, run_id)),
             publish=lambda progress: ti.xcom_push(PROGRESS_KEY, progress),
             run_id=run_id,
-            resend_in_doubt=resend,
+            resend_in_doubt=resend_requested(overrides),
             connections=int(overrides.get(f"{name}_connections", channel.connections)),
             shard=shard,
             progress_interval=PROGRESS_INTERVAL,
@@ -307,6 +190,30 @@ def send_channel(
     if result.stopped:
         raise AirflowFailException(f"Run {run_id} is {result.stop_state}: {name} stopped after {result.sent} messages")
     return result.as_dict()
+
+
+def _adapter(
+    spec: CampaignSpec,
+    channel: ChannelSpec,
+    run_id: str,
+    overrides: dict[str, Any],
+    shard: Shard,
+    sink_dir: Path,
+    suppressions: SuppressionList,
+) -> ChannelAdapter:
+    """The channel's adapter for this run, paced at the run's rate (shared by the channel's shards)."""
+    name = channel.name
+    delivery = DeliveryContext(
+        campaign=spec.id,
+        run_id=run_id,
+        channel=name,
+        settings=channel.settings,
+        sink_dir=sink_dir,
+        campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
+        suppressions=suppressions,
+    )
+    rate = float(overrides.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
+    return ChannelAdapter.registry[name](delivery, Pacer(rate / shard.count))
 
 
 def _audience(

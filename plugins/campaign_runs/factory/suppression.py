@@ -80,7 +80,7 @@ class SuppressionList:
         return cls(connection, postgres=False)
 
     @classmethod
-    def postgres(cls, connect_args: dict[str, Any]) -> SuppressionList:
+    def postgresql(cls, connect_args: dict[str, Any]) -> SuppressionList:
         """The list in a PostgreSQL database (psycopg2 keyword arguments)."""
         import psycopg2
 
@@ -183,5 +183,5 @@ def open_suppressions(*, sink_dir: Path, conn_id: str = "") -> SuppressionList:
 
         from campaign_runs.factory.ledger import connect_args
 
-        return SuppressionList.postgres(connect_args(BaseHook.get_connection(conn_id)))
+        return SuppressionList.postgresql(connect_args(BaseHook.get_connection(conn_id)))
     return SuppressionList.sqlite(sink_dir / "suppressions.sqlite")
