@@ -166,15 +166,25 @@ def _database_message(error: Exception) -> str:
 
 
 def _limit_time(connection: Any, seconds: float, deadline: float) -> None:
-    """Make the database give up after ``seconds``: ``statement_timeout`` on PostgreSQL, a progress check on SQLite."""
+    """Make the session read-only and give up after ``seconds``: an audience query never changes the user's data.
+
+    PostgreSQL: ``default_transaction_read_only`` and ``statement_timeout``; SQLite: ``query_only`` and a progress
+    check; MySQL: a read-only transaction and ``max_execution_time``.
+    """
+    from sqlalchemy import text
+
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        from sqlalchemy import text
-
+        connection.execute(text("SET default_transaction_read_only = on"))
         connection.execute(text(f"SET statement_timeout = {int(seconds * 1000)}"))
+        connection.commit()  # the settings hold for the session; the query runs in a transaction of its own
     elif dialect == "sqlite":
         driver = connection.connection.driver_connection
+        driver.execute("PRAGMA query_only = ON")
         driver.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+    elif dialect in ("mysql", "mariadb"):
+        connection.execute(text(f"SET SESSION max_execution_time = {int(seconds * 1000)}"))
+        connection.execute(text("SET SESSION TRANSACTION READ ONLY"))
 
 
 @dataclass

@@ -63,3 +63,16 @@ def test_sql_audience_is_snapshotted_cleaned_and_sent(
     progress = xcoms("sql_news", run.run_id)[("send_email", "campaign_progress")]
     assert progress["skipped"] == {"duplicate": 1, "invalid_address": 1, "no_consent": 1}
     assert (progress["total"], progress["sent"]) == (10, 10)
+
+
+def test_an_audience_query_cannot_change_the_source(subscribers: Path) -> None:
+    """The query runs read-only: a statement that writes fails with the database's message and changes nothing."""
+    from campaign_runs.factory.sources import AudienceSourceError, SqlSource
+
+    source = SqlSource(
+        conn_id="subscribers_db", query="DELETE FROM subscribers RETURNING subscriber_id", timeout_seconds=5
+    )
+    with pytest.raises(AudienceSourceError, match=r"readonly|read-only|read only"):
+        list(source.rows({}))
+    with sqlite3.connect(subscribers) as db:
+        assert db.execute("SELECT COUNT(*) FROM subscribers").fetchone() == (14,)
