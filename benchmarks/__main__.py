@@ -5,7 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-BENCHMARKS = ["benchmarks.plugin_import", "benchmarks.pages", "benchmarks.stop_latency", "benchmarks.throughput"]
+BENCHMARKS = [
+    "benchmarks.plugin_import",
+    "benchmarks.pages",
+    "benchmarks.stop_latency",
+    "benchmarks.throughput",
+    "benchmarks.audience",
+]
 
 if __name__ == "__main__":
     failed = 0

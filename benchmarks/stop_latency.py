@@ -1,4 +1,4 @@
-"""Stop latency: the plugin's Stop vs Airflow's mark-failed on the shipped flash_sale DAG, and on a plain loop.
+"""Stop latency: the plugin's Stop vs Airflow's mark-failed on the shipped cart_abandonment DAG, and on a plain loop.
 
 Run with ``python -m benchmarks.stop_latency`` from the repository root. It creates a private
 AIRFLOW_HOME (SQLite, LocalExecutor, the plugin loaded), an SMTP sink, and starts api-server, dag-processor and
@@ -7,9 +7,12 @@ scheduler on free ports; everything is stopped by process group at the end. For 
 ways and prints, per way, the time from the stop call returning to the last email received, and how many
 emails arrived after it:
 
-- plugin Stop: ``campaign_runs.core.stop_run`` (what the UI, REST API and CLI call) on flash_sale;
-- mark-failed: Airflow's own ``set_dag_run_state_to_failed`` on flash_sale;
+- plugin Stop: ``campaign_runs.core.stop_run`` (what the UI, REST API and CLI call) on cart_abandonment;
+- mark-failed: Airflow's own ``set_dag_run_state_to_failed`` on cart_abandonment;
 - mark-failed, plain loop: the same on a DAG whose email loop never checks its run (Airflow kills it).
+
+cart_abandonment is the shipped campaign with the demo audience (synthetic), whose size a run's conf sets
+(``audience_size``); its "not before" instant is set a day ahead, so no scheduled slot runs during the benchmark.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 from benchmarks.private_airflow import environment
 
 REPO = Path(__file__).resolve().parent.parent
-CAMPAIGN_ID = "flash_sale"
+CAMPAIGN_ID = "cart_abandonment"
 PLAIN_ID = "bench_plain_sender"
 RUN_HEADER = "X-Campaign-Run-Id"
 AUDIENCE = 5000
@@ -113,11 +116,18 @@ class Trial:
 
 
 def prepare(home: Path, smtp_port: int) -> dict[str, str]:
-    """A private Airflow environment with the shipped flash_sale campaign and the plain loop; exported here too."""
+    """A private Airflow environment with the shipped demo campaign and the plain loop; exported here too."""
+    import datetime as dt
+
+    from campaign_runs.factory.schedule_state import state_path, state_text
+
     dags = home / "dags"
     dags.mkdir(parents=True)
     for name in CAMPAIGN_FILES:
         shutil.copy(REPO / "dags" / "campaigns" / name, dags / name)
+    state = state_path(dags, CAMPAIGN_ID)  # no scheduled (hourly) run while the stops are measured
+    state.parent.mkdir()
+    state.write_text(state_text(dt.datetime.now(dt.UTC) + dt.timedelta(days=1)))
     (dags / f"{PLAIN_ID}.py").write_text(PLAIN_DAG)
     return environment(home, dags, smtp_port)
 

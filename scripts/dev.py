@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scripts.mailsink import MailSink, describe
+from scripts.seed_subscribers import CONN_ENV as SUBSCRIBERS_ENV
+from scripts.seed_subscribers import FILE_NAME as SUBSCRIBERS_FILE
+from scripts.seed_subscribers import connection_value, seed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +74,11 @@ class DevConfig:
     def log_dir(self) -> Path:
         """Folder of the component logs (``<name>.log``)."""
         return self.home / "logs"
+
+    @property
+    def subscribers_db(self) -> Path:
+        """The seeded SQLite file behind Connection ``subscribers_db`` (the weekly_newsletter's audience)."""
+        return self.home / SUBSCRIBERS_FILE
 
     @property
     def env_file(self) -> Path:
@@ -126,8 +134,13 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def airflow_settings(config: DevConfig, keys: Mapping[str, str]) -> dict[str, str]:
-    """The ``AIRFLOW_HOME`` and ``AIRFLOW__*`` variables of the dev instance."""
+def airflow_settings(
+    config: DevConfig, keys: Mapping[str, str], caller: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The ``AIRFLOW_HOME``, ``AIRFLOW__*`` and ``AIRFLOW_CONN_*`` variables of the dev instance.
+
+    Connection ``subscribers_db`` is the seeded SQLite file, unless the ``caller``'s environment defines it.
+    """
     return {
         "AIRFLOW_HOME": str(config.home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{config.home / 'airflow.db'}",
@@ -148,13 +161,14 @@ def airflow_settings(config: DevConfig, keys: Mapping[str, str]) -> dict[str, st
         "AIRFLOW__SMTP__SMTP_STARTTLS": "False",
         "AIRFLOW__SMTP__SMTP_SSL": "False",
         "AIRFLOW__SMTP__SMTP_MAIL_FROM": MAIL_FROM,
+        SUBSCRIBERS_ENV: (caller or {}).get(SUBSCRIBERS_ENV) or connection_value(config.subscribers_db),
     }
 
 
 def build_env(config: DevConfig, keys: Mapping[str, str], base: Mapping[str, str]) -> dict[str, str]:
     """The environment of every child: ``base`` (the caller's) overridden by the dev settings."""
     env = dict(base)
-    env.update(airflow_settings(config, keys))
+    env.update(airflow_settings(config, keys, base))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -164,6 +178,35 @@ def write_env_file(config: DevConfig, settings: Mapping[str, str]) -> None:
     lines = ["# Written by `make run` (scripts/dev.py); source it to use the airflow CLI on this instance."]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in settings.items()]
     _write_private(config.env_file, "\n".join(lines) + "\n")
+
+
+def seed_subscribers(config: DevConfig, settings: Mapping[str, str]) -> None:
+    """Seed the ``subscribers`` table behind Connection ``subscribers_db`` (once), unless the caller brought theirs."""
+    if settings[SUBSCRIBERS_ENV] != connection_value(config.subscribers_db):
+        say(f"subscribers_db: your own {SUBSCRIBERS_ENV} (nothing seeded)")
+        return
+    rows, created = seed(config.subscribers_db)
+    state = "seeded now" if created else "as left by an earlier run"
+    say(f"subscribers_db: table subscribers, {rows:,} rows in {shown(config.subscribers_db)} ({state})")
+
+
+def audience_lines(folder: Path | None = None) -> list[str]:
+    """One line per campaign of the DAGs folder: where its audience comes from (the YAML's ``audience.source``)."""
+    import yaml
+
+    lines = []
+    for path in sorted((folder or REPO / "dags" / "campaigns").glob("*.yaml")):
+        try:
+            audience = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("audience") or {}
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue
+        source = audience.get("source", "demo")
+        where = {
+            "sql": f"SQL on Connection {audience.get('conn_id')}",
+            "file": f"{str(audience.get('format') or 'csv').upper()} file {audience.get('url')}",
+        }.get(source, "demo audience (synthetic)")
+        lines.append(f"{path.stem:<20} {where}")
+    return lines
 
 
 def component_commands(config: DevConfig) -> dict[str, list[str]]:
@@ -355,11 +398,12 @@ def main() -> int:
             return 1
 
     keys = load_secrets(config.home)
-    settings = airflow_settings(config, keys)
+    settings = airflow_settings(config, keys, os.environ)
     env = build_env(config, keys, os.environ)
     write_env_file(config, settings)
     say(f"AIRFLOW_HOME {shown(config.home)} (SQLite, LocalExecutor, FAB login)")
     say(f"airflow CLI on this instance: . {shown(config.env_file)}")
+    seed_subscribers(config, settings)
 
     try:
         for name, argv in setup_commands().items():
@@ -392,6 +436,9 @@ def main() -> int:
             say(f"  login   {ADMIN_USERNAME} / {ADMIN_PASSWORD} ({ADMIN_EMAIL})")
             say(f"  mail    {shown(config.mail_dir)}/ (one .eml per email, a line here for each)")
             say(f"  logs    {shown(config.log_dir)}/")
+            say("  audiences (dags/campaigns/*.yaml):")
+            for line in audience_lines():
+                say(f"    {line}")
             say("Ctrl-C stops everything.")
         elif not stop.is_set() and not any(process.poll() is not None for process in children.values()):
             say(f"the api-server was not healthy within {HEALTH_TIMEOUT_SECONDS:.0f} s; see its log")

@@ -3,7 +3,8 @@
 Thin routes: parse input, check Airflow's permissions, call one core function, shape the answer.
 Authentication is Airflow's own: the bearer JWT that ``/api/v2`` accepts (``POST /auth/token``) or the
 UI's session cookie. Reading needs read access to the campaign's DAG (runs: to its runs); acting needs
-edit access to its runs. Errors are ``{"detail": "...", "code": "..."}``.
+edit access to its runs. Errors are ``{"detail": "...", "code": "..."}``. Only the recipients' one-click
+unsubscribe pages (``api_unsubscribe``) need no login: their signed token is the credential.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from campaign_runs.api_models import (
     WorklistOut,
 )
 from campaign_runs.api_monitor import router as monitor_router
+from campaign_runs.api_suppressions import router as suppressions_router
 from campaign_runs.api_users import router as users_router
 from campaign_runs.domain import CampaignRunsError, NotFoundError, RunStatus
 from campaign_runs.http_errors import NosniffMiddleware, error_fields, http_status
@@ -79,7 +81,7 @@ app = FastAPI(
 )
 
 app.add_middleware(NosniffMiddleware)
-for router in (emails_router, users_router, monitor_router, definitions_router):
+for router in (emails_router, users_router, monitor_router, definitions_router, suppressions_router):
     app.include_router(router)
 app.mount("/ui", ui_app)  # the campaign pages under auth managers other than FAB's (ui_routes.py)
 
@@ -160,23 +162,7 @@ def _readable_dag_ids(user: Any) -> set[str]:
 
 
 def _campaign(summary: Any) -> dict[str, Any]:
-    return {
-        "id": summary.dag_id,
-        "description": summary.description,
-        "owners": summary.owners,
-        "owner_emails": summary.owner_emails,
-        "channels": summary.channels,
-        "audience": summary.audience,
-        "schedule": summary.schedule,
-        "schedule_description": summary.schedule_description,
-        "is_paused": summary.is_paused,
-        "next_run_after": summary.next_run_after,
-        "last_run_id": summary.last_run_id,
-        "last_status": summary.last_status,
-        "active_runs": summary.active_runs,
-        "open_worklist": summary.open_worklist,
-        "failed_emails": summary.failed_emails,
-    }
+    return {"id": summary.dag_id, **{name: getattr(summary, name) for name in CampaignOut.model_fields if name != "id"}}
 
 
 def _run(run: Any) -> RunOut:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
 from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
 from campaign_runs.adapters.auth import acting_as, may_access_runs, user_name
+from campaign_runs.api_audience import router as audience_router
 from campaign_runs.api_definition_models import (
     CampaignAction,
     CampaignActionBody,
@@ -105,10 +106,10 @@ def get_definition_schema() -> dict[str, Any]:
     operation_id="validate_definition",
 )
 def validate_definition(body: DefinitionBody) -> ValidOut:
-    """Check a definition as the dag-processor will load it; 422 names the `field` that is wrong."""
-    from campaign_runs.core.definitions import validate_text
+    """Check a definition as the dag-processor will load it and that its audience reads; 422 names the `field`."""
+    from campaign_runs.core.audiences import validate_definition as validate
 
-    dag_id, _ = validate_text(body.text())
+    dag_id, _ = validate(body.text())
     return ValidOut(dag_id=dag_id, valid=True)
 
 
@@ -288,3 +289,6 @@ def campaign_action(dag_id: DagId, action: CampaignAction, body: CampaignActionB
         )
     fields = ("event_id", "action", "dag_id", "actor", "message", "run_ids", "outcomes", "backfill_id")
     return CampaignActionOut(**{k: getattr(result, k) for k in fields})
+
+
+router.include_router(audience_router)  # GET /campaigns/{dag_id}/audience (api.py is full)

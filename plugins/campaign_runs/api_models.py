@@ -57,7 +57,12 @@ class CampaignOut(BaseModel):
     owners: list[str]
     owner_emails: list[str]
     channels: list[str] = Field(description="Channels from the DAG's `channel:<name>` tags.")
-    audience: str
+    audience: str = Field(description="The DAG's `audience:<segment>` tag; `sql` and `file` are real sources.")
+    audience_label: str = Field(
+        default="",
+        description="Where recipients come from: `SQL query on Connection <id>`, `CSV file <url>`, or "
+        "`demo audience (synthetic)` for generated recipients.",
+    )
     schedule: str | None = Field(description="The timetable summary, e.g. a cron expression.")
     schedule_description: str | None = Field(description="The schedule in plain words.")
     is_paused: bool
@@ -148,7 +153,34 @@ class ChannelProgressOut(BaseModel):
         description="Recipients an earlier run of the slot claimed but never confirmed; a restart resends them "
         "only when asked (`resend_in_doubt`).",
     )
+    suppressed: int | None = Field(
+        default=None, description="Recipients on the suppression list when their message was due: not in total."
+    )
+    skipped: dict[str, int] | None = Field(
+        default=None,
+        description="Rows of the run's audience snapshot this channel does not send to, by reason: no_id, "
+        "invalid_address, no_address, no_consent, duplicate.",
+    )
     percent: int | None
+
+
+class AudienceOut(BaseModel):
+    """The run's audience, as its `build_audience` task returned it (XCom `return_value`), or why it failed."""
+
+    source: str | None = Field(description="sql, file or demo; null until build_audience has returned.")
+    label: str = Field(description="`SQL query on Connection <id>`, `CSV file <url>`, `demo audience (synthetic)`.")
+    demo: bool = Field(description="Whether the audience is the synthetic demo one.")
+    recipients: int | None = Field(description="Recipients in the run's audience (0: the snapshot is empty).")
+    snapshot_rows: int | None = Field(description="Rows of a real source's snapshot.")
+    snapshot_seconds: float | None = Field(description="Seconds writing the snapshot took.")
+    snapshot_reused: bool = Field(description="The snapshot was written by the first run of this slot.")
+    task_state: str | None = Field(description="The state of the build_audience task.")
+    error: str | None = Field(
+        description="When build_audience failed: `audience could not be read; see the build_audience log` (the "
+        "message is in the task's log)."
+    )
+    log_path: str | None = Field(description="The failed build_audience task, with its log, in Airflow's UI.")
+    summary: str = Field(description="The audience in one line, as the run page says it.")
 
 
 class TaskOut(BaseModel):
@@ -197,12 +229,13 @@ class EmailOut(BaseModel):
 
 
 class RunDetailOut(RunOut):
-    """A run with its progress per channel, its tasks and its history."""
+    """A run with its audience, its progress per channel, its tasks and its history."""
 
     dag_id: str
     dag_version: int | None = Field(
         default=None, description="Airflow's DAG version number the run was created with (the definition it ran)."
     )
+    audience: AudienceOut
     progress: list[ChannelProgressOut]
     tasks: list[TaskOut]
     history: list[HistoryEntryOut]

@@ -34,6 +34,12 @@ class ChannelNumbersOut(BaseModel):
     failed: int
     in_doubt: int
     total: int
+    suppressed: int = Field(default=0, description="On the suppression list when their message was due; not in total.")
+    skipped: dict[str, int] = Field(
+        default_factory=dict,
+        description="Rows of the runs' audience snapshots the channel did not send to, by reason: no_id, "
+        "invalid_address, no_address, no_consent, duplicate.",
+    )
     delivery_rate: float | None = Field(description="sent / total (0..1); null without recipients.")
 
 
@@ -116,6 +122,8 @@ def channel_out(channel: Any) -> ChannelNumbersOut:
         failed=channel.failed,
         in_doubt=channel.in_doubt,
         total=channel.total,
+        suppressed=channel.suppressed,
+        skipped=channel.skipped,
         delivery_rate=channel.delivery_rate,
     )
 
@@ -155,7 +163,7 @@ def get_campaign_metrics(
     until: Annotated[datetime | None, Query(alias="to", description="Runs before (run_after, exclusive).")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="How many of the newest runs (10, 30, 100).")] = 10,
 ) -> CampaignMetricsOut:
-    """Per run and channel: sent, failed, in doubt, total, delivery rate; durations, statuses, interventions."""
+    """Per run and channel: sent, failed, in doubt, suppressed, skipped, total, delivery rate; durations, statuses."""
     from campaign_runs.core.monitor import campaign_metrics
 
     return metrics_out(campaign_metrics(dag_id, limit=limit, since=since, until=until))

@@ -9,13 +9,14 @@ types (numbers, booleans, null) and write times as ISO 8601 in UTC. Listing comm
 array of objects; ``show`` and ``run`` print one object. Field names are stable:
 
 * campaigns (``list``, ``show``): ``id``, ``description``, ``owners``, ``channels``, ``audience``,
-  ``schedule``, ``schedule_description``, ``timezone``, ``paused``, ``next_run_after``,
+  ``audience_label``, ``schedule``, ``schedule_description``, ``timezone``, ``paused``, ``next_run_after``,
   ``last_run_id``, ``last_status``, ``active_runs``, ``open_worklist`` (+ ``owner_emails``, ``tags``,
   ``params``, ``doc_md`` in ``show``);
 * runs (``runs``, ``run``): ``run_id`` (null for an upcoming slot), ``status``, ``run_type``,
   ``logical_date``, ``run_after``, ``data_interval_start``, ``data_interval_end``, ``start_date``,
   ``end_date``, ``duration_seconds``, ``tasks_done``, ``tasks_total``, ``progress_percent``, ``note``,
-  ``restart_of``, ``replaced_by``, ``allowed_actions`` (+ ``progress``, ``tasks``, ``history`` in ``run``);
+  ``restart_of``, ``replaced_by``, ``allowed_actions`` (+ ``audience``, ``progress`` with ``suppressed`` and
+  ``skipped`` by reason, ``tasks``, ``history`` in ``run``);
 * actions (``stop``, ``restart``, ``skip``): ``action_id``, ``action``, ``dag_id``, ``run_id``, ``actor``,
   ``status_before``, ``status_after``, ``new_run_id``, ``replayed``;
 * work list (``worklist``, ``reassign``): ``id``, ``dag_id``, ``run_id``, ``assignee``, ``reason``,
@@ -33,11 +34,13 @@ import sys
 from typing import Any
 
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, GroupCommand, arg
+from campaign_runs.cli_audience import AUDIENCE_COMMAND
 from campaign_runs.cli_db import DB_CLEAN_COMMAND, HOUSEKEEPING_COMMAND
 from campaign_runs.cli_definitions import DEFINITION_COMMANDS
 from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_monitor import MONITOR_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, json_object, printer, run_table_row
+from campaign_runs.cli_suppressions import SUPPRESSIONS_COMMAND
 from campaign_runs.cli_users import USERS_COMMAND
 from campaign_runs.presenters import (
     action_row,
@@ -196,18 +199,24 @@ def campaigns_runs(args: argparse.Namespace) -> None:
 
 @edge
 def campaigns_run(args: argparse.Namespace) -> None:
-    """``airflow campaigns run CAMPAIGN RUN_ID``: status, progress per channel, tasks, history."""
+    """``airflow campaigns run CAMPAIGN RUN_ID``: status, audience, progress per channel, tasks, history."""
     from campaign_runs import core
+    from campaign_runs.domain import skipped_text
 
     details = run_details_row(core.run_details(args.campaign, args.run_id))
     console = printer()
     if args.output in ("json", "yaml"):
         console.print_object(details, args.output)
         return
-    summary = {k: v for k, v in details.items() if k not in ("progress", "tasks", "history", "emails")}
+    summary = {k: v for k, v in details.items() if k not in ("audience", "progress", "tasks", "history", "emails")}
     summary["tasks_progress"] = (
         f"{details['tasks_done']}/{details['tasks_total']} tasks ({details['progress_percent']}%)"
     )
+    summary["audience"] = details["audience"]["summary"]
+    if details["audience"]["log_path"]:
+        summary["audience_log"] = details["audience"]["log_path"]
+    for row in details["progress"]:
+        row["skipped"] = skipped_text(row["skipped"]) if row["total"] is not None else None
     console.print_object(summary, args.output)
     for title, key in (
         ("Progress per channel", "progress"),
@@ -363,8 +372,10 @@ CAMPAIGNS_COMMANDS = (
     EMAILS_COMMAND,
     MONITOR_COMMAND,
     USERS_COMMAND,
+    SUPPRESSIONS_COMMAND,
     DB_CLEAN_COMMAND,
     *DEFINITION_COMMANDS,
+    AUDIENCE_COMMAND,
 )
 
 

@@ -14,7 +14,8 @@ ARG_OLDER_THAN = arg(
     metavar="DAYS",
     type=int,
     required=True,
-    help="Remove finished emails, resolved work-list entries and unreferenced actions older than DAYS days",
+    help="Remove finished emails, resolved work-list entries, unreferenced actions and orphaned audience snapshots "
+    "older than DAYS days",
 )
 ARG_DRY_RUN = arg(("--dry-run",), action="store_true", help="Only count what would be removed")
 ARG_ONCE = arg(("--once",), action="store_true", help="Run one pass and exit instead of looping")
@@ -67,7 +68,8 @@ def campaigns_db_clean(args: argparse.Namespace) -> None:
     verb = "Would remove" if result.dry_run else "Removed"
     print(
         f"{verb} {result.emails} emails, {result.worklist_entries} work-list entries and {result.actions} actions "
-        f"older than {cutoff:%Y-%m-%d %H:%M} UTC."
+        f"older than {cutoff:%Y-%m-%d %H:%M} UTC, and {result.snapshots} audience snapshots of runs Airflow no "
+        "longer has."
     )
 
 
@@ -81,7 +83,8 @@ HOUSEKEEPING_COMMAND = ActionCommand(
 DB_CLEAN_COMMAND = ActionCommand(
     name="db-clean",
     help="Remove the plugin's finished rows (sent or failed emails, resolved work-list entries, their actions) "
-    "older than a number of days; pending emails, open entries and run statuses are kept",
+    "older than a number of days, and the audience snapshots of runs Airflow no longer has; pending emails, open "
+    "entries, run statuses and the snapshots of existing runs are kept",
     func=campaigns_db_clean,
     args=(ARG_OLDER_THAN, ARG_DRY_RUN, ARG_YES, ARG_OUTPUT, ARG_VERBOSE),
 )

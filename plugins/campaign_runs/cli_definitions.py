@@ -95,10 +95,10 @@ def campaigns_create(args: argparse.Namespace) -> None:
 
 @edge
 def campaigns_validate(args: argparse.Namespace) -> None:
-    """``airflow campaigns validate --file F``: exit 0 when the dag-processor will load it."""
-    from campaign_runs.core.definitions import validate_text
+    """``airflow campaigns validate --file F``: exit 0 when the dag-processor will load it and its audience reads."""
+    from campaign_runs.core.audiences import validate_definition
 
-    dag_id, _ = validate_text(_read(args.file))
+    dag_id, _ = validate_definition(_read(args.file))
     if args.output in ("json", "yaml"):
         printer().print_object({"dag_id": dag_id, "valid": True}, args.output)
     else:
@@ -232,7 +232,8 @@ DEFINITION_COMMANDS = (
     ),
     ActionCommand(
         name="validate",
-        help="Check a campaign YAML file as the dag-processor will load it; errors name the field",
+        help="Check a campaign YAML file as the dag-processor will load it, and that a SQL or file audience can be "
+        "read with the columns its templates and mappings name; errors name the field",
         func=campaigns_validate,
         args=(ARG_FILE, ARG_OUTPUT, ARG_VERBOSE),
     ),

@@ -19,6 +19,8 @@ _TABLE_COLUMNS = (
     "sent",
     "failed",
     "in_doubt",
+    "suppressed",
+    "skipped",
     "total",
     "delivery_rate",
     "stops",
@@ -53,6 +55,7 @@ ARG_MONITOR_OUTPUT = arg(
 def campaigns_monitor(args: argparse.Namespace) -> None:
     """``airflow campaigns monitor CAMPAIGN [--limit N] [--from DATE] [--to DATE] -o table|json|csv``."""
     from campaign_runs.core import monitor
+    from campaign_runs.domain import skipped_text
 
     if not 1 <= args.limit <= monitor.MAX_LIMIT:
         raise CliError(f"--limit must be between 1 and {monitor.MAX_LIMIT}.")
@@ -63,6 +66,8 @@ def campaigns_monitor(args: argparse.Namespace) -> None:
         print(json.dumps({**monitor.summary(found), "rows": monitor.table_rows(found)}, indent=2))
     else:
         rows = [{key: row[key] for key in _TABLE_COLUMNS} for row in monitor.table_rows(found)]
+        for row in rows:
+            row["skipped"] = skipped_text(row["skipped"])
         printer().print_as(rows, args.output)
 
 

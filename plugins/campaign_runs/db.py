@@ -26,4 +26,5 @@ class CampaignRunsDBManager(BaseDBManager):
         "0.4.0": "cr0004",
         "0.5.0": "cr0005",
         "0.6.0": "cr0006",
+        "0.7.0": "cr0007",
     }

@@ -223,3 +223,25 @@ def validate_note(note: str | None, *, required: bool, max_length: int) -> str:
 def utcnow() -> _dt.datetime:
     """Aware UTC now, as Airflow stores times."""
     return _dt.datetime.now(_dt.UTC)
+
+
+# What the campaign factory writes about a run's audience (``build_audience``'s return value, progress XCom).
+DEMO_AUDIENCE = "demo audience (synthetic)"
+# Why a row of a run's audience snapshot is not sent to on a channel, in the words run details use.
+SKIP_REASONS = {
+    "no_id": "no id",
+    "invalid_address": "invalid address",
+    "no_address": "no address",
+    "no_consent": "no consent",
+    "duplicate": "duplicate",
+}
+
+
+def skipped_text(skipped: dict[str, int] | None) -> str:
+    """Skipped rows in words, known reasons first: ``3 (no consent: 2, invalid address: 1)``; ``0`` when none."""
+    counts = {reason: count for reason, count in (skipped or {}).items() if count}
+    if not counts:
+        return "0"
+    order = [*(r for r in SKIP_REASONS if r in counts), *sorted(set(counts) - set(SKIP_REASONS))]
+    parts = ", ".join(f"{SKIP_REASONS.get(reason, reason)}: {counts[reason]:,}" for reason in order)
+    return f"{sum(counts.values()):,} ({parts})"

@@ -38,3 +38,8 @@ def campaign_tab_path(dag_id: str) -> str:
 def run_tab_path(dag_id: str, run_id: str) -> str:
     """The DAG run's Campaign run tab in Airflow's UI (the run's details inside Airflow)."""
     return f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/plugin/{RUN_TAB_ROUTE}"
+
+
+def airflow_task_path(dag_id: str, run_id: str, task_id: str) -> str:
+    """A task instance (with its log) in Airflow's own UI."""
+    return f"/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id, safe='')}"

@@ -141,6 +141,10 @@ run_summary = Table(
     Column("sent", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("in_doubt", Integer, nullable=False, default=0),
+    # On the suppression list when their message was due (not in ``total``), and the snapshot's rows the channel
+    # skipped: JSON ``{reason: count}`` (no_id, invalid_address, no_address, no_consent, duplicate).
+    Column("suppressed", Integer, nullable=False, default=0),
+    Column("skipped", Text, nullable=True),
     Column("status", String(20), nullable=False),
     Column("started_at", UtcDateTime, nullable=True),
     Column("ended_at", UtcDateTime, nullable=True),

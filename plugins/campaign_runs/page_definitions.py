@@ -2,7 +2,8 @@
 
 Form inputs are named after the definition's dotted fields (``schedule.cron``, ``channels.email.body``), so a
 ``DefinitionInvalidError.field`` names the input it is shown beside. What the form does not show (tags, the
-audience's population, a channel's ``from_name`` or guard) is kept from the YAML the edit started from.
+audience's population, a channel's ``from_name``, guard or consent column) is kept from the YAML the edit
+started from.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ CHANNELS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "push": (("title", "Title", False), ("body", "Body", True), ("deep_link", "Deep link", False)),
 }
 LIMIT_FIELDS = ("batch_size", "rate_limit_per_second")
+AUDIENCE_SOURCES = ("demo", "sql", "file")
+SOURCE_TEXT = ("conn_id", "query", "url", "format", "consent_column")  # a SQL or file audience's text settings
+DEMO_ONLY = ("segment", "criteria", "size", "population", "rotate_per_slot")
+SOURCE_FIELDS = frozenset(f"audience.{name}" for name in ("source", *SOURCE_TEXT, "columns", "timeout_seconds"))
 MULTILINE = frozenset(
-    {"audience.criteria", "note", "conf", "params"}
+    {"audience.criteria", "audience.query", "audience.columns", "note", "conf", "params"}
     | {f"channels.{name}.{key}" for name, settings in CHANNELS.items() for key, _, multi in settings if multi}
 )
 TEMPLATE_FIELDS = frozenset(f"channels.{name}.{key}" for name, settings in CHANNELS.items() for key, _, _ in settings)
@@ -40,6 +45,7 @@ FIELDS = frozenset(
     {*TEXT_FIELDS, "note", "schedule.mode", "schedule.cron", "schedule.preset", "schedule.timezone"}
     | {"schedule.start_date", "schedule.catchup", "audience.segment", "audience.size", "audience.criteria"}
     | TEMPLATE_FIELDS
+    | SOURCE_FIELDS
     | {f"channels.{name}.{key}" for name in CHANNELS for key in ("enabled", *LIMIT_FIELDS)}
 )
 SECTIONS = frozenset({"schedule", "audience", "channels"} | {f"channels.{name}" for name in CHANNELS})
@@ -79,6 +85,16 @@ class Paths:
     def configure(dag_id: str) -> str:
         """The Configure form of a campaign."""
         return f"{view_links.campaign_path(dag_id)}/configure"
+
+    @staticmethod
+    def new_audience() -> str:
+        """Where the New form posts to preview its audience (nothing is saved)."""
+        return f"{view_links.BASE}/new/audience"
+
+    @staticmethod
+    def configure_audience(dag_id: str) -> str:
+        """Where the Configure form posts to preview its audience (nothing is saved)."""
+        return f"{view_links.campaign_path(dag_id)}/configure/audience"
 
     @staticmethod
     def action(dag_id: str, action: str) -> str:
@@ -124,10 +140,25 @@ def _schedule_form(schedule: Mapping[str, Any]) -> dict[str, str]:
     return {**form, "schedule.mode": "cron", "schedule.cron": _text(cron)}
 
 
+def _flow(value: Any) -> str:
+    """A mapping as one line of YAML (``{plan: gold}``), empty when there is none."""
+    if not value:
+        return ""
+    return str(yaml.safe_dump(value, sort_keys=False, allow_unicode=True, default_flow_style=None)).strip()
+
+
+def _source_form(audience: Mapping[str, Any]) -> dict[str, str]:
+    """The audience's source and a SQL or file source's settings, as the form shows them."""
+    form = {f"audience.{name}": _text(audience.get(name)) for name in (*SOURCE_TEXT, "timeout_seconds")}
+    form["audience.columns"] = _flow(audience.get("columns") if isinstance(audience.get("columns"), dict) else None)
+    return {**form, "audience.source": _text(audience.get("source") or "demo")}
+
+
 def form_of(data: Mapping[str, Any]) -> dict[str, str]:
     """The form's values of a definition mapping (Configure's prefill)."""
     form = {name: _text(data.get(name)) for name in TEXT_FIELDS}
     form.update(_schedule_form(_mapping(data.get("schedule"))))
+    form.update(_source_form(_mapping(data.get("audience"))))
     form["audience.segment"] = _text(_get(data, "audience.segment"))
     form["audience.size"] = _text(_get(data, "audience.size"))
     criteria = _get(data, "audience.criteria")
@@ -199,17 +230,45 @@ def _schedule(form: Mapping[str, str], schedule: dict[str, Any]) -> None:
     schedule["catchup"] = form.get("schedule.catchup") == "on"
 
 
-def _criteria(form: Mapping[str, str]) -> dict[str, Any] | None:
-    raw = form.get("audience.criteria", "")
+def _yaml_mapping(form: Mapping[str, str], name: str, example: str) -> dict[str, Any] | None:
+    raw = form.get(name, "")
     if not raw.strip():
         return None
     try:
         value = load_yaml(raw, max_bytes=FIELD_BYTES)
     except (yaml.YAMLError, DocumentError) as error:
-        raise DefinitionInvalidError("audience.criteria", f"is not valid YAML or JSON: {error}") from error
+        raise DefinitionInvalidError(name, f"is not valid YAML or JSON: {error}") from error
     if not isinstance(value, dict):
-        raise DefinitionInvalidError("audience.criteria", "must be a mapping of attribute: value, e.g. {plan: gold}")
+        raise DefinitionInvalidError(name, f"must be a mapping of {example}")
     return value
+
+
+def _criteria(form: Mapping[str, str]) -> dict[str, Any] | None:
+    return _yaml_mapping(form, "audience.criteria", "attribute: value, e.g. {plan: gold}")
+
+
+def _audience(form: Mapping[str, str], audience: dict[str, Any]) -> None:
+    """The audience the form describes: a SQL or file source's settings, or the demo generator's fields.
+
+    A form without the source's fields (an older page, a client) leaves them as the YAML has them.
+    """
+    source = form.get("audience.source", "").strip() or "demo"
+    if "audience.source" in form:
+        if source not in AUDIENCE_SOURCES:
+            raise DefinitionInvalidError("audience.source", f"must be one of {', '.join(AUDIENCE_SOURCES)}")
+        _put(audience, "source", None if source == "demo" else source)
+        for name in SOURCE_TEXT:
+            _put(audience, name, form.get(f"audience.{name}", "").strip())
+        columns = _yaml_mapping(form, "audience.columns", "recipient field: column, e.g. {id: user_id}")
+        _put(audience, "columns", columns)
+        _put(audience, "timeout_seconds", _number(form, "audience.timeout_seconds", whole=True))
+    if source != "demo":  # the demo generator's fields are refused beside a SQL or file source
+        for name in DEMO_ONLY:
+            audience.pop(name, None)
+        return
+    _put(audience, "segment", form.get("audience.segment", "").strip())
+    _put(audience, "criteria", _criteria(form))
+    _put(audience, "size", _number(form, "audience.size", whole=True))
 
 
 def _channels(form: Mapping[str, str], channels: dict[str, Any]) -> None:
@@ -233,9 +292,7 @@ def mapping_of(form: Mapping[str, str], base: Mapping[str, Any] | None = None) -
     schedule = _mapping(data.get("schedule"))
     _schedule(form, schedule)
     audience = _mapping(data.get("audience"))
-    _put(audience, "segment", form.get("audience.segment", "").strip())
-    _put(audience, "criteria", _criteria(form))
-    _put(audience, "size", _number(form, "audience.size", whole=True))
+    _audience(form, audience)
     channels = _mapping(data.get("channels"))
     _channels(form, channels)
     ordered = {name: data[name] for name in TEXT_FIELDS if name in data}

@@ -70,6 +70,9 @@ def run_json(run: RunView, details: RunDetails | None = None) -> dict[str, Any]:
                 "sent": c.sent,
                 "failed": c.failed,
                 "in_doubt": c.in_doubt,
+                "suppressed": c.suppressed,
+                "skipped": c.skipped,
+                "skipped_text": c.skipped_text,
                 "percent": c.percent,
             }
             for c in details.channels

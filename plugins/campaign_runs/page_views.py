@@ -138,6 +138,7 @@ def run_page(
         "tasks": details.tasks,
         "failures": details.failures,
         "dag_version": details.dag_version,
+        "audience": details.audience,
         "active": details.run.is_active,
         "form": form or {},
     }

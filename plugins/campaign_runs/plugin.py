@@ -31,10 +31,11 @@ def _appbuilder_views() -> list[dict[str, Any]]:
     from campaign_runs.views_definitions import CampaignDefinitionsView
     from campaign_runs.views_emails import CampaignEmailsView
     from campaign_runs.views_monitor import CampaignMonitorView
+    from campaign_runs.views_suppressions import CampaignSuppressionsView
     from campaign_runs.views_users import CampaignUsersView
 
     views = [CampaignsView(), CampaignEmailsView(), CampaignUsersView(), CampaignMonitorView()]
-    views.append(CampaignDefinitionsView())
+    views += [CampaignDefinitionsView(), CampaignSuppressionsView()]
     return [{"view": view} for view in views]
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         UpcomingRun,
         WorklistItem,
     )
-    from campaign_runs.core.dto import EmailView
+    from campaign_runs.core.dto import AudienceView, ChannelProgress, EmailView
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -36,6 +36,7 @@ def campaign_row(summary: CampaignSummary, timezone: str | None) -> dict[str, An
         "owners": summary.owners,
         "channels": summary.channels,
         "audience": summary.audience,
+        "audience_label": summary.audience_label,
         "schedule": summary.schedule,
         "schedule_description": summary.schedule_description,
         "timezone": timezone,
@@ -150,8 +151,41 @@ def action_row(result: ActionResult) -> dict[str, Any]:
     }
 
 
+def progress_row(progress: ChannelProgress) -> dict[str, Any]:
+    """One channel's progress: counts are null until its task has reported; ``skipped`` is by reason."""
+    return {
+        "channel": progress.channel,
+        "task_id": progress.task_id,
+        "task_state": progress.task_state,
+        "total": progress.total,
+        "sent": progress.sent,
+        "failed": progress.failed,
+        "in_doubt": progress.in_doubt,
+        "suppressed": progress.suppressed,
+        "skipped": progress.skipped,
+        "percent": progress.percent,
+    }
+
+
+def audience_row(audience: AudienceView) -> dict[str, Any]:
+    """A run's audience: source, label, recipients, snapshot, or why ``build_audience`` failed; ``summary`` says it."""
+    return {
+        "source": audience.source,
+        "label": audience.label,
+        "demo": audience.is_demo,
+        "recipients": audience.recipients,
+        "snapshot_rows": audience.snapshot_rows,
+        "snapshot_seconds": audience.snapshot_seconds,
+        "snapshot_reused": audience.snapshot_reused,
+        "task_state": audience.task_state,
+        "error": audience.error,
+        "log_path": audience.log_path,
+        "summary": audience.line,
+    }
+
+
 def run_details_row(details: RunDetails) -> dict[str, Any]:
-    """A run with its progress per channel, its tasks and its history."""
+    """A run with its audience, its progress per channel, its tasks and its history."""
     run = details.run
     return {
         "dag_id": run.dag_id,
@@ -159,19 +193,8 @@ def run_details_row(details: RunDetails) -> dict[str, Any]:
         "triggering_user": run.triggering_user,
         "dag_run_state": run.dag_run_state,
         "dag_version": details.dag_version,
-        "progress": [
-            {
-                "channel": c.channel,
-                "task_id": c.task_id,
-                "task_state": c.task_state,
-                "total": c.total,
-                "sent": c.sent,
-                "failed": c.failed,
-                "in_doubt": c.in_doubt,
-                "percent": c.percent,
-            }
-            for c in details.channels
-        ],
+        "audience": audience_row(details.audience),
+        "progress": [progress_row(c) for c in details.channels],
         "tasks": [dataclasses.asdict(t) for t in details.tasks],
         "history": [history_row(h) for h in details.history],
         "emails": [email_row(e) for e in details.run.emails],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from campaign_runs import __version__
-from campaign_runs.settings import OPTIONS, SECTION
+from campaign_runs.settings import OPTIONS, SECTION, SENSITIVE
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -27,6 +27,7 @@ def get_provider_info() -> dict[str, Any]:
                         "type": _type_of(default),
                         "example": None,
                         "default": default,
+                        "sensitive": name in SENSITIVE,
                     }
                     for name, (default, description) in OPTIONS.items()
                 },

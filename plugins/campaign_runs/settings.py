@@ -38,7 +38,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "Hours an Idempotency-Key stays bound to its request; after that the same key starts a new action.",
     ),
     "email_subject_prefix": ("[Campaign Runs]", "Prefix of the subject of every email."),
-    "base_url": ("", "Base URL of links in emails; empty means [api] base_url."),
+    "base_url": (
+        "",
+        "Base URL of links in emails, the campaigns' one-click unsubscribe links too (https for mail providers to "
+        "offer them); empty means [api] base_url.",
+    ),
     "user_email_template": (
         "",
         "Address of a user whose auth manager gives none and who set none in Campaign Runs, with {username} "
@@ -70,7 +74,19 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "Connection (PostgreSQL) holding the shipped campaigns' delivery ledger, shared by every worker; empty "
         "means a SQLite file per campaign under sink_dir. Read by the campaign tasks (campaign_runs.factory).",
     ),
+    "unsubscribe_secret": (
+        "",
+        "Key that signs the recipients' unsubscribe links, the same on the workers and the API server (sensitive: "
+        "unsubscribe_secret_cmd and unsubscribe_secret_secret work too); empty means a key derived from [api] "
+        "secret_key. Changing it voids the links of emails already sent.",
+    ),
+    "unsubscribe_mailto": (
+        "",
+        "Address of the mailto: link in every campaign email's List-Unsubscribe header (the signed token in its "
+        "subject); empty means [smtp] smtp_mail_from.",
+    ),
 }
+SENSITIVE = frozenset({"unsubscribe_secret"})  # masked, and readable through _cmd / _secret (provider_info.py)
 
 
 @dataclass(frozen=True)

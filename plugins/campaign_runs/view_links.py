@@ -71,4 +71,4 @@ def airflow_run_path(dag_id: str, run_id: str) -> str:
 
 def airflow_task_path(dag_id: str, run_id: str, task_id: str) -> str:
     """A task instance (with its log) in Airflow's own UI."""
-    return f"{airflow_run_path(dag_id, run_id)}/tasks/{quote(task_id, safe='')}"
+    return links.airflow_task_path(dag_id, run_id, task_id)

@@ -19,7 +19,7 @@ from flask_wtf.csrf import CSRFError
 
 from campaign_runs import page_definitions, page_input, view_links
 from campaign_runs.adapters import auth
-from campaign_runs.core import definition_rights, definition_status, definitions
+from campaign_runs.core import audiences, definition_rights, definition_status, definitions
 from campaign_runs.core.campaign_actions import CAMPAIGN_ACTIONS, MISSED_CHOICES, perform_campaign_action
 from campaign_runs.core.users import email_of, no_email_notice
 from campaign_runs.domain import (
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 TEXT_LIMIT = 200_000  # characters of a multi-line field: the core's own limits (templates, 64 KiB file) say more
+PREVIEW_ROWS = 10  # rows an audience preview shows
 
 
 @cache
@@ -182,8 +183,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             return refused
         if not may_manage("POST"):
             return self._refuse("You may not create campaigns (the Campaign Definitions permission).", 403)
-        context: dict[str, Any] = {"title": "New campaign", "mode": "new", "action_url": page_definitions.Paths.new()}
-        context["starts_paused"] = definition_status.starts_paused()
+        context = self._new_context()
         if request.method == "GET":
             return self._form_page(form=page_definitions.new_form(), **context)
         form, note = page_definitions.form_fields(request.form), request.form.get("note", "")
@@ -194,6 +194,40 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             slot, message = self._slot(error, form, clash_field="id")
             return self._form_page(http_status(error), form=form, note=note, errors={slot: message}, **context)
         return self._saved(saved, view_links.list_path())
+
+    @staticmethod
+    def _new_context() -> dict[str, Any]:
+        paths = page_definitions.Paths
+        context = {
+            "title": "New campaign",
+            "mode": "new",
+            "action_url": paths.new(),
+            "audience_url": paths.new_audience(),
+        }
+        return {**context, "starts_paused": definition_status.starts_paused()}
+
+    @expose("/new/audience", methods=["POST"])  # type: ignore[untyped-decorator]
+    def new_audience(self) -> ResponseReturnValue:
+        """The New form again, with its audience read now as a run would read it; nothing is saved or sent."""
+        if (refused := self._gate()) is not None:
+            return refused
+        if not may_manage("POST"):
+            return self._refuse("You may not create campaigns (the Campaign Definitions permission).", 403)
+        return self._audience_page(None, self._new_context())
+
+    def _audience_page(self, base: dict[str, Any] | None, context: dict[str, Any]) -> ResponseReturnValue:
+        """The form as posted, with the preview of the audience it describes (or the error, beside its field)."""
+        form, note = page_definitions.form_fields(request.form), request.form.get("note", "")
+        kept: dict[str, Any] = {"form": form, "note": note}
+        if base is not None:
+            kept["base_sha"] = request.form.get("base_sha", "")
+        try:
+            text = definitions.dump(page_definitions.mapping_of(form, base))
+            preview = audiences.preview_definition(text, limit=PREVIEW_ROWS)
+        except CampaignRunsError as error:
+            slot, message = self._slot(error, form)
+            return self._form_page(http_status(error), errors={slot: message}, **kept, **context)
+        return self._form_page(audience=preview.as_dict(), **kept, **context)
 
     @staticmethod
     def _slot(error: CampaignRunsError, form: dict[str, str], clash_field: str = "") -> tuple[str, str]:
@@ -249,19 +283,35 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             state = definitions.definition_of(dag_id)
         except CampaignRunsError as error:
             return self._refuse(str(error), http_status(error))
-        context: dict[str, Any] = {
-            "title": f"Configure {dag_id}",
-            "mode": "configure",
-            "dag_id": dag_id,
-            "state": state,
-            "action_url": page_definitions.Paths.configure(dag_id),
-        }
+        context = self._configure_context(dag_id, state)
         if state.text is None:
             return self._form_page(form={}, **context)
         base = definitions.load_text(state.text)
         if request.method == "GET":
             return self._form_page(form=page_definitions.form_of(base), base_sha=state.sha, **context)
         return self._save_configured(dag_id, base, context)
+
+    @staticmethod
+    def _configure_context(dag_id: str, state: Any) -> dict[str, Any]:
+        paths = page_definitions.Paths
+        context = {"title": f"Configure {dag_id}", "mode": "configure", "dag_id": dag_id, "state": state}
+        return {**context, "action_url": paths.configure(dag_id), "audience_url": paths.configure_audience(dag_id)}
+
+    @expose("/display/<string:dag_id>/configure/audience", methods=["POST"])  # type: ignore[untyped-decorator]
+    def configure_audience(self, dag_id: str) -> ResponseReturnValue:
+        """The Configure form again, with its audience read now as a run would read it; nothing is saved or sent."""
+        if (refused := self._gate()) is not None:
+            return refused
+        if (refused := self._configure_rights(dag_id)) is not None:
+            return refused
+        try:
+            state = definitions.definition_of(dag_id)
+        except CampaignRunsError as error:
+            return self._refuse(str(error), http_status(error))
+        context = self._configure_context(dag_id, state)
+        if state.text is None:
+            return self._form_page(form={}, **context)
+        return self._audience_page(definitions.load_text(state.text), context)
 
     def _save_configured(self, dag_id: str, base: dict[str, Any], context: dict[str, Any]) -> ResponseReturnValue:
         form, note = page_definitions.form_fields(request.form), request.form.get("note", "")

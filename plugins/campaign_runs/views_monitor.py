@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from campaign_runs import page_input, ui_support, view_links
 from campaign_runs.adapters import auth
-from campaign_runs.domain import CampaignRunsError
+from campaign_runs.domain import CampaignRunsError, skipped_text
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time
 
@@ -30,6 +30,7 @@ STATIC_DIR = Path(__file__).parent / "static"
 CHART_JS = "chart.umd.min.js"
 LIMITS = (10, 30, 100)
 ACTIONS = ("stop", "restart", "skip", "reassign")
+_NUMBERS = ("sent", "failed", "in_doubt", "suppressed", "total")
 
 
 def monitor_path(dag_id: str, **params: object) -> str:
@@ -84,7 +85,8 @@ _ROW = (
     '<td data-col="duration_seconds" data-value="{duration_value}">{duration_text}</td>'
     '<td data-col="channel">{channel}</td>'
     '<td data-col="sent">{sent}</td><td data-col="failed">{failed}</td>'
-    '<td data-col="in_doubt">{in_doubt}</td><td data-col="total">{total}</td>'
+    '<td data-col="in_doubt">{in_doubt}</td><td data-col="suppressed">{suppressed}</td>'
+    '<td data-col="skipped">{skipped}</td><td data-col="total">{total}</td>'
     '<td data-col="delivery_rate">{rate_text}</td>'
     '<td data-col="stops">{stops}</td><td data-col="restarts">{restarts}</td><td data-col="skips">{skips}</td></tr>'
 )
@@ -109,7 +111,8 @@ def table_html(rows: list[dict[str, Any]], links: dict[str, str]) -> Markup:
                 duration_value="" if seconds is None else float(seconds),
                 duration_text=duration_text,
                 rate_text="" if rate is None else f"{rate * 100:.1f}%",
-                **{key: int(row[key]) for key in ("sent", "failed", "in_doubt", "total", "stops", "restarts", "skips")},
+                skipped=escape(skipped_text(row["skipped"])),
+                **{key: int(row[key]) for key in (*_NUMBERS, "stops", "restarts", "skips")},
             )
         )
     return Markup("\n".join(lines))  # every text above is escaped; the rest are numbers

@@ -98,6 +98,12 @@ ROUTES = [
     ("GET", "/campaigns/cr_campaign/definition", None),
     ("PUT", "/campaigns/cr_campaign/definition", {"set": ["a=1"], "base_sha": "x"}),
     ("GET", "/campaigns/cr_campaign/history", None),
+    ("GET", "/campaigns/cr_campaign/audience", None),
+    ("GET", "/suppressions", None),
+    ("POST", "/suppressions", {"channel": "email", "address": "a@example.com", "reason": "manual"}),
+    ("DELETE", "/suppressions/email/a@example.com", None),
+    ("POST", "/suppressions/import", None),
+    ("GET", "/suppressions/export", None),
     ("POST", "/campaigns/cr_campaign/actions/pause", {"note": "n"}),
 ]
 
@@ -125,6 +131,7 @@ def test_list_and_get_campaigns(
     campaign = campaigns["cr_campaign"]
     assert campaign["schedule"] == "0 9 * * MON" and "Monday" in campaign["schedule_description"]
     assert campaign["channels"] == ["email", "sms"] and campaign["audience"] == "testers"
+    assert campaign["audience_label"] == "demo audience (synthetic)"
     assert (campaign["last_status"], campaign["active_runs"], campaign["open_worklist"]) == ("running", 1, 0)
     assert campaign["is_paused"] is False and campaign["next_run_after"]
 
@@ -136,6 +143,7 @@ def test_list_and_get_campaigns(
     assert detail.status_code == 200, detail.text
     about = detail.json()
     assert about["timezone"] == "Europe/Paris"
+    assert (about["audience"], about["audience_label"]) == ("testers", "demo audience (synthetic)")
     assert about["params"] == {"audience_size": 100}
     assert "testers" in about["doc_md"]
     assert about["owner_emails"] == ["growth@example.com"]
@@ -225,9 +233,25 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
         "sent": 4,
         "failed": 6,
         "in_doubt": 1,
+        "suppressed": 0,  # a report without the keys: nobody held back
+        "skipped": {},
         "percent": 100,
     }
     assert progress["email"]["total"] is None
+    assert (progress["email"]["suppressed"], progress["email"]["skipped"]) == (None, None)
+    assert detail["audience"] == {
+        "source": None,
+        "label": "",
+        "demo": False,
+        "recipients": None,
+        "snapshot_rows": None,
+        "snapshot_seconds": None,
+        "snapshot_reused": False,
+        "task_state": "success",
+        "error": None,
+        "log_path": None,
+        "summary": "not reported (build_audience success)",
+    }
     assert {t["task_id"]: t["state"] for t in detail["tasks"]} == {
         "build_audience": "success",
         "send_email": "skipped",
@@ -240,6 +264,69 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
 
     problem(client.get(f"{PREFIX}/campaigns/cr_campaign/runs/nope", headers=viewer), 404, "not_found", "nope")
     problem(client.get(f"{PREFIX}/campaigns/cr_campaign/runs/a%00b", headers=viewer), 404, "not_found")
+
+
+def test_run_details_give_the_audience_and_what_each_channel_held_back(
+    client: TestClient, viewer: dict[str, str], make_run: Any
+) -> None:
+    from tests.campaign_runs.core.test_restart_options import report_progress
+    from tests.support.fixtures import DEMO_AUDIENCE, SQL_AUDIENCE, report_audience
+
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", run_id, SQL_AUDIENCE)
+    skipped = {"no_consent": 40, "invalid_address": 7}
+    report_progress(
+        "cr_campaign", run_id, "email", {"total": 1200, "sent": 600, "failed": 2, "suppressed": 3, "skipped": skipped}
+    )
+    detail = client.get(f"{PREFIX}/campaigns/cr_campaign/runs/{run_id}", headers=viewer).json()
+    assert detail["progress"][0] == {
+        "channel": "email",
+        "task_id": "send_email",
+        "task_state": None,
+        "total": 1200,
+        "sent": 600,
+        "failed": 2,
+        "in_doubt": 0,
+        "suppressed": 3,
+        "skipped": {"no_consent": 40, "invalid_address": 7},
+        "percent": 50,
+    }
+    assert detail["audience"] == {
+        "source": "sql",
+        "label": "SQL query on Connection subscribers_db",
+        "demo": False,
+        "recipients": 1250,
+        "snapshot_rows": 1250,
+        "snapshot_seconds": 0.842,
+        "snapshot_reused": False,
+        "task_state": "success",
+        "error": None,
+        "log_path": None,
+        "summary": "SQL query on Connection subscribers_db: 1,250 recipients (snapshot: 1,250 rows in 0.84 s)",
+    }
+
+    demo = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", demo, DEMO_AUDIENCE)
+    shown = client.get(f"{PREFIX}/campaigns/cr_campaign/runs/{demo}", headers=viewer).json()["audience"]
+    assert (shown["source"], shown["label"], shown["demo"], shown["recipients"]) == (
+        "demo",
+        "demo audience (synthetic)",
+        True,
+        100,
+    )
+    assert shown["summary"] == "demo audience (synthetic): 100 recipients"
+
+
+def test_a_failed_build_audience_says_where_its_message_is(
+    client: TestClient, viewer: dict[str, str], make_run: Any
+) -> None:
+    from urllib.parse import quote
+
+    run_id = make_run("cr_campaign", state="failed", ti_states={"build_audience": "failed"})
+    audience = client.get(f"{PREFIX}/campaigns/cr_campaign/runs/{run_id}", headers=viewer).json()["audience"]
+    assert audience["error"] == audience["summary"] == "audience could not be read; see the build_audience log"
+    assert audience["log_path"] == f"/dags/cr_campaign/runs/{quote(run_id, safe='')}/tasks/build_audience"
+    assert (audience["task_state"], audience["recipients"]) == ("failed", None)
 
 
 def test_stop_idempotency_email_worklist_and_reassign(
@@ -460,14 +547,19 @@ def test_openapi_declares_every_response(client: TestClient) -> None:
     operations = [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
     assert {(m.upper(), p) for p, m, _ in operations} == {
         (m, p.replace("cr_campaign", "{dag_id}").replace("some_run", "{run_id}").replace("/1/", "/{outbox_id}/"))
+        if not p.startswith("/suppressions/email/")
+        else (m, "/suppressions/{channel}/{address}")
         for m, p in ((m, p.replace("/actions/pause", "/actions/{action}")) for m, p, _ in ROUTES)
     }
     for path, method, operation in operations:
         responses = operation["responses"]
-        assert {"200", "401", "403", "422"} <= set(responses), (path, method)
+        assert {"200", "401", "403"} <= set(responses), (path, method)
+        if operation.get("parameters") or operation.get("requestBody") or path == "/suppressions/import":
+            assert "422" in responses, (path, method)  # an input that can be invalid is answered 422
         if "{dag_id}" in path:
             assert "404" in responses, (path, method)
-        if method == "post" and not path.startswith("/definitions/"):  # validate and preview change nothing
+        # Validate and preview change nothing; adding an address already listed is not a conflict (added: false).
+        if method == "post" and not path.startswith(("/definitions/", "/suppressions")):
             assert "409" in responses, (path, method)
         for status, response in responses.items():
             if not status.startswith("2"):

@@ -63,7 +63,13 @@ OPERATIONS = [
     ("/campaigns/{dag_id}/definition", "GET"),
     ("/campaigns/{dag_id}/definition", "PUT"),
     ("/campaigns/{dag_id}/history", "GET"),
+    ("/campaigns/{dag_id}/audience", "GET"),
     ("/campaigns/{dag_id}/actions/{action}", "POST"),
+    ("/suppressions", "GET"),
+    ("/suppressions", "POST"),
+    ("/suppressions/{channel}/{address}", "DELETE"),
+    ("/suppressions/import", "POST"),
+    ("/suppressions/export", "GET"),
 ]
 
 

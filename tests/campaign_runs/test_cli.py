@@ -131,6 +131,8 @@ def test_help_documents_every_command_and_option() -> None:
         "monitor",
         "users",
         "db-clean",
+        "audience",
+        "suppressions",
         *("create", "validate", "edit", "export", "history", "trigger", "pause", "resume", "stop-all", "schema"),
     }
     nested = [(c, sub) for c in group.subcommands for sub in getattr(c, "subcommands", ())]
@@ -139,6 +141,7 @@ def test_help_documents_every_command_and_option() -> None:
         ("emails", "resend"),
         ("users", "set-email"),
         ("users", "email"),
+        *(("suppressions", name) for name in ("list", "add", "remove", "import", "export")),
     }
     for _, sub in nested:
         assert sub.help and all(arg.kwargs.get("help") for arg in sub.args), sub.name
@@ -192,6 +195,7 @@ def test_list_and_show(make_run: Any) -> None:
     assert detail["owners"] == ["growth"]
     assert detail["owner_emails"] == ["growth@example.com"]
     assert detail["audience"] == "testers"
+    assert detail["audience_label"] == "demo audience (synthetic)"
     assert detail["params"] == {"audience_size": 100}
     assert "testers" in detail["doc_md"]
     assert "campaign" in detail["tags"]
@@ -252,6 +256,8 @@ def test_run_details_progress_tasks_history(make_run: Any) -> None:
         "sent": 90,
         "failed": 10,
         "in_doubt": 0,  # a report without the key: nobody in doubt
+        "suppressed": 0,
+        "skipped": {},
         "percent": 50,
     }
     assert progress["sms"]["total"] is None and progress["sms"]["task_id"] == "send_sms"
@@ -262,6 +268,42 @@ def test_run_details_progress_tasks_history(make_run: Any) -> None:
     for heading in ("Progress per channel", "Tasks", "History", "tasks_progress"):
         assert heading in table
     assert "send_email" in table and "200" in table
+
+
+def test_run_details_give_the_audience_suppressed_and_skipped(make_run: Any) -> None:
+    from tests.campaign_runs.core.test_restart_options import report_progress
+    from tests.support.fixtures import DEMO_AUDIENCE, report_audience
+
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", run_id, DEMO_AUDIENCE)
+    skipped = {"no_consent": 4, "invalid_address": 1}
+    report_progress(
+        "cr_campaign", run_id, "email", {"total": 95, "sent": 10, "failed": 0, "suppressed": 2, "skipped": skipped}
+    )
+    failed = make_run("cr_campaign", state="failed", ti_states={"build_audience": "failed"})
+    as_json, as_plain, failed_plain = cli_many(
+        ("run", "cr_campaign", run_id, "-o", "json"),
+        ("run", "cr_campaign", run_id, "-o", "plain"),
+        ("run", "cr_campaign", failed, "-o", "plain"),
+    )
+    detail = ok(as_json).json()
+    email = {p["channel"]: p for p in detail["progress"]}["email"]
+    assert (email["total"], email["suppressed"], email["skipped"]) == (95, 2, {"no_consent": 4, "invalid_address": 1})
+    assert (detail["audience"]["label"], detail["audience"]["demo"], detail["audience"]["recipients"]) == (
+        "demo audience (synthetic)",
+        True,
+        100,
+    )
+    lines = [" ".join(line.split()) for line in ok(as_plain).out.splitlines()]
+    assert "audience demo audience (synthetic): 100 recipients" in lines
+    (row,) = [line for line in lines if line.startswith("email send_email")]
+    assert row == "email send_email 95 10 0 0 2 5 (invalid address: 1, no consent: 4) 10"  # no task state yet
+    lines = [" ".join(line.split()) for line in ok(failed_plain).out.splitlines()]
+    assert "audience audience could not be read; see the build_audience log" in lines
+    assert (
+        f"audience_log /dags/cr_campaign/runs/{failed.replace(':', '%3A').replace('+', '%2B')}/tasks/build_audience"
+        in lines
+    )
 
 
 def test_stop_flow_worklist_reassign_and_email(make_run: Any, smtp_server: Any) -> None:

@@ -26,7 +26,7 @@ OUR_TABLES = {
     "campaign_permission_grant",
 }
 VERSION_TABLE = "alembic_version_campaign_runs"
-HEAD = "cr0006"
+HEAD = "cr0007"
 
 
 def schema_of(inspector: Inspector, name: str) -> dict[str, Any]:

@@ -42,6 +42,47 @@ def test_metrics_endpoint_gives_the_core_numbers(
     assert len(two["runs"]) == 2
 
 
+def test_metrics_give_suppressed_and_skipped_per_channel_and_in_total(
+    client: TestClient,  # noqa: F811
+    viewer: dict[str, str],  # noqa: F811
+    make_run: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import pendulum
+    from campaign_runs.cli_monitor import campaigns_monitor
+
+    slot = pendulum.datetime(2043, 1, 1, tz="UTC")
+    run_id = make_run("cr_campaign", state="running", logical_date=slot)
+    skipped = {"no_consent": 2, "invalid_address": 1}
+    report_progress(
+        "cr_campaign", run_id, "email", {"total": 9, "sent": 3, "failed": 0, "suppressed": 2, "skipped": skipped}
+    )
+    params = {"from": "2043-01-01", "to": "2043-01-02"}
+    body = client.get(f"{PREFIX}/campaigns/cr_campaign/metrics", params=params, headers=viewer).json()
+    (run,) = body["runs"]
+    assert run["channels"][0] == {
+        "channel": "email",
+        "sent": 3,
+        "failed": 0,
+        "in_doubt": 0,
+        "total": 9,
+        "suppressed": 2,
+        "skipped": {"no_consent": 2, "invalid_address": 1},
+        "delivery_rate": 0.3333,
+    }
+    assert [(c["channel"], c["suppressed"], c["skipped"]) for c in body["totals"]] == [
+        ("email", 2, {"no_consent": 2, "invalid_address": 1}),
+        ("sms", 0, {}),
+    ]
+    since, until = pendulum.datetime(2043, 1, 1, tz="UTC"), pendulum.datetime(2043, 1, 2, tz="UTC")
+    base = {"campaign": "cr_campaign", "limit": 10, "since": since, "until": until, "verbose": False}
+    campaigns_monitor(argparse.Namespace(**base, output="plain"))
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0].startswith("run_id status duration_seconds channel sent failed in_doubt suppressed skipped total")
+    (row,) = [line for line in lines if " email " in line]
+    assert row.endswith("email 3 0 0 2 3 (invalid address: 1, no consent: 2) 9 0.3333 0 0 0")
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
     [("limit=0", 422), ("limit=101", 422), ("from=yesterday", 422), ("from=2030-01-02&to=2030-01-01", 422)],

@@ -64,8 +64,41 @@ def test_the_chart_data_and_the_csv_equal_the_table(admin: TestClient, history: 
     assert exported.status_code == 200
     assert exported.headers["content-type"].startswith("text/csv")
     lines = list(csv.DictReader(io.StringIO(exported.text)))
-    columns = ("run_id", "channel", "sent", "failed", "in_doubt", "total", "stops", "restarts", "skips")
+    columns = ("run_id", "channel", "sent", "failed", "in_doubt", "suppressed", "total", "stops", "restarts", "skips")
     assert [{k: r[k] for k in columns} for r in lines] == [{k: r[k] for k in columns} for r in table]
+
+
+def test_the_monitor_shows_suppressed_and_skipped_per_run_and_in_total(admin: TestClient, make_run: Any) -> None:
+    import pendulum
+
+    from tests.campaign_runs.core.test_restart_options import report_progress
+
+    slot = pendulum.datetime(2042, 1, 1, tz="UTC")
+    first = make_run("cr_campaign", state="success", logical_date=slot)
+    second = make_run("cr_campaign", state="running", logical_date=slot.add(days=1))
+    report_progress("cr_campaign", first, "email", {"total": 8, "sent": 8, "failed": 0, "suppressed": 1})
+    skipped = {"no_consent": 2, "invalid_address": 1}
+    report_progress(
+        "cr_campaign", second, "email", {"total": 9, "sent": 3, "failed": 0, "suppressed": 2, "skipped": skipped}
+    )
+    page = admin.get(PAGE, params={"from": "2042-01-01", "to": "2042-01-03"})
+    assert page.status_code == 200, page.text[:500]
+    cells = {(r["run_id"], r["channel"]): (r["suppressed"], r["skipped"]) for r in _table(page.text)}
+    assert cells == {
+        (second, "email"): ("2", "3 (invalid address: 1, no consent: 2)"),
+        (second, "sms"): ("0", "0"),
+        (first, "email"): ("1", "0"),
+        (first, "sms"): ("0", "0"),
+    }
+    summary = re.search(r"<dt>Messages</dt><dd>(.*?)</dd>", page.text, re.S)
+    assert summary
+    messages = " ".join(unescape(re.sub(r"<[^>]+>", "", summary.group(1))).split())
+    assert messages == (
+        "email: 11 sent, 0 failed, 0 in doubt of 17 (64.7%), 3 suppressed, "
+        "skipped: 3 (invalid address: 1, no consent: 2); sms: 0 sent, 0 failed, 0 in doubt of 0, 0 suppressed, "
+        "skipped: 0"
+    )
+    assert "<th>Suppressed</th><th>Skipped</th>" in page.text
 
 
 def test_chart_js_is_served_from_the_package_and_linked(admin: TestClient, history: dict[str, str]) -> None:  # noqa: F811
@@ -113,6 +146,8 @@ def test_table_html_escapes_every_text() -> None:
         "sent": 3,
         "failed": 1,
         "in_doubt": 0,
+        "suppressed": 2,
+        "skipped": {"no_consent": 1, "<b>x</b>": 3},
         "total": 4,
         "delivery_rate": 0.75,
         "stops": 0,
@@ -124,4 +159,6 @@ def test_table_html_escapes_every_text() -> None:
     assert 'data-channel="e&amp;mail"' in html
     assert '<td data-col="duration_seconds" data-value="65.0">1m 05s</td>' in html
     assert '<td data-col="delivery_rate">75.0%</td>' in html
+    assert '<td data-col="suppressed">2</td>' in html
+    assert '<td data-col="skipped">4 (no consent: 1, &lt;b&gt;x&lt;/b&gt;: 3)</td>' in html
     assert 'href="/pluginsv2/campaigns/display/cr_campaign/run/manual__%3Cscript%3E"' in html

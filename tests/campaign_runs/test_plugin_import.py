@@ -76,6 +76,7 @@ def test_lazy_attributes_return_the_real_view_and_app() -> None:
     from campaign_runs.views_definitions import CampaignDefinitionsView
     from campaign_runs.views_emails import CampaignEmailsView
     from campaign_runs.views_monitor import CampaignMonitorView
+    from campaign_runs.views_suppressions import CampaignSuppressionsView
     from campaign_runs.views_users import CampaignUsersView
     from fastapi import FastAPI
 
@@ -87,6 +88,7 @@ def test_lazy_attributes_return_the_real_view_and_app() -> None:
         CampaignUsersView,
         CampaignMonitorView,
         CampaignDefinitionsView,
+        CampaignSuppressionsView,
     ]
     apps = plugin.fastapi_apps
     assert apps == [{"app": app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
@@ -107,6 +109,7 @@ def test_plugin_info_lists_the_view_and_the_app() -> None:
         "campaign_runs.views_users.CampaignUsersView",
         "campaign_runs.views_monitor.CampaignMonitorView",
         "campaign_runs.views_definitions.CampaignDefinitionsView",
+        "campaign_runs.views_suppressions.CampaignSuppressionsView",
     ]
     assert info["fastapi_apps"] == [
         {"app": "fastapi.applications.FastAPI", "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}

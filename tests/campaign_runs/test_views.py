@@ -323,11 +323,12 @@ def test_campaigns_page_lists_campaigns_with_their_state(
         for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)
     ]
     assert cells[0] == "cr_campaign Weekly test newsletter"
-    assert cells[1:3] == ["growth", "email, sms"]
-    assert cells[3].startswith("0 9 * * MON ")
-    assert cells[5] == "active"
-    assert cells[6] == "running"  # the last run
-    assert cells[7:] == ["1", "0", "0"]  # active runs, open work list, failed emails
+    assert cells[1:4] == ["growth", "email, sms", "demo audience (synthetic) testers"]
+    assert '<strong class="cr-demo">demo audience (synthetic)</strong>' in row.group(1)
+    assert cells[4].startswith("0 9 * * MON ")
+    assert cells[6] == "active"
+    assert cells[7] == "running"  # the last run
+    assert cells[8:] == ["1", "0", "0"]  # active runs, open work list, failed emails
     depends = re.search(r'data-dag-id="cr_depends">(.*?)</tr>', response.text, re.S)
     assert depends and 'data-status="paused"' in depends.group(1)
     assert "cr_plain" not in page
@@ -382,7 +383,7 @@ def test_campaign_display_shows_about_and_the_run_schedule(
     plain = {k: " ".join(unescape(re.sub(r"<[^>]+>", "", v)).split()) for k, v in pairs.items()}
     assert plain["Description"] == "Weekly test newsletter"
     assert plain["Owner"] == "growth <growth@example.com>"
-    assert plain["Audience"] == "testers"
+    assert plain["Audience"] == "demo audience (synthetic), segment testers"
     assert plain["Channels"] == "email, sms"
     assert plain["Schedule"].startswith("0 9 * * MON · ")
     assert plain["Schedule"].endswith("(Europe/Paris)")
@@ -529,12 +530,124 @@ def test_status_json_reports_status_and_channel_progress(
         50,
     )
     assert data["channels"] == [  # every declared channel, as in the REST API and the CLI
-        {"channel": "email", "total": 10, "sent": 4, "failed": 1, "in_doubt": 0, "percent": 50},
-        {"channel": "sms", "total": None, "sent": None, "failed": None, "in_doubt": None, "percent": None},
+        {
+            "channel": "email",
+            "total": 10,
+            "sent": 4,
+            "failed": 1,
+            "in_doubt": 0,
+            "suppressed": 0,
+            "skipped": {},
+            "skipped_text": "0",
+            "percent": 50,
+        },
+        {
+            "channel": "sms",
+            "total": None,
+            "sent": None,
+            "failed": None,
+            "in_doubt": None,
+            "suppressed": None,
+            "skipped": None,
+            "skipped_text": "",
+            "percent": None,
+        },
     ]
     assert data["allowed_actions"] == ["stop"]
     schedule = client.get(f"{BASE}/display/cr_campaign/status.json").json()
     assert [(r["run_id"], r["status"]) for r in schedule["runs"]] == [(run_id, "running")]
+
+
+def channel_cells(html: str, channel: str) -> dict[str, str]:
+    """The run page's numbers of one channel, by column class (sent, failed, in-doubt, suppressed, skipped, total)."""
+    row = re.search(rf'<tr data-channel="{channel}">(.*?)</tr>', html, re.S)
+    assert row, channel
+    found = re.findall(r'<td class="cr-([a-z-]+)">(.*?)</td>', row.group(1), re.S)
+    return {name: " ".join(unescape(re.sub(r"<[^>]+>", " ", value)).split()) for name, value in found}
+
+
+def audience_shown(html: str) -> str:
+    found = re.search(r'<dt>Audience</dt><dd id="cr-audience"[^>]*>(.*?)</dd>', html, re.S)
+    assert found
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", found.group(1))).split())
+
+
+def test_run_details_show_suppressed_skipped_and_the_audience(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    from tests.support.fixtures import SQL_AUDIENCE, report_audience
+
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", run_id, SQL_AUDIENCE)
+    progress = {"total": 1200, "sent": 600, "failed": 2, "in_doubt": 1, "suppressed": 3}
+    skipped = {"no_consent": 40, "invalid_address": 7, "<b>new</b>": 1}
+    push_progress("cr_campaign", run_id, "send_email", {"channel": "email", **progress, "skipped": skipped})
+    client = users("viewer")
+    page = client.get(run_url("cr_campaign", run_id)).text
+    assert channel_cells(page, "email") == {
+        "bar": "50%",
+        "sent": "600",
+        "failed": "2",
+        "in-doubt": "1",
+        "suppressed": "3",
+        "skipped": "48 (invalid address: 7, no consent: 40, <b>new</b>: 1)",
+        "total": "1200",
+    }
+    assert "&lt;b&gt;new&lt;/b&gt;: 1" in page and "<b>new</b>" not in page  # escaped
+    assert channel_cells(page, "sms") == {
+        "bar": "0%",
+        "sent": "",
+        "failed": "",
+        "in-doubt": "",
+        "suppressed": "",
+        "skipped": "",
+        "total": "not reported yet",
+    }
+    assert "<th>Total</th>" in page and ">Suppressed</abbr></th>" in page and ">Skipped</abbr></th>" in page
+    assert audience_shown(page) == (
+        "SQL query on Connection subscribers_db: 1,250 recipients (snapshot: 1,250 rows in 0.84 s)"
+    )
+    polled = client.get(f"{run_url('cr_campaign', run_id)}/status.json").json()["channels"][0]
+    assert (polled["suppressed"], polled["skipped"]) == (3, skipped)
+    assert polled["skipped_text"] == "48 (invalid address: 7, no consent: 40, <b>new</b>: 1)"
+
+
+def test_run_details_say_the_demo_audience_and_an_empty_snapshot_plainly(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    from tests.support.fixtures import DEMO_AUDIENCE, SQL_AUDIENCE, report_audience
+
+    client = users("viewer")
+    demo = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", demo, DEMO_AUDIENCE)
+    page = client.get(run_url("cr_campaign", demo)).text
+    assert audience_shown(page) == "demo audience (synthetic): 100 recipients"
+    assert '<strong class="cr-demo">demo audience (synthetic)</strong>' in page
+    empty = make_run("cr_campaign", state="success", ti_states={"build_audience": "success"})
+    snapshot = {"rows": 0, "seconds": 0.02, "source": SQL_AUDIENCE["label"], "reused": False}
+    report_audience("cr_campaign", empty, {**SQL_AUDIENCE, "size": 0, "snapshot": snapshot})
+    shown = audience_shown(client.get(run_url("cr_campaign", empty)).text)
+    assert shown == "SQL query on Connection subscribers_db: 0 recipients (the snapshot is empty)"
+    waiting = make_run("cr_campaign", state="queued")
+    assert audience_shown(client.get(run_url("cr_campaign", waiting)).text) == "not read yet"
+
+
+def test_a_failed_build_audience_shows_its_message_or_where_to_read_it(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    client = users("alice")
+    logged = make_run("cr_campaign", state="failed", ti_states={"build_audience": "failed"})
+    error = "The audience could not be read (SQL query on Connection crm): relation <subscribers> does not exist"
+    write_failed_task_log("cr_campaign", logged, "build_audience", error)
+    page = client.get(run_url("cr_campaign", logged)).text
+    assert audience_shown(page) == f"{error} build_audience log"  # from the task's log, escaped
+    assert "&lt;subscribers&gt;" in page and "<subscribers>" not in page
+    log_link = f'href="/dags/cr_campaign/runs/{quote(logged, safe="")}/tasks/build_audience" target="_top"'
+    assert f'<a id="cr-audience-log" {log_link}>build_audience log</a>' in page
+    unread = make_run("cr_campaign", state="failed", ti_states={"build_audience": "failed"})
+    page = client.get(run_url("cr_campaign", unread)).text
+    assert audience_shown(page) == "audience could not be read; see the build_audience log build_audience log"
+    assert f'href="/dags/cr_campaign/runs/{quote(unread, safe="")}/tasks/build_audience"' in page
 
 
 # ------------------------------------------------------------------ actions

@@ -37,6 +37,7 @@ from tests.dags.campaigns.runs import (
     wait_run_done,
     xcoms,
 )
+from tests.dags.conftest import FLASH_SALE_CSV, csv_rows
 from tests.deploy.celery_support import REDIS_SERVER, claim_redis_db, flush_redis, kill_with_descendants
 from tests.support.airflow_env import free_port
 from tests.support.holding_smtp import HoldingSmtpSink, holding_smtp
@@ -46,7 +47,7 @@ from tests.support.processes import AirflowProcess, AirflowStack
 pytestmark = pytest.mark.slow
 
 DAG_ID = "flash_sale"
-SIZE, BATCH, RATE = 100, 250, 10
+SIZE, BATCH, RATE = csv_rows(FLASH_SALE_CSV), 250, 10  # flash_sale's CSV audience, valid on every channel
 CUT_AFTER = 20
 CHANNELS = ("email", "sms", "push")
 
@@ -119,7 +120,7 @@ def hosts() -> Iterator[Hosts]:
 
 def start_run(hosts: Hosts, name: str) -> str:
     """Trigger flash_sale (every channel one batch of 250 at 10/s) and wait until CUT_AFTER emails arrived."""
-    conf: dict[str, Any] = {"audience_size": SIZE}
+    conf: dict[str, Any] = {}
     for channel in CHANNELS:
         conf[f"{channel}_batch_size"] = BATCH
         conf[f"{channel}_rate_limit_per_second"] = RATE

@@ -420,10 +420,11 @@ def test_postgres_creates_the_ledger_role_on_first_start() -> None:
     assert f"./{INIT_DIR}:{INITDB}:ro" in postgres["volumes"]
     folder = REPO / INIT_DIR
     runnable = sorted(p.name for p in folder.iterdir() if re.search(r"\.(sh|sql(\.gz|\.xz|\.zst)?)$", p.name))
-    assert runnable == ["10-campaign-ledger.sh"], "the image runs each *.sh and *.sql of initdb.d"
+    assert runnable == ["10-campaign-ledger.sh", "20-subscribers.sh"], "the image runs each *.sh and *.sql of initdb.d"
+    for name in runnable:
+        for variable in re.findall(r"\$\{(\w+):\?", (folder / name).read_text()):
+            assert variable in _env("postgres"), f"the postgres service does not set {variable} ({name})"
     script = (folder / "10-campaign-ledger.sh").read_text()
-    for name in re.findall(r"\$\{(\w+):\?", script):
-        assert name in _env("postgres"), f"the postgres service does not set {name}"
     assert '--set metadata_db="$POSTGRES_DB"' in script
     assert "campaign-ledger.psql" in script
 
@@ -447,3 +448,39 @@ def test_the_init_sql_grants_the_ledger_role_only_its_database() -> None:
     assert 'REVOKE ALL ON DATABASE :"metadata_db" FROM PUBLIC' in statements
     assert 'CREATE SCHEMA :"ledger_role" AUTHORIZATION :"ledger_role"' in statements
     assert not any("metadata_db" in s and "ledger_role" in s for s in statements)
+
+
+def test_the_subscribers_connection_and_its_seed_exist() -> None:
+    """Connection subscribers_db (weekly_newsletter's audience) is the compose PostgreSQL's seeded subscribers
+    database, read as its own read-only role; flash_sale's CSV reaches every service through the dags mount."""
+    from airflow.sdk import Connection
+    from campaign_runs.factory.spec import load_spec
+
+    newsletter = load_spec(REPO / "dags" / "campaigns" / "weekly_newsletter.yaml").audience
+    name = f"AIRFLOW_CONN_{newsletter.conn_id.upper()}"
+    raw = _env("airflow-worker")[name]
+    for service in AIRFLOW_SERVICES:
+        assert _env(service)[name] == raw, service
+    postgres = _env("postgres")
+    uri = urlsplit(_resolve(raw))
+    assert (uri.scheme, uri.hostname, uri.port) == ("postgres", "postgres", 5432)
+    assert (uri.username, uri.path.lstrip("/")) == (postgres["SUBSCRIBERS_DB_USER"], postgres["SUBSCRIBERS_DB"])
+    assert uri.password == _resolve(postgres["SUBSCRIBERS_DB_PASSWORD"])
+    assert [m["op"] for m in _VARIABLE.finditer(raw)] == [":?"]
+    assert uri.username not in (postgres["POSTGRES_USER"], postgres["CAMPAIGN_LEDGER_USER"])
+    assert uri.path.lstrip("/") not in (postgres["POSTGRES_DB"], postgres["CAMPAIGN_LEDGER_DB"])
+    connection = Connection.from_uri(_resolve(raw), conn_id=newsletter.conn_id)
+    assert (connection.conn_type, connection.host, connection.schema) == ("postgres", "postgres", "subscribers")
+    # The seed: 20-subscribers.sh runs subscribers.psql, which creates and fills the table and grants SELECT only.
+    folder = REPO / INIT_DIR
+    assert "subscribers.psql" in (folder / "20-subscribers.sh").read_text()
+    sql = (folder / "subscribers.psql").read_text()
+    assert "CREATE TABLE public.subscribers (" in sql
+    assert "FROM generate_series(1, 3000) AS n" in sql
+    assert re.findall(r"^GRANT .*", sql, re.MULTILINE) == [
+        'GRANT CONNECT ON DATABASE :"audience_db" TO :"audience_role";',
+        'GRANT USAGE ON SCHEMA public TO :"audience_role";',
+        'GRANT SELECT ON public.subscribers TO :"audience_role";',
+    ]
+    flash = load_spec(REPO / "dags" / "campaigns" / "flash_sale.yaml").audience
+    assert flash.url.startswith((REPO / "dags").resolve().as_uri() + "/")  # under ./dags:/opt/airflow/dags

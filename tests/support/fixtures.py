@@ -278,3 +278,27 @@ def wait_for_housekeeping_pass(sink: SmtpSink, timeout: float = 30.0) -> str:
             raise AssertionError(f"no housekeeping pass delivered {subject!r} within {timeout}s: {sink.subjects()}")
         time.sleep(0.05)
     return subject
+
+
+# What ``build_audience`` returns (XCom ``return_value``): a SQL source's snapshot, and the demo audience.
+SQL_AUDIENCE: dict[str, Any] = {
+    "source": "sql",
+    "label": "SQL query on Connection subscribers_db",
+    "size": 1250,
+    "snapshot": {"rows": 1250, "seconds": 0.842, "source": "SQL query on Connection subscribers_db", "reused": False},
+}
+DEMO_AUDIENCE: dict[str, Any] = {
+    "source": "demo",
+    "label": "demo audience (synthetic)",
+    "size": 100,
+    "segment": "testers",
+}
+
+
+def report_audience(dag_id: str, run_id: str, value: dict[str, Any]) -> None:
+    """What a ``build_audience`` task's return value leaves in Airflow's XCom table."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        XComModel.set("return_value", value, dag_id=dag_id, task_id="build_audience", run_id=run_id, session=session)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.airflow_env import VENV_BIN, free_port
+from tests.support.subscribers import subscribers_environment
 
 COMMANDS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1"],
@@ -91,6 +92,11 @@ class AirflowStack:
     log_dir: Path
     processes: dict[str, AirflowProcess] = field(default_factory=dict)
     api_ports: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The shipped weekly_newsletter reads Connection subscribers_db, as under make run; an env that names
+        # its own keeps it.
+        self.env = {**subscribers_environment(), **self.env}
 
     def start(self, component: str, *, name: str | None = None, port: int | None = None) -> AirflowProcess:
         """Start ``component``; an api-server gets a free port unless given one."""

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 PROGRESS_KEY = "campaign_progress"
 CHANNEL_TASK_PREFIX = "send_"
+AUDIENCE_TASK = "build_audience"
+RETURN_VALUE_KEY = "return_value"
+AUDIENCE_ERROR_KEY = "campaign_audience_error"  # pushed by build_audience before it fails
 FAILURE_MESSAGE_MAX = 500
 
 
@@ -97,6 +100,27 @@ def progress_reports_of(dag_id: str, run_ids: Sequence[str], session: Session) -
         if (report := _report(row)) is not None:
             found.setdefault(row.run_id, []).append(report)
     return found
+
+
+def audience_result(dag_id: str, run_id: str, session: Session) -> dict[str, Any] | None:
+    """What the run's ``build_audience`` returned (XCom ``return_value``), with ``error`` if it failed; one query."""
+    rows = session.execute(
+        select(XComModel.key, XComModel.value).where(
+            XComModel.dag_id == dag_id,
+            XComModel.run_id == run_id,
+            XComModel.task_id == AUDIENCE_TASK,
+            XComModel.map_index == -1,
+            XComModel.key.in_((RETURN_VALUE_KEY, AUDIENCE_ERROR_KEY)),
+        )
+    ).all()
+    found = {row.key: XComModel.deserialize_value(row) for row in rows}
+    value = found.get(RETURN_VALUE_KEY)
+    if value is not None and not isinstance(value, dict):
+        log.warning("Ignoring the %s result of %s/%s: not a mapping", AUDIENCE_TASK, dag_id, run_id)
+        value = None
+    if isinstance(error := found.get(AUDIENCE_ERROR_KEY), str):
+        return {**(value or {}), "error": error}
+    return value
 
 
 def task_rows(dag_id: str, run_id: str, session: Session) -> list[TaskRow]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from campaign_runs.adapters import dags, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import emails, records
+from campaign_runs.core.audience_info import campaign_label, needs_docs
 from campaign_runs.core.dto import CampaignDetail, CampaignSummary
 from campaign_runs.domain import NotACampaignError, NotFoundError, derive_status, utcnow
 from campaign_runs.settings import get_settings
@@ -78,6 +79,29 @@ def next_run_after(dag: DagInfo, definition: DagDefinition | None, now: datetime
     return slots[0].run_after if slots else None
 
 
+def _tagged(prefix: str, dag_tags: list[str]) -> list[str]:
+    """The values of a DAG's ``<prefix>:<value>`` tags (``channel:email`` -> ``email``)."""
+    return [t.split(":", 1)[1] for t in dag_tags if t.startswith(f"{prefix}:")]
+
+
+def _with_docs(
+    ids: list[str], segments: dict[str, str], definitions: Mapping[str, DagDefinition], session: Session
+) -> Mapping[str, DagDefinition]:
+    """``definitions`` and those of the real-source campaigns (their label names a Connection or file): two queries."""
+    wanted = [dag_id for dag_id in ids if needs_docs(segments[dag_id]) and dag_id not in definitions]
+    return {**definitions, **dags.latest_definitions(wanted, session)} if wanted else definitions
+
+
+def _emails(owner_links: dict[str, str]) -> list[str]:
+    """The addresses of a DAG's ``mailto:`` owner links."""
+    return [link.removeprefix("mailto:") for link in owner_links.values() if link.startswith("mailto:")]
+
+
+def _label(segment: str, definition: DagDefinition | None) -> str:
+    """The campaign's audience label, from its About when read."""
+    return campaign_label(segment, definition.doc_md if definition is not None else None)
+
+
 def summaries(
     found: list[DagInfo],
     session: Session,
@@ -89,10 +113,12 @@ def summaries(
     if not ids:
         return []
     now = utcnow()
+    tags = tags if tags is not None else dags.tags_of(ids, session)
+    segments = {dag_id: next(iter(_tagged("audience", tags.get(dag_id, []))), "") for dag_id in ids}
     if definitions is None:
         stale = [d.dag_id for d in found if _stale(d, now)]
         definitions = dags.latest_definitions(stale, session) if stale else {}
-    tags = tags if tags is not None else dags.tags_of(ids, session)
+    definitions = _with_docs(ids, segments, definitions, session)
     owner_links = dags.owner_links_of(ids, session)
     last_runs = runs.latest_runs(ids, session)
     active = runs.active_run_counts(ids, session)
@@ -100,7 +126,6 @@ def summaries(
     failed_emails = emails.failed_counts(ids, session)
     result = []
     for dag in found:
-        dag_tags = tags.get(dag.dag_id, [])
         last = last_runs.get(dag.dag_id)
         # A "stopping" record is shown as such here; the run page resolves it exactly.
         last_status = derive_status(last[1], last[2], 1).value if last is not None else None
@@ -109,13 +134,9 @@ def summaries(
                 dag_id=dag.dag_id,
                 description=dag.description,
                 owners=[o.strip() for o in dag.owners.split(",") if o.strip()],
-                owner_emails=[
-                    link.removeprefix("mailto:")
-                    for link in owner_links.get(dag.dag_id, {}).values()
-                    if link.startswith("mailto:")
-                ],
-                channels=[t.split(":", 1)[1] for t in dag_tags if t.startswith("channel:")],
-                audience=next((t.split(":", 1)[1] for t in dag_tags if t.startswith("audience:")), ""),
+                owner_emails=_emails(owner_links.get(dag.dag_id, {})),
+                channels=_tagged("channel", tags.get(dag.dag_id, [])),
+                audience=segments[dag.dag_id],
                 schedule=dag.timetable_summary,
                 schedule_description=dag.timetable_description,
                 is_paused=dag.is_paused,
@@ -125,6 +146,7 @@ def summaries(
                 active_runs=active.get(dag.dag_id, 0),
                 open_worklist=open_entries.get(dag.dag_id, 0),
                 failed_emails=failed_emails.get(dag.dag_id, 0),
+                audience_label=_label(segments[dag.dag_id], definitions.get(dag.dag_id)),
             )
         )
     return result

@@ -15,6 +15,9 @@ DRAFT = "https://json-schema.org/draft/2020-12/schema"
 MAX_TEMPLATE_CHARS = 10_000  # as core.definitions checks it
 MAX_CONNECTIONS = 32
 MAX_SHARDS = 64
+MAX_TIMEOUT_SECONDS = 24 * 3600
+COLUMN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+DEMO_FIELDS = ("segment", "criteria", "size", "population", "rotate_per_slot")
 
 _TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": r"\S"}
 
@@ -24,7 +27,8 @@ def _template(description: str) -> dict[str, Any]:
         **_TEXT,
         "maxLength": MAX_TEMPLATE_CHARS,
         "description": description + " `$first_name`, `${email}`... : recipient fields, the campaign's "
-        "(`$campaign_id`, `$campaign_description`, `$run_id`) and the audience's criteria.",
+        "(`$campaign_id`, `$campaign_description`, `$run_id`), the demo audience's criteria, or a SQL or file "
+        "audience's columns and mapped fields.",
     }
 
 
@@ -70,6 +74,11 @@ _COMMON: dict[str, Any] = {
         "description": "Parallel tasks the channel's audience is split into.",
     },
     "guard": _GUARD,
+    "consent_column": {
+        "type": "string",
+        "pattern": COLUMN,
+        "description": "This channel's own consent column (with the audience's): a row without a yes is skipped.",
+    },
 }
 
 
@@ -118,6 +127,78 @@ CHANNELS: dict[str, Any] = {
     ),
 }
 
+
+def _source(name: str, required: list[str]) -> dict[str, Any]:
+    """``source: <name>`` requires ``required`` and refuses the demo generator's fields."""
+    return {
+        "if": {"properties": {"source": {"const": name}}, "required": ["source"]},
+        "then": {"required": required, "not": {"anyOf": [{"required": [field]} for field in DEMO_FIELDS]}},
+    }
+
+
+_AUDIENCE: dict[str, Any] = {
+    "type": "object",
+    "description": "Who receives the messages: a SQL query, a CSV or JSON-lines file, or the synthetic demo generator.",
+    "additionalProperties": False,
+    "properties": {
+        "source": {
+            "enum": ["sql", "file", "demo"],
+            "default": "demo",
+            "description": "`sql` (a query on an Airflow Connection), `file` (CSV or JSON lines) or `demo` "
+            "(synthetic recipients, for examples and benchmarks).",
+        },
+        "description": {"type": "string", "description": "Who is in it, in words."},
+        "conn_id": {
+            "type": "string",
+            "pattern": r"^[A-Za-z0-9_.-]{1,200}$",
+            "description": "sql: the Airflow Connection of the database; file: an optional Connection (S3).",
+        },
+        "query": {
+            **_TEXT,
+            "description": "sql: the query; binds `:logical_date`, `:data_interval_start`, `:data_interval_end`, "
+            "`:run_id` and the run's params.",
+        },
+        "url": {
+            **_TEXT,
+            "description": "file: `s3://...`, `file:///...` or a path relative to the campaign's YAML file.",
+        },
+        "format": {"enum": ["csv", "jsonl"], "description": "file: csv or jsonl (default: from the url's ending)."},
+        "columns": {
+            "type": "object",
+            "propertyNames": {"pattern": COLUMN},
+            "additionalProperties": {"type": "string", "pattern": COLUMN},
+            "maxProperties": 50,
+            "description": "Recipient field -> the source's column, e.g. {id: subscriber_id, email: mail}; "
+            "`id`, `email`, `phone`, `push_token` are the key and the addresses.",
+        },
+        "consent_column": {
+            "type": "string",
+            "pattern": COLUMN,
+            "description": "A column that must say yes (true, 1, yes...) for a row to be sent to.",
+        },
+        "timeout_seconds": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_TIMEOUT_SECONDS,
+            "default": 300,
+            "description": "sql: the query gives up after this many seconds.",
+        },
+        "segment": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,80}$", "description": "demo: the segment."},
+        "criteria": {"type": "object", "description": "demo: attribute: value; usable as placeholders."},
+        "size": {"type": "integer", "minimum": 0, "description": "demo: recipients per run (<= population)."},
+        "population": {"type": "integer", "minimum": 1, "description": "demo: the segment's whole population."},
+        "rotate_per_slot": {"type": "boolean", "default": False, "description": "demo: other recipients each slot."},
+    },
+    "allOf": [
+        _source("sql", ["conn_id", "query"]),
+        _source("file", ["url"]),
+        {
+            "if": {"anyOf": [{"not": {"required": ["source"]}}, {"properties": {"source": {"const": "demo"}}}]},
+            "then": {"required": ["segment"]},
+        },
+    ],
+}
+
 DEFINITION_SCHEMA: dict[str, Any] = {
     "$schema": DRAFT,
     "$id": SCHEMA_ID,
@@ -164,19 +245,7 @@ DEFINITION_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "audience": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["segment"],
-            "properties": {
-                "segment": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,80}$", "description": "The segment."},
-                "description": {"type": "string", "description": "Who is in it, in words."},
-                "criteria": {"type": "object", "description": "attribute: value; usable as placeholders."},
-                "size": {"type": "integer", "minimum": 0, "description": "Recipients per run (<= population)."},
-                "population": {"type": "integer", "minimum": 1, "description": "The segment's whole population."},
-                "rotate_per_slot": {"type": "boolean", "default": False, "description": "Other recipients each slot."},
-            },
-        },
+        "audience": _AUDIENCE,
         "channels": {
             "type": "object",
             "description": "The channels the campaign sends on (at least one).",

@@ -23,6 +23,7 @@ from campaign_runs.adapters import definitions as files
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import running_definition
 from campaign_runs.core.actions import require_user
+from campaign_runs.core.definition_templates import check_templates as _check_templates
 from campaign_runs.core.events import record_event, sha_of
 from campaign_runs.domain import (
     CampaignRunsError,
@@ -43,14 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 MAX_DEFINITION_BYTES = 64 * 1024
-MAX_TEMPLATE_CHARS = 10_000
 SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # always fullmatch: "$" matches before a newline
-PLACEHOLDER = re.compile(r"\$(?:(\$)|([_a-zA-Z][_a-zA-Z0-9]*)|\{([_a-zA-Z][_a-zA-Z0-9]*)\}|())")
-RECIPIENT_PLACEHOLDERS = frozenset(
-    {"id", "position", "first_name", "last_name", "email", "phone", "device_token", "country"}
-    | {"campaign_id", "campaign_description", "run_id"}
-)
-TEMPLATE_SETTINGS = {"email": ("subject", "body"), "sms": ("text",), "push": ("title", "body", "deep_link")}
 VERSION_KINDS = ("found", "created", "configured")
 READ_ONLY_WHY = (
     "The definitions folder {folder} cannot be written (a read-only mount or a git bundle): commit the YAML "
@@ -133,29 +127,6 @@ def _mapping(data: Any, key: str) -> dict[str, Any]:
     """``data[key]`` when both are mappings, else an empty mapping (the factory reports the wrong type)."""
     value = data.get(key) if isinstance(data, dict) else None
     return value if isinstance(value, dict) else {}
-
-
-def _check_templates(data: dict[str, Any]) -> None:
-    """Every ``$placeholder`` of every template is one a message can fill; no template is oversized."""
-    criteria = _mapping(_mapping(data, "audience"), "criteria")
-    known = RECIPIENT_PLACEHOLDERS | {str(key) for key, value in criteria.items() if not isinstance(value, list)}
-    channels = _mapping(data, "channels")
-    for channel, settings in channels.items():
-        for key in TEMPLATE_SETTINGS.get(str(channel), ()):
-            template = (settings or {}).get(key) if isinstance(settings, dict) else None
-            if not isinstance(template, str):
-                continue
-            field = f"channels.{channel}.{key}"
-            if len(template) > MAX_TEMPLATE_CHARS:
-                raise DefinitionInvalidError(
-                    field, f"is {len(template)} characters long; the limit is {MAX_TEMPLATE_CHARS}"
-                )
-            for match in PLACEHOLDER.finditer(template):
-                name = match.group(2) or match.group(3)
-                if name is not None and name not in known:
-                    raise DefinitionInvalidError(
-                        field, f"unknown placeholder ${name} (known: {', '.join('$' + k for k in sorted(known))})"
-                    )
 
 
 def _check_rates(data: dict[str, Any]) -> None:
@@ -300,7 +271,9 @@ def _prepare(text: str, actor: str, note: str | None, session: Session) -> tuple
     settings = get_settings()
     cleaned = validate_note(note, required=False, max_length=settings.note_max_length)
     require_user(actor, session=session)
-    dag_id, spec = validate_text(text)
+    from campaign_runs.core.audiences import validate_definition  # it validates with this module
+
+    dag_id, spec = validate_definition(text)  # and reads a SQL or file audience's columns
     return dag_id, cleaned, spec
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from campaign_runs.adapters import dag_versions, tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import emails, records
+from campaign_runs.core.audience_info import run_audience
 from campaign_runs.core.campaigns import require_campaign, summaries
 from campaign_runs.core.dto import ChannelProgress, RunDetails, TaskView
 from campaign_runs.core.schedule import find_run, run_views
@@ -17,12 +18,24 @@ if TYPE_CHECKING:
 
     from campaign_runs.adapters.tasks import ProgressReport, TaskRow
 
+NUMBERS = ("total", "sent", "failed", "in_doubt", "suppressed")  # a channel's counts; ``skipped`` is by reason
+
 
 def _count(value: Any) -> int:
     try:
         return max(0, int(value))
     except (TypeError, ValueError):
         return 0
+
+
+def _add(entry: dict[str, Any], value: dict[str, Any]) -> None:
+    """Add one task instance's report to its channel's sums (mapped tasks: one report per shard)."""
+    for key in NUMBERS:
+        entry[key] += _count(value.get(key))
+    skipped = value.get("skipped")
+    for reason, count in skipped.items() if isinstance(skipped, dict) else ():
+        if _count(count):
+            entry["skipped"][str(reason)] = entry["skipped"].get(str(reason), 0) + _count(count)
 
 
 def channel_progress(
@@ -32,11 +45,8 @@ def channel_progress(
     reported: dict[str, dict[str, Any]] = {}
     for report in reports:
         name = str(report.value.get("channel") or report.task_id.removeprefix(tasks.CHANNEL_TASK_PREFIX))
-        entry = reported.setdefault(
-            name, {"task_id": report.task_id, "total": 0, "sent": 0, "failed": 0, "in_doubt": 0}
-        )
-        for key in ("total", "sent", "failed", "in_doubt"):
-            entry[key] += _count(report.value.get(key))
+        entry = reported.setdefault(name, {"task_id": report.task_id, **dict.fromkeys(NUMBERS, 0), "skipped": {}})
+        _add(entry, report.value)
     states: dict[str, str | None] = {}
     for row in task_rows:
         states.setdefault(row.task_id, row.state)
@@ -44,17 +54,8 @@ def channel_progress(
     for channel in [*channels, *sorted(set(reported) - set(channels))]:
         data = reported.get(channel)
         task_id = data["task_id"] if data else f"{tasks.CHANNEL_TASK_PREFIX}{channel}"
-        rows.append(
-            ChannelProgress(
-                channel=channel,
-                task_id=task_id,
-                task_state=states.get(task_id),
-                total=data["total"] if data else None,
-                sent=data["sent"] if data else None,
-                failed=data["failed"] if data else None,
-                in_doubt=data["in_doubt"] if data else None,
-            )
-        )
+        numbers = {key: data[key] if data else None for key in (*NUMBERS, "skipped")}
+        rows.append(ChannelProgress(channel=channel, task_id=task_id, task_state=states.get(task_id), **numbers))
     return rows
 
 
@@ -85,12 +86,14 @@ def run_details(dag_id: str, run_id: str, *, with_failures: bool = False, sessio
     run = replace(run_views(dag_id, [dag_run], session)[0], emails=emails.run_emails(dag_id, run_id, session))
     summary = summaries([dag], session)[0]
     task_rows = tasks.task_rows(dag_id, run_id, session)
+    failures = tasks.failure_messages(dag_id, run_id, session) if with_failures else {}
     return RunDetails(
         run=run,
         campaign=summary,
         channels=channel_progress(summary.channels, tasks.progress_reports(dag_id, run_id, session), task_rows),
         tasks=[_task_view(row) for row in task_rows],
         history=records.history(dag_id, run_id, session, (dag_run.pk, dag_run.created_at)),
-        failures=tasks.failure_messages(dag_id, run_id, session) if with_failures else {},
+        failures=failures,
         dag_version=dag_versions.version_numbers(dag_id, [run_id], session).get(run_id),
+        audience=run_audience(dag_id, run_id, task_rows, failures, session),
     )

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from campaign_runs.domain import RunStatus, utcnow
+from campaign_runs.domain import DEMO_AUDIENCE, RunStatus, skipped_text, utcnow
+
+# What run details say when ``build_audience`` failed and its message was not read (its log says why).
+AUDIENCE_UNREAD = "audience could not be read; see the build_audience log"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,20 @@ class CampaignSummary:
     active_runs: int
     open_worklist: int
     failed_emails: int = 0
+    # "SQL query on Connection crm", "CSV file s3://..." or DEMO_AUDIENCE (``core.audience_info.campaign_label``).
+    audience_label: str = ""
+
+    @property
+    def audience_is_demo(self) -> bool:
+        """Whether the campaign sends to the synthetic demo audience."""
+        return self.audience_label == DEMO_AUDIENCE
+
+    @property
+    def audience_text(self) -> str:
+        """The audience as the pages list it: its label, with the segment of a demo audience."""
+        if self.audience_is_demo and self.audience:
+            return f"{DEMO_AUDIENCE}, segment {self.audience}"
+        return self.audience_label or self.audience
 
 
 @dataclass(frozen=True)
@@ -170,6 +187,13 @@ class ChannelProgress:
     sent: int | None
     failed: int | None
     in_doubt: int | None = None  # recipients claimed by an earlier run and never confirmed: not resent
+    suppressed: int | None = None  # on the suppression list when their message was due: not in ``total``
+    skipped: dict[str, int] | None = None  # rows of the run's audience snapshot this channel skips, by reason
+
+    @property
+    def skipped_text(self) -> str:
+        """Skipped rows in words (``3 (no consent: 2, invalid address: 1)``); empty before the first report."""
+        return skipped_text(self.skipped) if self.reported else ""
 
     @property
     def reported(self) -> bool:
@@ -182,6 +206,55 @@ class ChannelProgress:
         if not self.total:
             return None
         return min(100, int(100 * ((self.sent or 0) + (self.failed or 0)) / self.total))
+
+
+@dataclass(frozen=True)
+class AudienceView:
+    """A run's audience as its ``build_audience`` task returned it, or why that task could not read it."""
+
+    source: str | None = None  # sql, file or demo; None until build_audience has returned
+    label: str = ""  # "SQL query on Connection crm", "CSV file s3://...", DEMO_AUDIENCE
+    recipients: int | None = None
+    snapshot_rows: int | None = None  # a real source's snapshot: its rows and the seconds it took to write
+    snapshot_seconds: float | None = None
+    snapshot_reused: bool = False  # written by the first run of this slot, found by this one
+    task_state: str | None = None  # build_audience's state
+    error: str | None = None  # build_audience failed: its message, or AUDIENCE_UNREAD
+    log_path: str | None = None  # the failed build_audience task (with its log) in Airflow's UI
+
+    @property
+    def is_demo(self) -> bool:
+        """Whether the run's audience is the synthetic demo one."""
+        return self.source == "demo"
+
+    @property
+    def recipients_text(self) -> str:
+        """``1,250 recipients``; ``0 recipients (the snapshot is empty)`` said plainly; empty before it is read."""
+        if self.recipients is None:
+            return ""
+        if self.recipients == 0:
+            return f"0 recipients (the {'audience' if self.is_demo else 'snapshot'} is empty)"
+        return f"{self.recipients:,} recipient{'' if self.recipients == 1 else 's'}"
+
+    @property
+    def snapshot_text(self) -> str:
+        """How the snapshot was made: ``snapshot: 1,250 rows in 0.84 s`` or reused; empty without one."""
+        if self.snapshot_reused:
+            return "snapshot reused from the first run of this slot"
+        if self.snapshot_rows is None:
+            return ""
+        return f"snapshot: {self.snapshot_rows:,} rows in {self.snapshot_seconds or 0:.2f} s"
+
+    @property
+    def line(self) -> str:
+        """The audience in one line, as run details and emails say it."""
+        if self.error:
+            return self.error
+        if self.recipients is None:
+            ended = self.task_state in ("success", "skipped", "upstream_failed", "removed")
+            return f"not reported (build_audience {self.task_state})" if ended else "not read yet"
+        snapshot = self.snapshot_text if self.recipients else ""
+        return f"{self.label}: {self.recipients_text}" + (f" ({snapshot})" if snapshot else "")
 
 
 @dataclass(frozen=True)
@@ -210,6 +283,7 @@ class RunDetails:
     history: list[HistoryEntry]
     failures: dict[str, str]
     dag_version: int | None = None  # Airflow's DagVersion.version_number the run was created with
+    audience: AudienceView = field(default_factory=AudienceView)
 
     @property
     def overall_percent(self) -> int:

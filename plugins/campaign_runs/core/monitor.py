@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,14 @@ from campaign_runs.core.campaigns import require_campaign
 from campaign_runs.core.details import channel_progress
 from campaign_runs.core.overview import Overview, StuckRun, outbox_backlog, overview, stuck_after
 from campaign_runs.core.reconcile import applied_status, belongs
-from campaign_runs.domain import Action, InvalidOptionError, NotACampaignError, RecordStatus, derive_status
+from campaign_runs.domain import (
+    Action,
+    InvalidOptionError,
+    NotACampaignError,
+    RecordStatus,
+    derive_status,
+    skipped_text,
+)
 from campaign_runs.models import run_action, worklist_entry
 from campaign_runs.settings import get_settings
 
@@ -39,7 +47,7 @@ MAX_LIMIT = max(LIMITS)
 STATUS_MIX = ("completed", "failed", "stopped", "skipped")
 INTERVENTIONS = (Action.STOP, Action.RESTART, Action.SKIP, Action.REASSIGN)
 TABLE_COLUMNS: tuple[str, ...] = ("run_id", "status", "run_after", "duration_seconds", "channel", "sent", "failed")
-TABLE_COLUMNS += ("in_doubt", "total", "delivery_rate", "stops", "restarts", "skips")
+TABLE_COLUMNS += ("in_doubt", "suppressed", "skipped", "total", "delivery_rate", "stops", "restarts", "skips")
 __all__ = ["Overview", "StuckRun", "outbox_backlog", "overview", "stuck_after"]  # the overview, in core.overview
 
 
@@ -57,6 +65,13 @@ class ChannelNumbers:
     failed: int
     in_doubt: int
     total: int
+    suppressed: int = 0  # on the suppression list when their message was due: not in ``total``
+    skipped: dict[str, int] = field(default_factory=dict)  # snapshot rows the channel skipped, by reason
+
+    @property
+    def skipped_text(self) -> str:
+        """Skipped rows in words: ``3 (no consent: 2, invalid address: 1)``."""
+        return skipped_text(self.skipped)
 
     @property
     def delivery_rate(self) -> float | None:
@@ -126,7 +141,9 @@ class CampaignMetrics:
 
 def _channels(reports: list[tasks.ProgressReport], declared: list[str]) -> list[ChannelNumbers]:
     return [
-        ChannelNumbers(p.channel, p.sent or 0, p.failed or 0, p.in_doubt or 0, p.total or 0)
+        ChannelNumbers(
+            p.channel, p.sent or 0, p.failed or 0, p.in_doubt or 0, p.total or 0, p.suppressed or 0, p.skipped or {}
+        )
         for p in channel_progress(declared, reports, [])
     ]
 
@@ -134,7 +151,7 @@ def _channels(reports: list[tasks.ProgressReport], declared: list[str]) -> list[
 def _stored_channels(summary: summaries.StoredRun, declared: list[str]) -> list[ChannelNumbers]:
     """A summary's channels in the order of ``channel_progress``: declared ones, then others that reported."""
     names = [*declared, *sorted(set(summary.channels) - set(declared))]
-    return [ChannelNumbers(name, *summary.channels.get(name, (0, 0, 0, 0))) for name in names]
+    return [ChannelNumbers(name, *summary.channels.get(name, (0, 0, 0, 0, 0, {}))) for name in names]
 
 
 def _numbers(
@@ -189,13 +206,20 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
 
 
 def _totals(found: list[RunMetrics]) -> list[ChannelNumbers]:
-    sums: dict[str, list[int]] = {}
+    sums: dict[str, list[int]] = {}  # channel -> sent, failed, in doubt, total, suppressed
+    skipped: dict[str, dict[str, int]] = {}
     for run in found:
         for c in run.channels:
-            entry = sums.setdefault(c.channel, [0, 0, 0, 0])
-            for i, value in enumerate((c.sent, c.failed, c.in_doubt, c.total)):
+            entry = sums.setdefault(c.channel, [0, 0, 0, 0, 0])
+            for i, value in enumerate((c.sent, c.failed, c.in_doubt, c.total, c.suppressed)):
                 entry[i] += value
-    return [ChannelNumbers(name, *values) for name, values in sums.items()]
+            reasons = skipped.setdefault(c.channel, {})
+            for reason, count in c.skipped.items():
+                reasons[reason] = reasons.get(reason, 0) + count
+    return [
+        ChannelNumbers(name, sent, failed, in_doubt, total, suppressed, skipped[name])
+        for name, (sent, failed, in_doubt, total, suppressed) in sums.items()
+    ]
 
 
 def _declared_channels(dag_id: str, session: Session) -> list[str]:
@@ -299,6 +323,8 @@ def table_rows(metrics: CampaignMetrics) -> list[dict[str, Any]]:
                     "sent": c.sent,
                     "failed": c.failed,
                     "in_doubt": c.in_doubt,
+                    "suppressed": c.suppressed,
+                    "skipped": c.skipped,
                     "total": c.total,
                     "delivery_rate": c.delivery_rate,
                     "stops": run.stops,
@@ -314,7 +340,7 @@ def table_csv(metrics: CampaignMetrics) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=TABLE_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(table_rows(metrics))
+    writer.writerows({**row, "skipped": json.dumps(row["skipped"], sort_keys=True)} for row in table_rows(metrics))
     return out.getvalue()
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from campaign_runs import links
 from campaign_runs.adapters import auth, email, metrics
 from campaign_runs.adapters.session import create_session, dialect_name
+from campaign_runs.core.audience_info import email_facts
 from campaign_runs.domain import utcnow
 from campaign_runs.models import email_outbox, run_action
 from campaign_runs.settings import get_settings
@@ -53,6 +54,8 @@ SUBJECTS = {
 }
 
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "email"
+# Emails about one run: they say its audience (label, demo or not, recipients) once build_audience has read it.
+RUN_KINDS = ("stopped", "restarted", "skipped", "deleted")
 
 # <kind>.html is escaped; <kind>.txt, the plain-text alternative, is not (it is never rendered as HTML).
 _templates = Environment(
@@ -136,6 +139,8 @@ def enqueue(
     """Write one email to the outbox in the caller's transaction; returns its id."""
     found = auth.resolve_email(username, session)
     address, reason = found.address, found.reason
+    if kind in RUN_KINDS and "audience" not in context:
+        context = {**context, "audience": email_facts(dag_id, run_id, session)}
     rendered = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
     now = utcnow()
     outbox_id = session.execute(

@@ -1,17 +1,19 @@
 """Retention of the plugin's own rows: what ``airflow campaigns db-clean`` removes, and what it keeps.
 
 Run records are not aged: a run's status lives as long as the run, and the housekeeper removes the record
-of a run deleted in Airflow (or by ``airflow db clean``) as soon as it notices (``reconcile``).
+of a run deleted in Airflow (or by ``airflow db clean``) as soon as it notices (``reconcile``). The audience
+snapshots of such runs go with the clean (``snapshot_cleaning``): those of runs Airflow still has stay.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, delete, func, not_, select
 
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core.snapshot_cleaning import clean_snapshots
 from campaign_runs.models import email_outbox, run_action, worklist_entry
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ class CleanResult:
     worklist_entries: int
     actions: int
     dry_run: bool
+    snapshots: int = 0  # audience snapshots of runs Airflow no longer has
 
 
 def _old_emails(cutoff: datetime) -> ColumnElement[bool]:
@@ -61,9 +64,10 @@ def _count(session: Session, table: Table, clause: ColumnElement[bool]) -> int:
 
 @provide_session
 def clean(older_than: datetime, *, dry_run: bool = False, session: Session = NEW_SESSION) -> CleanResult:
-    """Remove finished emails, resolved work-list entries and unreferenced actions older than ``older_than``.
+    """Remove finished emails, resolved work-list entries, unreferenced actions and orphaned audience snapshots.
 
-    One transaction. Pending emails, open work-list entries and the actions they point to are always kept.
+    One transaction for the plugin's rows. Pending emails, open work-list entries and the actions they point to
+    are always kept, and so is the audience snapshot of every run Airflow still has.
     """
     result = CleanResult(
         emails=_count(session, email_outbox, _old_emails(older_than)),
@@ -72,10 +76,10 @@ def clean(older_than: datetime, *, dry_run: bool = False, session: Session = NEW
         dry_run=dry_run,
     )
     if dry_run:
-        return result
+        return replace(result, snapshots=clean_snapshots(older_than, dry_run=True, session=session))
     doomed = list(session.scalars(select(run_action.c.id).where(_old_actions(older_than))))
     session.execute(delete(email_outbox).where(_old_emails(older_than)))
     session.execute(delete(worklist_entry).where(_old_entries(older_than)))
     for start in range(0, len(doomed), DELETE_CHUNK):
         session.execute(delete(run_action).where(run_action.c.id.in_(doomed[start : start + DELETE_CHUNK])))
-    return result
+    return replace(result, snapshots=clean_snapshots(older_than, dry_run=False, session=session))

@@ -9,6 +9,7 @@ whose listener did not fire). Finalising a summary sends the messages it adds as
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -44,20 +45,38 @@ BACKFILL_BATCH = 100
 BACKFILL_EVERY_SECONDS = 60.0
 METRICS_WINDOW = timedelta(days=1)  # runs that ended longer ago (backfilled) add no metrics
 PENDING_TRIES = 60
-NUMBERS = ("sent", "failed", "in_doubt", "total")
+NUMBERS = ("sent", "failed", "in_doubt", "total", "suppressed")
 
 _lock = threading.Lock()
 _pending: dict[tuple[str, str], int] = {}
 _next_backfill = 0.0
 
 
+# One channel of a stored summary: sent, failed, in doubt, total, suppressed and skipped rows by reason.
+StoredChannel = tuple[int, int, int, int, int, dict[str, int]]
+
+
 @dataclass(frozen=True)
 class StoredRun:
-    """A run's summary: its status and end when finalised, and ``channel -> (sent, failed, in_doubt, total)``."""
+    """A run's summary: its status and end when finalised, and ``channel -> StoredChannel``."""
 
     status: str
     ended_at: datetime | None
-    channels: dict[str, tuple[int, int, int, int]]
+    channels: dict[str, StoredChannel]
+
+
+def skipped_json(skipped: dict[str, int] | None) -> str | None:
+    """The ``skipped`` column: JSON by reason (sorted), None when nothing was skipped."""
+    return json.dumps(skipped, sort_keys=True) if skipped else None
+
+
+def skipped_of(text: str | None) -> dict[str, int]:
+    """The ``skipped`` column read back (an unreadable value reads as nothing skipped)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)
@@ -74,7 +93,7 @@ def stored(dag_id: str, run_ids: Sequence[str], session: Session) -> dict[str, S
     """The finalised summary of each of ``run_ids`` that has one, in one query."""
     if not run_ids:
         return {}
-    columns = ("run_id", "channel", "status", "ended_at", *NUMBERS)
+    columns = ("run_id", "channel", "status", "ended_at", *NUMBERS, "skipped")
     rows = session.execute(
         select(*(run_summary.c[name] for name in columns)).where(
             run_summary.c.dag_id == dag_id,
@@ -83,12 +102,12 @@ def stored(dag_id: str, run_ids: Sequence[str], session: Session) -> dict[str, S
         )
     )
     found: dict[str, StoredRun] = {}
-    for run_id, channel, status, ended_at, *numbers in rows:
+    for run_id, channel, status, ended_at, sent, failed, in_doubt, total, suppressed, skipped in rows:
         run = found.get(run_id)
         if run is None:
             run = found[run_id] = StoredRun(status, ended_at, {})
         if channel != NO_CHANNEL:
-            run.channels[channel] = (numbers[0], numbers[1], numbers[2], numbers[3])
+            run.channels[channel] = (sent, failed, in_doubt, total, suppressed or 0, skipped_of(skipped))
     return found
 
 
@@ -106,7 +125,7 @@ def _declared(tags: list[str]) -> list[str]:
     return [t.split(":", 1)[1] for t in tags if t.startswith("channel:")]
 
 
-def _row(dag_run: DagRunInfo, channel: str, numbers: dict[str, int], status: str) -> dict[str, Any]:
+def _row(dag_run: DagRunInfo, channel: str, numbers: dict[str, Any], status: str) -> dict[str, Any]:
     start, end = dag_run.start_date, dag_run.end_date
     return {
         "dag_id": dag_run.dag_id,
@@ -147,8 +166,11 @@ def _summarise(
             continue
         shown = status or derive_status(dr.state, applied, 0).value
         channels = channel_progress(declared, reports.get(dr.run_id, []), [])
-        numbers = [(c.channel, {key: int(getattr(c, key) or 0) for key in NUMBERS}) for c in channels]
-        for channel, values in numbers or [(NO_CHANNEL, dict.fromkeys(NUMBERS, 0))]:
+        numbers = [
+            (c.channel, {**{key: int(getattr(c, key) or 0) for key in NUMBERS}, "skipped": skipped_json(c.skipped)})
+            for c in channels
+        ]
+        for channel, values in numbers or [(NO_CHANNEL, {**dict.fromkeys(NUMBERS, 0), "skipped": None})]:
             rows.append(_row(dr, channel, values, shown))
             deltas.extend(_deltas(rows[-1], before.get(dr.run_id)))
     return rows, deltas

@@ -22,6 +22,8 @@ from string import Template
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
 from campaign_runs.factory.mime import MessageTemplate, deliver, stage
+from campaign_runs.factory.unsubscribe import PLACEHOLDER as UNSUBSCRIBE_URL
+from campaign_runs.factory.unsubscribe import UnsubscribeLinks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +49,10 @@ class Gate:
         """Wait ``seconds`` before the next message; True when the run stopped (the batch then ends)."""
         if seconds > 0:
             time.sleep(seconds)
+        return False
+
+    def holds_back(self, recipient: Recipient) -> bool:
+        """True skips ``recipient`` before anything is said to the channel (an address on the suppression list)."""
         return False
 
     def claim(self, recipient: Recipient) -> bool:
@@ -139,6 +145,8 @@ class ChannelAdapter(ABC):
         gate = gate or Gate()
         with self.connection() as connection:
             for recipient in batch:
+                if gate.holds_back(recipient):  # before anything reaches the server, not even RCPT TO
+                    continue
                 if gate.pause(self.pacer.reserve()):
                     outcome.stopped = True
                     return
@@ -238,12 +246,20 @@ class EmailAdapter(ChannelAdapter):
             subject=str(settings["subject"]),
             body=str(settings["body"]),
             headers={"X-Campaign-Id": self.context.campaign, "X-Campaign-Run-Id": self.context.run_id},
+            one_click=True,
         )
 
+    @functools.cached_property
+    def unsubscribe(self) -> UnsubscribeLinks:
+        """The signer and addresses of the recipients' unsubscribe links, read once for the whole task."""
+        return UnsubscribeLinks.from_config(fallback_mailto=self.smtp.mail_from)
+
     def message_bytes(self, recipient: Recipient) -> bytes:
-        """The email for one recipient, as sent."""
+        """The email for one recipient, as sent: with its own one-click unsubscribe link (one HMAC)."""
+        url, uris = self.unsubscribe.for_recipient(self.context.campaign, recipient.email)
         values = self.values(recipient)
-        return self.template.render(recipient.email, values, {"X-Campaign-Recipient": recipient.id})
+        values[UNSUBSCRIBE_URL] = url  # after the recipient's fields: no column can replace the link
+        return self.template.render(recipient.email, values, {"X-Campaign-Recipient": recipient.id}, uris)
 
     def message(self, recipient: Recipient) -> EmailMessage:
         """The email for one recipient, parsed back (what a mail client reads)."""

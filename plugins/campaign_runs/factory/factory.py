@@ -17,10 +17,11 @@ from campaign_runs.factory.about import DEMO_LABEL, about_markdown, campaign_par
 from campaign_runs.factory.audience import AudiencePlan, Shard, plan_audience, slot_for_run
 from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
 from campaign_runs.factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
+from campaign_runs.factory.hygiene import SnapshotPlan
 from campaign_runs.factory.ledger import open_ledger
 from campaign_runs.factory.schedule import timetable
 from campaign_runs.factory.schedule_state import with_schedule_state
-from campaign_runs.factory.snapshot import SnapshotAudience, SnapshotPlan, open_snapshots
+from campaign_runs.factory.snapshot import SnapshotAudience, open_snapshots
 from campaign_runs.factory.sources import AudienceSourceError, bindings, source_for
 from campaign_runs.factory.spec import CampaignSpec, ChannelSpec, load_spec
 from campaign_runs.factory.suppression import open_suppressions
@@ -41,6 +42,7 @@ SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
 LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
 FROZEN_KEY = "channels"  # build_audience's XCom: every channel's settings as the run started
+AUDIENCE_ERROR_KEY = "campaign_audience_error"  # build_audience's reason for failing, read by run details
 PROGRESS_INTERVAL = 0.5  # seconds between two progress pushes of a channel task (one Execution API call each)
 
 
@@ -96,7 +98,12 @@ def build_audience(spec: CampaignSpec, context: Context) -> dict[str, Any]:
     )
     frozen = {FROZEN_KEY: {channel.name: asdict(channel) for channel in spec.channels}}
     if not spec.audience.is_demo:
-        return {**_snapshot(spec, slot, restart_of, dag_run.run_id, context["params"]), **frozen}
+        try:
+            return {**_snapshot(spec, slot, restart_of, dag_run.run_id, context["params"]), **frozen}
+        except Exception as error:  # run details show the reason without reading the log
+            if (ti := context.get("ti")) is not None:
+                ti.xcom_push(AUDIENCE_ERROR_KEY, str(error)[:2000])
+            raise
     plan = plan_audience(
         campaign=spec.id,
         segment=spec.audience.segment,

@@ -64,16 +64,15 @@ class LedgerGate(Gate):
             self.claims.shutdown(wait=True)
             self.claims = None
 
-    def claim(self, recipient: Recipient) -> bool:
-        """Settle the previous message and write ``recipient`` pending, in one committed transaction.
-
-        A recipient on the suppression list at this moment is not claimed: an unsubscribe counts from the next
-        message on, in this run too.
-        """
-        if self.suppressed is not None and self.suppressed(recipient):
-            self.held_back += 1
-            self.in_flight = None
+    def holds_back(self, recipient: Recipient) -> bool:
+        """Whether ``recipient`` is on the suppression list now: an unsubscribe counts from the next message on."""
+        if self.suppressed is None or not self.suppressed(recipient):
             return False
+        self.held_back += 1
+        return True
+
+    def claim(self, recipient: Recipient) -> bool:
+        """Settle the previous message and write ``recipient`` pending, in one committed transaction."""
         with self.lock:
             claimed = self._claim(recipient)
         self.confirm, self.release = [], []

@@ -14,7 +14,7 @@ import re
 import secrets
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from email.utils import formataddr
 from string import Template
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 CRLF = "\r\n"
 ENCODED_WORD_BYTES = 45  # 45 bytes -> 60 base64 characters: an encoded-word stays under 75 characters
 MAX_LINE = 998
+ONE_CLICK = "List-Unsubscribe-Post: List-Unsubscribe=One-Click"
 PLAIN_ADDRESS = re.compile(r"[^<>\s\"(),;:\\\[\]@]+@[^<>\s\"(),;:\\\[\]@]+")  # always fullmatch
 
 
@@ -85,7 +86,15 @@ class MessageTemplate:
     """One campaign email, compiled once: ``render`` gives the bytes of one recipient's message."""
 
     def __init__(
-        self, *, mail_from: str, from_name: str, reply_to: str, subject: str, body: str, headers: dict[str, str]
+        self,
+        *,
+        mail_from: str,
+        from_name: str,
+        reply_to: str,
+        subject: str,
+        body: str,
+        headers: dict[str, str],
+        one_click: bool = False,
     ) -> None:
         constant = {"From address": mail_from, "From name": from_name, "Reply-To": reply_to, **headers}
         constant |= {f"Header name {name!r}": name for name in headers}
@@ -103,6 +112,8 @@ class MessageTemplate:
         if reply_to:
             lines.append(f"Reply-To: {header_value(reply_to)}")
         lines += [f"{name}: {header_value(value)}" for name, value in headers.items()]
+        if one_click:  # RFC 8058: every message then carries an https link in List-Unsubscribe
+            lines.append(ONE_CLICK)
         lines += ["MIME-Version: 1.0", 'Content-Type: text/plain; charset="utf-8"']
         self._head = CRLF.join(lines) + CRLF
 
@@ -110,15 +121,24 @@ class MessageTemplate:
         """A Message-ID unique to this process and template (a counter after a random, time-stamped prefix)."""
         return f"<{self._id_prefix}.{next(self._ids)}@{self._id_domain}>"
 
-    def render(self, to: str, values: dict[str, Any], extra: dict[str, str]) -> bytes:
-        """The whole message for one recipient, CRLF line ends, ready for ``smtplib.SMTP.sendmail``."""
+    def render(self, to: str, values: dict[str, Any], extra: dict[str, str], unsubscribe: Sequence[str] = ()) -> bytes:
+        """The whole message for one recipient, CRLF line ends; ``unsubscribe``: the List-Unsubscribe URIs."""
         encoding, body = self._constant_body or body_part(self.body.render(values))
         varying = "".join(f"{name}: {header_value(value)}{CRLF}" for name, value in extra.items())
+        if unsubscribe:
+            varying += list_unsubscribe(unsubscribe)
         head = (
             f"{self._head}To: {header_value(to)}{CRLF}Subject: {header_value(self.subject.render(values))}{CRLF}"
             f"Message-ID: {self.message_id()}{CRLF}{varying}Content-Transfer-Encoding: {encoding}{CRLF}{CRLF}"
         )
         return head.encode("utf-8") + body
+
+
+def list_unsubscribe(uris: Sequence[str]) -> str:
+    """The ``List-Unsubscribe`` header line of ``uris``, folded between them when one line would be too long."""
+    parts = [f"<{_one_line(uri)}>" for uri in uris]
+    line = f"List-Unsubscribe: {', '.join(parts)}{CRLF}"
+    return line if len(line) <= MAX_LINE + len(CRLF) else f"List-Unsubscribe: {f',{CRLF} '.join(parts)}{CRLF}"
 
 
 def smtp_path(address: str) -> str:

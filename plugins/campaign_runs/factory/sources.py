@@ -49,20 +49,22 @@ def bindings(slot: RunSlot | None, run_id: str, params: dict[str, Any] | None) -
     return values
 
 
-def checked_row(raw: dict[Any, Any], number: int) -> Row:
-    """A source row with text column names and scalar values within the caps, or an error naming the row."""
+def checked_row(raw: dict[Any, Any], number: int, unit: str = "row") -> Row:
+    """A source row with text column names and scalar values within the caps, or an error naming the row (line)."""
     if len(raw) > MAX_COLUMNS:
-        raise AudienceSourceError(f"row {number}: {len(raw)} columns; the limit is {MAX_COLUMNS}")
+        raise AudienceSourceError(f"{unit} {number}: {len(raw)} columns; the limit is {MAX_COLUMNS}")
     row: Row = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name:
-            raise AudienceSourceError(f"row {number}: a column has no name")
+            raise AudienceSourceError(f"{unit} {number}: a column has no name")
         if value is not None and not isinstance(value, str | int | float | bool):
             value = str(value)  # a date, a decimal: templates show its text
         if isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
             raise AudienceSourceError(
-                f"row {number}: column {name[:60]!r} holds {len(value)} characters; the limit is {MAX_VALUE_CHARS}"
+                f"{unit} {number}: column {name[:60]!r} holds {len(value)} characters; the limit is {MAX_VALUE_CHARS}"
             )
+        if isinstance(value, str) and "\x00" in value:  # no PostgreSQL snapshot could hold it
+            raise AudienceSourceError(f"{unit} {number}: column {name[:60]!r} holds a NUL character")
         row[name] = value
     return row
 
@@ -135,27 +137,36 @@ class SqlSource(AudienceSource):
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
+        started = time.monotonic()
         try:
             with self._connection() as connection:
-                result = connection.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(
-                    text(self.query), values
-                )
+                # yield_per on the result: as an execution option, SQLAlchemy ignores it for a text() query
+                result = connection.execution_options(stream_results=True).execute(text(self.query), values)
+                result = result.yield_per(FETCH_ROWS)
                 for number, row in enumerate(result.mappings(), start=1):
                     yield checked_row(dict(row), number)
         except SQLAlchemyError as error:
-            raise AudienceSourceError(_database_message(error)) from error
+            raise AudienceSourceError(self._failure(error, started)) from error
+
+    def _failure(self, error: Exception, started: float) -> str:
+        """The database's message; past ``timeout_seconds``, said to be the timeout (SQLite says "interrupted")."""
+        message = _database_message(error)
+        if time.monotonic() - started >= self.timeout_seconds:
+            message += f" (the query ran longer than timeout_seconds: {self.timeout_seconds:g} s)"
+        return message
 
     def columns(self, values: dict[str, Any]) -> list[str]:
         """The query's result columns, read by running it with no row wanted."""
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
+        started = time.monotonic()
         try:
             with self._connection() as connection:
                 query = f"SELECT * FROM ({self.query.strip().rstrip(';')}) campaign_audience WHERE 1=0"
                 return list(connection.execute(text(query), values).keys())
         except SQLAlchemyError as error:
-            raise AudienceSourceError(_database_message(error)) from error
+            raise AudienceSourceError(self._failure(error, started)) from error
 
 
 def _database_message(error: Exception) -> str:
@@ -222,26 +233,34 @@ class FileSource(AudienceSource):
         except Exception as error:  # FileNotFoundError, an S3 access error...
             raise AudienceSourceError(f"cannot read {self.url}: {type(error).__name__}: {error}") from error
         with handle:
-            yield _capped_lines(handle)
+            yield _capped_lines(io.BufferedReader(_RawReader(handle)))
 
     def rows(self, values: dict[str, Any]) -> Iterator[Row]:
         """The file's rows, one line at a time."""
         with self._lines() as lines:
             if self.format == "csv":
-                for number, raw in enumerate(csv.DictReader(lines, strict=True), start=1):
-                    if None in raw:
-                        raise AudienceSourceError(f"row {number}: more fields than the header names")
-                    yield checked_row(raw, number)
+                reader = csv.DictReader(lines, strict=True)
+                try:
+                    for raw in reader:
+                        if None in raw:
+                            raise AudienceSourceError(f"line {reader.line_num}: more fields than the header names")
+                        yield checked_row(raw, reader.line_num, "line")
+                except csv.Error as error:  # DictReader's own line_num is the last row's
+                    raise AudienceSourceError(f"line {reader.reader.line_num}: {error}") from error
                 return
             for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    yield checked_row(_json_object(line, number), number)
+                    yield checked_row(_json_object(line, number), number, "line")
 
     def columns(self, values: dict[str, Any]) -> list[str]:
         """The CSV header, or the keys of the first JSON line."""
         with self._lines() as lines:
             if self.format == "csv":
-                return list(next(csv.reader(lines), []))
+                reader = csv.reader(lines, strict=True)
+                try:
+                    return list(next(reader, []))
+                except csv.Error as error:
+                    raise AudienceSourceError(f"line {reader.line_num}: {error}") from error
             for number, line in enumerate(lines, start=1):
                 if line.strip():
                     return list(_json_object(line, number))
@@ -264,13 +283,32 @@ def file_roots() -> list[Path]:
 
 def check_file_root(url: str) -> None:
     """Refuse a ``file://`` URL outside the allowed folders: a campaign may not read any file of the worker."""
-    from urllib.parse import unquote, urlparse
+    from airflow.sdk import ObjectStoragePath
 
-    path = Path(unquote(urlparse(url).path)).resolve()
+    # The path object storage opens: to it, "?", "#" and "%" are part of the path, and a host is a folder.
+    path = Path(ObjectStoragePath(url).path).resolve()
     roots = file_roots()
     if not any(path.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(root) for root in roots)
         raise AudienceSourceError(f"{url} is outside the folders audiences may be read from ({allowed})")
+
+
+class _RawReader(io.RawIOBase):
+    """A file object of object storage as a raw stream, so ``io.BufferedReader`` gives ``readline(size)``.
+
+    fsspec's files (S3...) take no size in ``readline``: an unbounded read of a line with no end.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.handle.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _capped_lines(handle: io.BufferedIOBase | Any) -> Iterator[str]:
@@ -280,6 +318,10 @@ def _capped_lines(handle: io.BufferedIOBase | Any) -> Iterator[str]:
     while True:
         raw = handle.readline(MAX_LINE_BYTES + 1)
         if not raw:
+            try:
+                decoder.decode(b"", final=True)  # bytes of an unfinished character at the end of the last line
+            except UnicodeDecodeError as error:
+                raise AudienceSourceError(f"line {number} is not UTF-8: {error.reason}") from error
             return
         number += 1
         if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
@@ -295,6 +337,10 @@ def _json_object(line: str, number: int) -> dict[str, Any]:
         value = json.loads(line)
     except ValueError as error:
         raise AudienceSourceError(f"line {number} is not JSON: {error}") from error
+    except RecursionError as error:  # brackets nested thousands deep
+        raise AudienceSourceError(
+            f"line {number}: values must be text, numbers, true/false or null, not nested"
+        ) from error
     if not isinstance(value, dict):
         raise AudienceSourceError(f"line {number} is not a JSON object")
     if any(isinstance(item, dict | list) for item in value.values()):

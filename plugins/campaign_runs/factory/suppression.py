@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from campaign_runs.factory.snapshot import ADDRESS_FIELDS, address_problem, normalised_address
+from campaign_runs.factory.hygiene import ADDRESS_FIELDS, address_problem, normalised_address
 
 TABLE = "campaign_suppression"
 REASONS = ("unsubscribed", "bounced", "complained", "manual", "invalid")

@@ -75,6 +75,53 @@ def test_numbers_per_run_and_channel_statuses_and_interventions(history: dict[st
     assert totals == {"email": (130, 12, 3, 200), "sms": (55, 15, 0, 70)}
 
 
+def test_suppressed_and_skipped_per_run_and_in_the_totals(make_run: Any) -> None:
+    import csv
+    import io
+
+    import pendulum
+
+    slot = pendulum.datetime(2041, 1, 1, tz="UTC")  # a range of their own: runs of other tests stay out
+    done = make_run(DAG, state="success", logical_date=slot)
+    report_progress(
+        DAG, done, "email", {"total": 90, "sent": 90, "failed": 0, "suppressed": 4, "skipped": {"no_consent": 6}}
+    )
+    summaries.finalise_ended(backfill=True)  # one run from its summary
+    going = make_run(DAG, state="running", logical_date=slot.add(days=1))  # the other live from XCom
+    skipped = {"no_consent": 1, "duplicate": 2}
+    report_progress(DAG, going, "email", {"total": 50, "sent": 10, "failed": 0, "suppressed": 1, "skipped": skipped})
+    report_progress(DAG, going, "sms", {"total": 5, "sent": 5, "failed": 0})
+    metrics = monitor.campaign_metrics(DAG, limit=10, since=slot, until=slot.add(days=2))
+    assert [r.run_id for r in metrics.runs] == [going, done]
+    totals = {c.channel: (c.sent, c.total, c.suppressed, c.skipped) for c in metrics.totals}
+    assert totals == {
+        "email": (100, 140, 5, {"no_consent": 7, "duplicate": 2}),
+        "sms": (5, 5, 0, {}),
+    }
+    assert {c.channel: c.skipped_text for c in metrics.totals} == {
+        "email": "9 (no consent: 7, duplicate: 2)",
+        "sms": "0",
+    }
+    rows = {(r["run_id"], r["channel"]): r for r in monitor.table_rows(metrics)}
+    assert (rows[done, "email"]["suppressed"], rows[done, "email"]["skipped"]) == (4, {"no_consent": 6})
+    assert (rows[going, "sms"]["suppressed"], rows[going, "sms"]["skipped"]) == (0, {})
+    exported = {(r["run_id"], r["channel"]): r for r in csv.DictReader(io.StringIO(monitor.table_csv(metrics)))}
+    assert (exported[going, "email"]["suppressed"], exported[going, "email"]["skipped"]) == (
+        "1",
+        '{"duplicate": 2, "no_consent": 1}',
+    )
+    assert monitor.summary(metrics)["totals"][0] == {
+        "channel": "email",
+        "sent": 100,
+        "failed": 0,
+        "in_doubt": 0,
+        "total": 140,
+        "suppressed": 5,
+        "skipped": {"no_consent": 7, "duplicate": 2},
+        "delivery_rate": 0.7143,
+    }
+
+
 def test_work_list_waits_give_median_and_worst(history: dict[str, str]) -> None:
     from airflow.utils.session import create_session
 

@@ -140,3 +140,37 @@ def test_a_custom_email_backend_still_gets_the_html(
     assert f"Work id: <code>{run_id}</code>" in email["html"]
     assert email["headers"]["Message-ID"].startswith("<campaign-runs.")
     assert smtp_server.messages == []
+
+
+def test_a_demo_run_s_email_says_demo_audience_and_the_recipient_count(make_run: Any, smtp_server: Any) -> None:
+    from tests.support.fixtures import DEMO_AUDIENCE, report_audience
+
+    run_id = make_run("cr_campaign", state="failed", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", run_id, DEMO_AUDIENCE)
+    core.skip_run("cr_campaign", run_id, actor="alice", note=NOTE)
+    [message] = smtp_server.wait_for(1)
+    text, html = parts(message)
+    check_common(text, html, run_id)
+    line = "demo audience (synthetic), 100 recipients (generated for examples, not real people)"
+    assert f"Campaign: cr_campaign\nAudience: {line}\nYour note:" in text
+    assert "<p>Audience: <strong>demo audience (synthetic)</strong>, 100 recipients (generated for examples," in html
+
+
+def test_a_real_audience_s_email_gives_its_label_and_count_and_none_before_it_is_read(
+    make_run: Any, smtp_server: Any
+) -> None:
+    from tests.support.fixtures import SQL_AUDIENCE, report_audience
+
+    read = make_run("cr_campaign", state="failed", ti_states={"build_audience": "success"})
+    report_audience("cr_campaign", read, {**SQL_AUDIENCE, "label": "SQL query on Connection <crm>"})
+    core.skip_run("cr_campaign", read, actor="alice", note=NOTE)
+    unread = make_run("cr_campaign", state="failed", ti_states={"build_audience": "failed"})
+    core.skip_run("cr_campaign", unread, actor="alice", note=NOTE)
+    messages = {str(m["Subject"]): m for m in smtp_server.wait_for(2)}
+    text, html = parts(messages[f"[Campaign Runs] Run {read} of cr_campaign skipped"])
+    assert "Audience: SQL query on Connection <crm>, 1,250 recipients\n" in text
+    assert "<p>Audience: SQL query on Connection &lt;crm&gt;, 1,250 recipients</p>" in html
+    assert "demo" not in text + html
+    text, html = parts(messages[f"[Campaign Runs] Run {unread} of cr_campaign skipped"])
+    assert "Audience" not in text + html
+    assert "Campaign: cr_campaign\nYour note:" in text

@@ -94,6 +94,28 @@ def test_a_run_the_listener_saw_end_is_summarised_per_channel(make_run: Any, sen
     assert sent == []
 
 
+def test_a_summary_row_keeps_what_each_channel_held_back(make_run: Any) -> None:
+    run_id = make_run(DAG, state="success")
+    skipped = {"no_consent": 40, "invalid_address": 7}
+    report_progress(DAG, run_id, "email", {"total": 100, "sent": 98, "failed": 2, "suppressed": 3, "skipped": skipped})
+    report_progress(DAG, run_id, "sms", {"total": 5, "sent": 5, "failed": 0})  # an older task: neither key
+    summaries.finalise_ended(backfill=True)
+    found = rows(run_id=run_id)
+    email, sms = found[run_id, "email"], found[run_id, "sms"]
+    assert (email["suppressed"], email["skipped"]) == (3, '{"invalid_address": 7, "no_consent": 40}')
+    assert (sms["suppressed"], sms["skipped"]) == (0, None)
+    drop_xcom(run_id)  # what the Monitor reads now is the summary
+    (run,) = [r for r in monitor.campaign_metrics(DAG, limit=10).runs if r.run_id == run_id]
+    by_channel = {c.channel: c for c in run.channels}
+    assert (by_channel["email"].suppressed, by_channel["email"].skipped) == (3, skipped)
+    assert (by_channel["sms"].suppressed, by_channel["sms"].skipped) == (0, {})
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        kept = summaries.stored(DAG, [run_id], session)[run_id]
+    assert kept.channels["email"] == (98, 2, 0, 100, 3, {"invalid_address": 7, "no_consent": 40})
+
+
 def test_the_monitor_reads_finished_runs_from_their_summary(make_run: Any) -> None:
     done = make_run(DAG, state="success")
     report_progress(DAG, done, "email", {"total": 10, "sent": 7, "failed": 3})

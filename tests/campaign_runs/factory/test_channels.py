@@ -22,6 +22,7 @@ from campaign_runs.factory.channels import (
 
 from tests.campaign_runs.factory.test_audience import plan
 from tests.support.airflow_env import free_port
+from tests.support.fixtures import SmtpSink, body_of
 
 
 class CountingHandler:
@@ -151,3 +152,42 @@ def test_pacer_enforces_rate() -> None:
     for _ in range(20):
         pacer.wait()
     assert time.monotonic() - started >= 0.19
+
+
+def test_every_email_carries_its_recipients_one_click_unsubscribe(
+    smtp_server: SmtpSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exact headers of real messages: List-Unsubscribe (https link, mailto) and List-Unsubscribe-Post."""
+    from campaign_runs.factory.unsubscribe import read_token, unsubscribe_token
+
+    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__BASE_URL", "https://campaigns.example.org/")
+    smtp = SmtpSettings(
+        "127.0.0.1", smtp_server.port, starttls=False, ssl=False, timeout=5, mail_from="news@example.com"
+    )
+    settings = {"subject": "Hi $first_name", "body": "Leave: $unsubscribe_url", "from_name": "", "reply_to": ""}
+    adapter = EmailAdapter(context("email", settings, tmp_path), Pacer(0), smtp)
+    batch = list(plan(2).recipients())
+    outcome = BatchOutcome()
+    adapter.send_batch(batch, outcome)
+    assert [r.id for r in outcome.delivered] == [r.id for r in batch]
+    for recipient, message in zip(batch, smtp_server.wait_for(2), strict=True):
+        token = unsubscribe_token(recipient.email, "c")
+        url = f"https://campaigns.example.org/campaign-runs/unsubscribe/{token}"
+        mailto = f"mailto:campaign-runs@example.com?subject=unsubscribe%20{token}"  # [smtp] smtp_mail_from
+        assert message.items() == [
+            ("From", "news@example.com"),
+            ("X-Campaign-Id", "c"),
+            ("X-Campaign-Run-Id", "run-1"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", 'text/plain; charset="utf-8"'),
+            ("To", recipient.email),
+            ("Subject", f"Hi {recipient.fields()['first_name']}"),
+            ("Message-ID", message["Message-ID"]),
+            ("X-Campaign-Recipient", recipient.id),
+            ("List-Unsubscribe", f"<{url}>, <{mailto}>"),
+            ("Content-Transfer-Encoding", "7bit"),
+            ("X-Envelope-To", recipient.email),  # added by the test server
+        ]
+        assert body_of(message) == f"Leave: {url}\r\n"
+        assert read_token(token) == ("email", recipient.email, "c")

@@ -6,7 +6,7 @@ from email import message_from_bytes
 from email.policy import default
 
 import pytest
-from campaign_runs.factory.mime import MessageTemplate, smtp_path
+from campaign_runs.factory.mime import MessageTemplate, list_unsubscribe, smtp_path
 
 
 def template(**changes: str) -> MessageTemplate:
@@ -39,3 +39,50 @@ def test_recipient_values_never_start_a_header() -> None:
 def test_an_address_with_a_line_break_never_becomes_a_plain_smtp_path() -> None:
     assert smtp_path("bob@example.com") == "<bob@example.com>"
     assert "\n" not in smtp_path("bob@example.com\n")
+
+
+def test_the_one_click_headers_are_exactly_these() -> None:
+    one_click = MessageTemplate(
+        mail_from="shop@example.com",
+        from_name="",
+        reply_to="",
+        subject="Hi",
+        body="Leave: $unsubscribe_url",
+        headers={"X-Campaign-Id": "c1"},
+        one_click=True,
+    )
+    uris = [
+        "https://shop.example/campaign-runs/unsubscribe/u1.a.b",
+        "mailto:shop@example.com?subject=unsubscribe%20u1.a.b",
+    ]
+    raw = one_click.render("bob@example.com", {"unsubscribe_url": uris[0]}, {"X-Campaign-Recipient": "r1"}, uris)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    message_id = next(line for line in lines if line.startswith("Message-ID: "))
+    assert lines == [
+        "From: shop@example.com",
+        "X-Campaign-Id: c1",
+        "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+        "To: bob@example.com",
+        "Subject: Hi",
+        message_id,
+        "X-Campaign-Recipient: r1",
+        f"List-Unsubscribe: <{uris[0]}>, <{uris[1]}>",
+        "Content-Transfer-Encoding: 7bit",
+    ]
+    assert body == f"Leave: {uris[0]}\r\n".encode()
+    assert b"List-Unsubscribe" not in template().render("bob@example.com", {}, {})  # only when asked for
+
+
+def test_a_long_list_unsubscribe_header_is_folded_between_its_uris() -> None:
+    uris = ["https://shop.example/" + "a" * 600, "mailto:shop@example.com?subject=" + "b" * 600]
+    header = list_unsubscribe(uris)
+    assert header == f"List-Unsubscribe: <{uris[0]}>,\r\n <{uris[1]}>\r\n"
+    assert all(len(line) <= 998 for line in header.split("\r\n"))
+    assert list_unsubscribe(["https://x.example/\r\nBcc: all@example.com"]) == (
+        "List-Unsubscribe: <https://x.example/ Bcc: all@example.com>\r\n"
+    )
+    parsed = message_from_bytes(template().render("bob@example.com", {}, {}, uris), policy=default)
+    assert parsed["List-Unsubscribe"] == f"<{uris[0]}>, <{uris[1]}>"

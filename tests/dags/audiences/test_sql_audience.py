@@ -76,3 +76,23 @@ def test_an_audience_query_cannot_change_the_source(subscribers: Path) -> None:
         list(source.rows({}))
     with sqlite3.connect(subscribers) as db:
         assert db.execute("SELECT COUNT(*) FROM subscribers").fetchone() == (14,)
+
+
+def test_a_failing_query_fails_the_run_and_run_details_say_why(
+    smtp_server: Any, sink_dir: Path, subscribers: Path, tmp_path: Path
+) -> None:
+    """The database's message reaches run details through build_audience's XCom, without reading its log."""
+    from airflow.utils.session import create_session
+    from campaign_runs.adapters.tasks import audience_result
+    from campaign_runs.core.audience_info import audience_view
+
+    dag = campaign_from_yaml(tmp_path, CAMPAIGN.replace("FROM subscribers", "FROM subscriber_list"))
+    run = dag.test(logical_date=pendulum.datetime(2026, 3, 2, 10, tz="UTC"))
+    assert run.state == "failed"
+    assert run_messages(smtp_server.messages, run.run_id) == []
+    with create_session() as session:
+        view = audience_view(audience_result("sql_news", run.run_id, session), "failed", None, "")
+    assert view.error == (
+        "The audience could not be read (SQL query on Connection subscribers_db): "
+        "the query failed: no such table: subscriber_list"
+    )

@@ -12,10 +12,21 @@ from airflow.dag_processing.dagbag import DagBag
 
 from tests.dags.conftest import CAMPAIGNS, DAGS
 
+# dag_id: channels, the audience:<segment> tag (a real source's is its kind), timetable, the About's audience title
 EXPECTED = {
-    "weekly_newsletter": (["email", "push"], "active_subscribers", "CampaignTimetable"),
-    "cart_abandonment": (["email", "sms", "push"], "cart_abandoners_1h", "CampaignTimetable"),
-    "flash_sale": (["sms", "email", "push"], "loyal_customers", "NullTimetable"),
+    "weekly_newsletter": (
+        ["email", "push"],
+        "sql",
+        "CampaignTimetable",
+        "#### Audience: SQL query on Connection `subscribers_db`",
+    ),
+    "cart_abandonment": (
+        ["email", "sms", "push"],
+        "cart_abandoners_1h",
+        "CampaignTimetable",
+        "#### Audience: `cart_abandoners_1h`, demo audience (synthetic)",
+    ),
+    "flash_sale": (["sms", "email", "push"], "file", "NullTimetable", "#### Audience: CSV file `file://"),
 }
 
 
@@ -36,7 +47,7 @@ def test_every_dag_file_imports(bag: DagBag) -> None:
 @pytest.mark.parametrize("dag_id", sorted(EXPECTED))
 def test_campaign_metadata_contract(bag: DagBag, dag_id: str) -> None:
     """Tags, description, owner, owner links, doc_md, params and task ids follow the plugin's contract."""
-    channels, segment, timetable = EXPECTED[dag_id]
+    channels, segment, timetable, title = EXPECTED[dag_id]
     dag = bag.get_dag(dag_id)
     assert dag is not None
     assert {"campaign", f"audience:{segment}", *(f"channel:{c}" for c in channels)} <= set(dag.tags)
@@ -49,8 +60,9 @@ def test_campaign_metadata_contract(bag: DagBag, dag_id: str) -> None:
     assert list(dag.owner_links) == [owner]
     assert dag.owner_links[owner].startswith("mailto:") and dag.owner_links[owner].endswith("@example.com")
     assert dag.description
-    assert f"#### Audience: `{segment}`" in (dag.doc_md or "")
-    assert "audience_size" in dag.params
+    assert title in (dag.doc_md or "")
+    # Only the demo audience has a size to choose; a real source's rows are what they are.
+    assert ("audience_size" in dag.params) is (segment not in ("sql", "file"))
     for channel in channels:
         assert f"{channel}_batch_size" in dag.params
         assert f"{channel}_rate_limit_per_second" in dag.params
@@ -69,7 +81,23 @@ def test_weekly_newsletter_schedule(bag: DagBag) -> None:
     assert dag.catchup is False
     assert "At 09:00, only on Monday (`0 9 * * MON`, Europe/Paris)" in (dag.doc_md or "")
     assert dag.owner_links == {"lifecycle-marketing": "mailto:lifecycle@example.com"}
-    assert dag.params["audience_size"] == 5000
+    assert "audience_size" not in dag.params  # its audience is the subscribers table, not a size
+
+
+def test_shipped_audiences_read_real_sources() -> None:
+    """The newsletter queries Connection subscribers_db, the flash sale reads the CSV beside it; only the
+    cart-abandonment campaign (the demo and benchmark one) is synthetic, and says so."""
+    from campaign_runs.factory.spec import load_spec
+
+    newsletter = load_spec(CAMPAIGNS / "weekly_newsletter.yaml").audience
+    assert (newsletter.source, newsletter.conn_id, newsletter.consent_column) == ("sql", "subscribers_db", "opted_in")
+    assert ":logical_date" in newsletter.query
+    flash = load_spec(CAMPAIGNS / "flash_sale.yaml").audience
+    assert (flash.source, flash.format) == ("file", "csv")
+    assert flash.url == (CAMPAIGNS / "data" / "flash_sale.csv").resolve().as_uri()
+    assert (CAMPAIGNS / "data" / "flash_sale.csv").is_file()
+    assert load_spec(CAMPAIGNS / "cart_abandonment.yaml").audience.is_demo
+    assert "demo audience (synthetic)" in (CAMPAIGNS / "cart_abandonment.yaml").read_text().splitlines()[0]
 
 
 def test_broken_yaml_hides_no_other_campaign(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -137,16 +165,17 @@ def test_restart_conf_passes_params_validation(bag: DagBag) -> None:
     from airflow.sdk.exceptions import ParamValidationError
     from airflow.serialization.serialized_objects import DagSerialization
 
-    dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag("flash_sale")))  # as the scheduler has it
-    conf = {
-        "audience_size": 10,
-        "campaign_restart_of": "manual__1",
-        "campaign_slot": {"logical_date": "2026-03-02T10:00:00+00:00"},
-        "campaign_resend_in_doubt": True,
-    }
-    assert dag.params.deep_merge(conf).validate()["campaign_resend_in_doubt"] is True
-    with pytest.raises(ParamValidationError):
-        dag.params.deep_merge({**conf, "audience_size": -1}).validate()
+    for dag_id, size in (("flash_sale", "sms_batch_size"), ("cart_abandonment", "audience_size")):
+        dag = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag(dag_id)))  # as the scheduler has it
+        conf = {
+            size: 10,
+            "campaign_restart_of": "manual__1",
+            "campaign_slot": {"logical_date": "2026-03-02T10:00:00+00:00"},
+            "campaign_resend_in_doubt": True,
+        }
+        assert dag.params.deep_merge(conf).validate()["campaign_resend_in_doubt"] is True
+        with pytest.raises(ParamValidationError):
+            dag.params.deep_merge({**conf, size: -1}).validate()
 
 
 HOSTILE = {

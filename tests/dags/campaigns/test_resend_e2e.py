@@ -29,12 +29,13 @@ from tests.dags.campaigns.runs import (
     wait_run_done,
     xcoms,
 )
+from tests.dags.conftest import FLASH_SALE_CSV, csv_rows
 from tests.support.holding_smtp import Hold, HoldingSmtpSink, holding_smtp
 from tests.support.ledger_db import LEDGER_CONN_ID, connection_uri, ledger_database, ledger_rows
 from tests.support.processes import AirflowStack
 
 DAG_ID = "flash_sale"
-SIZE, BATCH, RATE = 60, 250, 10
+SIZE, BATCH, RATE = csv_rows(FLASH_SALE_CSV), 250, 10  # the CSV audience: every row valid on every channel
 HELD_INDEX = 20
 CHANNELS = ("email", "sms", "push")
 
@@ -78,7 +79,7 @@ def stack() -> Iterator[Stack]:
 
 def run_conf() -> dict[str, Any]:
     """Every channel in one batch of 250 at 10 messages/s."""
-    conf: dict[str, Any] = {"audience_size": SIZE}
+    conf: dict[str, Any] = {}
     for channel in CHANNELS:
         conf[f"{channel}_batch_size"] = BATCH
         conf[f"{channel}_rate_limit_per_second"] = RATE

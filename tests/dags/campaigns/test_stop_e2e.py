@@ -1,6 +1,7 @@
 """Stop, crash and Restart with a real scheduler, api-server, dag-processor, LocalExecutor workers and SMTP sink.
 
-flash_sale sends email, SMS and push in batches of 250 at 10 messages/s, the case of a rate-limited relay.
+flash_sale sends email, SMS and push in batches of 250 at 10 messages/s, the case of a rate-limited relay, to its
+CSV audience (dags/campaigns/data/flash_sale.csv: SIZE rows, each valid on every channel).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from tests.dags.campaigns.runs import (
     wait_run_done,
     xcoms,
 )
+from tests.dags.conftest import FLASH_SALE_CSV, csv_rows
 from tests.support.airflow_env import free_port
 from tests.support.processes import AirflowStack, wait_until
 
 DAG_ID = "flash_sale"
-SIZE, BATCH, RATE = 100, 250, 10
+SIZE, BATCH, RATE = csv_rows(FLASH_SALE_CSV), 250, 10
 CHANNELS = ("email", "sms", "push")
 STOP_AFTER = 30
 LAST_MESSAGE_AFTER_STOP = 1.0
@@ -73,7 +75,7 @@ def stack() -> Iterator[Stack]:
 
 def start_run(stack: Stack, name: str) -> str:
     """Trigger a flash_sale run (every channel 250 per batch at 10/s) and wait for ~30 emails."""
-    conf: dict[str, Any] = {"audience_size": SIZE}
+    conf: dict[str, Any] = {}
     for channel in CHANNELS:
         conf[f"{channel}_batch_size"] = BATCH
         conf[f"{channel}_rate_limit_per_second"] = RATE
