@@ -14,3 +14,11 @@ def test_the_caps_in_security_md_are_the_codes() -> None:
     assert f"nesting deeper than {MAX_DEPTH} levels" in text
     assert f"at most {MAX_NODES:,} values" in text
     assert f"{MAX_FILE_BYTES // 1024} KiB per file ({MAX_DEFINITION_BYTES // 1024} KiB through the pages" in text
+
+
+def test_the_audience_caps_in_security_md_are_the_codes() -> None:
+    from campaign_runs.factory.sources import MAX_COLUMNS, MAX_LINE_BYTES, MAX_VALUE_CHARS
+
+    text = " ".join((REPO / "SECURITY.md").read_text().split())
+    assert f"at most {MAX_COLUMNS} columns, {MAX_VALUE_CHARS:,} characters per value" in text
+    assert f"{MAX_LINE_BYTES // 1024} KiB per file line" in text

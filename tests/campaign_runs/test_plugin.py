@@ -95,4 +95,5 @@ def test_provider_info_documents_every_option() -> None:
         "type": "integer",
         "example": None,
         "default": "2000",
+        "sensitive": False,
     }

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -164,22 +165,26 @@ class SnapshotStore:
         error of ``rows`` (the source's) is raised as it is, not as the COPY's. SQLite: one transaction per chunk,
         begun once the chunk is read, so the source is never read while the database is locked.
         """
-        from itertools import islice
-
         iterator = iter(rows)
-        if not self.postgres:
-            count = 0
-            while chunk := list(islice(iterator, CHUNK_ROWS)):
-                marks = ", ".join("?" * len(chunk[0]))
-                self.connection.execute("BEGIN IMMEDIATE")
-                try:
-                    self.connection.executemany(f"INSERT INTO {SNAPSHOT_TABLE} ({COLUMNS}) VALUES ({marks})", chunk)
-                except BaseException:
-                    self.connection.execute("ROLLBACK")
-                    raise
-                self.connection.execute("COMMIT")
-                count += len(chunk)
-            return count
+        return self._copy(iterator) if self.postgres else self._insert_chunks(iterator)
+
+    def _insert_chunks(self, iterator: Iterator[tuple[Any, ...]]) -> int:
+        """SQLite: one transaction per chunk; the number of rows written."""
+        count = 0
+        while chunk := list(islice(iterator, CHUNK_ROWS)):
+            marks = ", ".join("?" * len(chunk[0]))
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                self.connection.executemany(f"INSERT INTO {SNAPSHOT_TABLE} ({COLUMNS}) VALUES ({marks})", chunk)
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
+            count += len(chunk)
+        return count
+
+    def _copy(self, iterator: Iterator[tuple[Any, ...]]) -> int:
+        """PostgreSQL: one ``COPY`` fed a chunk at a time; the number of rows written."""
         from types import SimpleNamespace
 
         buffer = io.StringIO()

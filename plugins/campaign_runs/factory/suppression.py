@@ -22,6 +22,7 @@ REASONS = ("unsubscribed", "bounced", "complained", "manual", "invalid")
 CHANNELS = tuple(ADDRESS_FIELDS)
 MAX_SOURCE = 200
 PAGE_MAX = 1000
+SCHEMA_LOCK = 0x43525350  # any constant of its own: serialises the table's creation
 
 
 class SuppressionError(ValueError):
@@ -66,10 +67,22 @@ class SuppressionList:
         self.connection = connection
         self.postgres = postgres
         self.lock = threading.Lock()
-        self._execute(
+        create = (
             f"CREATE TABLE IF NOT EXISTS {TABLE} (channel TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL, "
             "source TEXT NOT NULL, actor TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (channel, address))"
         )
+        if not postgres:
+            self._execute(create)
+            return
+        # Tasks starting at once race on CREATE ... IF NOT EXISTS in PostgreSQL: one at a time, under a lock.
+        cursor = connection.cursor()
+        try:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            cursor.execute(create)
+            cursor.execute("COMMIT")
+        finally:
+            cursor.close()
 
     @classmethod
     def sqlite(cls, path: Path) -> SuppressionList:

@@ -18,7 +18,7 @@ LOG = "/dags/cr_campaign/runs/r1/tasks/build_audience"
 
 
 def test_the_plugin_and_the_factory_say_the_same_words() -> None:
-    from campaign_runs.factory import snapshot
+    from campaign_runs.factory import hygiene as snapshot
     from campaign_runs.factory.about import DEMO_LABEL
 
     assert DEMO_AUDIENCE == DEMO_LABEL
