@@ -82,15 +82,15 @@ test-sqlite: venv
 	$(BIN)/pytest $(XDIST_ARGS) "$${args[@]}"
 
 # Same suite on PostgreSQL without the process-starting tests (they ran on SQLite; the Celery topology test
-# uses PostgreSQL itself), the static checks and the input sweeps: -m "not browser and not slow and not static
-# and not sweep", and-ed with any -m in PYTEST_ARGS.
+# uses PostgreSQL itself), the static checks, the input sweeps and the factory's tests (no metadata DB; they run
+# each ledger database as a parameter), and-ed with any -m in PYTEST_ARGS.
 test-postgres: venv
 	@echo "== tests on PostgreSQL"
-	@eval "args=($$PYTEST_ARGS)"; marks="not browser and not slow and not static and not sweep"; rest=(); \
+	@eval "args=($$PYTEST_ARGS)"; marks="not browser and not slow and not static and not sweep and not factory"; rest=(); \
 	while (( $${#args[@]} )); do \
 		case "$${args[0]}" in \
-			-m) marks="($${args[1]}) and not browser and not slow and not static and not sweep"; args=("$${args[@]:2}") ;; \
-			-m*) marks="($${args[0]#-m}) and not browser and not slow and not static and not sweep"; args=("$${args[@]:1}") ;; \
+			-m) marks="($${args[1]}) and not browser and not slow and not static and not sweep and not factory"; args=("$${args[@]:2}") ;; \
+			-m*) marks="($${args[0]#-m}) and not browser and not slow and not static and not sweep and not factory"; args=("$${args[@]:1}") ;; \
 			*) rest+=("$${args[0]}"); args=("$${args[@]:1}") ;; \
 		esac; \
 	done; \

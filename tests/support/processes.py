@@ -61,8 +61,11 @@ class AirflowProcess:
         """Whether the process is still running."""
         return self.popen is not None and self.popen.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Signal the whole process group, wait, then SIGKILL what is left."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        """Signal the whole process group, wait, then SIGKILL what is left.
+
+        10 s: an API server still holding a browser's keep-alive connections waits for them until then.
+        """
         if self.popen is None:
             return
         with suppress(ProcessLookupError):
