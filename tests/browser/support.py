@@ -118,8 +118,21 @@ def failed_run(api: httpx.Client, dag_id: str, prefix: str) -> str:
     run_id = trigger(api, dag_id, f"manual__{prefix}_{time.time_ns()}")
     marked = api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
     assert marked.status_code == 200, marked.text
+    # A task already running when the run was marked may still end it in success: once no task is left
+    # running, mark it again, so the run stays failed whatever its tasks did meanwhile.
+    wait_until(lambda: not _unfinished_tasks(api, dag_id, run_id), timeout=60)
+    marked = api.patch(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", json={"state": "failed"})
+    assert marked.status_code == 200, marked.text
     wait_until(lambda: campaign_status(api, dag_id, run_id) == "failed", timeout=60)
     return run_id
+
+
+def _unfinished_tasks(api: httpx.Client, dag_id: str, run_id: str) -> list[str]:
+    """Task ids of the run that are queued or running in Airflow."""
+    response = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+    assert response.status_code == 200, response.text
+    busy = ("queued", "running", "scheduled", "restarting", "up_for_retry", "deferred")
+    return [ti["task_id"] for ti in response.json()["task_instances"] if ti.get("state") in busy]
 
 
 def campaign_status(api: httpx.Client, dag_id: str, run_id: str) -> str | None:
