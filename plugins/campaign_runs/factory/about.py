@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Param
 
 from campaign_runs.factory.schedule import describe_schedule
-from campaign_runs.factory.spec import MAX_CONNECTIONS
+from campaign_runs.factory.channel_spec import MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     from campaign_runs.factory.spec import CampaignSpec

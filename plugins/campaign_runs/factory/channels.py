@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import email.policy
 import functools
 import inspect
-import json
-import os
+import logging
 import smtplib
 import time
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,9 +18,12 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 from string import Template
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from campaign_runs.factory.answers import MAX_ATTEMPTS, ChannelUnavailable, Refused, Transient
 from campaign_runs.factory.mime import MessageTemplate, deliver, stage
+from campaign_runs.factory.smtp_settings import SMTP_CONN_ID as SMTP_CONN_ID  # re-exported
+from campaign_runs.factory.smtp_settings import SmtpSettings as SmtpSettings  # re-exported
 from campaign_runs.factory.unsubscribe import PLACEHOLDER as UNSUBSCRIBE_URL
 from campaign_runs.factory.unsubscribe import UnsubscribeLinks
 
@@ -33,7 +35,8 @@ if TYPE_CHECKING:
 
 from campaign_runs.factory.pacing import Pacer as Pacer  # re-exported: adapters are built with one
 
-SMTP_CONN_ID = "campaign_smtp"
+log = logging.getLogger(__name__)
+REASONS_KEPT = 20  # distinct failure reasons counted per batch and in progress; the rest count as "other"
 STAGED = "_campaign_staged"  # on an SMTP connection between prepare() and send_one(): (recipient id, bytes or None)
 
 
@@ -75,6 +78,12 @@ class BatchOutcome:
     delivered: list[Recipient] = field(default_factory=list)
     failed: list[Recipient] = field(default_factory=list)
     stopped: bool = False
+    retried: int = 0  # tries refused for now (throttled, 429, 5xx) and made again
+    reasons: Counter[str] = field(default_factory=Counter)  # why messages failed, as the provider said
+
+    def refused(self, reason: str) -> None:
+        """Count one failure under ``reason`` (at most ``REASONS_KEPT`` distinct reasons, the rest as other)."""
+        self.reasons[reason if reason in self.reasons or len(self.reasons) < REASONS_KEPT else "other"] += 1
 
 
 @dataclass(frozen=True)
@@ -88,24 +97,45 @@ class DeliveryContext:
     sink_dir: Path
     campaign_values: dict[str, Any]
     suppressions: SuppressionList | None = None
+    conn_id: str = ""  # the Connection of the channel's transport ("" = the transport's default)
 
 
 class ChannelAdapter(ABC):
     """Delivers batches of messages on one channel; subclasses with a ``name`` register themselves."""
 
-    name: ClassVar[str] = ""
+    name: ClassVar[str] = ""  # the channel (email, sms, push, webhook)
+    transport: ClassVar[str] = ""  # how it is delivered (smtp, ses, sns, twilio, fcm, http, dry_run)
+    default_conn_id: ClassVar[str] = ""  # the transport's Connection when the channel names none
+    transport_settings: ClassVar[dict[str, Any]] = {}  # settings only this transport reads, with defaults
     address_field: ClassVar[str] = "email"  # the recipient field this channel sends to
     overlap_claim: ClassVar[bool] = False  # True: ``prepare`` waits on the network, worth running beside the claim
     required_settings: ClassVar[tuple[str, ...]] = ()
     optional_settings: ClassVar[dict[str, Any]] = {}
     one_line_settings: ClassVar[frozenset[str]] = frozenset()  # settings that become a header or a sender id
-    registry: ClassVar[dict[str, type[ChannelAdapter]]] = {}
+    registry: ClassVar[dict[str, type[ChannelAdapter]]] = {}  # channel -> its first adapter (its settings)
+    transports: ClassVar[dict[tuple[str, str], type[ChannelAdapter]]] = {}  # (channel, transport) -> adapter
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        """Register every concrete adapter under its channel name."""
+        """Register every concrete adapter under its channel and transport."""
         super().__init_subclass__(**kwargs)
         if cls.name and not inspect.isabstract(cls):
-            ChannelAdapter.registry[cls.name] = cls
+            ChannelAdapter.registry.setdefault(cls.name, cls)
+            ChannelAdapter.transports[(cls.name, cls.transport)] = cls
+
+    @classmethod
+    def for_transport(cls, channel: str, transport: str) -> type[ChannelAdapter]:
+        """The adapter of ``channel`` over ``transport``; KeyError when there is none."""
+        return cls.transports[(channel, transport)]
+
+    @property
+    def conn_id(self) -> str:
+        """The Connection this adapter delivers through."""
+        return self.context.conn_id or self.default_conn_id
+
+    def setting(self, name: str) -> Any:
+        """A channel or transport setting, its default when the definition leaves it out."""
+        settings = self.context.settings
+        return settings[name] if settings.get(name) is not None else self.transport_settings.get(name)
 
     def __init__(self, context: DeliveryContext, pacer: Pacer) -> None:
         self.context = context
@@ -130,6 +160,11 @@ class ChannelAdapter(ABC):
     def connection(self) -> contextlib.AbstractContextManager[Any]:
         """One delivery connection (an SMTP session, an open sink file), closed on exit."""
 
+    def check(self) -> str:
+        """Try the transport's Connection without sending anything; a one-line answer, or raise what went wrong."""
+        with self.connection():
+            return f"{self.transport}: connected"
+
     def prepare(self, connection: Any, recipient: Recipient) -> None:  # noqa: B027 (a hook, no-op by default)
         """Do what may be done before the recipient is claimed, while the claim commits; nothing may leave yet."""
 
@@ -138,7 +173,10 @@ class ChannelAdapter(ABC):
 
     @abstractmethod
     def send_one(self, connection: Any, recipient: Recipient) -> bool:
-        """Hand one message to the channel: True accepted, False refused; raises when the outcome is unknown."""
+        """Hand one message to the channel: True accepted; raise ``Refused`` (for good) or ``Transient`` (for now).
+
+        False is a refusal without a reason. Any other exception is an unknown outcome: the message is in doubt.
+        """
 
     def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome, gate: Gate | None = None) -> None:
         """Deliver ``batch`` over one connection, paced; ``gate`` may stop it between any two messages."""
@@ -160,59 +198,62 @@ class ChannelAdapter(ABC):
                 if not claimed():
                     self.abandon(connection, recipient)
                     continue
-                delivered = self.send_one(connection, recipient)
+                delivered = self._deliver(connection, recipient, outcome, gate)
+                if delivered is None:  # stopped while waiting to try again: nothing left, the recipient is given back
+                    gate.settle(recipient, False)
+                    outcome.stopped = True
+                    return
                 (outcome.delivered if delivered else outcome.failed).append(recipient)
                 gate.settle(recipient, delivered)
 
+    def _deliver(self, connection: Any, recipient: Recipient, outcome: BatchOutcome, gate: Gate) -> bool | None:
+        """``send_one``, tried again after a refusal for now (backoff or ``Retry-After``); None if stopped meanwhile."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                delivered = self.send_one(connection, recipient)
+            except Refused as refused:
+                log.warning("%s/%s refused %s: %s", self.name, self.transport, recipient.id, refused.reason)
+                outcome.refused(refused.reason)
+                if refused.bad_address:
+                    self.refused_for_good(recipient, refused.reason)
+                return False
+            except Transient as transient:
+                if attempt + 1 == MAX_ATTEMPTS:
+                    gate.settle(recipient, False)  # certainly not sent: given back, not in doubt
+                    raise ChannelUnavailable(
+                        f"{self.name} over {self.transport} refused a message {MAX_ATTEMPTS} times in a row "
+                        f"(last: {transient.reason}); nothing more is sent, restart the run to go on"
+                    ) from None
+                outcome.retried += 1
+                log.info("%s/%s: %s; trying again", self.name, self.transport, transient.reason)
+                if gate.pause(transient.delay(attempt)):
+                    return None
+                continue
+            if not delivered:
+                outcome.refused("refused")
+            return delivered
+        return False  # pragma: no cover (the loop returns or raises)
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how to send email."""
 
-    host: str
-    port: int
-    starttls: bool
-    ssl: bool
-    timeout: float
-    mail_from: str
-    login: str | None = None
-    password: str | None = None
+def smtp_answer(code: int, reason: str, *, address: bool = False) -> Refused | Transient:
+    """An SMTP refusal as an answer; ``address``: a reply to RCPT TO, about that one recipient.
 
-    @classmethod
-    def resolve(cls) -> SmtpSettings:
-        """Connection ``campaign_smtp`` when it exists, otherwise Airflow's ``[smtp]`` settings (Task SDK only)."""
-        from airflow.sdk import BaseHook, conf
-        from airflow.sdk.exceptions import AirflowNotFoundException
-
-        base = cls(
-            host=conf.get("smtp", "smtp_host", fallback="localhost"),
-            port=conf.getint("smtp", "smtp_port", fallback=25),
-            starttls=conf.getboolean("smtp", "smtp_starttls", fallback=False),
-            ssl=conf.getboolean("smtp", "smtp_ssl", fallback=False),
-            timeout=float(conf.getint("smtp", "smtp_timeout", fallback=30)),
-            mail_from=conf.get("smtp", "smtp_mail_from", fallback="") or "campaigns@localhost",
-        )
-        try:
-            connection = BaseHook.get_connection(SMTP_CONN_ID)
-        except AirflowNotFoundException:
-            return base
-        extra = connection.extra_dejson
-        return cls(
-            host=connection.host or base.host,
-            port=int(connection.port or base.port),
-            starttls=bool(extra.get("starttls", base.starttls)),
-            ssl=bool(extra.get("ssl", base.ssl)),
-            timeout=float(extra.get("timeout", base.timeout)),
-            mail_from=str(extra.get("mail_from", base.mail_from)),
-            login=connection.login or None,
-            password=connection.password or None,
-        )
+    A recipient's 4xx (greylisted, mailbox busy) fails this message (a later run tries again); their 5xx also
+    bounces the address. Any other 4xx (421 closing, 451 local error) is the server's: tried again with backoff.
+    """
+    if address:
+        return Refused(f"SMTP {code} {reason}", bad_address=500 <= code < 600)
+    if 400 <= code < 500:
+        return Transient(f"SMTP {code} {reason}")
+    return Refused(f"SMTP {code} {reason}")
 
 
 class EmailAdapter(ChannelAdapter):
     """Sends real email over SMTP: one connection per batch."""
 
     name = "email"
+    transport = "smtp"
+    default_conn_id = SMTP_CONN_ID
     address_field = "email"
     overlap_claim = True
     required_settings = ("subject", "body")
@@ -221,7 +262,7 @@ class EmailAdapter(ChannelAdapter):
 
     def __init__(self, context: DeliveryContext, pacer: Pacer, smtp: SmtpSettings | None = None) -> None:
         super().__init__(context, pacer)
-        self.smtp = smtp or SmtpSettings.resolve()
+        self.smtp = smtp or SmtpSettings.resolve(self.conn_id)
 
     def connect(self) -> smtplib.SMTP:
         """Open one authenticated SMTP connection."""
@@ -279,16 +320,16 @@ class EmailAdapter(ChannelAdapter):
 
     def prepare(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
         """``MAIL FROM`` and ``RCPT TO`` while the claim commits; the message is built; nothing leaves before DATA."""
+        refusal: Refused | Transient | None = None
         try:
             message: bytes | None = stage(connection, self.smtp.mail_from, recipient, self.message_bytes)
         except smtplib.SMTPRecipientsRefused as refused:
             message = None  # refused: the transaction is reset; send_one reports it
-            for code, reply in refused.recipients.values():
-                if 500 <= code < 600:  # a permanent refusal of the address: it bounces from now on
-                    self.refused_for_good(recipient, f"SMTP {code} {reply.decode(errors='replace')}")
-        except smtplib.SMTPSenderRefused:
-            message = None
-        setattr(connection, STAGED, (recipient.id, message))
+            for code, reply in refused.recipients.values():  # a 5xx refuses the address for good: it bounces
+                refusal = smtp_answer(code, reply.decode(errors="replace"), address=True)
+        except smtplib.SMTPSenderRefused as refused:
+            message, refusal = None, smtp_answer(refused.smtp_code, "sender refused")
+        setattr(connection, STAGED, (recipient.id, message, refusal))
 
     def abandon(self, connection: smtplib.SMTP, recipient: Recipient) -> None:
         """Reset the staged transaction: nothing was sent."""
@@ -298,7 +339,7 @@ class EmailAdapter(ChannelAdapter):
             connection.rset()
 
     def send_one(self, connection: smtplib.SMTP, recipient: Recipient) -> bool:
-        """Send one email; a refused recipient, sender or message is False (the server did not take it)."""
+        """Send one email; a refused recipient, sender or message raises ``Refused`` (the server did not take it)."""
         staged = getattr(connection, STAGED, None)
         setattr(connection, STAGED, None)
         if staged is None or staged[0] != recipient.id:  # not prepared (a direct call): stage it now
@@ -306,76 +347,9 @@ class EmailAdapter(ChannelAdapter):
             staged = getattr(connection, STAGED)
             setattr(connection, STAGED, None)
         if staged[1] is None:
-            return False
+            raise staged[2] or Refused("refused")
         try:
             deliver(connection, staged[1])
-        except smtplib.SMTPDataError:
-            return False
+        except smtplib.SMTPDataError as error:
+            raise smtp_answer(error.smtp_code, "message refused") from None
         return True
-
-
-class SinkAdapter(ChannelAdapter):
-    """Delivers to a local JSON-lines sink ``<sink_dir>/<campaign>/<channel>.jsonl``."""
-
-    @abstractmethod
-    def payload(self, values: dict[str, Any]) -> dict[str, Any]:
-        """The message content for one recipient."""
-
-    @property
-    def path(self) -> Path:
-        """The sink file of this campaign and channel."""
-        return self.context.sink_dir / self.context.campaign / f"{self.context.channel}.jsonl"
-
-    @contextmanager
-    def connection(self) -> Iterator[TextIO]:
-        """The sink file, opened for appending and synced to disk on exit."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as sink:
-            try:
-                yield sink
-            finally:
-                sink.flush()
-                os.fsync(sink.fileno())
-
-    def send_one(self, connection: TextIO, recipient: Recipient) -> bool:
-        """Append one line, handed to the OS at once (it survives the process being killed)."""
-        record = {
-            "campaign": self.context.campaign,
-            "run_id": self.context.run_id,
-            "channel": self.context.channel,
-            "recipient": recipient.id,
-            "to": self.address(recipient),
-            "sent_at": dt.datetime.now(dt.UTC).isoformat(),
-            **self.payload(self.values(recipient)),
-        }
-        connection.write(json.dumps(record, ensure_ascii=False) + "\n")
-        connection.flush()
-        return True
-
-
-class SmsAdapter(SinkAdapter):
-    """SMS to the recipient's phone number."""
-
-    name = "sms"
-    address_field = "phone"
-    required_settings = ("text",)
-    optional_settings: ClassVar[dict[str, Any]] = {"sender": "CAMPAIGN"}
-    one_line_settings = frozenset({"sender"})
-
-    def payload(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Sender and text."""
-        return {"sender": self.context.settings["sender"], "text": render(self.context.settings["text"], values)}
-
-
-class PushAdapter(SinkAdapter):
-    """Push notification to the recipient's device token."""
-
-    name = "push"
-    address_field = "push_token"
-    required_settings = ("title", "body")
-    optional_settings: ClassVar[dict[str, Any]] = {"deep_link": ""}
-    one_line_settings = frozenset({"title", "deep_link"})
-
-    def payload(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Title, body and optional deep link."""
-        return {key: render(str(self.context.settings[key]), values) for key in ("title", "body", "deep_link")}

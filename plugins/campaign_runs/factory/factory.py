@@ -218,9 +218,10 @@ def _adapter(
         sink_dir=sink_dir,
         campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
         suppressions=suppressions,
+        conn_id=channel.conn_id,
     )
     rate = float(overrides.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
-    return ChannelAdapter.registry[name](delivery, Pacer(rate / shard.count))
+    return ChannelAdapter.for_transport(name, channel.adapter_transport)(delivery, Pacer(rate / shard.count))
 
 
 def _audience(

@@ -8,6 +8,8 @@ from typing import Any
 
 from campaign_runs.factory.addresses import control_character
 
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")  # always used with fullmatch: "$" also matches before a newline
+COLUMN_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 TEXT_MAX = 10_000  # characters of any text field (the plugin's own template limit is the same)
 LINE_MAX = 200  # characters of a one-line setting that becomes a header or a sender id
 

@@ -26,9 +26,9 @@ from campaign_runs.factory.channels import (
     DeliveryContext,
     EmailAdapter,
     Pacer,
-    SinkAdapter,
     SmtpSettings,
 )
+from campaign_runs.factory.transports.dry_run import SinkAdapter
 from campaign_runs.factory.hygiene import ADDRESS_FIELDS, SKIP_COLUMNS, SnapshotPlan
 from campaign_runs.factory.snapshot import COLUMNS as SNAPSHOT_COLUMNS
 from campaign_runs.factory.sources import (

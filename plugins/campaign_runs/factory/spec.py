@@ -12,21 +12,18 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from campaign_runs.factory.addresses import is_email_address
-from campaign_runs.factory.channels import ChannelAdapter
+from campaign_runs.factory.channel_spec import ChannelSpec as ChannelSpec  # re-exported
+from campaign_runs.factory.channel_spec import channel_specs, delivery
 from campaign_runs.factory.documents import DocumentError, load_yaml
+from campaign_runs.factory.fields import COLUMN_PATTERN, ID_PATTERN, Fields, Scalar, checked_text, scalar, shown
 from campaign_runs.factory.fields import CampaignSpecError as CampaignSpecError  # re-exported: the loader's error
-from campaign_runs.factory.fields import Fields, Scalar, checked_text, scalar, shown
-from campaign_runs.factory.guard import SETTING as GUARD_SETTING
-from campaign_runs.factory.guard import GuardSpec
 from campaign_runs.factory.schedule import is_manual, validate_cron
 
 # Patterns are always used with fullmatch: "$" would also match before a final newline.
-ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 SEGMENT_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,80}")
 CRITERION_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 LIST_MAX = 100  # items of a list field (tags, one criterion's values)
 CRITERIA_MAX = 50
-DEFAULT_BATCH_SIZE = 500
 DEFAULT_AUDIENCE_SIZE = 5000
 DEFAULT_POPULATION = 10_000_000
 
@@ -72,19 +69,6 @@ class AudienceSpec:
 
 
 @dataclass(frozen=True)
-class ChannelSpec:
-    """One delivery channel with its batch size, rate limit and adapter settings."""
-
-    name: str
-    batch_size: int
-    rate_limit_per_second: float
-    settings: dict[str, Any]
-    connections: int = 1
-    shards: int = 1
-    consent_column: str = ""  # this channel's own consent column, checked with the audience's
-
-
-@dataclass(frozen=True)
 class CampaignSpec:
     """A whole campaign declaration."""
 
@@ -97,6 +81,12 @@ class CampaignSpec:
     channels: tuple[ChannelSpec, ...]
     source: Path
     tags: tuple[str, ...] = field(default=())
+    delivery: str = "live"  # dry_run: no channel sends anything
+
+    @property
+    def dry_run(self) -> bool:
+        """True when no channel of the campaign sends anything."""
+        return all(channel.dry_run for channel in self.channels)
 
     def channel(self, name: str) -> ChannelSpec:
         """The channel called ``name``."""
@@ -106,7 +96,9 @@ class CampaignSpec:
         raise KeyError(name)
 
 
-TOP_FIELDS = frozenset({"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags"})
+TOP_FIELDS = frozenset(
+    {"id", "description", "owner", "owner_email", "schedule", "audience", "channels", "tags", "delivery"}
+)
 SCHEDULE_FIELDS = frozenset({"cron", "timezone", "start_date", "catchup", "not_before"})
 DEMO_FIELDS = frozenset({"segment", "criteria", "size", "population", "rotate_per_slot"})
 AUDIENCE_FIELDS = DEMO_FIELDS | {"source", "description", "conn_id", "query", "url", "format", "columns"}
@@ -114,12 +106,8 @@ AUDIENCE_FIELDS |= {"consent_column", "timeout_seconds"}
 SOURCE_FIELDS = {"sql": frozenset({"conn_id", "query"}), "file": frozenset({"url"}), "demo": frozenset({"segment"})}
 AUDIENCE_SOURCES = tuple(SOURCE_FIELDS)
 RECIPIENT_FIELDS = ("id", "email", "phone", "push_token")  # the recipient fields a column can be mapped onto
-COLUMN_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards", "consent_column"})
 MAX_TIMEOUT_SECONDS = 24 * 3600
-MAX_CONNECTIONS = 32
 MAX_FILE_BYTES = 256 * 1024
-MAX_SHARDS = 64
 
 
 def _moment(fields: Fields, name: str, timezone: str, *, required: bool) -> dt.datetime | None:
@@ -270,56 +258,6 @@ def _audience(root: Fields) -> AudienceSpec:
     )
 
 
-def _guard(fields: Fields) -> dict[str, Any] | None:
-    """The channel's ``guard`` thresholds, validated (``campaign_runs.factory.guard``); None when it declares none."""
-    value = fields.raw(GUARD_SETTING, required=False)
-    if value is None:
-        return None
-    try:
-        return GuardSpec.parse(value).as_setting()
-    except ValueError as error:
-        name, _, message = str(error).partition(": ")
-        raise fields.error(f"{GUARD_SETTING}.{name}".rstrip("."), message) from error
-
-
-def _channels(root: Fields) -> tuple[ChannelSpec, ...]:
-    raw = root.raw("channels", required=True)
-    if not isinstance(raw, dict) or not raw:
-        raise root.error("channels", "must map at least one channel name (email, sms, push) to its settings")
-    channels = []
-    for name, settings in raw.items():
-        adapter = ChannelAdapter.registry.get(name) if isinstance(name, str) else None
-        if adapter is None:
-            known = ", ".join(sorted(ChannelAdapter.registry))
-            label = name if isinstance(name, str) and len(name) <= 60 else shown(name)
-            raise root.error(f"channels.{label}", f"unknown channel (known: {known})")
-        allowed = CHANNEL_COMMON_FIELDS | frozenset(adapter.required_settings) | frozenset(adapter.optional_settings)
-        allowed |= {GUARD_SETTING}
-        fields = Fields(root.source, settings if settings is not None else {}, f"channels.{name}.", allowed)
-        adapter_settings: dict[str, Any] = dict(adapter.optional_settings)
-        for key in adapter.required_settings:
-            adapter_settings[key] = fields.text(key, one_line=key in adapter.one_line_settings)
-        for key in adapter.optional_settings:
-            if fields.data.get(key) is not None:
-                adapter_settings[key] = fields.text(key, one_line=key in adapter.one_line_settings)
-        if adapter_settings.get("reply_to") and not is_email_address(adapter_settings["reply_to"]):
-            raise fields.error("reply_to", f"{shown(adapter_settings['reply_to'])} is not an email address")
-        if (guard := _guard(fields)) is not None:
-            adapter_settings[GUARD_SETTING] = guard
-        channels.append(
-            ChannelSpec(
-                name=str(name),
-                batch_size=fields.integer("batch_size", default=DEFAULT_BATCH_SIZE, minimum=1),
-                rate_limit_per_second=fields.number("rate_limit_per_second", default=0.0),
-                settings=adapter_settings,
-                connections=fields.bounded("connections", default=1, minimum=1, maximum=MAX_CONNECTIONS),
-                shards=fields.bounded("shards", default=1, minimum=1, maximum=MAX_SHARDS),
-                consent_column=fields.text("consent_column", required=False, pattern=COLUMN_PATTERN),
-            )
-        )
-    return tuple(channels)
-
-
 def _owner_email(root: Fields) -> str:
     value = root.text("owner_email", one_line=True)
     if not is_email_address(value):
@@ -336,6 +274,7 @@ def parse_spec(data: Any, source: Path) -> CampaignSpec:
     if len(tags) > LIST_MAX:
         raise root.error("tags", f"has {len(tags)} tags; the limit is {LIST_MAX}")
     tags = [checked_text(tag, lambda message: root.error("tags", message), one_line=True) for tag in tags]
+    campaign_delivery = delivery(root)
 
     return CampaignSpec(
         id=root.text("id", pattern=ID_PATTERN),
@@ -344,9 +283,10 @@ def parse_spec(data: Any, source: Path) -> CampaignSpec:
         owner_email=_owner_email(root),
         schedule=_schedule(root),
         audience=_audience(root),
-        channels=_channels(root),
+        channels=channel_specs(root, campaign_delivery),
         source=source,
         tags=tuple(tags),
+        delivery=campaign_delivery,
     )
 
 

@@ -16,9 +16,9 @@ from campaign_runs.factory.channels import (
     DeliveryContext,
     EmailAdapter,
     Pacer,
-    SinkAdapter,
     SmtpSettings,
 )
+from campaign_runs.factory.transports.dry_run import SinkAdapter
 
 from tests.campaign_runs.factory.test_audience import plan
 from tests.support.airflow_env import free_port
