@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from campaign_runs.factory import guard
 from campaign_runs.factory.audience import WHOLE, Shard
-from campaign_runs.factory.channels import BatchOutcome, ChannelAdapter
+from campaign_runs.factory.channels import REASONS_KEPT, BatchOutcome, ChannelAdapter
 from campaign_runs.factory.gates import LedgerGate, ResendGate
 from campaign_runs.factory.stop import SharedStop, StopSignal
 
@@ -43,6 +43,8 @@ class Progress:
     in_doubt: int = 0
     suppressed: int = 0  # on the suppression list when its message was due: not sent, not in ``total``
     skipped: dict[str, int] = field(default_factory=dict)  # rows of the snapshot this channel skips, by reason
+    retried: int = 0  # tries the provider refused for now (throttled, 429, 5xx) and that were made again
+    reasons: dict[str, int] = field(default_factory=dict)  # why messages failed, as the provider said
 
     def as_xcom(self) -> dict[str, Any]:
         """The contract the plugin reads (total, sent, failed) plus ``in_doubt``, ``suppressed`` and ``skipped``."""
@@ -64,6 +66,8 @@ class DispatchResult:
     stop_state: str | None
     suppressed: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form for the task's return value."""
@@ -262,6 +266,10 @@ class Dispatcher:
                 self.batches += 1
                 progress.sent += len(outcome.delivered)
                 progress.failed += len(outcome.failed)
+                progress.retried += outcome.retried
+                for reason, count in outcome.reasons.items():
+                    kept = reason if reason in progress.reasons or len(progress.reasons) < REASONS_KEPT else "other"
+                    progress.reasons[kept] = progress.reasons.get(kept, 0) + count
                 progress.total -= gate.lost - lost  # re-claimed by a racing run: theirs to send
                 progress.suppressed += gate.held_back - held_back
                 progress.total -= gate.held_back - held_back
@@ -292,4 +300,6 @@ class Dispatcher:
             stop_state=state,
             suppressed=progress.suppressed,
             skipped=dict(progress.skipped),
+            retried=progress.retried,
+            reasons=dict(progress.reasons),
         )

@@ -268,13 +268,14 @@ def channel_progress(ti: Any, channel: ChannelSpec) -> dict[str, Any] | None:
     if any(part is None for part in parts):
         return None
     total: dict[str, Any] = {"channel": channel.name}
-    for key in ("total", "sent", "failed", "in_doubt", "suppressed"):
+    for key in ("total", "sent", "failed", "in_doubt", "suppressed", "retried"):
         total[key] = sum(int(part.get(key, 0)) for part in parts)
-    skipped: dict[str, int] = {}
-    for part in parts:
-        for reason, count in (part.get("skipped") or {}).items():
-            skipped[reason] = skipped.get(reason, 0) + int(count)
-    total["skipped"] = skipped
+    for key in ("skipped", "reasons"):
+        added: dict[str, int] = {}
+        for part in parts:
+            for reason, count in (part.get(key) or {}).items():
+                added[reason] = added.get(reason, 0) + int(count)
+        total[key] = added
     return total
 
 

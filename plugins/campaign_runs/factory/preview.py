@@ -28,7 +28,6 @@ from campaign_runs.factory.channels import (
     Pacer,
     SmtpSettings,
 )
-from campaign_runs.factory.transports.dry_run import SinkAdapter
 from campaign_runs.factory.hygiene import ADDRESS_FIELDS, SKIP_COLUMNS, SnapshotPlan
 from campaign_runs.factory.snapshot import COLUMNS as SNAPSHOT_COLUMNS
 from campaign_runs.factory.sources import (
@@ -39,6 +38,7 @@ from campaign_runs.factory.sources import (
     connection_of,
     source_for,
 )
+from campaign_runs.factory.transports.dry_run import SinkAdapter
 
 if TYPE_CHECKING:
     from campaign_runs.factory.spec import CampaignSpec

@@ -16,7 +16,7 @@ from campaign_runs.factory.stop import StopSignal
 
 from tests.campaign_runs.factory.test_audience import plan
 
-NOTHING_HELD_BACK = {"suppressed": 0, "skipped": {}}  # no suppression list entry, no skipped row
+NOTHING_HELD_BACK = {"suppressed": 0, "skipped": {}, "retried": 0, "reasons": {}}  # nothing held back or retried
 
 
 def sink_ids(tmp_path: Path) -> list[str]:
@@ -79,6 +79,8 @@ def test_progress_once_per_batch_until_total(tmp_path: Path) -> None:
         "in_doubt": 0,
         "suppressed": 0,
         "skipped": {},
+        "retried": 0,
+        "reasons": {},
     }
     assert (result.batches, result.stopped, result.in_doubt) == (4, False, 0)
     assert len(sink_ids(tmp_path)) == 35
@@ -107,6 +109,8 @@ def test_restart_sends_only_to_recipients_not_reached(tmp_path: Path) -> None:
         "in_doubt": 0,
         "suppressed": 0,
         "skipped": {},
+        "retried": 0,
+        "reasons": {},
     }
     assert published[-1]["sent"] == 63
     ids = sink_ids(tmp_path)
@@ -250,6 +254,8 @@ def test_send_error_counts_the_message_in_doubt(tmp_path: Path) -> None:
         "in_doubt": 1,
         "suppressed": 0,
         "skipped": {},
+        "retried": 0,
+        "reasons": {},
     }
     result, _ = run(tmp_path, 30, run_id="run-2", adapter=MemoryChannel(tmp_path, delivered, None, set()))
     assert (result.already_reached, result.in_doubt, result.sent) == (12, 1, 17)

@@ -160,5 +160,7 @@ def test_restart_with_resend_in_doubt_sends_the_doubtful_recipient_once_more(sta
         "in_doubt": 0,
         "suppressed": 0,
         "skipped": {},
+        "retried": 0,
+        "reasons": {},
     }
     assert values[("send_email", "return_value")]["already_reached"] == HELD_INDEX

@@ -24,7 +24,7 @@ SHARDED: dict[str, Any] = {
     },
 }
 
-NOTHING_HELD_BACK = {"suppressed": 0, "skipped": {}}  # no suppression list entry, no skipped row
+NOTHING_HELD_BACK = {"suppressed": 0, "skipped": {}, "retried": 0, "reasons": {}}  # nothing held back or retried
 
 
 # "Airflow" and "DAG" in the file: DAG discovery's safe mode skips files without both words.
@@ -82,4 +82,6 @@ def test_shards_add_up_to_one_channel_row_in_run_details(smtp_server: Any, sink_
         "in_doubt": 0,
         "suppressed": 0,
         "skipped": {},
+        "retried": 0,
+        "reasons": {},
     }
