@@ -62,6 +62,8 @@ def test_cart_abandonment_run_sends_every_channel(smtp_server: Any, sink_dir: Pa
             "in_doubt": 0,
             "suppressed": 0,
             "skipped": {},
+            "retried": 0,
+            "reasons": {},
         }
     assert values[("send_email", "return_value")]["batches"] == 5
     summary = values[("summarise", "return_value")]

@@ -128,7 +128,14 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpRig]:
     server = SmtpRig(free_port())
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{CONN_ID.upper()}",
-        json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": server.port, "extra": {"timeout": 10}}),
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": server.port,
+                "extra": {"timeout": 10, "starttls": False, "ssl": False},
+            }
+        ),
     )
     server.start()
     try:
