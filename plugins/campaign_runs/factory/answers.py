@@ -47,7 +47,7 @@ class Transient(Exception):
         """Seconds to wait before try ``attempt + 2``: the provider's ``Retry-After`` if it gave one, else backoff."""
         if self.retry_after is not None and self.retry_after >= 0:
             return min(self.retry_after, RETRY_AFTER_MAX)
-        return min(BACKOFF_BASE * 2**attempt, BACKOFF_MAX)
+        return float(min(BACKOFF_BASE * 2.0**attempt, BACKOFF_MAX))
 
 
 class ChannelUnavailable(RuntimeError):

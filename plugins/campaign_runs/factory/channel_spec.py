@@ -100,6 +100,17 @@ def _channel(root: Fields, name: str, settings: Any, campaign_delivery: str) -> 
             adapter_settings[key] = fields.text(key, one_line=key in base.one_line_settings | adapter.one_line_settings)
     if adapter_settings.get("reply_to") and not is_email_address(adapter_settings["reply_to"]):
         raise fields.error("reply_to", f"{shown(adapter_settings['reply_to'])} is not an email address")
+    for key, choices in adapter.setting_choices.items():
+        if adapter_settings.get(key, adapter.transport_settings.get(key)) not in choices:
+            raise fields.error(key, f"{shown(adapter_settings.get(key))} must be one of {', '.join(choices)}")
+    if (validate := getattr(adapter, "validate", None)) is not None:
+        try:
+            validate(adapter_settings)
+        except ValueError as error:
+            name_, _, message = str(error).partition(": ")
+            raise fields.error(name_, message) from error
+    if adapter.requires_conn_id and not fields.data.get("conn_id"):
+        raise fields.error("conn_id", f"is required: {name} over {adapter.transport} has no default Connection")
     if (guard := _guard(fields)) is not None:
         adapter_settings[GUARD_SETTING] = guard
     return ChannelSpec(

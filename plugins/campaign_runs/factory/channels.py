@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 from campaign_runs.factory.pacing import Pacer as Pacer  # re-exported: adapters are built with one
 
 log = logging.getLogger(__name__)
+SUPPRESSION_CHANNELS = {"email": "email", "phone": "sms", "push_token": "push"}  # address field -> list channel
 REASONS_KEPT = 20  # distinct failure reasons counted per batch and in progress; the rest count as "other"
 STAGED = "_campaign_staged"  # on an SMTP connection between prepare() and send_one(): (recipient id, bytes or None)
 
@@ -98,6 +99,7 @@ class DeliveryContext:
     campaign_values: dict[str, Any]
     suppressions: SuppressionList | None = None
     conn_id: str = ""  # the Connection of the channel's transport ("" = the transport's default)
+    slot_key: str = ""  # the run's slot (a restart and a resend share it): part of a webhook's Idempotency-Key
 
 
 class ChannelAdapter(ABC):
@@ -107,6 +109,8 @@ class ChannelAdapter(ABC):
     transport: ClassVar[str] = ""  # how it is delivered (smtp, ses, sns, twilio, fcm, http, dry_run)
     default_conn_id: ClassVar[str] = ""  # the transport's Connection when the channel names none
     transport_settings: ClassVar[dict[str, Any]] = {}  # settings only this transport reads, with defaults
+    setting_choices: ClassVar[dict[str, tuple[str, ...]]] = {}  # settings that must be one of a few values
+    requires_conn_id: ClassVar[bool] = False  # True: the definition must name the Connection (no default)
     address_field: ClassVar[str] = "email"  # the recipient field this channel sends to
     overlap_claim: ClassVar[bool] = False  # True: ``prepare`` waits on the network, worth running beside the claim
     required_settings: ClassVar[tuple[str, ...]] = ()
@@ -149,12 +153,20 @@ class ChannelAdapter(ABC):
         """Where ``recipient``'s message goes on this channel (email address, phone number, device token)."""
         return str(getattr(recipient, self.address_field))
 
+    @property
+    def suppression_channel(self) -> str | None:
+        """The suppression list's channel of this channel's addresses (None: addresses no list holds)."""
+        return SUPPRESSION_CHANNELS.get(self.address_field_of_channel)
+
+    @property
+    def address_field_of_channel(self) -> str:
+        """The recipient field this adapter sends to (a setting for some channels)."""
+        return str(self.context.settings.get("address_field") or self.address_field)
+
     def refused_for_good(self, recipient: Recipient, reason: str) -> None:
         """The channel refused ``recipient``'s address for good: put it on the suppression list as bounced."""
-        if (suppressions := self.context.suppressions) is not None:
-            suppressions.add(
-                self.context.channel, self.address(recipient), reason="bounced", source=reason[:200], actor="system"
-            )
+        if (suppressions := self.context.suppressions) is not None and (channel := self.suppression_channel):
+            suppressions.add(channel, self.address(recipient), reason="bounced", source=reason[:200], actor="system")
 
     @abstractmethod
     def connection(self) -> contextlib.AbstractContextManager[Any]:

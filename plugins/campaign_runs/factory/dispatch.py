@@ -145,8 +145,8 @@ class Dispatcher:
         self.lock = threading.Lock()
         self.batches = 0
         self.suppressed: Callable[[Recipient], bool] | None = None
-        if suppressions is not None:
-            channel, address = self.channel, adapter.address
+        if suppressions is not None and (channel := adapter.suppression_channel) is not None:
+            address = adapter.address
             self.suppressed = lambda recipient: suppressions.contains(channel, address(recipient))
 
     def run(self) -> DispatchResult:

@@ -180,7 +180,7 @@ def send_channel(
         ledger = stack.enter_context(own_ledger())
         result = Dispatcher(
             plan=audience,
-            adapter=_adapter(spec, channel, run_id, overrides, shard, sink_dir, suppressions),
+            adapter=_adapter(spec, channel, run_id, slot_key, overrides, shard, sink_dir, suppressions),
             ledger=ledger,
             batch_size=int(overrides.get(f"{name}_batch_size", channel.batch_size)),
             run_state=lambda: _state_name(ti.get_dagrun_state(ti.dag_id, run_id)),
@@ -203,6 +203,7 @@ def _adapter(
     spec: CampaignSpec,
     channel: ChannelSpec,
     run_id: str,
+    slot_key: str,
     overrides: dict[str, Any],
     shard: Shard,
     sink_dir: Path,
@@ -219,6 +220,7 @@ def _adapter(
         campaign_values={"campaign_id": spec.id, "campaign_description": spec.description, "run_id": run_id},
         suppressions=suppressions,
         conn_id=channel.conn_id,
+        slot_key=slot_key,
     )
     rate = float(overrides.get(f"{name}_rate_limit_per_second", channel.rate_limit_per_second))
     return ChannelAdapter.for_transport(name, channel.adapter_transport)(delivery, Pacer(rate / shard.count))

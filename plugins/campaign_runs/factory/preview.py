@@ -38,7 +38,7 @@ from campaign_runs.factory.sources import (
     connection_of,
     source_for,
 )
-from campaign_runs.factory.transports.dry_run import SinkAdapter
+from campaign_runs.factory.transports.dry_run import DRY_RUN, SinkAdapter
 
 if TYPE_CHECKING:
     from campaign_runs.factory.spec import CampaignSpec
@@ -48,7 +48,12 @@ MAX_LIMIT = 100
 CHECK_SECONDS = 30.0  # reading the column names: a query wrapped in ``WHERE 1=0`` is quick or broken
 PREVIEW_SECONDS = 120.0  # counting every row of the source
 PREVIEW_RUN_ID = "preview"
-TEMPLATE_SETTINGS = {"email": ("subject", "body"), "sms": ("text",), "push": ("title", "body", "deep_link")}
+TEMPLATE_SETTINGS = {
+    "email": ("subject", "body"),
+    "sms": ("text",),
+    "push": ("title", "body", "deep_link"),
+    "webhook": ("body",),
+}
 CAMPAIGN_PLACEHOLDERS = ("campaign_id", "campaign_description", "run_id", "unsubscribe_url")
 RECIPIENT_PLACEHOLDERS = ("id", "position", "email", "phone", "push_token")
 ROW_COLUMNS = tuple(name.strip() for name in SNAPSHOT_COLUMNS.split(",")[2:])  # ``SnapshotPlan.row``'s order
@@ -227,7 +232,7 @@ def render_message(spec: CampaignSpec, channel: str, recipient: Recipient) -> di
         message = message_from_bytes(mailer.template.render(recipient.email, values, {}), policy=email_policy.default)
         body = str(message.get_content()).replace("\r\n", "\n").rstrip("\n")
         return {"subject": str(message["Subject"] or ""), "body": body}
-    adapter = ChannelAdapter.registry[channel](context, Pacer(0))
+    adapter = ChannelAdapter.for_transport(channel, DRY_RUN)(context, Pacer(0))  # renders, sends nothing
     if not isinstance(adapter, SinkAdapter):
         return {}
     return {key: str(value) for key, value in adapter.payload(adapter.values(recipient)).items()}

@@ -9,7 +9,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from campaign_runs.factory.channels import ChannelAdapter, EmailAdapter, render
 from campaign_runs.factory.unsubscribe import PLACEHOLDER as UNSUBSCRIBE_URL
@@ -36,7 +36,7 @@ class SinkAdapter(ChannelAdapter):
         return self.context.sink_dir / self.context.campaign / f"{self.context.channel}.jsonl"
 
     @contextmanager
-    def connection(self) -> Iterator[TextIO]:
+    def connection(self) -> Iterator[Any]:
         """The sink file, opened for appending and synced to disk on exit."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as sink:
@@ -50,7 +50,7 @@ class SinkAdapter(ChannelAdapter):
         """Nothing to try: a dry run sends nothing."""
         return f"dry run: nothing is sent, messages are written to {self.context.channel}.jsonl"
 
-    def send_one(self, connection: TextIO, recipient: Recipient) -> bool:
+    def send_one(self, connection: Any, recipient: Recipient) -> bool:
         """Append one line, handed to the OS at once (it survives the process being killed)."""
         record = {
             "campaign": self.context.campaign,

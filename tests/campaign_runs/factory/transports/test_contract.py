@@ -29,7 +29,7 @@ from campaign_runs.factory.ledger import SqliteLedger
 from tests.campaign_runs.factory.test_audience import plan
 from tests.support.rigs import TransportRig
 
-RIGS = ["smtp"]
+RIGS = ["smtp", "twilio", "webhook"]
 STOP_SEEN = 0.5  # seconds: the product's promise for a Stop to be seen by every sender
 LAST_MESSAGE = 1.0  # seconds: no message leaves later than this after the Stop
 
