@@ -35,6 +35,7 @@ from campaign_runs.api_definition_models import (
     VersionEntryOut,
 )
 from campaign_runs.api_models import ID_MAX, ErrorResponse
+from campaign_runs.api_trials import router as trials_router
 from campaign_runs.domain import ConflictError, InvalidOptionError, NotFoundError, NotPermittedError
 
 router = APIRouter()
@@ -292,3 +293,4 @@ def campaign_action(dag_id: DagId, action: CampaignAction, body: CampaignActionB
 
 
 router.include_router(audience_router)  # GET /campaigns/{dag_id}/audience (api.py is full)
+router.include_router(trials_router)  # POST /campaigns/{dag_id}/check and /test-send

@@ -41,6 +41,7 @@ from campaign_runs.cli_emails import EMAILS_COMMAND
 from campaign_runs.cli_monitor import MONITOR_COMMAND
 from campaign_runs.cli_support import CliError, confirm, edge, json_object, printer, run_table_row
 from campaign_runs.cli_suppressions import SUPPRESSIONS_COMMAND
+from campaign_runs.cli_trials import TRIAL_COMMANDS
 from campaign_runs.cli_users import USERS_COMMAND
 from campaign_runs.presenters import (
     action_row,
@@ -376,6 +377,7 @@ CAMPAIGNS_COMMANDS = (
     DB_CLEAN_COMMAND,
     *DEFINITION_COMMANDS,
     AUDIENCE_COMMAND,
+    *TRIAL_COMMANDS,
 )
 
 

@@ -30,14 +30,19 @@ CHANNELS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "email": (("subject", "Subject", False), ("body", "Body", True)),
     "sms": (("text", "Text", True), ("sender", "Sender", False)),
     "push": (("title", "Title", False), ("body", "Body", True), ("deep_link", "Deep link", False)),
+    "webhook": (
+        ("body", "Body (a JSON object or array)", True),
+        ("endpoint", "Endpoint (a path on the Connection)", False),
+    ),
 }
 LIMIT_FIELDS = ("batch_size", "rate_limit_per_second")
+DELIVERY_FIELDS = ("transport", "conn_id", "delivery")  # how a channel delivers; kept from the YAML when not posted
 AUDIENCE_SOURCES = ("demo", "sql", "file")
 SOURCE_TEXT = ("conn_id", "query", "url", "format", "consent_column")  # a SQL or file audience's text settings
 DEMO_ONLY = ("segment", "criteria", "size", "population", "rotate_per_slot")
 SOURCE_FIELDS = frozenset(f"audience.{name}" for name in ("source", *SOURCE_TEXT, "columns", "timeout_seconds"))
 MULTILINE = frozenset(
-    {"audience.criteria", "audience.query", "audience.columns", "note", "conf", "params"}
+    {"audience.criteria", "audience.query", "audience.columns", "note", "conf", "params", "trial.to"}
     | {f"channels.{name}.{key}" for name, settings in CHANNELS.items() for key, _, multi in settings if multi}
 )
 TEMPLATE_FIELDS = frozenset(f"channels.{name}.{key}" for name, settings in CHANNELS.items() for key, _, _ in settings)
@@ -46,7 +51,8 @@ FIELDS = frozenset(
     | {"schedule.start_date", "schedule.catchup", "audience.segment", "audience.size", "audience.criteria"}
     | TEMPLATE_FIELDS
     | SOURCE_FIELDS
-    | {f"channels.{name}.{key}" for name in CHANNELS for key in ("enabled", *LIMIT_FIELDS)}
+    | {f"channels.{name}.{key}" for name in CHANNELS for key in ("enabled", *LIMIT_FIELDS, *DELIVERY_FIELDS)}
+    | {"delivery"}
 )
 SECTIONS = frozenset({"schedule", "audience", "channels"} | {f"channels.{name}" for name in CHANNELS})
 NEW_DEFAULTS = {"schedule.mode": "cron", "schedule.timezone": "UTC", "schedule.cron": "0 9 * * MON"}
@@ -56,6 +62,7 @@ MISSED_EXPLAINED = {
     "all": "Run every missed slot, one after the other (an Airflow backfill), then carry on with the schedule.",
 }
 ACTION_LABELS = {"run_now": "Run now", "pause": "Pause", "resume": "Resume", "stop_all": "Stop all active runs"}
+ACTION_LABELS["test_send"] = "Send test"  # in the history only
 STATIC = "definition_form.js"
 
 FIELD_BYTES = 4096  # one form box of JSON or YAML (the pages cap any field at 1,024 characters before this)
@@ -156,7 +163,7 @@ def _source_form(audience: Mapping[str, Any]) -> dict[str, str]:
 
 def form_of(data: Mapping[str, Any]) -> dict[str, str]:
     """The form's values of a definition mapping (Configure's prefill)."""
-    form = {name: _text(data.get(name)) for name in TEXT_FIELDS}
+    form = {name: _text(data.get(name)) for name in (*TEXT_FIELDS, "delivery")}
     form.update(_schedule_form(_mapping(data.get("schedule"))))
     form.update(_source_form(_mapping(data.get("audience"))))
     form["audience.segment"] = _text(_get(data, "audience.segment"))
@@ -169,7 +176,7 @@ def form_of(data: Mapping[str, Any]) -> dict[str, str]:
     for name, settings in CHANNELS.items():
         form[f"channels.{name}.enabled"] = "on" if name in channels else ""
         values = _mapping(channels.get(name))
-        for key in [setting for setting, _, _ in settings] + list(LIMIT_FIELDS):
+        for key in [setting for setting, _, _ in settings] + list(LIMIT_FIELDS) + list(DELIVERY_FIELDS):
             form[f"channels.{name}.{key}"] = _text(values.get(key))
     return form
 
@@ -281,6 +288,8 @@ def _channels(form: Mapping[str, str], channels: dict[str, Any]) -> None:
             _put(values, key, form.get(f"channels.{name}.{key}", "").strip())
         _put(values, "batch_size", _number(form, f"channels.{name}.batch_size", whole=True))
         _put(values, "rate_limit_per_second", _number(form, f"channels.{name}.rate_limit_per_second", whole=False))
+        for key in (key for key in DELIVERY_FIELDS if f"channels.{name}.{key}" in form):
+            _put(values, key, form[f"channels.{name}.{key}"].strip())
         channels[name] = values
 
 
@@ -289,6 +298,8 @@ def mapping_of(form: Mapping[str, str], base: Mapping[str, Any] | None = None) -
     data: dict[str, Any] = copy.deepcopy(dict(base or {}))
     for name in TEXT_FIELDS:
         _put(data, name, form.get(name, "").strip())
+    if "delivery" in form:
+        _put(data, "delivery", form["delivery"].strip())
     schedule = _mapping(data.get("schedule"))
     _schedule(form, schedule)
     audience = _mapping(data.get("audience"))
@@ -298,6 +309,18 @@ def mapping_of(form: Mapping[str, str], base: Mapping[str, Any] | None = None) -
     ordered = {name: data[name] for name in TEXT_FIELDS if name in data}
     rest = {key: value for key, value in data.items() if key not in (*TEXT_FIELDS, "schedule", "audience", "channels")}
     return {**ordered, "schedule": schedule, "audience": audience, "channels": channels, **rest}
+
+
+def transport_choices() -> dict[str, list[str]]:
+    """Each form channel's transports as the factory registers them (``transport:``), its default first."""
+    from campaign_runs.factory.channels import ChannelAdapter
+    from campaign_runs.factory.transports import DRY_RUN  # importing the package registers every transport
+
+    known, default = ChannelAdapter.transports, ChannelAdapter.registry
+    return {
+        name: sorted((t for c, t in known if c == name), key=lambda t: (t != default[name].transport, t == DRY_RUN, t))
+        for name in CHANNELS
+    }
 
 
 def slot_of(field: str, form: Mapping[str, str]) -> str:

@@ -17,7 +17,7 @@ from flask import flash, g, jsonify, make_response, redirect, request, send_from
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
-from campaign_runs import page_definitions, page_input, view_links
+from campaign_runs import page_definitions, page_input, view_links, views_trials
 from campaign_runs.adapters import auth
 from campaign_runs.core import audiences, definition_rights, definition_status, definitions
 from campaign_runs.core.campaign_actions import CAMPAIGN_ACTIONS, MISSED_CHOICES, perform_campaign_action
@@ -165,6 +165,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             timezones=timezones(),
             presets=page_definitions.PRESETS,
             channels=page_definitions.CHANNELS,
+            transports=page_definitions.transport_choices(),
             **context,
         )
 
@@ -295,6 +296,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
     def _configure_context(dag_id: str, state: Any) -> dict[str, Any]:
         paths = page_definitions.Paths
         context = {"title": f"Configure {dag_id}", "mode": "configure", "dag_id": dag_id, "state": state}
+        context["trial_urls"] = {"check": views_trials.check_url(dag_id), "send": views_trials.test_send_url(dag_id)}
         return {**context, "action_url": paths.configure(dag_id), "audience_url": paths.configure_audience(dag_id)}
 
     @expose("/display/<string:dag_id>/configure/audience", methods=["POST"])  # type: ignore[untyped-decorator]
@@ -312,6 +314,16 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         if state.text is None:
             return self._form_page(form={}, **context)
         return self._audience_page(definitions.load_text(state.text), context)
+
+    @expose("/display/<string:dag_id>/configure/check", methods=["POST"])  # type: ignore[untyped-decorator]
+    def configure_check(self, dag_id: str) -> ResponseReturnValue:
+        """Check connections of the form's definition (saved or not); nothing is saved or sent."""
+        return views_trials.check_page(self, dag_id)
+
+    @expose("/display/<string:dag_id>/configure/test-send", methods=["POST"])  # type: ignore[untyped-decorator]
+    def configure_test_send(self, dag_id: str) -> ResponseReturnValue:
+        """Send test messages of the form's definition (saved or not) to the addresses given; nothing is saved."""
+        return views_trials.test_send_page(self, dag_id)
 
     def _save_configured(self, dag_id: str, base: dict[str, Any], context: dict[str, Any]) -> ResponseReturnValue:
         form, note = page_definitions.form_fields(request.form), request.form.get("note", "")

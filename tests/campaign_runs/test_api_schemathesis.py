@@ -65,6 +65,8 @@ OPERATIONS = [
     ("/campaigns/{dag_id}/history", "GET"),
     ("/campaigns/{dag_id}/audience", "GET"),
     ("/campaigns/{dag_id}/actions/{action}", "POST"),
+    ("/campaigns/{dag_id}/check", "POST"),
+    ("/campaigns/{dag_id}/test-send", "POST"),
     ("/suppressions", "GET"),
     ("/suppressions", "POST"),
     ("/suppressions/{channel}/{address}", "DELETE"),

@@ -133,6 +133,8 @@ def test_help_documents_every_command_and_option() -> None:
         "db-clean",
         "audience",
         "suppressions",
+        "check",
+        "test-send",
         *("create", "validate", "edit", "export", "history", "trigger", "pause", "resume", "stop-all", "schema"),
     }
     nested = [(c, sub) for c in group.subcommands for sub in getattr(c, "subcommands", ())]
@@ -259,6 +261,8 @@ def test_run_details_progress_tasks_history(make_run: Any) -> None:
         "suppressed": 0,
         "skipped": {},
         "percent": 50,
+        "delivery": "",
+        "dry_run": False,
     }
     assert progress["sms"]["total"] is None and progress["sms"]["task_id"] == "send_sms"
     assert {t["task_id"]: t["state"] for t in detail["tasks"]}["build_audience"] == "success"
@@ -297,7 +301,8 @@ def test_run_details_give_the_audience_suppressed_and_skipped(make_run: Any) -> 
     lines = [" ".join(line.split()) for line in ok(as_plain).out.splitlines()]
     assert "audience demo audience (synthetic): 100 recipients" in lines
     (row,) = [line for line in lines if line.startswith("email send_email")]
-    assert row == "email send_email 95 10 0 0 2 5 (invalid address: 1, no consent: 4) 10"  # no task state yet
+    # no task state yet; no transport known (nothing frozen) and not a dry run
+    assert row == "email send_email 95 10 0 0 2 5 (invalid address: 1, no consent: 4) 10 no"
     lines = [" ".join(line.split()) for line in ok(failed_plain).out.splitlines()]
     assert "audience audience could not be read; see the build_audience log" in lines
     assert (

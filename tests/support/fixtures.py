@@ -302,3 +302,56 @@ def report_audience(dag_id: str, run_id: str, value: dict[str, Any]) -> None:
 
     with create_session() as session:
         XComModel.set("return_value", value, dag_id=dag_id, task_id="build_audience", run_id=run_id, session=session)
+
+
+def frozen_channels(channels: dict[str, Any], delivery: str = "live") -> dict[str, Any]:
+    """``build_audience``'s channels as a run froze them, for a campaign declaring ``channels`` (the YAML's shape).
+
+    Built by the real factory (``parse_spec``, then ``asdict`` as ``build_audience`` does), so the keys are its own.
+    """
+    from dataclasses import asdict
+
+    from campaign_runs.factory.factory import FROZEN_KEY
+    from campaign_runs.factory.spec import parse_spec
+
+    data = {
+        "id": "frozen",
+        "description": "Channels as a run froze them.",
+        "owner": "growth",
+        "owner_email": "growth@example.com",
+        "schedule": {"cron": None, "start_date": "2026-01-01"},
+        "audience": {"segment": "testers"},
+        "channels": channels,
+        "delivery": delivery,
+    }
+    return {FROZEN_KEY: {c.name: asdict(c) for c in parse_spec(data, TEST_DAGS / "frozen.yaml").channels}}
+
+
+# Email over SMTP, SMS as a dry run (the shipped examples' channels); and every channel a dry run.
+EMAIL_LIVE_SMS_DRY = {"email": {"subject": "Hi", "body": "Hello"}, "sms": {"text": "Hi", "delivery": "dry_run"}}
+
+
+def report_frozen_channels(dag_id: str, run_id: str, channels: dict[str, Any], delivery: str = "live") -> None:
+    """What a demo run's ``build_audience`` returns with its frozen ``channels`` (XCom ``return_value``)."""
+    report_audience(dag_id, run_id, {**DEMO_AUDIENCE, **frozen_channels(channels, delivery)})
+
+
+@pytest.fixture
+def dry_run_tags() -> Iterator[Callable[..., None]]:
+    """Add tags to a test DAG, as the factory tags a dry run (``dry-run``, ``dry-run:<channel>``); removed after."""
+    from airflow.models.dag import DagTag
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    added: list[tuple[str, str]] = []
+
+    def add(dag_id: str, *names: str) -> None:
+        with create_session() as session:
+            for name in names:
+                session.add(DagTag(name=name, dag_id=dag_id))
+                added.append((dag_id, name))
+
+    yield add
+    with create_session() as session:
+        for dag_id, name in added:
+            session.execute(delete(DagTag).where(DagTag.dag_id == dag_id, DagTag.name == name))

@@ -1,13 +1,16 @@
 """The JSON Schema (draft 2020-12) of a campaign definition, as the YAML files of the campaigns folder hold it.
 
-Hand-written from the campaign factory (``campaign_runs/factory/spec.py`` and the channel adapters), which
-stays the authority: the schema helps editors and API clients; a definition is only accepted once the
-factory itself has validated it. A test fails when the schema's fields and the factory's differ.
+Written from the campaign factory (``campaign_runs/factory/spec.py``, ``channel_spec.py`` and the channel
+adapters), which stays the authority: the schema helps editors and API clients; a definition is only accepted
+once the factory itself has validated it. The channels are generated from the factory's registry of channels
+and transports (each transport's own settings allowed only beside ``transport:`` naming it), so a transport
+registered later appears by itself; a test fails when the schema's fields and the factory's differ.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 from typing import Any
 
 SCHEMA_ID = "https://campaign-runs.example.com/schemas/campaign-definition.json"
@@ -16,7 +19,15 @@ MAX_TEMPLATE_CHARS = 10_000  # as core.definitions checks it
 MAX_CONNECTIONS = 32
 MAX_SHARDS = 64
 MAX_TIMEOUT_SECONDS = 24 * 3600
+MAX_LINE_CHARS = 200  # a one-line setting (a header, a sender id): factory.fields.LINE_MAX
 COLUMN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+CONN_ID = r"^[A-Za-z0-9_.-]{1,200}$"
+DRY_RUN_NAME = "dry_run"  # factory.transports.DRY_RUN
+DELIVERY: dict[str, Any] = {
+    "enum": ["live", "dry_run"],
+    "default": "live",
+    "description": "`dry_run`: nothing is sent, each message is written to a local JSON-lines file instead.",
+}
 DEMO_FIELDS = ("segment", "criteria", "size", "population", "rotate_per_slot")
 
 _TEXT: dict[str, Any] = {"type": "string", "minLength": 1, "pattern": r"\S"}
@@ -79,53 +90,109 @@ _COMMON: dict[str, Any] = {
         "pattern": COLUMN,
         "description": "This channel's own consent column (with the audience's): a row without a yes is skipped.",
     },
+    "conn_id": {
+        "type": "string",
+        "pattern": CONN_ID,
+        "description": "The Airflow Connection the transport sends through (it holds every credential); "
+        "default: the transport's own.",
+    },
+    "delivery": DELIVERY,
+}
+LABELS = {"email": "Email", "sms": "SMS", "push": "Push notifications", "webhook": "Webhook: a JSON body per recipient"}
+# The channels' own settings, described by hand; a setting the factory adds is described from its name.
+SETTINGS: dict[str, dict[str, Any]] = {
+    "email": {
+        "subject": _template("The subject."),
+        "body": _template("The text of the message."),
+        "from_name": {"type": "string", "default": "", "description": "The sender's display name."},
+        "reply_to": {"type": "string", "default": "", "description": "The Reply-To address."},
+    },
+    "sms": {
+        "text": _template("The message."),
+        "sender": {"type": "string", "default": "CAMPAIGN", "description": "The sender id."},
+    },
+    "push": {
+        "title": _template("The title."),
+        "body": _template("The text."),
+        "deep_link": {
+            "type": "string",
+            "maxLength": MAX_TEMPLATE_CHARS,
+            "default": "",
+            "description": "Where tapping the notification leads (placeholders as in the text).",
+        },
+    },
+    "webhook": {
+        "body": _template("A JSON object or array; placeholders are filled in its string values only."),
+    },
 }
 
 
-def _channel(description: str, required: list[str], settings: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": description,
-        "additionalProperties": False,
-        "required": required,
-        "properties": {**settings, **copy.deepcopy(_COMMON)},
+def _setting(name: str, default: Any, one_line: bool, description: str = "") -> dict[str, Any]:
+    """A text setting the factory reads (``Fields.text``): one line of at most 200 characters when it is a header."""
+    shown = f" Default: `{default}`." if default not in (None, "") else ""
+    text = description or f"`{name}`."
+    return {**_TEXT, "maxLength": MAX_LINE_CHARS if one_line else MAX_TEMPLATE_CHARS, "description": text + shown}
+
+
+def _transport_is(names: list[str], default: str) -> dict[str, Any]:
+    """The channel's ``transport`` is one of ``names`` (left out, it is ``default``)."""
+    test: dict[str, Any] = {"properties": {"transport": {"enum": names}}}
+    return test if default in names else {**test, "required": ["transport"]}
+
+
+def _transport_text(transport: str, adapter: Any, default: str) -> str:
+    if transport == DRY_RUN_NAME:
+        return "`dry_run` (nothing is sent)"
+    where = f"Connection `{adapter.default_conn_id}`" if adapter.default_conn_id else "its Connection"
+    return f"`{transport}` ({where}{', the default' if transport == default else ''})"
+
+
+def _channel(name: str, base: Any, transports: dict[str, Any]) -> dict[str, Any]:
+    """Channel ``name``'s schema: its settings, the common fields and each transport's own settings."""
+    properties = copy.deepcopy(SETTINGS.get(name, {}))
+    for key in (*base.required_settings, *base.optional_settings):
+        if key not in properties:
+            properties[key] = _setting(key, base.optional_settings.get(key), key in base.one_line_settings)
+    owners: dict[str, list[str]] = {}  # a transport's own setting -> the transports that read it
+    for transport, adapter in sorted(transports.items()):
+        for key, default in adapter.transport_settings.items():
+            if key not in properties or key in owners:
+                owners.setdefault(key, []).append(transport)
+                only = f"Only with `transport: {'` or `'.join(owners[key])}`."
+                properties[key] = _setting(key, default, key in adapter.one_line_settings, only)
+    common = copy.deepcopy(_COMMON)
+    common["transport"] = {
+        "enum": sorted(transports),
+        "default": base.transport,
+        "description": "How the channel delivers: "
+        + ", ".join(_transport_text(t, a, base.transport) for t, a in sorted(transports.items()))
+        + ".",
     }
+    schema: dict[str, Any] = {
+        "type": "object",
+        "description": LABELS.get(name, name) + ".",
+        "additionalProperties": False,
+        "required": list(base.required_settings),
+        "properties": {**properties, **common},
+    }
+    conditions = [
+        {"if": {"required": [key]}, "then": _transport_is(names, base.transport)} for key, names in owners.items()
+    ]
+    if conditions:
+        schema["allOf"] = conditions
+    return schema
 
 
-CHANNELS: dict[str, Any] = {
-    "email": _channel(
-        "Email over SMTP (Airflow Connection `campaign_smtp`).",
-        ["subject", "body"],
-        {
-            "subject": _template("The subject."),
-            "body": _template("The text of the message."),
-            "from_name": {"type": "string", "default": "", "description": "The sender's display name."},
-            "reply_to": {"type": "string", "default": "", "description": "The Reply-To address."},
-        },
-    ),
-    "sms": _channel(
-        "SMS.",
-        ["text"],
-        {
-            "text": _template("The message."),
-            "sender": {"type": "string", "default": "CAMPAIGN", "description": "The sender id."},
-        },
-    ),
-    "push": _channel(
-        "Push notifications.",
-        ["title", "body"],
-        {
-            "title": _template("The title."),
-            "body": _template("The text."),
-            "deep_link": {
-                "type": "string",
-                "maxLength": MAX_TEMPLATE_CHARS,
-                "default": "",
-                "description": "Where tapping the notification leads (placeholders as in the text).",
-            },
-        },
-    ),
-}
+def channel_schemas() -> dict[str, Any]:
+    """Every registered channel's schema (``ChannelAdapter.registry`` and its transports)."""
+    from campaign_runs.factory.channels import ChannelAdapter as adapters
+
+    importlib.import_module("campaign_runs.factory.transports")  # importing the package registers every transport
+    channels = {}
+    for name, base in sorted(adapters.registry.items()):
+        transports = {t: adapter for (c, t), adapter in adapters.transports.items() if c == name}
+        channels[name] = _channel(name, base, transports)
+    return channels
 
 
 def _source(name: str, required: list[str]) -> dict[str, Any]:
@@ -222,6 +289,11 @@ DEFINITION_SCHEMA: dict[str, Any] = {
             "description": "Where the owner gets the campaign's emails.",
         },
         "tags": {"type": "array", "items": {"type": "string", "minLength": 1}, "description": "Airflow DAG tags."},
+        "delivery": {
+            **DELIVERY,
+            "description": "`dry_run`: no channel sends anything (each writes its messages "
+            "to a local JSON-lines file); `live`: each channel as it says.",
+        },
         "schedule": {
             "type": "object",
             "additionalProperties": False,
@@ -251,15 +323,17 @@ DEFINITION_SCHEMA: dict[str, Any] = {
             "description": "The channels the campaign sends on (at least one).",
             "additionalProperties": False,
             "minProperties": 1,
-            "properties": CHANNELS,
+            "properties": {},  # channel_schemas(), filled when the schema is asked for
         },
     },
 }
 
 
 def definition_schema() -> dict[str, Any]:
-    """A copy of the JSON Schema of a campaign definition (draft 2020-12)."""
-    return copy.deepcopy(DEFINITION_SCHEMA)
+    """A copy of the JSON Schema of a campaign definition (draft 2020-12), with every registered channel."""
+    schema = copy.deepcopy(DEFINITION_SCHEMA)
+    schema["properties"]["channels"]["properties"] = channel_schemas()
+    return schema
 
 
 def component_schema() -> dict[str, Any]:

@@ -103,12 +103,11 @@ def _channel(root: Fields, name: str, settings: Any, campaign_delivery: str) -> 
     for key, choices in adapter.setting_choices.items():
         if adapter_settings.get(key, adapter.transport_settings.get(key)) not in choices:
             raise fields.error(key, f"{shown(adapter_settings.get(key))} must be one of {', '.join(choices)}")
-    if (validate := getattr(adapter, "validate", None)) is not None:
-        try:
-            validate(adapter_settings)
-        except ValueError as error:
-            name_, _, message = str(error).partition(": ")
-            raise fields.error(name_, message) from error
+    try:
+        adapter.validate(adapter_settings)
+    except ValueError as error:
+        setting, _, message = str(error).partition(": ")
+        raise fields.error(setting, message) from error
     if adapter.requires_conn_id and not fields.data.get("conn_id"):
         raise fields.error("conn_id", f"is required: {name} over {adapter.transport} has no default Connection")
     if (guard := _guard(fields)) is not None:

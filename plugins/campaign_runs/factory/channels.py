@@ -11,8 +11,8 @@ import smtplib
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -190,10 +190,34 @@ class ChannelAdapter(ABC):
         False is a refusal without a reason. Any other exception is an unknown outcome: the message is in doubt.
         """
 
+    @classmethod
+    def validate(cls, settings: Mapping[str, Any]) -> None:
+        """Raise ``ValueError("<setting>: <why>")`` when the channel's settings cannot be sent (checked at parse)."""
+        return
+
+    def _connect(self, gate: Gate, stack: ExitStack) -> Any:
+        """Enter ``connection()``, tried again while the provider cannot be reached; None if stopped meanwhile."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                return stack.enter_context(self.connection())
+            except Transient as transient:
+                if attempt + 1 == MAX_ATTEMPTS:
+                    raise ChannelUnavailable(
+                        f"{self.name} over {self.transport}: no connection after {MAX_ATTEMPTS} tries "
+                        f"(last: {transient.reason}); nothing more is sent, restart the run to go on"
+                    ) from None
+                log.info("%s/%s: %s; connecting again", self.name, self.transport, transient.reason)
+                if gate.pause(transient.delay(attempt)):
+                    return None
+        return None  # pragma: no cover (the loop returns or raises)
+
     def send_batch(self, batch: Sequence[Recipient], outcome: BatchOutcome, gate: Gate | None = None) -> None:
         """Deliver ``batch`` over one connection, paced; ``gate`` may stop it between any two messages."""
         gate = gate or Gate()
-        with self.connection() as connection:
+        with ExitStack() as stack:
+            if (connection := self._connect(gate, stack)) is None:
+                outcome.stopped = True
+                return
             for recipient in batch:
                 if gate.holds_back(recipient):  # before anything reaches the server, not even RCPT TO
                     continue
@@ -280,7 +304,10 @@ class EmailAdapter(ChannelAdapter):
         """Open one authenticated SMTP connection."""
         settings = self.smtp
         client_class = smtplib.SMTP_SSL if settings.ssl else smtplib.SMTP
-        client = client_class(settings.host, settings.port, timeout=settings.timeout)
+        try:
+            client = client_class(settings.host, settings.port, timeout=settings.timeout)
+        except (ConnectionError, TimeoutError, smtplib.SMTPConnectError) as error:  # nothing was said yet
+            raise Transient(f"SMTP {settings.host}:{settings.port} not reachable: {error}") from None
         if settings.starttls and not settings.ssl:
             client.starttls()
         if settings.login:

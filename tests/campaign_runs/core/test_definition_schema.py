@@ -11,6 +11,8 @@ import pytest
 import yaml
 from campaign_runs.adapters.definitions import factory
 from campaign_runs.core.definition_schema import component_schema, definition_schema
+from campaign_runs.core.definitions import validate_text
+from campaign_runs.domain import DefinitionInvalidError
 from jsonschema import Draft202012Validator
 
 from tests.campaign_runs.test_definitions_api import VALID
@@ -36,22 +38,31 @@ def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
 
 
 def test_the_schema_has_exactly_the_fields_the_factory_allows() -> None:
-    """Fails when someone adds a field to ``spec.py`` (or a channel adapter) and not to the schema, or back."""
+    """Fails when someone adds a field to ``spec.py``, ``channel_spec.py``, a channel or a transport and not to the
+    schema, or back."""
     spec, _ = factory()
-    channels = importlib.import_module("campaign_runs.factory.channels")
+    channel_spec = importlib.import_module("campaign_runs.factory.channel_spec")
+    adapters = importlib.import_module("campaign_runs.factory.channels").ChannelAdapter
     guard = importlib.import_module("campaign_runs.factory.guard")
     schema = definition_schema()
 
     assert _properties(schema) == set(spec.TOP_FIELDS)
     assert _properties(schema, "schedule") == set(spec.SCHEDULE_FIELDS)
     assert _properties(schema, "audience") == set(spec.AUDIENCE_FIELDS)
-    assert _properties(schema, "channels") == set(channels.ChannelAdapter.registry)
-    for name, adapter in channels.ChannelAdapter.registry.items():
-        allowed = set(spec.CHANNEL_COMMON_FIELDS) | set(adapter.required_settings) | set(adapter.optional_settings)
-        allowed |= {guard.SETTING}
+    assert _properties(schema, "channels") == set(adapters.registry) >= {"email", "sms", "push", "webhook"}
+    for name, adapter in adapters.registry.items():
+        transports = {t: a for (c, t), a in adapters.transports.items() if c == name}
+        allowed = (
+            set(channel_spec.CHANNEL_COMMON_FIELDS) | set(adapter.required_settings) | set(adapter.optional_settings)
+        )
+        allowed |= {guard.SETTING} | {key for a in transports.values() for key in a.transport_settings}
+        channel = schema["properties"]["channels"]["properties"][name]
         assert _properties(schema, "channels", name) == allowed, name
-        assert set(schema["properties"]["channels"]["properties"][name]["required"]) == set(adapter.required_settings)
+        assert set(channel["required"]) == set(adapter.required_settings)
+        assert set(channel["properties"]["transport"]["enum"]) == set(transports), name
+        assert channel["properties"]["transport"]["default"] == adapter.transport
     assert _properties(schema, "channels", "email", "guard") == set(guard.FIELDS)
+    assert schema["properties"]["delivery"]["enum"] == list(channel_spec.DELIVERIES)
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
@@ -75,6 +86,12 @@ def test_the_shipped_campaigns_exist() -> None:
         (("batch_size: 25", "batch_size: 25\n    shards: 65"), "channels.email.shards"),
         (("batch_size: 25", "batch_size: 25\n    guard: {max_failed_percent: 101}"), "channels.email.guard"),
         (("  email:", "  fax:"), "channels"),
+        (("batch_size: 25", "batch_size: 25\n    transport: pigeon"), "channels.email.transport"),
+        (("batch_size: 25", "batch_size: 25\n    delivery: later"), "channels.email.delivery"),
+        (("batch_size: 25", "batch_size: 25\n    conn_id: a b"), "channels.email.conn_id"),
+        (("batch_size: 25", "batch_size: 25\n    configuration_set: news"), "channels.email"),  # ses's, not smtp's
+        (("batch_size: 25", "batch_size: 25\n    transport: dry_run\n    configuration_set: news"), "channels.email"),
+        (("owner: alice", "owner: alice\ndelivery: sometimes"), "delivery"),
     ],
 )
 def test_the_schema_refuses_what_the_factory_refuses(change: tuple[str, str], where: str) -> None:
@@ -82,3 +99,21 @@ def test_the_schema_refuses_what_the_factory_refuses(change: tuple[str, str], wh
     assert not list(validator.iter_errors(_json(VALID)))
     errors = list(validator.iter_errors(_json(VALID.replace(*change))))
     assert errors and any(".".join(map(str, e.absolute_path)).startswith(where) for e in errors), errors
+    with pytest.raises(DefinitionInvalidError):  # the factory, and the plugin's own rules (a rate of 0)
+        validate_text(VALID.replace(*change))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("batch_size: 25", "batch_size: 25\n    transport: ses\n    conn_id: aws_mail\n    configuration_set: news"),
+        ("batch_size: 25", "batch_size: 25\n    transport: smtp\n    delivery: dry_run"),
+        ("owner: alice", "owner: alice\ndelivery: dry_run"),
+        ("  email:", '  webhook:\n    conn_id: crm\n    body: \'{"id": "$id"}\'\n  email:'),
+        ("  email:", "  sms:\n    text: Hi\n    transport: sns\n    sms_type: Promotional\n  email:"),
+    ],
+)
+def test_the_schema_takes_what_the_factory_takes(change: tuple[str, str]) -> None:
+    errors = list(Draft202012Validator(definition_schema()).iter_errors(_json(VALID.replace(*change))))
+    assert not errors, [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]
+    assert validate_text(VALID.replace(*change))[0] == "cr_api_new"

@@ -61,6 +61,21 @@ def test_shipped_campaigns_parse() -> None:
     assert {c.name for c in flash.channels} == {"email", "sms", "push"}
 
 
+def test_shipped_campaigns_send_email_over_smtp_and_sms_and_push_as_dry_runs() -> None:
+    """Email is live over SMTP (make run's mail sink, compose's Mailpit); SMS and push say ``delivery: dry_run``."""
+    for path in sorted(CAMPAIGNS.glob("*.yaml")):
+        campaign = load_spec(path)
+        shown = {c.name: (c.transport, c.delivery, c.dry_run, c.delivery_label) for c in campaign.channels}
+        assert shown.pop("email") == ("smtp", "live", False, "smtp"), path.name
+        assert shown and set(shown) <= {"sms", "push"}, path.name
+        assert set(shown.values()) == {("dry_run", "dry_run", True, "dry run")}, path.name
+        assert campaign.delivery == "live" and not campaign.dry_run
+        text = path.read_text()
+        assert text.count("    delivery: dry_run\n") == len(shown), path.name  # said in the file, not defaulted
+        switches = {"push": ["fcm"], "sms": ["sns", "twilio"]}  # how to send for real, shown commented out
+        assert all(f"#   transport: {name}" in text for channel in shown for name in switches[channel]), path.name
+
+
 def test_minimal_defaults(tmp_path: Path) -> None:
     """Omitted optional fields take documented defaults."""
     spec = load_spec(write(tmp_path, MINIMAL))
