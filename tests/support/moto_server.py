@@ -8,6 +8,7 @@ close its listening socket and open it again on the same port.
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import hmac
 import http.client
@@ -25,7 +26,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
@@ -90,6 +91,26 @@ def moto_server(timeout: float = 120.0) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+_shared: dict[str, Any] = {}  # this process's one moto server for the rigs: its ExitStack and endpoint
+
+
+@contextmanager
+def shared_moto_server() -> Iterator[str]:
+    """This test process's one moto server, started on first use and emptied for each user (``/moto-api/reset``).
+
+    Starting moto takes seconds; every rig of a test process shares one, stopped by its pid when the process exits.
+    """
+    if "endpoint" not in _shared:
+        stack = ExitStack()
+        _shared["endpoint"] = stack.enter_context(moto_server())
+        atexit.register(stack.close)
+    endpoint = str(_shared["endpoint"])
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+    yield endpoint
 
 
 def aws_connection(endpoint: str, *, login: str = "testing", password: str = "testing", **extra: str) -> str:

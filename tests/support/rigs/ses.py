@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.support.moto_server import CREDENTIALS, AwsApi, AwsFront, moto_data, moto_server, use_connection
+from tests.support.moto_server import CREDENTIALS, AwsApi, AwsFront, moto_data, shared_moto_server, use_connection
 from tests.support.rigs.smtp import Remote
 
 CONN_ID = "aws_ses_rig"
@@ -80,7 +80,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[SesRig]:
     """moto's server with ``news@example.org`` verified, the front before it, and Connection ``aws_ses_rig``."""
     import boto3
 
-    with moto_server() as upstream, SesRig(upstream) as front:
+    with shared_moto_server() as upstream, SesRig(upstream) as front:
         boto3.client("ses", endpoint_url=upstream, **CREDENTIALS).verify_email_identity(EmailAddress=SENDER)
         use_connection(monkeypatch, CONN_ID, front, mail_from=SENDER)
         yield front

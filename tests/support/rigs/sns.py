@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from tests.support.moto_server import AwsApi, AwsFront, moto_data, moto_server, use_connection
+from tests.support.moto_server import AwsApi, AwsFront, moto_data, shared_moto_server, use_connection
 from tests.support.rigs.smtp import Remote
 
 CONN_ID = "aws_sns_rig"
@@ -86,6 +86,6 @@ def remote() -> Remote:
 @contextmanager
 def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[SnsRig]:
     """moto's server, the front before it, and Connection ``aws_sns_rig``."""
-    with moto_server() as upstream, SnsRig(upstream) as front:
+    with shared_moto_server() as upstream, SnsRig(upstream) as front:
         use_connection(monkeypatch, CONN_ID, front)
         yield front
