@@ -11,9 +11,10 @@ SMTP) and measures, one after the other, into that one server:
 - ``ours x1``: the channel's adapter driven by the ``Dispatcher`` with the SQLite ledger, ``connections: 1``;
 - ``plain x4`` and ``ours x4``: four plain clients in four threads, and ``connections: 4``.
 
-Rates are messages over wall time. After every measurement the server's record is checked: exactly one
-accepted message per recipient. The goal: ``ours x1`` at least 0.9x ``plain x1``, ``ours x4`` at least 0.8x
-``plain x4``.
+Each measurement is made ``--rounds`` times, plain and ours alternated, and the best rate of each is kept:
+the local server runs in this process and shares its CPU. Rates are messages over wall time. After every
+measurement the server's record is checked: exactly one accepted message per recipient. The goal: ``ours x1``
+at least 0.9x ``plain x1``, ``ours x4`` at least 0.8x ``plain x4``.
 """
 
 from __future__ import annotations
@@ -224,8 +225,8 @@ def exactly_once(rig: Any, before: int, expected: list[str], label: str) -> None
         raise AssertionError(f"{label}: {sum(counts.values())} accepted for {len(expected)} ({doubled} twice)")
 
 
-def measure(name: str, size: int) -> dict[str, float]:
-    """Rates (messages/s) of the four measurements of one transport."""
+def measure(name: str, size: int, rounds: int) -> dict[str, float]:
+    """Best rates (messages/s) of ``rounds`` alternated trials of the four measurements of one transport."""
     import pytest
 
     from tests.campaign_runs.factory.test_audience import plan
@@ -242,12 +243,15 @@ def measure(name: str, size: int) -> dict[str, float]:
         address = adapter.address_field
         expected = [str(getattr(recipient, address)) for recipient in recipients]
         for clients in (1, 4):
-            before = len(rig.accepted())
-            rates[f"plain x{clients}"] = size / plain(name, rig, recipients, clients)
-            exactly_once(rig, before, expected, f"{name} plain x{clients}")
-            before = len(rig.accepted())
-            rates[f"ours x{clients}"] = size / ours(rig, size, clients, sink_dir, f"bench-{clients}")
-            exactly_once(rig, before, expected, f"{name} ours x{clients}")
+            for trial in range(rounds):  # alternated, best of each: the server shares this process's CPU
+                before = len(rig.accepted())
+                rate = size / plain(name, rig, recipients, clients)
+                exactly_once(rig, before, expected, f"{name} plain x{clients}")
+                rates[f"plain x{clients}"] = max(rate, rates.get(f"plain x{clients}", 0.0))
+                before = len(rig.accepted())
+                rate = size / ours(rig, size, clients, sink_dir, f"bench-{clients}-{trial}")
+                exactly_once(rig, before, expected, f"{name} ours x{clients}")
+                rates[f"ours x{clients}"] = max(rate, rates.get(f"ours x{clients}", 0.0))
     return rates
 
 
@@ -255,6 +259,7 @@ def main() -> None:
     """Measure every transport and print the table with the ratios against the plain clients."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages per measurement (default 1000)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternated trials, best kept (default 3)")
     parser.add_argument("--only", choices=TRANSPORTS, action="append", help="measure only these transports")
     arguments = parser.parse_args()
     # The email adapters sign each recipient's unsubscribe link, as in a real run.
@@ -262,10 +267,10 @@ def main() -> None:
     import airflow.sdk  # noqa: F401 (imported once here, not inside the first measurement)
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
-    print(f"{arguments.messages} messages per measurement; rates in messages/s")
+    print(f"{arguments.messages} messages per measurement, best of {arguments.rounds}; rates in messages/s")
     print(f"{'transport':<9} {'plain x1':>9} {'ours x1':>9} {'ratio':>6}   {'plain x4':>9} {'ours x4':>9} {'ratio':>6}")
     for name in arguments.only or TRANSPORTS:
-        rates = measure(name, arguments.messages)
+        rates = measure(name, arguments.messages, arguments.rounds)
         one = rates["ours x1"] / rates["plain x1"]
         four = rates["ours x4"] / rates["plain x4"]
         print(

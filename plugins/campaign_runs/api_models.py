@@ -63,6 +63,14 @@ class CampaignOut(BaseModel):
         description="Where recipients come from: `SQL query on Connection <id>`, `CSV file <url>`, or "
         "`demo audience (synthetic)` for generated recipients.",
     )
+    dry_run: bool = Field(
+        default=False, description="Every channel is a dry run (`delivery: dry_run`): the campaign sends nothing."
+    )
+    dry_run_channels: list[str] = Field(
+        default_factory=list,
+        description="Channels that are dry runs (the DAG's `dry-run:<channel>` tags): their messages are written to "
+        "a local file, nothing is sent.",
+    )
     schedule: str | None = Field(description="The timetable summary, e.g. a cron expression.")
     schedule_description: str | None = Field(description="The schedule in plain words.")
     is_paused: bool
@@ -162,6 +170,12 @@ class ChannelProgressOut(BaseModel):
         "invalid_address, no_address, no_consent, duplicate.",
     )
     percent: int | None
+    delivery: str = Field(
+        default="",
+        description="How the channel delivers, as the run froze it: its transport (`smtp`, `sns`...), `dry run`, or "
+        "`<transport> (dry run)`; empty while a live channel's transport is not known (build_audience not done).",
+    )
+    dry_run: bool = Field(default=False, description="The channel is a dry run: nothing is sent.")
 
 
 class AudienceOut(BaseModel):
@@ -234,6 +248,9 @@ class RunDetailOut(RunOut):
     dag_id: str
     dag_version: int | None = Field(
         default=None, description="Airflow's DAG version number the run was created with (the definition it ran)."
+    )
+    dry_run_channels: list[str] = Field(
+        default_factory=list, description="The run's channels that are dry runs (nothing sent), as the run froze them."
     )
     audience: AudienceOut
     progress: list[ChannelProgressOut]

@@ -41,6 +41,12 @@ class ChannelNumbersOut(BaseModel):
         "invalid_address, no_address, no_consent, duplicate.",
     )
     delivery_rate: float | None = Field(description="sent / total (0..1); null without recipients.")
+    delivery: str = Field(
+        default="",
+        description="How the channel delivered: its transport (`smtp`, `sns`...), `dry run` or `<transport> (dry run)`"
+        ", as the run froze it; totals join the runs' different ones with ` / `.",
+    )
+    dry_run: bool = Field(default=False, description="A dry run: nothing was sent (totals: in every run).")
 
 
 class RunMetricsOut(BaseModel):
@@ -125,6 +131,8 @@ def channel_out(channel: Any) -> ChannelNumbersOut:
         suppressed=channel.suppressed,
         skipped=channel.skipped,
         delivery_rate=channel.delivery_rate,
+        delivery=channel.delivery,
+        dry_run=channel.dry_run,
     )
 
 

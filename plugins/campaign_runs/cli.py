@@ -9,14 +9,14 @@ types (numbers, booleans, null) and write times as ISO 8601 in UTC. Listing comm
 array of objects; ``show`` and ``run`` print one object. Field names are stable:
 
 * campaigns (``list``, ``show``): ``id``, ``description``, ``owners``, ``channels``, ``audience``,
-  ``audience_label``, ``schedule``, ``schedule_description``, ``timezone``, ``paused``, ``next_run_after``,
-  ``last_run_id``, ``last_status``, ``active_runs``, ``open_worklist`` (+ ``owner_emails``, ``tags``,
-  ``params``, ``doc_md`` in ``show``);
+  ``audience_label``, ``dry_run``, ``dry_run_channels``, ``schedule``, ``schedule_description``, ``timezone``,
+  ``paused``, ``next_run_after``, ``last_run_id``, ``last_status``, ``active_runs``, ``open_worklist``
+  (+ ``owner_emails``, ``tags``, ``params``, ``doc_md`` in ``show``);
 * runs (``runs``, ``run``): ``run_id`` (null for an upcoming slot), ``status``, ``run_type``,
   ``logical_date``, ``run_after``, ``data_interval_start``, ``data_interval_end``, ``start_date``,
   ``end_date``, ``duration_seconds``, ``tasks_done``, ``tasks_total``, ``progress_percent``, ``note``,
-  ``restart_of``, ``replaced_by``, ``allowed_actions`` (+ ``audience``, ``progress`` with ``suppressed`` and
-  ``skipped`` by reason, ``tasks``, ``history`` in ``run``);
+  ``restart_of``, ``replaced_by``, ``allowed_actions`` (+ ``dry_run_channels``, ``audience``, ``progress`` with
+  ``suppressed``, ``skipped`` by reason, ``delivery`` and ``dry_run``, ``tasks``, ``history`` in ``run``);
 * actions (``stop``, ``restart``, ``skip``): ``action_id``, ``action``, ``dag_id``, ``run_id``, ``actor``,
   ``status_before``, ``status_after``, ``new_run_id``, ``replayed``;
 * work list (``worklist``, ``reassign``): ``id``, ``dag_id``, ``run_id``, ``assignee``, ``reason``,

@@ -16,6 +16,7 @@ _TABLE_COLUMNS = (
     "status",
     "duration_seconds",
     "channel",
+    "delivery",
     "sent",
     "failed",
     "in_doubt",

@@ -227,6 +227,10 @@ def utcnow() -> _dt.datetime:
 
 # What the campaign factory writes about a run's audience (``build_audience``'s return value, progress XCom).
 DEMO_AUDIENCE = "demo audience (synthetic)"
+# A channel that sends nothing (``delivery: dry_run``), as the factory says it: its tags ``dry-run:<channel>``
+# (and ``dry-run`` when every channel is one), its About, and the run's channels in build_audience's result.
+DRY_RUN_LABEL = "dry run"
+DRY_RUN_TAG = "dry-run"
 # Why a row of a run's audience snapshot is not sent to on a channel, in the words run details use.
 SKIP_REASONS = {
     "no_id": "no id",

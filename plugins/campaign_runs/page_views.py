@@ -139,6 +139,7 @@ def run_page(
         "failures": details.failures,
         "dag_version": details.dag_version,
         "audience": details.audience,
+        "dry_run_text": details.dry_run_text,
         "active": details.run.is_active,
         "form": form or {},
     }

@@ -37,6 +37,8 @@ def campaign_row(summary: CampaignSummary, timezone: str | None) -> dict[str, An
         "channels": summary.channels,
         "audience": summary.audience,
         "audience_label": summary.audience_label,
+        "dry_run": summary.dry_run,
+        "dry_run_channels": summary.dry_run_channels,
         "schedule": summary.schedule,
         "schedule_description": summary.schedule_description,
         "timezone": timezone,
@@ -164,6 +166,8 @@ def progress_row(progress: ChannelProgress) -> dict[str, Any]:
         "suppressed": progress.suppressed,
         "skipped": progress.skipped,
         "percent": progress.percent,
+        "delivery": progress.delivery,
+        "dry_run": progress.dry_run,
     }
 
 
@@ -193,6 +197,7 @@ def run_details_row(details: RunDetails) -> dict[str, Any]:
         "triggering_user": run.triggering_user,
         "dag_run_state": run.dag_run_state,
         "dag_version": details.dag_version,
+        "dry_run_channels": [c.channel for c in details.channels if c.dry_run],
         "audience": audience_row(details.audience),
         "progress": [progress_row(c) for c in details.channels],
         "tasks": [dataclasses.asdict(t) for t in details.tasks],

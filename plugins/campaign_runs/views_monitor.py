@@ -17,7 +17,7 @@ from markupsafe import Markup, escape
 
 from campaign_runs import page_input, ui_support, view_links
 from campaign_runs.adapters import auth
-from campaign_runs.domain import CampaignRunsError, skipped_text
+from campaign_runs.domain import DRY_RUN_LABEL, CampaignRunsError, skipped_text
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time
 
@@ -83,13 +83,20 @@ _ROW = (
     '<td><a href="{href}">{run_id}</a></td>'
     '<td><span class="cr-badge {status}" data-status="{status}">{status}</span></td>'
     '<td data-col="duration_seconds" data-value="{duration_value}">{duration_text}</td>'
-    '<td data-col="channel">{channel}</td>'
+    '<td data-col="channel">{channel}</td><td data-col="delivery" data-dry-run="{dry_flag}">{delivery}</td>'
     '<td data-col="sent">{sent}</td><td data-col="failed">{failed}</td>'
     '<td data-col="in_doubt">{in_doubt}</td><td data-col="suppressed">{suppressed}</td>'
     '<td data-col="skipped">{skipped}</td><td data-col="total">{total}</td>'
     '<td data-col="delivery_rate">{rate_text}</td>'
     '<td data-col="stops">{stops}</td><td data-col="restarts">{restarts}</td><td data-col="skips">{skips}</td></tr>'
 )
+
+
+def _delivery(label: str) -> Markup:
+    """A row's transport, a dry run as its badge (the run page's)."""
+    if DRY_RUN_LABEL not in label:
+        return escape(label)
+    return Markup('<span class="cr-badge dry-run" data-delivery="dry-run">{}</span>').format(label)
 
 
 def table_html(rows: list[dict[str, Any]], links: dict[str, str]) -> Markup:
@@ -107,6 +114,8 @@ def table_html(rows: list[dict[str, Any]], links: dict[str, str]) -> Markup:
                 run_id=escaped_id,
                 href=href,
                 channel=escape(row["channel"]),
+                delivery=_delivery(row["delivery"]),
+                dry_flag="1" if DRY_RUN_LABEL in row["delivery"] else "",
                 status=escape(row["status"]),
                 duration_value="" if seconds is None else float(seconds),
                 duration_text=duration_text,

@@ -148,6 +148,7 @@ def test_list_and_get_campaigns(
     assert "testers" in about["doc_md"]
     assert about["owner_emails"] == ["growth@example.com"]
     assert "campaign" in about["tags"]
+    assert (campaign["dry_run"], campaign["dry_run_channels"]) == (False, [])
 
     problem(client.get(f"{PREFIX}/campaigns/no_such_dag", headers=admin), 404, "not_found", "no_such_dag")
     problem(client.get(f"{PREFIX}/campaigns/cr_plain", headers=admin), 404, "not_a_campaign", "not a campaign")
@@ -236,6 +237,8 @@ def test_run_details(client: TestClient, viewer: dict[str, str], make_run: Any) 
         "suppressed": 0,  # a report without the keys: nobody held back
         "skipped": {},
         "percent": 100,
+        "delivery": "",  # build_audience returned nothing: a live channel's transport is not known
+        "dry_run": False,
     }
     assert progress["email"]["total"] is None
     assert (progress["email"]["suppressed"], progress["email"]["skipped"]) == (None, None)
@@ -290,6 +293,8 @@ def test_run_details_give_the_audience_and_what_each_channel_held_back(
         "suppressed": 3,
         "skipped": {"no_consent": 40, "invalid_address": 7},
         "percent": 50,
+        "delivery": "",
+        "dry_run": False,
     }
     assert detail["audience"] == {
         "source": "sql",
@@ -315,6 +320,34 @@ def test_run_details_give_the_audience_and_what_each_channel_held_back(
         100,
     )
     assert shown["summary"] == "demo audience (synthetic): 100 recipients"
+
+
+def test_campaigns_and_run_details_say_dry_runs(
+    client: TestClient, viewer: dict[str, str], make_run: Any, dry_run_tags: Any
+) -> None:
+    """The campaign's tags say which channels are dry runs; a run's details say how it froze each channel."""
+    from tests.support.fixtures import EMAIL_LIVE_SMS_DRY, report_frozen_channels
+
+    dry_run_tags("cr_campaign", "dry-run:sms")
+    dry_run_tags("cr_depends", "dry-run", "dry-run:email")
+    listing = client.get(f"{PREFIX}/campaigns", headers=viewer).json()["campaigns"]
+    found = {c["id"]: (c["dry_run"], c["dry_run_channels"]) for c in listing}
+    assert (found["cr_campaign"], found["cr_depends"], found["cr_slow"]) == (
+        (False, ["sms"]),
+        (True, ["email"]),
+        (False, []),
+    )
+    about = client.get(f"{PREFIX}/campaigns/cr_campaign", headers=viewer).json()
+    assert (about["dry_run"], about["dry_run_channels"]) == (False, ["sms"])
+
+    run_id = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_frozen_channels("cr_campaign", run_id, EMAIL_LIVE_SMS_DRY)
+    detail = client.get(f"{PREFIX}/campaigns/cr_campaign/runs/{run_id}", headers=viewer).json()
+    assert detail["dry_run_channels"] == ["sms"]
+    assert [(p["channel"], p["delivery"], p["dry_run"]) for p in detail["progress"]] == [
+        ("email", "smtp", False),
+        ("sms", "dry run", True),
+    ]
 
 
 def test_a_failed_build_audience_says_where_its_message_is(

@@ -51,8 +51,11 @@ def test_metrics_give_suppressed_and_skipped_per_channel_and_in_total(
     import pendulum
     from campaign_runs.cli_monitor import campaigns_monitor
 
+    from tests.support.fixtures import EMAIL_LIVE_SMS_DRY, report_frozen_channels
+
     slot = pendulum.datetime(2043, 1, 1, tz="UTC")
     run_id = make_run("cr_campaign", state="running", logical_date=slot)
+    report_frozen_channels("cr_campaign", run_id, EMAIL_LIVE_SMS_DRY)
     skipped = {"no_consent": 2, "invalid_address": 1}
     report_progress(
         "cr_campaign", run_id, "email", {"total": 9, "sent": 3, "failed": 0, "suppressed": 2, "skipped": skipped}
@@ -69,18 +72,27 @@ def test_metrics_give_suppressed_and_skipped_per_channel_and_in_total(
         "suppressed": 2,
         "skipped": {"no_consent": 2, "invalid_address": 1},
         "delivery_rate": 0.3333,
+        "delivery": "smtp",
+        "dry_run": False,
     }
     assert [(c["channel"], c["suppressed"], c["skipped"]) for c in body["totals"]] == [
         ("email", 2, {"no_consent": 2, "invalid_address": 1}),
         ("sms", 0, {}),
     ]
+    assert [(c["channel"], c["delivery"], c["dry_run"]) for c in body["totals"]] == [
+        ("email", "smtp", False),
+        ("sms", "dry run", True),
+    ]
     since, until = pendulum.datetime(2043, 1, 1, tz="UTC"), pendulum.datetime(2043, 1, 2, tz="UTC")
     base = {"campaign": "cr_campaign", "limit": 10, "since": since, "until": until, "verbose": False}
     campaigns_monitor(argparse.Namespace(**base, output="plain"))
     lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
-    assert lines[0].startswith("run_id status duration_seconds channel sent failed in_doubt suppressed skipped total")
+    header = "run_id status duration_seconds channel delivery sent failed in_doubt suppressed skipped total"
+    assert lines[0].startswith(header)
     (row,) = [line for line in lines if " email " in line]
-    assert row.endswith("email 3 0 0 2 3 (invalid address: 1, no consent: 2) 9 0.3333 0 0 0")
+    assert row.endswith("email smtp 3 0 0 2 3 (invalid address: 1, no consent: 2) 9 0.3333 0 0 0")
+    (row,) = [line for line in lines if " sms " in line]
+    assert row.endswith("sms dry run 0 0 0 0 0 0 0 0 0")
 
 
 @pytest.mark.parametrize(

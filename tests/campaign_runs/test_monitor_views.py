@@ -101,6 +101,48 @@ def test_the_monitor_shows_suppressed_and_skipped_per_run_and_in_total(admin: Te
     assert "<th>Suppressed</th><th>Skipped</th>" in page.text
 
 
+def test_the_monitor_says_each_run_s_transport_and_its_dry_runs(admin: TestClient, make_run: Any) -> None:
+    import pendulum
+
+    from tests.campaign_runs.core.test_restart_options import report_progress
+    from tests.support.fixtures import EMAIL_LIVE_SMS_DRY, report_frozen_channels
+
+    slot = pendulum.datetime(2044, 1, 1, tz="UTC")
+    partly = make_run("cr_campaign", state="success", logical_date=slot)
+    report_frozen_channels("cr_campaign", partly, EMAIL_LIVE_SMS_DRY)
+    whole = make_run("cr_campaign", state="running", logical_date=slot.add(days=1))
+    report_frozen_channels("cr_campaign", whole, EMAIL_LIVE_SMS_DRY, "dry_run")  # delivery: dry_run on the campaign
+    for run_id in (partly, whole):
+        report_progress("cr_campaign", run_id, "sms", {"total": 4, "sent": 4, "failed": 0})
+    page = admin.get(PAGE, params={"from": "2044-01-01", "to": "2044-01-03"})
+    assert page.status_code == 200, page.text[:500]
+    body = page.text.split('id="cr-monitor-table"', 1)[1].split("</table>", 1)[0]
+    cells = {
+        (run_id, channel): (" ".join(re.sub(r"<[^>]+>", " ", cell).split()), flag)
+        for run_id, channel, flag, cell in re.findall(
+            r'<tr class="cr-row" data-run-id="([^"]*)" data-channel="([^"]*)".*?'
+            r'<td data-col="delivery" data-dry-run="(1?)">(.*?)</td>',
+            body,
+            re.S,
+        )
+    }
+    assert cells == {
+        (whole, "email"): ("smtp (dry run)", "1"),
+        (whole, "sms"): ("dry run", "1"),
+        (partly, "email"): ("smtp", ""),
+        (partly, "sms"): ("dry run", "1"),
+    }
+    summary = re.search(r"<dt>Messages</dt><dd>(.*?)</dd>", page.text, re.S)
+    assert summary
+    messages = " ".join(unescape(re.sub(r"<[^>]+>", "", summary.group(1))).split())
+    assert messages.startswith("email (smtp / smtp (dry run)): 0 sent")  # live in one run, a dry run in the other
+    assert "; sms dry run: 8 sent, 0 failed" in messages
+    exported = list(csv.DictReader(io.StringIO(admin.get(PAGE + "/table.csv", params={"from": "2044-01-01"}).text)))
+    assert {(r["run_id"], r["channel"]): r["delivery"] for r in exported if r["run_id"] in (partly, whole)} == {
+        key: value[0] for key, value in cells.items()
+    }
+
+
 def test_chart_js_is_served_from_the_package_and_linked(admin: TestClient, history: dict[str, str]) -> None:  # noqa: F811
     page = admin.get(PAGE).text
     src = re.search(r'<script src="([^"]+chart\.umd\.min\.js)"></script>', page)
@@ -143,6 +185,7 @@ def test_table_html_escapes_every_text() -> None:
         "run_after": None,
         "duration_seconds": 65.0,
         "channel": "e&mail",
+        "delivery": "<b>sns</b> (dry run)",
         "sent": 3,
         "failed": 1,
         "in_doubt": 0,
@@ -160,5 +203,9 @@ def test_table_html_escapes_every_text() -> None:
     assert '<td data-col="duration_seconds" data-value="65.0">1m 05s</td>' in html
     assert '<td data-col="delivery_rate">75.0%</td>' in html
     assert '<td data-col="suppressed">2</td>' in html
+    assert '<td data-col="delivery" data-dry-run="1"><span class="cr-badge dry-run" data-delivery="dry-run">' in html
+    assert "&lt;b&gt;sns&lt;/b&gt; (dry run)</span></td>" in html and "<b>sns</b>" not in html
+    live = str(table_html([{**row, "delivery": "smtp"}], {row["run_id"]: "/x"}))
+    assert '<td data-col="delivery" data-dry-run="">smtp</td>' in live
     assert '<td data-col="skipped">4 (no consent: 1, &lt;b&gt;x&lt;/b&gt;: 3)</td>' in html
     assert 'href="/pluginsv2/campaigns/display/cr_campaign/run/manual__%3Cscript%3E"' in html

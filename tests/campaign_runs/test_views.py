@@ -334,6 +334,33 @@ def test_campaigns_page_lists_campaigns_with_their_state(
     assert "cr_plain" not in page
 
 
+def test_campaigns_page_and_about_mark_dry_run_campaigns_and_channels(
+    users: Callable[[str], TestClient], dry_run_tags: Callable[..., None]
+) -> None:
+    """Tagged as the factory tags them: a campaign with one dry-run channel, and one whose every channel is."""
+    dry_run_tags("cr_campaign", "dry-run:sms")
+    dry_run_tags("cr_depends", "dry-run", "dry-run:email")
+    client = users("viewer")
+    page = client.get(f"{BASE}/list").text
+
+    def channels_cell(dag_id: str) -> str:
+        row = re.search(rf'data-dag-id="{dag_id}">(.*?)</tr>', page, re.S)
+        assert row
+        cell = re.search(r'<td class="cr-channels">(.*?)</td>', row.group(1), re.S)
+        assert cell
+        return cell.group(1)
+
+    badge = r'<span class="cr-badge dry-run" data-delivery="dry-run" title="A dry run sends nothing[^"]*">'
+    assert channels_cell("cr_campaign").startswith("email, sms<br>")
+    assert re.search(badge + "dry run: sms</span>", channels_cell("cr_campaign"))
+    assert re.search(badge + "dry run</span>", channels_cell("cr_depends"))
+    assert "dry-run" not in channels_cell("cr_slow")  # every channel live: no badge
+    about = client.get(f"{BASE}/display/cr_campaign").text
+    found = re.search(r"<dt>Channels</dt><dd>(.*?)</dd>", about, re.S)
+    assert found and " ".join(re.sub(r"<[^>]+>", " ", found.group(1)).split()) == "email, sms dry run: sms"
+    assert 'class="cr-badge dry-run"' in found.group(1)
+
+
 def test_campaigns_page_searches_and_sorts(users: Callable[[str], TestClient]) -> None:
     client = users("viewer")
     found = client.get(f"{BASE}/list", params={"q": "SLOW"})
@@ -630,6 +657,60 @@ def test_run_details_say_the_demo_audience_and_an_empty_snapshot_plainly(
     assert shown == "SQL query on Connection subscribers_db: 0 recipients (the snapshot is empty)"
     waiting = make_run("cr_campaign", state="queued")
     assert audience_shown(client.get(run_url("cr_campaign", waiting)).text) == "not read yet"
+
+
+def delivery_cells(html: str) -> dict[str, tuple[str, str]]:
+    """The run page's Transport column: channel -> (its text, its ``data-dry-run`` flag)."""
+    rows = re.findall(
+        r'<tr data-channel="([^"]+)">.*?<td class="cr-delivery" data-dry-run="(1?)">(.*?)</td>', html, re.S
+    )
+    return {channel: (" ".join(re.sub(r"<[^>]+>", " ", cell).split()), flag) for channel, flag, cell in rows}
+
+
+def test_run_details_say_which_channels_are_a_dry_run_as_the_run_froze_them(
+    users: Callable[[str], TestClient], make_run: Callable[..., str], dry_run_tags: Callable[..., None]
+) -> None:
+    from tests.support.fixtures import EMAIL_LIVE_SMS_DRY, report_frozen_channels
+
+    client = users("viewer")
+    partly = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_frozen_channels("cr_campaign", partly, EMAIL_LIVE_SMS_DRY)
+    page = client.get(run_url("cr_campaign", partly)).text
+    assert delivery_cells(page) == {"email": ("smtp", ""), "sms": ("dry run", "1")}
+    assert '<td class="cr-delivery" data-dry-run="1"><span class="cr-badge dry-run"' in page
+    delivery = re.search(r'<dt>Delivery</dt><dd id="cr-delivery">(.*?)</dd>', page, re.S)
+    assert delivery and " ".join(re.sub(r"<[^>]+>", " ", delivery.group(1)).split()) == (
+        "dry run: sms nothing is sent on those channels: their messages are written to a local file"
+    )
+    whole = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_frozen_channels(
+        "cr_campaign", whole, {"email": {"subject": "s", "body": "b"}, "sms": {"text": "t"}}, "dry_run"
+    )
+    page = client.get(run_url("cr_campaign", whole)).text
+    assert delivery_cells(page) == {"email": ("smtp (dry run)", "1"), "sms": ("dry run", "1")}  # delivery: dry_run
+    assert '<dd id="cr-delivery"><span class="cr-badge dry-run"' in page and ">dry run</span>" in page
+    # The campaign now says email is a dry run too: a run that froze its channels keeps its own words.
+    dry_run_tags("cr_campaign", "dry-run", "dry-run:email", "dry-run:sms")
+    assert delivery_cells(client.get(run_url("cr_campaign", partly)).text)["email"] == ("smtp", "")
+    waiting = make_run("cr_campaign", state="queued")  # nothing frozen yet: the campaign's tags say it
+    assert delivery_cells(client.get(run_url("cr_campaign", waiting)).text) == {
+        "email": ("dry run", "1"),
+        "sms": ("dry run", "1"),
+    }
+
+
+def test_run_details_of_a_live_run_name_the_transport_and_no_dry_run(
+    users: Callable[[str], TestClient], make_run: Callable[..., str]
+) -> None:
+    from tests.support.fixtures import report_frozen_channels
+
+    client = users("viewer")
+    live = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    report_frozen_channels("cr_campaign", live, {"email": {"subject": "s", "body": "b"}})
+    page = client.get(run_url("cr_campaign", live)).text
+    # email froze smtp; sms (declared since) froze nothing and no tag says it is a dry run: not known yet.
+    assert delivery_cells(page) == {"email": ("smtp", ""), "sms": ("not reported yet", "")}
+    assert 'id="cr-delivery"' not in page and 'class="cr-badge dry-run"' not in page
 
 
 def test_a_failed_build_audience_shows_its_message_or_where_to_read_it(

@@ -123,6 +123,23 @@ def audience_result(dag_id: str, run_id: str, session: Session) -> dict[str, Any
     return value
 
 
+def audience_results_of(dag_id: str, run_ids: Sequence[str], session: Session) -> dict[str, dict[str, Any]]:
+    """What ``build_audience`` returned in each of ``run_ids`` (those where it did), in one query."""
+    if not run_ids:
+        return {}
+    rows = session.execute(
+        select(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.value).where(
+            XComModel.dag_id == dag_id,
+            XComModel.run_id.in_(list(run_ids)),
+            XComModel.task_id == AUDIENCE_TASK,
+            XComModel.map_index == -1,
+            XComModel.key == RETURN_VALUE_KEY,
+        )
+    ).all()
+    found = {row.run_id: XComModel.deserialize_value(row) for row in rows}
+    return {run_id: value for run_id, value in found.items() if isinstance(value, dict)}
+
+
 def task_rows(dag_id: str, run_id: str, session: Session) -> list[TaskRow]:
     """The run's task instances in start order, in one query."""
     rows = session.execute(

@@ -79,12 +79,12 @@ def audience_view(
 
 
 def run_audience(
-    dag_id: str, run_id: str, task_rows: list[TaskRow], failures: Mapping[str, str], session: Session
+    dag_id: str, run_id: str, task_rows: list[TaskRow], failures: Mapping[str, str], result: Mapping[str, Any] | None
 ) -> AudienceView:
-    """The run's audience: ``build_audience``'s result (one query), its state and its log error when read."""
+    """The run's audience: ``build_audience``'s ``result`` (``tasks.audience_result``), its state and log error."""
     state = next((row.state for row in task_rows if row.task_id == AUDIENCE_TASK), None)
     return audience_view(
-        tasks.audience_result(dag_id, run_id, session),
+        result,
         state,
         failures.get(AUDIENCE_TASK),
         links.airflow_task_path(dag_id, run_id, AUDIENCE_TASK),

@@ -8,6 +8,7 @@ from campaign_runs.adapters import dags, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import emails, records
 from campaign_runs.core.audience_info import campaign_label, needs_docs
+from campaign_runs.core.channel_delivery import dry_run_channels
 from campaign_runs.core.dto import CampaignDetail, CampaignSummary
 from campaign_runs.domain import NotACampaignError, NotFoundError, derive_status, utcnow
 from campaign_runs.settings import get_settings
@@ -129,13 +130,14 @@ def summaries(
         last = last_runs.get(dag.dag_id)
         # A "stopping" record is shown as such here; the run page resolves it exactly.
         last_status = derive_status(last[1], last[2], 1).value if last is not None else None
+        channels = _tagged("channel", tags.get(dag.dag_id, []))
         result.append(
             CampaignSummary(
                 dag_id=dag.dag_id,
                 description=dag.description,
                 owners=[o.strip() for o in dag.owners.split(",") if o.strip()],
                 owner_emails=_emails(owner_links.get(dag.dag_id, {})),
-                channels=_tagged("channel", tags.get(dag.dag_id, [])),
+                channels=channels,
                 audience=segments[dag.dag_id],
                 schedule=dag.timetable_summary,
                 schedule_description=dag.timetable_description,
@@ -147,6 +149,7 @@ def summaries(
                 open_worklist=open_entries.get(dag.dag_id, 0),
                 failed_emails=failed_emails.get(dag.dag_id, 0),
                 audience_label=_label(segments[dag.dag_id], definitions.get(dag.dag_id)),
+                dry_run_channels=dry_run_channels(tags.get(dag.dag_id, []), channels),
             )
         )
     return result

@@ -10,13 +10,17 @@ from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import emails, records
 from campaign_runs.core.audience_info import run_audience
 from campaign_runs.core.campaigns import require_campaign, summaries
+from campaign_runs.core.channel_delivery import run_deliveries
 from campaign_runs.core.dto import ChannelProgress, RunDetails, TaskView
 from campaign_runs.core.schedule import find_run, run_views
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.orm import Session
 
     from campaign_runs.adapters.tasks import ProgressReport, TaskRow
+    from campaign_runs.core.channel_delivery import ChannelDelivery
 
 NUMBERS = ("total", "sent", "failed", "in_doubt", "suppressed")  # a channel's counts; ``skipped`` is by reason
 
@@ -39,9 +43,16 @@ def _add(entry: dict[str, Any], value: dict[str, Any]) -> None:
 
 
 def channel_progress(
-    channels: list[str], reports: list[ProgressReport], task_rows: list[TaskRow]
+    channels: list[str],
+    reports: list[ProgressReport],
+    task_rows: list[TaskRow],
+    deliveries: Mapping[str, ChannelDelivery] | None = None,
 ) -> list[ChannelProgress]:
-    """Progress per channel: every declared channel (then any other that reported), mapped tasks summed."""
+    """Progress per channel: every declared channel (then any other that reported), mapped tasks summed.
+
+    ``deliveries`` says how each channel delivers (``core.channel_delivery``): its transport or a dry run.
+    """
+    deliveries = deliveries or {}
     reported: dict[str, dict[str, Any]] = {}
     for report in reports:
         name = str(report.value.get("channel") or report.task_id.removeprefix(tasks.CHANNEL_TASK_PREFIX))
@@ -54,8 +65,10 @@ def channel_progress(
     for channel in [*channels, *sorted(set(reported) - set(channels))]:
         data = reported.get(channel)
         task_id = data["task_id"] if data else f"{tasks.CHANNEL_TASK_PREFIX}{channel}"
-        numbers = {key: data[key] if data else None for key in (*NUMBERS, "skipped")}
-        rows.append(ChannelProgress(channel=channel, task_id=task_id, task_state=states.get(task_id), **numbers))
+        numbers: dict[str, Any] = {key: data[key] if data else None for key in (*NUMBERS, "skipped")}
+        found = ChannelProgress(channel=channel, task_id=task_id, task_state=states.get(task_id), **numbers)
+        how = deliveries.get(channel)
+        rows.append(replace(found, delivery=how.label, dry_run=how.dry_run) if how is not None else found)
     return rows
 
 
@@ -87,13 +100,16 @@ def run_details(dag_id: str, run_id: str, *, with_failures: bool = False, sessio
     summary = summaries([dag], session)[0]
     task_rows = tasks.task_rows(dag_id, run_id, session)
     failures = tasks.failure_messages(dag_id, run_id, session) if with_failures else {}
+    result = tasks.audience_result(dag_id, run_id, session)  # the audience, and the channels as the run froze them
+    deliveries = run_deliveries(summary.channels, summary.dry_run_channels, result)
+    reports = tasks.progress_reports(dag_id, run_id, session)
     return RunDetails(
         run=run,
         campaign=summary,
-        channels=channel_progress(summary.channels, tasks.progress_reports(dag_id, run_id, session), task_rows),
+        channels=channel_progress(summary.channels, reports, task_rows, deliveries),
         tasks=[_task_view(row) for row in task_rows],
         history=records.history(dag_id, run_id, session, (dag_run.pk, dag_run.created_at)),
         failures=failures,
         dag_version=dag_versions.version_numbers(dag_id, [run_id], session).get(run_id),
-        audience=run_audience(dag_id, run_id, task_rows, failures, session),
+        audience=run_audience(dag_id, run_id, task_rows, failures, result),
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from campaign_runs.domain import DEMO_AUDIENCE, RunStatus, skipped_text, utcnow
+from campaign_runs.domain import DEMO_AUDIENCE, DRY_RUN_LABEL, RunStatus, skipped_text, utcnow
 
 # What run details say when ``build_audience`` failed and its message was not read (its log says why).
 AUDIENCE_UNREAD = "audience could not be read; see the build_audience log"
@@ -33,6 +33,20 @@ class CampaignSummary:
     failed_emails: int = 0
     # "SQL query on Connection crm", "CSV file s3://..." or DEMO_AUDIENCE (``core.audience_info.campaign_label``).
     audience_label: str = ""
+    # Channels that send nothing (``delivery: dry_run``), from the DAG's ``dry-run`` tags.
+    dry_run_channels: list[str] = field(default_factory=list)
+
+    @property
+    def dry_run(self) -> bool:
+        """Whether no channel of the campaign sends anything."""
+        return bool(self.dry_run_channels) and set(self.channels) <= set(self.dry_run_channels)
+
+    @property
+    def dry_run_text(self) -> str:
+        """``dry run`` (every channel), ``dry run: sms, push`` (some), or empty when every channel is live."""
+        if not self.dry_run_channels:
+            return ""
+        return DRY_RUN_LABEL if self.dry_run else f"{DRY_RUN_LABEL}: {', '.join(self.dry_run_channels)}"
 
     @property
     def audience_is_demo(self) -> bool:
@@ -189,6 +203,8 @@ class ChannelProgress:
     in_doubt: int | None = None  # recipients claimed by an earlier run and never confirmed: not resent
     suppressed: int | None = None  # on the suppression list when their message was due: not in ``total``
     skipped: dict[str, int] | None = None  # rows of the run's audience snapshot this channel skips, by reason
+    delivery: str = ""  # smtp, sns (dry run), dry run; empty while a live channel's transport is not known
+    dry_run: bool = False  # sends nothing: its messages go to a local file
 
     @property
     def skipped_text(self) -> str:
@@ -284,6 +300,14 @@ class RunDetails:
     failures: dict[str, str]
     dag_version: int | None = None  # Airflow's DagVersion.version_number the run was created with
     audience: AudienceView = field(default_factory=AudienceView)
+
+    @property
+    def dry_run_text(self) -> str:
+        """``dry run`` when every channel of the run is one, ``dry run: sms, push`` when some are, else empty."""
+        dry = [c.channel for c in self.channels if c.dry_run]
+        if not dry:
+            return ""
+        return DRY_RUN_LABEL if len(dry) == len(self.channels) else f"{DRY_RUN_LABEL}: {', '.join(dry)}"
 
     @property
     def overall_percent(self) -> int:

@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from campaign_runs.adapters import summaries as stored_runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records, summaries
 from campaign_runs.core.campaigns import require_campaign
+from campaign_runs.core.channel_delivery import dry_run_channels, run_deliveries
 from campaign_runs.core.details import channel_progress
 from campaign_runs.core.overview import Overview, StuckRun, outbox_backlog, overview, stuck_after
 from campaign_runs.core.reconcile import applied_status, belongs
@@ -46,8 +47,9 @@ LIMITS = (10, 30, 100)
 MAX_LIMIT = max(LIMITS)
 STATUS_MIX = ("completed", "failed", "stopped", "skipped")
 INTERVENTIONS = (Action.STOP, Action.RESTART, Action.SKIP, Action.REASSIGN)
-TABLE_COLUMNS: tuple[str, ...] = ("run_id", "status", "run_after", "duration_seconds", "channel", "sent", "failed")
-TABLE_COLUMNS += ("in_doubt", "suppressed", "skipped", "total", "delivery_rate", "stops", "restarts", "skips")
+TABLE_COLUMNS: tuple[str, ...] = ("run_id", "status", "run_after", "duration_seconds", "channel", "delivery")
+TABLE_COLUMNS += ("sent", "failed", "in_doubt", "suppressed", "skipped", "total", "delivery_rate")
+TABLE_COLUMNS += ("stops", "restarts", "skips")
 __all__ = ["Overview", "StuckRun", "outbox_backlog", "overview", "stuck_after"]  # the overview, in core.overview
 
 
@@ -67,6 +69,8 @@ class ChannelNumbers:
     total: int
     suppressed: int = 0  # on the suppression list when their message was due: not in ``total``
     skipped: dict[str, int] = field(default_factory=dict)  # snapshot rows the channel skipped, by reason
+    delivery: str = ""  # smtp, sns (dry run), dry run (``core.channel_delivery``); runs added up: each one's
+    dry_run: bool = False  # nothing was sent (every run added up was a dry run on this channel)
 
     @property
     def skipped_text(self) -> str:
@@ -155,9 +159,10 @@ def _stored_channels(summary: summaries.StoredRun, declared: list[str]) -> list[
 
 
 def _numbers(
-    dag_id: str, dag_runs: list[runs.DagRunInfo], declared: list[str], session: Session
+    dag_id: str, dag_runs: list[runs.DagRunInfo], tags: list[str], session: Session
 ) -> dict[str, list[ChannelNumbers]]:
-    """Each run's channels: from its summary when fresh, else from XCom (one query each)."""
+    """Each run's channels: from its summary when fresh, else from XCom (one query each); with their delivery."""
+    declared = _tagged("channel", tags)
     kept = summaries.stored(dag_id, [dr.run_id for dr in dag_runs], session)
     live = [dr.run_id for dr in dag_runs if not summaries.is_fresh(kept.get(dr.run_id), dr)]
     reports = tasks.progress_reports_of(dag_id, live, session)
@@ -165,6 +170,14 @@ def _numbers(
     for dr in dag_runs:
         if dr.run_id not in found:
             found[dr.run_id] = _stored_channels(kept[dr.run_id], declared)
+    frozen = tasks.audience_results_of(dag_id, list(found), session)  # the channels as each run froze them
+    dry_tagged = dry_run_channels(tags, declared)
+    for run_id, channels in found.items():
+        how = run_deliveries(declared, dry_tagged, frozen.get(run_id))
+        found[run_id] = [
+            replace(c, delivery=how[c.channel].label, dry_run=how[c.channel].dry_run) if c.channel in how else c
+            for c in channels
+        ]
     return found
 
 
@@ -208,8 +221,10 @@ def _duration(start: datetime | None, end: datetime | None) -> float | None:
 def _totals(found: list[RunMetrics]) -> list[ChannelNumbers]:
     sums: dict[str, list[int]] = {}  # channel -> sent, failed, in doubt, total, suppressed
     skipped: dict[str, dict[str, int]] = {}
+    labels: dict[str, dict[str, bool]] = {}  # channel -> each delivery its runs had (label -> dry run)
     for run in found:
         for c in run.channels:
+            labels.setdefault(c.channel, {})[c.delivery] = c.dry_run
             entry = sums.setdefault(c.channel, [0, 0, 0, 0, 0])
             for i, value in enumerate((c.sent, c.failed, c.in_doubt, c.total, c.suppressed)):
                 entry[i] += value
@@ -217,18 +232,27 @@ def _totals(found: list[RunMetrics]) -> list[ChannelNumbers]:
             for reason, count in c.skipped.items():
                 reasons[reason] = reasons.get(reason, 0) + count
     return [
-        ChannelNumbers(name, sent, failed, in_doubt, total, suppressed, skipped[name])
+        ChannelNumbers(
+            name,
+            *(sent, failed, in_doubt, total, suppressed, skipped[name]),
+            delivery=" / ".join(sorted(label for label in labels[name] if label)),
+            dry_run=all(labels[name].values()),
+        )
         for name, (sent, failed, in_doubt, total, suppressed) in sums.items()
     ]
 
 
-def _declared_channels(dag_id: str, session: Session) -> list[str]:
-    """The campaign's channels (``channel:`` tags), in one query; other ids raise as ``require_campaign`` does."""
+def _campaign_tags(dag_id: str, session: Session) -> list[str]:
+    """The campaign's tags (its channels, its dry runs), in one query; other ids raise as ``require_campaign`` does."""
     tags = dags.tags_of([dag_id], session).get(dag_id, [])
     if get_settings().campaign_tag not in tags:  # a tag is only ever on an existing DAG
         require_campaign(dag_id, session)
         raise NotACampaignError(f"DAG {dag_id!r} is not a campaign.")
-    return [t.split(":", 1)[1] for t in tags if t.startswith("channel:")]
+    return tags
+
+
+def _tagged(prefix: str, tags: list[str]) -> list[str]:
+    return [t.split(":", 1)[1] for t in tags if t.startswith(f"{prefix}:")]
 
 
 def _shown(dag_id: str, dag_runs: list[runs.DagRunInfo], session: Session) -> dict[str, tuple[str, str | None]]:
@@ -281,11 +305,11 @@ def campaign_metrics(
         raise InvalidOptionError(f"limit must be between 1 and {MAX_LIMIT}.")
     if since is not None and until is not None and until <= since:
         raise InvalidOptionError("The end of the date range must come after its start.")
-    declared = _declared_channels(dag_id, session)
+    tags = _campaign_tags(dag_id, session)
     dag_runs = stored_runs.recent_runs(dag_id, since=since, until=until, limit=limit, session=session)
     run_ids = [dr.run_id for dr in dag_runs]
     shown = _shown(dag_id, dag_runs, session)
-    numbers = _numbers(dag_id, dag_runs, declared, session)
+    numbers = _numbers(dag_id, dag_runs, tags, session)
     interventions = _interventions(dag_id, run_ids, session)
     waits, still_open = _resolution(dag_id, run_ids, session)
     found = [_run(dr, shown[dr.run_id], numbers[dr.run_id], interventions) for dr in dag_runs]
@@ -320,6 +344,7 @@ def table_rows(metrics: CampaignMetrics) -> list[dict[str, Any]]:
                     "run_after": run.run_after.isoformat() if run.run_after else None,
                     "duration_seconds": run.duration_seconds,
                     "channel": c.channel,
+                    "delivery": c.delivery,
                     "sent": c.sent,
                     "failed": c.failed,
                     "in_doubt": c.in_doubt,

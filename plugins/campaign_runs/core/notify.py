@@ -29,6 +29,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from campaign_runs import links
 from campaign_runs.adapters import auth, email, metrics
 from campaign_runs.adapters.session import create_session, dialect_name
+from campaign_runs.core import channel_delivery
 from campaign_runs.core.audience_info import email_facts
 from campaign_runs.domain import utcnow
 from campaign_runs.models import email_outbox, run_action
@@ -56,6 +57,8 @@ SUBJECTS = {
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "email"
 # Emails about one run: they say its audience (label, demo or not, recipients) once build_audience has read it.
 RUN_KINDS = ("stopped", "restarted", "skipped", "deleted")
+# Every email says when a channel is a dry run: a run's as it froze them, a campaign action's as the campaign has them.
+DELIVERY_KINDS = (*RUN_KINDS, "campaign_action")
 
 # <kind>.html is escaped; <kind>.txt, the plain-text alternative, is not (it is never rendered as HTML).
 _templates = Environment(
@@ -141,6 +144,9 @@ def enqueue(
     address, reason = found.address, found.reason
     if kind in RUN_KINDS and "audience" not in context:
         context = {**context, "audience": email_facts(dag_id, run_id, session)}
+    if kind in DELIVERY_KINDS and "delivery" not in context:
+        deliveries = channel_delivery.campaign_deliveries(dag_id, run_id if kind in RUN_KINDS else None, session)
+        context = {**context, "delivery": channel_delivery.email_facts(deliveries.values())}
     rendered = render(kind, {"username": username, "campaign": dag_id, "run_id": run_id, **context})
     now = utcnow()
     outbox_id = session.execute(

@@ -195,11 +195,11 @@ class ChannelAdapter(ABC):
         """Raise ``ValueError("<setting>: <why>")`` when the channel's settings cannot be sent (checked at parse)."""
         return
 
-    def _connect(self, gate: Gate, stack: ExitStack) -> Any:
-        """Enter ``connection()``, tried again while the provider cannot be reached; None if stopped meanwhile."""
+    def _connect(self, gate: Gate, stack: ExitStack) -> tuple[Any] | None:
+        """Enter ``connection()`` (tried again while the provider cannot be reached): (connection,), None if stopped."""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                return stack.enter_context(self.connection())
+                return (stack.enter_context(self.connection()),)
             except Transient as transient:
                 if attempt + 1 == MAX_ATTEMPTS:
                     raise ChannelUnavailable(
@@ -215,9 +215,10 @@ class ChannelAdapter(ABC):
         """Deliver ``batch`` over one connection, paced; ``gate`` may stop it between any two messages."""
         gate = gate or Gate()
         with ExitStack() as stack:
-            if (connection := self._connect(gate, stack)) is None:
+            if (connected := self._connect(gate, stack)) is None:
                 outcome.stopped = True
                 return
+            connection = connected[0]
             for recipient in batch:
                 if gate.holds_back(recipient):  # before anything reaches the server, not even RCPT TO
                     continue

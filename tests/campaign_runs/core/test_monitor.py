@@ -119,7 +119,34 @@ def test_suppressed_and_skipped_per_run_and_in_the_totals(make_run: Any) -> None
         "suppressed": 5,
         "skipped": {"no_consent": 7, "duplicate": 2},
         "delivery_rate": 0.7143,
+        "delivery": "",  # neither run froze its channels, and no tag says a dry run
+        "dry_run": False,
     }
+
+
+def test_each_run_says_how_it_delivered_as_frozen_else_as_the_campaign_is_tagged(
+    make_run: Any, dry_run_tags: Any
+) -> None:
+    import pendulum
+
+    from tests.support.fixtures import EMAIL_LIVE_SMS_DRY, report_frozen_channels
+
+    slot = pendulum.datetime(2045, 1, 1, tz="UTC")
+    frozen = make_run(DAG, state="success", logical_date=slot)
+    report_frozen_channels(DAG, frozen, EMAIL_LIVE_SMS_DRY)
+    summaries.finalise_ended(backfill=True)  # its numbers from its summary, its channels still from its XCom
+    unfrozen = make_run(DAG, state="running", logical_date=slot.add(days=1))
+    dry_run_tags(DAG, "dry-run", "dry-run:email", "dry-run:sms")  # the campaign is a dry run now
+    metrics = monitor.campaign_metrics(DAG, limit=10, since=slot, until=slot.add(days=2))
+    shown = {(row["run_id"], row["channel"]): row["delivery"] for row in monitor.table_rows(metrics)}
+    assert shown == {
+        (unfrozen, "email"): "dry run",
+        (unfrozen, "sms"): "dry run",
+        (frozen, "email"): "smtp",  # a run keeps the channels it froze
+        (frozen, "sms"): "dry run",
+    }
+    totals = {c.channel: (c.delivery, c.dry_run) for c in metrics.totals}
+    assert totals == {"email": ("dry run / smtp", False), "sms": ("dry run", True)}
 
 
 def test_work_list_waits_give_median_and_worst(history: dict[str, str]) -> None:

@@ -156,6 +156,53 @@ def test_a_demo_run_s_email_says_demo_audience_and_the_recipient_count(make_run:
     assert "<p>Audience: <strong>demo audience (synthetic)</strong>, 100 recipients (generated for examples," in html
 
 
+def test_a_dry_run_s_email_says_so_as_the_run_froze_its_channels(make_run: Any, smtp_server: Any) -> None:
+    """One channel a dry run, then every channel (the campaign's ``delivery: dry_run``); a live run says nothing."""
+    from tests.support.fixtures import EMAIL_LIVE_SMS_DRY, report_frozen_channels
+
+    partly = make_run("cr_campaign", state="failed", ti_states={"build_audience": "success"})
+    report_frozen_channels("cr_campaign", partly, EMAIL_LIVE_SMS_DRY)
+    core.skip_run("cr_campaign", partly, actor="alice", note=NOTE)
+    whole = make_run("cr_campaign", state="failed", ti_states={"build_audience": "success"})
+    report_frozen_channels("cr_campaign", whole, EMAIL_LIVE_SMS_DRY, "dry_run")
+    core.skip_run("cr_campaign", whole, actor="alice", note=NOTE)
+    live = make_run("cr_campaign", state="failed", ti_states={"build_audience": "success"})
+    report_frozen_channels("cr_campaign", live, {"email": {"subject": "s", "body": "b"}})  # sms: no tag says dry
+    core.skip_run("cr_campaign", live, actor="alice", note=NOTE)
+    messages = {str(m["Subject"]): m for m in smtp_server.wait_for(3)}
+
+    text, html = parts(messages[f"[Campaign Runs] Run {partly} of cr_campaign skipped"])
+    check_common(text, html, partly)
+    line = "dry run on sms (nothing is sent, messages are written to a local file there); email over smtp"
+    audience = "demo audience (synthetic), 100 recipients (generated for examples, not real people)"
+    assert f"Audience: {audience}\nDelivery: {line}\nYour note:" in text
+    assert (
+        "<p>Delivery: <strong>dry run on sms</strong> (nothing is sent, messages are written to a local file " in html
+    )
+    text, html = parts(messages[f"[Campaign Runs] Run {whole} of cr_campaign skipped"])
+    assert "\nDelivery: dry run (nothing is sent, messages are written to a local file on every channel)\n" in text
+    assert "<p>Delivery: <strong>dry run</strong> (nothing is sent" in html
+    text, html = parts(messages[f"[Campaign Runs] Run {live} of cr_campaign skipped"])
+    assert "Delivery" not in text + html and "dry run" not in text + html
+
+
+def test_a_campaign_action_s_email_says_the_campaign_s_dry_runs(
+    make_run: Any, smtp_server: Any, dry_run_tags: Any
+) -> None:
+    """Stop all (an email about the campaign's runs) says what the campaign's tags say."""
+    from campaign_runs.core import campaign_actions
+
+    dry_run_tags("cr_campaign", "dry-run:sms")
+    make_run("cr_campaign", state="running")
+    campaign_actions.stop_all("cr_campaign", actor="alice", note=NOTE)
+    core.wait_for_deliveries(10)
+    [message] = smtp_server.wait_for(1)
+    text, html = parts(message)
+    assert "Campaign: cr_campaign\nDelivery: dry run on sms (nothing is sent, messages are written to a local " in text
+    assert "there); email\nYour note:" in text  # email: live, its transport not named by the campaign's tags
+    assert "<p>Delivery: <strong>dry run on sms</strong>" in html
+
+
 def test_a_real_audience_s_email_gives_its_label_and_count_and_none_before_it_is_read(
     make_run: Any, smtp_server: Any
 ) -> None:

@@ -70,6 +70,13 @@ def test_campaign_metadata_contract(bag: DagBag, dag_id: str) -> None:
         assert send.upstream_task_ids == {"build_audience"}
         assert send.downstream_task_ids == {"summarise"}
     assert dag.get_task("summarise").trigger_rule == "all_done"
+    # SMS and push are dry runs (tagged, said in the About); email goes over SMTP.
+    dry = [c for c in channels if c != "email"]
+    assert sorted(t for t in dag.tags if t.startswith("dry-run")) == sorted(f"dry-run:{c}" for c in dry)
+    assert f"**Delivery:** **dry run** on {', '.join(dry)}: nothing is sent there" in (dag.doc_md or "")
+    assert "| email | smtp, Connection `campaign_smtp` |" in (dag.doc_md or "")
+    assert all(f"| {c} | **dry run** |" in (dag.doc_md or "") for c in dry)
+    assert all(dag.params.get_param(f"{c}_batch_size").description.startswith(f"{c} (dry run): ") for c in dry)
 
 
 def test_weekly_newsletter_schedule(bag: DagBag) -> None:

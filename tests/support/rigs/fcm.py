@@ -153,6 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Serves ``POST /token`` and ``POST /v1/projects/<id>/messages:send`` over HTTP/1.1 keep-alive."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
