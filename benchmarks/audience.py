@@ -10,13 +10,18 @@ subscriber_id``) over the same rows:
 - the reference: ``COPY (query) TO STDOUT`` piped into ``COPY snapshot_copy FROM STDIN`` (psycopg2 ``copy_expert``
   on two connections joined by an OS pipe): the database moving the rows, no Python per row;
 - ours, as ``build_audience`` runs it, in a child process of its own: ``SqlSource(...).rows(...)`` through the
-  Connection ``bench_audience`` (``AIRFLOW_CONN_BENCH_AUDIENCE``: the common-sql hook's engine, a server-side
-  cursor) into ``SnapshotStore.postgres_connection(...).freeze(...)`` (each row checked, mapped and cleaned, the
-  snapshot written with COPY in chunks, then de-duplicated in SQL);
-- the reference again; the ratio is ours over the mean of the two.
+  Connection ``bench_audience`` (``AIRFLOW_CONN_BENCH_AUDIENCE``: the common-sql hook's engine) into
+  ``SnapshotStore.postgres_connection(...).freeze(...)``: a PostgreSQL source into a PostgreSQL ledger is copied
+  database to database (``snapshot_sql``: ``COPY (SELECT <the hygiene in SQL> FROM (query)) TO STDOUT`` in the
+  source's read-only session piped into ``COPY ... FROM STDIN`` of the ledger), then de-duplicated in SQL;
+- the reference again;
+- ours streamed (``--streamed``: ``snapshot_sql.ENABLED`` off), the way every other source is read (SQLite,
+  MySQL, files): a server-side cursor, each chunk of rows checked, mapped and cleaned in Python, written with COPY;
+- the reference a third time; each ratio is over the mean of the reference runs.
 
-Then the peak RSS (``VmHWM``) of a child doing only ours at 100,000 rows, next to the one at N rows: the growth
-is what the audience's size costs in memory. Goals: ours at least 0.5x the reference's rows/s, growth <= 50 MB.
+Then the peak RSS (``VmHWM``) of a child doing only ours at 100,000 rows, next to the one at N rows (both ways):
+the growth is what the audience's size costs in memory. Goals: ours at least 0.5x the reference's rows/s, growth
+<= 50 MB.
 """
 
 from __future__ import annotations
@@ -149,17 +154,19 @@ def reference(database: str, rows: int) -> Result:
     return Result("reference: COPY TO STDOUT | COPY FROM STDIN", copied, seconds)
 
 
-def snapshot(database: str, limit: int | None) -> dict[str, Any]:
+def snapshot(database: str, limit: int | None, *, streamed: bool = False) -> dict[str, Any]:
     """Ours, in this (child) process: the query through the Connection into the snapshot; rows, seconds, peak RSS."""
     sys.path[:0] = [str(REPO)]
     # A task process has Airflow imported before build_audience runs: so does this one before the clock starts.
     import airflow.sdk  # noqa: F401
     from airflow.providers.common.sql.hooks.sql import DbApiHook  # noqa: F401
+    from campaign_runs.factory import snapshot_sql
     from campaign_runs.factory.audience import RunSlot
     from campaign_runs.factory.hygiene import SKIP_COLUMNS, SnapshotPlan
     from campaign_runs.factory.snapshot import SNAPSHOT_TABLE, SnapshotStore
     from campaign_runs.factory.sources import SqlSource, bindings
 
+    snapshot_sql.ENABLED = not streamed
     query = QUERY + (f" LIMIT {int(limit)}" if limit else "")
     source = SqlSource(conn_id=CONN_ID, query=query, timeout_seconds=3600)
     slot = RunSlot(LOGICAL_DATE, LOGICAL_DATE, LOGICAL_DATE, run_id="bench")
@@ -193,10 +200,11 @@ def peak_rss_mb() -> float:
     return 0.0
 
 
-def child(database: str, rows: int, env: dict[str, str]) -> Result:
+def child(database: str, rows: int, env: dict[str, str], *, streamed: bool = False) -> Result:
     """Ours in a fresh child process (``--child``): only the snapshot of ``rows`` rows, then its peak RSS."""
+    way = ["--streamed"] if streamed else []
     output = subprocess.run(
-        [sys.executable, "-m", "benchmarks.audience", "--child", database, "--limit", str(rows)],
+        [sys.executable, "-m", "benchmarks.audience", "--child", database, "--limit", str(rows), *way],
         cwd=REPO,
         env=env,
         check=True,
@@ -206,7 +214,7 @@ def child(database: str, rows: int, env: dict[str, str]) -> Result:
     data = json.loads(output.strip().splitlines()[-1])
     if data["rows"] != rows:
         raise RuntimeError(f"the snapshot holds {data['rows']} rows of {rows}")
-    label = "ours: SqlSource -> SnapshotStore.freeze"
+    label = "ours streamed: SqlSource -> freeze, Python" if streamed else "ours: SqlSource -> SnapshotStore.freeze"
     return Result(label, data["rows"], data["seconds"], data["peak_rss_mb"], data["skipped"])
 
 
@@ -224,14 +232,15 @@ def show(result: Result, references: list[Result]) -> None:
 
 
 def main() -> None:
-    """Create the database and table, measure reference / ours / reference, then ours at 100,000 rows for RSS."""
+    """Create the database and table; measure reference, ours, reference, ours streamed, reference; then RSS."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the subscribers table")
     parser.add_argument("--child", metavar="DATABASE", help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--streamed", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(snapshot(args.child, args.limit or None)), flush=True)
+        print(json.dumps(snapshot(args.child, args.limit or None, streamed=args.streamed)), flush=True)
         return
     if args.rows < SMALL:
         parser.error(f"--rows must be at least {SMALL:,} (the RSS comparison's small size)")
@@ -266,29 +275,42 @@ def main() -> None:
         ours = child(database, args.rows, env)
         references.append(reference(database, args.rows))
         show(references[-1], references)
+        streamed = child(database, args.rows, env, streamed=True)
+        references.append(reference(database, args.rows))
+        show(references[-1], references)
         show(ours, references)
-        small = child(database, SMALL, env)
+        show(streamed, references)
+        small, small_streamed = child(database, SMALL, env), child(database, SMALL, env, streamed=True)
         show(small, [])
+        show(small_streamed, [])
     finally:
         drop_pg_database(database)
         shutil.rmtree(home, ignore_errors=True)
+    summary(ours, streamed, references, (small, small_streamed), args.rows)
 
-    mean = sum(r.rate for r in references) / len(references)
-    ratio = ours.rate / mean
+
+def summary(ours: Result, streamed: Result, references: list[Result], small: tuple[Result, Result], rows: int) -> None:
+    """Skip counts, the ratios to the reference, the growth of the peak RSS."""
+    if ours.skipped != streamed.skipped:
+        raise RuntimeError(f"the two ways skipped differently: {ours.skipped} vs {streamed.skipped}")
     print(
-        "\nSkipped in the snapshot of ours (per channel and reason): "
+        "\nSkipped in the snapshot of ours (per channel and reason, the same both ways): "
         + ", ".join(f"{name} {count:,}" for name, count in sorted((ours.skipped or {}).items()))
     )
-    print(
-        f"\nRatio: ours {ours.rate:,.0f} rows/s / reference {mean:,.0f} rows/s (mean of {len(references)}) = "
-        f"{ratio:.2f}x (goal >= {RATIO_GOAL}x: {'met' if ratio >= RATIO_GOAL else 'MISSED'})"
-    )
-    growth = (ours.peak_rss_mb or 0) - (small.peak_rss_mb or 0)
-    print(f"\nPeak RSS of a process doing only ours, {SMALL:,} -> {args.rows:,} rows")
-    print(
-        f"  {small.peak_rss_mb:6.0f} MB -> {ours.peak_rss_mb:6.0f} MB  ({growth:+.0f} MB; "
-        f"goal <= {GROWTH_GOAL_MB:.0f} MB: {'met' if growth <= GROWTH_GOAL_MB else 'MISSED'})"
-    )
+    mean = sum(r.rate for r in references) / len(references)
+    for label, result in (("ours", ours), ("ours streamed", streamed)):
+        ratio = result.rate / mean
+        print(
+            f"\nRatio: {label} {result.rate:,.0f} rows/s / reference {mean:,.0f} rows/s (mean of {len(references)}) "
+            f"= {ratio:.2f}x (goal >= {RATIO_GOAL}x: {'met' if ratio >= RATIO_GOAL else 'MISSED'})"
+        )
+    print(f"\nPeak RSS of a process doing only ours, {SMALL:,} -> {rows:,} rows")
+    for result, before in ((ours, small[0]), (streamed, small[1])):
+        growth = (result.peak_rss_mb or 0) - (before.peak_rss_mb or 0)
+        print(
+            f"  {before.peak_rss_mb:6.0f} MB -> {result.peak_rss_mb:6.0f} MB  ({growth:+.0f} MB; "
+            f"goal <= {GROWTH_GOAL_MB:.0f} MB: {'met' if growth <= GROWTH_GOAL_MB else 'MISSED'})  {result.label}"
+        )
 
 
 if __name__ == "__main__":

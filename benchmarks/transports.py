@@ -171,8 +171,8 @@ def view_of(rig: Any) -> SimpleNamespace:
     for name in ("port", "endpoint", "access_key", "secret", "base", "login", "password", "api_key"):
         if isinstance(value := getattr(rig, name, None), str | int):
             setattr(view, name, value)
-    if (server := getattr(rig, "server", None)) is not None:
-        view.url, view.port = server.url, server.port
+    if isinstance(url := getattr(getattr(rig, "server", None), "url", None), str):  # the HTTP rigs' RigServer
+        view.url, view.port = url, rig.server.port
     if callable(credentials := getattr(rig, "credentials", None)):
         view.credentials = credentials()
     if callable(account := getattr(rig, "service_account", None)):

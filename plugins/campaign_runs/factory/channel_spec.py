@@ -18,6 +18,8 @@ DRY_RUN_LABEL = "dry run"
 DEFAULT_BATCH_SIZE = 500
 MAX_CONNECTIONS = 32
 MAX_SHARDS = 64
+HYGIENE_CHANNELS = {"email": "email", "sms": "sms", "push": "push"}  # the channels the audience snapshot checks
+ADDRESS_CHANNELS = {"email": "email", "phone": "sms", "push_token": "push"}  # a recipient field -> its channel
 CHANNEL_COMMON_FIELDS = frozenset({"batch_size", "rate_limit_per_second", "connections", "shards", "consent_column"})
 CHANNEL_COMMON_FIELDS |= {"transport", "conn_id", "delivery"}
 
@@ -41,6 +43,13 @@ class ChannelSpec:
     def dry_run(self) -> bool:
         """True when nothing is sent: messages go to the local JSON-lines sink."""
         return self.delivery == DRY_RUN or self.transport == DRY_RUN
+
+    @property
+    def hygiene_channel(self) -> str | None:
+        """The channel whose address and consent checks decide who this channel reaches (None: nobody's)."""
+        if self.name in HYGIENE_CHANNELS:
+            return self.name
+        return HYGIENE_CHANNELS.get(ADDRESS_CHANNELS.get(str(self.settings.get("address_field", "")), ""))
 
     @property
     def adapter_transport(self) -> str:
@@ -108,6 +117,8 @@ def _channel(root: Fields, name: str, settings: Any, campaign_delivery: str) -> 
     except ValueError as error:
         setting, _, message = str(error).partition(": ")
         raise fields.error(setting, message) from error
+    if name not in HYGIENE_CHANNELS and fields.data.get("consent_column"):
+        raise fields.error("consent_column", f"is not read on {name}: the channel of its address_field decides")
     if adapter.requires_conn_id and not fields.data.get("conn_id"):
         raise fields.error("conn_id", f"is required: {name} over {adapter.transport} has no default Connection")
     if (guard := _guard(fields)) is not None:

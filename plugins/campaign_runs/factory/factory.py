@@ -233,7 +233,8 @@ def _audience(
     if plan_data.get("source", "demo") == "demo":
         return AudiencePlan.from_xcom(plan_data)
     store = stack.enter_context(open_snapshots(spec.id, sink_dir=sink_dir, conn_id=conn_id))
-    return SnapshotAudience(store, spec.id, str(plan_data["slot_key"]), name, int(plan_data["size"]))
+    checked_as = spec.channel(name).hygiene_channel or name  # a webhook reaches whom its address's channel may
+    return SnapshotAudience(store, spec.id, str(plan_data["slot_key"]), checked_as, int(plan_data["size"]))
 
 
 def _state_name(state: Any) -> str:

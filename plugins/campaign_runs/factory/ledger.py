@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from campaign_runs.factory.audience import WHOLE, Shard
+from campaign_runs.factory.sqlite_files import wal_mode
 
 if TYPE_CHECKING:
     from campaign_runs.factory.audience import Recipient
@@ -238,7 +239,7 @@ class SqliteLedger(DeliveryLedger):
         connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         super().__init__(connection, campaign, slot, channel)
         connection.execute("PRAGMA page_size=1024")  # a new file only: 1 KB pages, fewer bytes per commit
-        connection.execute("PRAGMA journal_mode=WAL")
+        wal_mode(connection)
         # A commit is in the WAL (the OS's page cache) when it returns: it survives the process being killed.
         connection.execute("PRAGMA synchronous=NORMAL")
         # A checkpoint (which fsyncs) every 10,000 pages of WAL instead of 1,000: a third of a claim's cost otherwise.

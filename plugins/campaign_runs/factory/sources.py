@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
-import json
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import islice, repeat
+from operator import contains
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ MAX_COLUMNS = 200
 MAX_VALUE_CHARS = 8192
 MAX_LINE_BYTES = 64 * 1024
 FETCH_ROWS = 5000  # rows per fetch of a server-side cursor
+CHECK_ROWS = 500  # rows checked (then cleaned) together: a fraction of a fetch, so memory stays that of a fetch
 SLOT_BINDINGS = ("logical_date", "data_interval_start", "data_interval_end", "run_id")
 FILE_FORMATS = ("csv", "jsonl")
 
@@ -67,6 +68,28 @@ def checked_row(raw: dict[Any, Any], number: int, unit: str = "row") -> Row:
             raise AudienceSourceError(f"{unit} {number}: column {name[:60]!r} holds a NUL character")
         row[name] = value
     return row
+
+
+PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+def checked_rows(names: tuple[str, ...], rows: list[Sequence[Any]], first: int) -> list[Sequence[Any]]:
+    """``checked_row`` of each of ``rows`` (numbered from ``first``), as rows of the values of ``names``.
+
+    A chunk is checked column by column; only a chunk holding something to convert or refuse goes row by row.
+    """
+    plain = len(set(names)) == len(names) <= MAX_COLUMNS and all(isinstance(name, str) and name for name in names)
+    for column in zip(*rows, strict=True) if plain else ():
+        if not set(map(type, column)) <= PLAIN:
+            plain = False
+        elif texts := [value for value in column if type(value) is str]:
+            plain = max(map(len, texts)) <= MAX_VALUE_CHARS and not any(map(contains, texts, repeat("\x00")))
+        if not plain:
+            break
+    if plain:
+        return rows
+    checked = (checked_row(dict(zip(names, row, strict=True)), first + n) for n, row in enumerate(rows))
+    return [tuple(row[name] for name in names) for row in checked]  # a repeated name: the last value, as a dict
 
 
 class AudienceSource(ABC):
@@ -122,7 +145,8 @@ class SqlSource(AudienceSource):
         return hook.get_sqlalchemy_engine()
 
     @contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def session(self) -> Iterator[Any]:
+        """A SQLAlchemy connection to the source, read-only and limited to ``timeout_seconds``."""
         engine = self.engine()
         try:
             with engine.connect() as connection:
@@ -132,23 +156,30 @@ class SqlSource(AudienceSource):
         finally:
             engine.dispose()
 
-    def rows(self, values: dict[str, Any]) -> Iterator[Row]:
-        """The query's rows, ``FETCH_ROWS`` at a time from a server-side cursor."""
+    def rows(self, values: dict[str, Any]) -> SqlRows:
+        """The query's rows, ``FETCH_ROWS`` at a time from a server-side cursor (read once iterated)."""
+        return SqlRows(self, values)
+
+    def chunks(self, values: dict[str, Any]) -> Iterator[tuple[tuple[str, ...], list[Sequence[Any]]]]:
+        """The column names and checked rows of the query, ``CHECK_ROWS`` at a time (fetched by ``FETCH_ROWS``)."""
         from sqlalchemy import text
         from sqlalchemy.exc import SQLAlchemyError
 
         started = time.monotonic()
         try:
-            with self._connection() as connection:
+            with self.session() as connection:
                 # yield_per on the result: as an execution option, SQLAlchemy ignores it for a text() query
                 result = connection.execution_options(stream_results=True).execute(text(self.query), values)
                 result = result.yield_per(FETCH_ROWS)
-                for number, row in enumerate(result.mappings(), start=1):
-                    yield checked_row(dict(row), number)
+                names, number = tuple(result.keys()), 1
+                while partition := list(islice(result, min(CHECK_ROWS, FETCH_ROWS))):
+                    checked = checked_rows(names, partition, number)
+                    number += len(checked)
+                    yield names, checked
         except SQLAlchemyError as error:
-            raise AudienceSourceError(self._failure(error, started)) from error
+            raise AudienceSourceError(self.failure(error, started)) from error
 
-    def _failure(self, error: Exception, started: float) -> str:
+    def failure(self, error: Exception, started: float) -> str:
         """The database's message; past ``timeout_seconds``, said to be the timeout (SQLite says "interrupted")."""
         message = _database_message(error)
         if time.monotonic() - started >= self.timeout_seconds:
@@ -162,11 +193,40 @@ class SqlSource(AudienceSource):
 
         started = time.monotonic()
         try:
-            with self._connection() as connection:
+            with self.session() as connection:
                 query = f"SELECT * FROM ({self.query.strip().rstrip(';')}) campaign_audience WHERE 1=0"
                 return list(connection.execute(text(query), values).keys())
         except SQLAlchemyError as error:
-            raise AudienceSourceError(self._failure(error, started)) from error
+            raise AudienceSourceError(self.failure(error, started)) from error
+
+
+class SqlRows(Iterator[Row]):
+    """The rows of a ``SqlSource`` query as dicts, read when first iterated; ``source`` and ``values`` say which.
+
+    The snapshot reads them by the chunk (``chunks``), or has the database copy them (``snapshot_sql``).
+    """
+
+    def __init__(self, source: SqlSource, values: dict[str, Any]) -> None:
+        self.source = source
+        self.values = values
+        self._rows: Iterator[Row] | None = None
+
+    def __iter__(self) -> SqlRows:
+        return self
+
+    def __next__(self) -> Row:
+        if self._rows is None:
+            self._rows = (dict(zip(n, row, strict=True)) for n, chunk in self.chunks() for row in chunk)
+        return next(self._rows)
+
+    def chunks(self) -> Iterator[tuple[tuple[str, ...], list[Sequence[Any]]]]:
+        """The column names and checked rows, one fetch at a time."""
+        return self.source.chunks(self.values)
+
+    def close(self) -> None:
+        """Stop reading: the source's cursor and connection are closed."""
+        if self._rows is not None:
+            self._rows.close()  # type: ignore[attr-defined]
 
 
 def _database_message(error: Exception) -> str:
@@ -226,6 +286,8 @@ class FileSource(AudienceSource):
 
     @contextmanager
     def _lines(self) -> Iterator[Iterator[str]]:
+        from campaign_runs.factory.source_lines import RawReader, capped_lines
+
         try:
             handle = self.path().open("rb")
         except AudienceSourceError:
@@ -233,10 +295,12 @@ class FileSource(AudienceSource):
         except Exception as error:  # FileNotFoundError, an S3 access error...
             raise AudienceSourceError(f"cannot read {self.url}: {type(error).__name__}: {error}") from error
         with handle:
-            yield _capped_lines(io.BufferedReader(_RawReader(handle)))
+            yield capped_lines(io.BufferedReader(RawReader(handle)))
 
     def rows(self, values: dict[str, Any]) -> Iterator[Row]:
         """The file's rows, one line at a time."""
+        from campaign_runs.factory.source_lines import json_object
+
         with self._lines() as lines:
             if self.format == "csv":
                 reader = csv.DictReader(lines, strict=True)
@@ -250,10 +314,12 @@ class FileSource(AudienceSource):
                 return
             for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    yield checked_row(_json_object(line, number), number, "line")
+                    yield checked_row(json_object(line, number), number, "line")
 
     def columns(self, values: dict[str, Any]) -> list[str]:
         """The CSV header, or the keys of the first JSON line."""
+        from campaign_runs.factory.source_lines import json_object
+
         with self._lines() as lines:
             if self.format == "csv":
                 reader = csv.reader(lines, strict=True)
@@ -263,7 +329,7 @@ class FileSource(AudienceSource):
                     raise AudienceSourceError(f"line {reader.line_num}: {error}") from error
             for number, line in enumerate(lines, start=1):
                 if line.strip():
-                    return list(_json_object(line, number))
+                    return list(json_object(line, number))
         return []
 
 
@@ -291,61 +357,6 @@ def check_file_root(url: str) -> None:
     if not any(path.is_relative_to(root) for root in roots):
         allowed = ", ".join(str(root) for root in roots)
         raise AudienceSourceError(f"{url} is outside the folders audiences may be read from ({allowed})")
-
-
-class _RawReader(io.RawIOBase):
-    """A file object of object storage as a raw stream, so ``io.BufferedReader`` gives ``readline(size)``.
-
-    fsspec's files (S3...) take no size in ``readline``: an unbounded read of a line with no end.
-    """
-
-    def __init__(self, handle: Any) -> None:
-        self.handle = handle
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.handle.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def _capped_lines(handle: io.BufferedIOBase | Any) -> Iterator[str]:
-    """UTF-8 lines of a binary stream, refusing a line longer than ``MAX_LINE_BYTES``."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    number = 0
-    while True:
-        raw = handle.readline(MAX_LINE_BYTES + 1)
-        if not raw:
-            try:
-                decoder.decode(b"", final=True)  # bytes of an unfinished character at the end of the last line
-            except UnicodeDecodeError as error:
-                raise AudienceSourceError(f"line {number} is not UTF-8: {error.reason}") from error
-            return
-        number += 1
-        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            raise AudienceSourceError(f"line {number} is longer than {MAX_LINE_BYTES} bytes")
-        try:
-            yield decoder.decode(raw)
-        except UnicodeDecodeError as error:
-            raise AudienceSourceError(f"line {number} is not UTF-8: {error.reason}") from error
-
-
-def _json_object(line: str, number: int) -> dict[str, Any]:
-    try:
-        value = json.loads(line)
-    except ValueError as error:
-        raise AudienceSourceError(f"line {number} is not JSON: {error}") from error
-    except RecursionError as error:  # brackets nested thousands deep
-        raise AudienceSourceError(
-            f"line {number}: values must be text, numbers, true/false or null, not nested"
-        ) from error
-    if not isinstance(value, dict):
-        raise AudienceSourceError(f"line {number} is not a JSON object")
-    if any(isinstance(item, dict | list) for item in value.values()):
-        raise AudienceSourceError(f"line {number}: values must be text, numbers, true/false or null, not nested")
-    return value
 
 
 def source_for(audience: AudienceSpec) -> AudienceSource:

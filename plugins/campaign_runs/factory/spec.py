@@ -276,7 +276,7 @@ def parse_spec(data: Any, source: Path) -> CampaignSpec:
     tags = [checked_text(tag, lambda message: root.error("tags", message), one_line=True) for tag in tags]
     campaign_delivery = delivery(root)
 
-    return CampaignSpec(
+    spec = CampaignSpec(
         id=root.text("id", pattern=ID_PATTERN),
         description=root.text("description"),
         owner=root.text("owner", one_line=True),
@@ -288,6 +288,14 @@ def parse_spec(data: Any, source: Path) -> CampaignSpec:
         tags=tuple(tags),
         delivery=campaign_delivery,
     )
+    for channel in spec.channels:
+        if channel.hygiene_channel is None and not spec.audience.is_demo:
+            raise root.error(
+                f"channels.{channel.name}.address_field",
+                "must be email, phone or push_token for an audience read from your data: the consent and address "
+                "checks of that channel decide who this channel reaches",
+            )
+    return spec
 
 
 def load_spec(path: Path) -> CampaignSpec:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from campaign_runs.factory.hygiene import ADDRESS_FIELDS, address_problem, normalised_address
+from campaign_runs.factory.sqlite_files import wal_mode
 
 TABLE = "campaign_suppression"
 REASONS = ("unsubscribed", "bounced", "complained", "manual", "invalid")
@@ -89,7 +90,7 @@ class SuppressionList:
         """The list in SQLite file ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA journal_mode=WAL")
+        wal_mode(connection)
         return cls(connection, postgres=False)
 
     @classmethod

@@ -437,3 +437,27 @@ def test_s3_files_are_read_through_the_connection(s3_endpoint: str, monkeypatch:
         list(FileSource("s3://audiences/lists/none.csv", "aws_moto", "csv").rows({}))
     with pytest.raises(AudienceSourceError, match=r"^the Connection 'aws_nowhere' does not exist$"):
         list(FileSource("s3://audiences/lists/people.csv", "aws_nowhere", "csv").rows({}))
+
+
+def test_rows_are_checked_a_chunk_at_a_time_as_one_by_one() -> None:
+    """``checked_rows`` gives what ``checked_row`` gives each row: values converted, the first bad one refused."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from campaign_runs.factory.sources import MAX_VALUE_CHARS, checked_row, checked_rows
+
+    names = ("id", "email", "when", "amount", "ok")
+    plain = [(f"p{n}", f"p{n}@example.org", None, n * 1.5, n % 2 == 0) for n in range(10)]
+    assert checked_rows(names, list(plain), 1) == plain
+    mixed = [*plain[:3], ("p3", "p3@example.org", dt.date(2026, 1, 2), Decimal("12.50"), True), *plain[4:]]
+    expected = [tuple(checked_row(dict(zip(names, row, strict=True)), n).values()) for n, row in enumerate(mixed, 1)]
+    assert [tuple(row) for row in checked_rows(names, mixed, 1)] == expected
+    assert expected[3][2:4] == ("2026-01-02", "12.50")
+    for bad, words in (("y" * (MAX_VALUE_CHARS + 1), "holds 8193 characters"), ("a\x00b", "holds a NUL character")):
+        rows = [*plain[:6], ("p6", bad, None, 0.0, True), ("p7", bad, None, 0.0, True)]
+        with pytest.raises(AudienceSourceError, match=rf"^row 106: column 'email' {words}"):
+            checked_rows(names, rows, 100)
+    twice = ("id", "email", "id")  # a name twice: the last value, as the rows' dicts hold it
+    assert [tuple(row) for row in checked_rows(twice, [("a", "e", "b")], 1)] == [("b", "e", "b")]
+    with pytest.raises(AudienceSourceError, match=r"^row 1: 201 columns"):
+        checked_rows(tuple(f"c{n}" for n in range(201)), [tuple(range(201))], 1)

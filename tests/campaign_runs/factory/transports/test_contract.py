@@ -243,4 +243,3 @@ def test_two_shards_sending_at_once_reach_everyone_once(rig: TransportRig, tmp_p
     assert errors == []
     assert sum(result.sent for result in results) == 40
     assert sorted(rig.accepted()) == sorted(addresses(rig, tmp_path, 40))
-
