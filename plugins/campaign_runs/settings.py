@@ -50,7 +50,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "sink_dir": (
         "",
-        "Where the shipped campaigns write SMS/push sinks and their delivery ledger; empty means "
+        "Where campaigns write their dry-run sinks and (without ledger_conn_id) their delivery ledger; empty means "
         "$AIRFLOW_HOME/campaign_sinks. Read by the campaign tasks (campaign_runs.factory).",
     ),
     "definitions_folder": (

@@ -99,6 +99,8 @@ ROUTES = [
     ("PUT", "/campaigns/cr_campaign/definition", {"set": ["a=1"], "base_sha": "x"}),
     ("GET", "/campaigns/cr_campaign/history", None),
     ("GET", "/campaigns/cr_campaign/audience", None),
+    ("POST", "/campaigns/cr_campaign/check", {}),
+    ("POST", "/campaigns/cr_campaign/test-send", {"to": ["a@example.com"]}),
     ("GET", "/suppressions", None),
     ("POST", "/suppressions", {"channel": "email", "address": "a@example.com", "reason": "manual"}),
     ("DELETE", "/suppressions/email/a@example.com", None),

@@ -183,6 +183,8 @@ def test_restart_after_stop_sends_only_to_recipients_not_reached(smtp_server: An
         "in_doubt": 0,
         "suppressed": 0,
         "skipped": NEWSLETTER_EMAIL_SKIPPED,  # the same snapshot: the same people skipped, for the same reasons
+        "retried": 0,
+        "reasons": {},
     }
     assert values[("send_email", "return_value")]["already_reached"] == reached
     assert values[("build_audience", "return_value")]["restart_of"] == first.run_id
