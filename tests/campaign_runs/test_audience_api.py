@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from campaign_runs.models import campaign_event
-from campaign_runs.settings import get_settings
 from fastapi.testclient import TestClient
 
 from tests.campaign_runs.core.helpers import count
 from tests.campaign_runs.test_definitions_api import PREFIX, client, error, tokens
 from tests.support.audience_db import HOSTILE_NAME, create_subscribers, sql_campaign, subscriber_rows
+from tests.support.campaigns_folder import campaigns_folder, process_context  # noqa: F401
 
 __all__ = ["client", "tokens"]  # module fixtures shared with the definitions API tests
 
@@ -20,22 +20,11 @@ DAG_ID = "cr_api_sql"
 URL = f"{PREFIX}/campaigns/{DAG_ID}/audience"
 
 
-@pytest.fixture(autouse=True)
-def process_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Connection look-ups as a server are undone after each test."""
-    monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
-
-
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private campaigns folder and sink directory."""
-    path = tmp_path / "campaigns"
-    path.mkdir()
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(path))
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__SINK_DIR", str(tmp_path / "sinks"))
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
+    with campaigns_folder(tmp_path, monkeypatch) as path:
+        yield path
 
 
 @pytest.fixture

@@ -18,31 +18,20 @@ from campaign_runs.factory.hygiene import SnapshotPlan
 from campaign_runs.factory.snapshot import META_TABLE, SNAPSHOT_TABLE, open_snapshots
 from campaign_runs.factory.spec import parse_spec
 from campaign_runs.models import campaign_event
-from campaign_runs.settings import get_settings
 
 from tests.campaign_runs.core.helpers import count
 from tests.campaign_runs.test_definitions_cli import cli, fails
 from tests.support.audience_db import create_subscribers, sql_campaign, subscriber_rows
+from tests.support.campaigns_folder import campaigns_folder, process_context  # noqa: F401
 
 DAG_ID = "cr_sql_news"
-
-
-@pytest.fixture(autouse=True)
-def process_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI marks its process a server for Connection look-ups (as ``airflow connections get``); undone here."""
-    monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
 
 
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A private campaigns folder and sink directory."""
-    path = tmp_path / "campaigns"
-    path.mkdir()
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(path))
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__SINK_DIR", str(tmp_path / "sinks"))
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
+    with campaigns_folder(tmp_path, monkeypatch) as path:
+        yield path
 
 
 @pytest.fixture

@@ -12,34 +12,23 @@ import yaml
 from campaign_runs import page_definitions
 from campaign_runs.core import definitions
 from campaign_runs.models import campaign_event
-from campaign_runs.settings import get_settings
 from starlette.testclient import TestClient
 
 from tests.campaign_runs.test_views import BASE, count, text
 from tests.campaign_runs.test_views_definitions import FORM, NEW, configure_url, field_error, post, users
 from tests.support.audience_db import HOSTILE_NAME, create_subscribers, sql_campaign, subscriber_rows
+from tests.support.campaigns_folder import campaigns_folder, process_context  # noqa: F401
 
 __all__ = ["users"]  # the fixture logging test users in
 
 DAG_ID = "cr_ui_sql"
 
 
-@pytest.fixture(autouse=True)
-def process_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Connection look-ups as a server are undone after each test."""
-    monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
-
-
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Iterator[Path]:
     """A private campaigns folder and sink directory."""
-    path = tmp_path / "campaigns"
-    path.mkdir()
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(path))
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__SINK_DIR", str(tmp_path / "sinks"))
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
+    with campaigns_folder(tmp_path, monkeypatch) as path:
+        yield path
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from campaign_runs.core import definitions
 from campaign_runs.models import campaign_event, run_summary
-from campaign_runs.settings import get_settings
 
 from tests.campaign_runs.core.helpers import count
 from tests.campaign_runs.test_definitions_cli import cli, fails
+from tests.support.campaigns_folder import campaigns_folder, process_context  # noqa: F401
 from tests.support.definitions import valid_definition
 from tests.support.inbox_smtp import Inbox, inbox_smtp
 
@@ -20,23 +20,11 @@ DAG_ID = "cr_cli_trial"
 TEXT = valid_definition(DAG_ID)
 
 
-@pytest.fixture(autouse=True)
-def process_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CLI marks its process a server for Connection look-ups; undone here."""
-    monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
-
-
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Iterator[Path]:
     """A private campaigns folder holding the campaign, and a sink directory nothing may create."""
-    path = tmp_path / "campaigns"
-    path.mkdir()
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(path))
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__SINK_DIR", str(tmp_path / "sinks"))
-    get_settings.cache_clear()
-    definitions.create_definition(TEXT, actor="alice", note="")
-    yield path
-    get_settings.cache_clear()
+    with campaigns_folder(tmp_path, monkeypatch, TEXT) as path:
+        yield path
 
 
 @pytest.fixture

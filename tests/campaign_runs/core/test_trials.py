@@ -10,10 +10,10 @@ import pytest
 from campaign_runs.core import definitions, trials
 from campaign_runs.domain import ConflictError, DefinitionInvalidError, InvalidOptionError, NotFoundError
 from campaign_runs.models import campaign_event, run_summary
-from campaign_runs.settings import get_settings
 from sqlalchemy import select
 
 from tests.campaign_runs.core.helpers import count
+from tests.support.campaigns_folder import campaigns_folder, process_context  # noqa: F401
 from tests.support.definitions import valid_definition
 from tests.support.inbox_smtp import Inbox, inbox_smtp
 
@@ -23,23 +23,11 @@ TEXT = valid_definition(DAG_ID).replace(
 )
 
 
-@pytest.fixture(autouse=True)
-def process_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Connection look-ups as a server are undone after each test."""
-    monkeypatch.delenv("_AIRFLOW_PROCESS_CONTEXT", raising=False)
-
-
 @pytest.fixture
 def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None) -> Iterator[Path]:
     """A private campaigns folder holding the campaign (version 1), and a sink directory nothing may create."""
-    path = tmp_path / "campaigns"
-    path.mkdir()
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", str(path))
-    monkeypatch.setenv("AIRFLOW__CAMPAIGN_RUNS__SINK_DIR", str(tmp_path / "sinks"))
-    get_settings.cache_clear()
-    definitions.create_definition(TEXT, actor="alice", note="")
-    yield path
-    get_settings.cache_clear()
+    with campaigns_folder(tmp_path, monkeypatch, TEXT) as path:
+        yield path
 
 
 @pytest.fixture
