@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from campaign_runs.adapters.api_security import requires_access_dag
-from campaign_runs.api_definition_models import DefinitionErrorResponse
-from campaign_runs.api_models import ID_MAX, ErrorResponse
-from campaign_runs.domain import NotFoundError
+from campaign_runs.api_definition_models import DagId, DefinitionErrorResponse, sane_dag_id
+from campaign_runs.api_models import ErrorResponse
 
 router = APIRouter()
 
@@ -33,13 +32,6 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"model": DefinitionErrorResponse if code == 422 else ErrorResponse, "description": _TEXT[code]}
         for code in codes
     }
-
-
-def _sane_dag_id(request: Request) -> None:
-    """Refuse ids no DAG can have before anything queries the database with them."""
-    value = request.path_params.get("dag_id")
-    if value is not None and ("\x00" in value or len(value) > ID_MAX):
-        raise NotFoundError(f"No campaign has the id {value[:40]!r}.")
 
 
 class PreviewRowOut(BaseModel):
@@ -81,14 +73,11 @@ class AudiencePreviewOut(BaseModel):
     problems: list[str] = Field(description="Mappings or placeholders naming a column the source lacks.")
 
 
-DagId = Annotated[str, Path(description="The campaign's id (its DAG id).", max_length=ID_MAX)]
-
-
 @router.get(
     "/campaigns/{dag_id}/audience",
     response_model=AudiencePreviewOut,
     responses=_errors(401, 403, 404, 409, 422),
-    dependencies=[Depends(_sane_dag_id), Depends(requires_access_dag("GET"))],
+    dependencies=[Depends(sane_dag_id), Depends(requires_access_dag("GET"))],
     summary="Preview a campaign's audience",
     operation_id="preview_campaign_audience",
 )

@@ -6,12 +6,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Request
 from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, RootModel, field_validator
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
-from campaign_runs.api_models import NO_NUL, ErrorResponse
-from campaign_runs.domain import InvalidOptionError
+from campaign_runs.api_models import ID_MAX, NO_NUL, ErrorResponse
+from campaign_runs.domain import InvalidOptionError, NotFoundError
 
 TEXT_MAX = 1_000_000  # the core refuses a definition over 64 KiB with a clear message; this bounds the request
 Note = Field(default=None, max_length=100_000, pattern=NO_NUL, description="Why; kept in the campaign's history.")
@@ -203,3 +204,13 @@ class CampaignActionOut(BaseModel):
     run_ids: list[str]
     outcomes: dict[str, str] = Field(description="Stop all: each active run's outcome.")
     backfill_id: int | None = Field(description="Resume with missed=all: Airflow's backfill of the missed slots.")
+
+
+DagId = Annotated[str, Path(description="The campaign's id (its DAG id).", max_length=ID_MAX)]
+
+
+def sane_dag_id(request: Request) -> None:
+    """Refuse ids no DAG can have before anything queries the database with them (a route dependency)."""
+    value = request.path_params.get("dag_id")
+    if value is not None and ("\x00" in value or len(value) > ID_MAX):
+        raise NotFoundError(f"No campaign has the id {value[:40]!r}.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Response, status
 
 from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
 from campaign_runs.adapters.auth import acting_as, may_access_runs, user_name
@@ -22,6 +22,7 @@ from campaign_runs.api_definition_models import (
     CampaignActionOut,
     ConfigureBody,
     CreateBody,
+    DagId,
     DefinitionBody,
     DefinitionErrorResponse,
     DefinitionOut,
@@ -33,10 +34,11 @@ from campaign_runs.api_definition_models import (
     SavedOut,
     ValidOut,
     VersionEntryOut,
+    sane_dag_id,
 )
-from campaign_runs.api_models import ID_MAX, ErrorResponse
+from campaign_runs.api_models import ErrorResponse
 from campaign_runs.api_trials import router as trials_router
-from campaign_runs.domain import ConflictError, InvalidOptionError, NotFoundError, NotPermittedError
+from campaign_runs.domain import ConflictError, InvalidOptionError, NotPermittedError
 
 router = APIRouter()
 
@@ -58,13 +60,6 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def _sane_dag_id(request: Request) -> None:
-    """Refuse ids no DAG can have before anything queries the database with them."""
-    value = request.path_params.get("dag_id")
-    if value is not None and ("\x00" in value or len(value) > ID_MAX):
-        raise NotFoundError(f"No campaign has the id {value[:40]!r}.")
-
-
 def _may_manage(method: str) -> Any:
     """A dependency: the caller has the "Campaign Definitions" permission for ``method`` (POST, PUT)."""
 
@@ -75,9 +70,6 @@ def _may_manage(method: str) -> Any:
             raise NotPermittedError(refusal(user_name(user), method))
 
     return Depends(check)
-
-
-DagId = Annotated[str, Path(description="The campaign's id (its DAG id).", max_length=ID_MAX)]
 
 
 # ---------------------------------------------------------------- definitions
@@ -186,7 +178,7 @@ def _state_out(state: Any) -> DefinitionOut:
         200: {"description": "The definition.", "headers": {"ETag": {"description": "The quoted `sha`."}}},
         **_errors(401, 403, 404, 422),
     },
-    dependencies=[Depends(_sane_dag_id), Depends(requires_access_dag("GET"))],
+    dependencies=[Depends(sane_dag_id), Depends(requires_access_dag("GET"))],
     summary="Get a campaign's definition",
     operation_id="get_campaign_definition",
 )
@@ -211,7 +203,7 @@ def _base_sha(body: ConfigureBody, if_match: str | None) -> str:
     "/campaigns/{dag_id}/definition",
     response_model=SavedOut,
     responses=_errors(401, 403, 404, 409, 422),
-    dependencies=[Depends(_sane_dag_id), _may_manage("PUT"), Depends(requires_access_dag("PUT", DagAccessEntity.RUN))],
+    dependencies=[Depends(sane_dag_id), _may_manage("PUT"), Depends(requires_access_dag("PUT", DagAccessEntity.RUN))],
     summary="Configure a campaign",
     operation_id="configure_campaign",
 )
@@ -241,7 +233,7 @@ def configure_campaign(
     "/campaigns/{dag_id}/history",
     response_model=HistoryOut,
     responses=_errors(401, 403, 404, 422),
-    dependencies=[Depends(_sane_dag_id), Depends(requires_access_dag("GET"))],
+    dependencies=[Depends(sane_dag_id), Depends(requires_access_dag("GET"))],
     summary="Get a campaign's versions and actions",
     operation_id="get_campaign_history",
 )
@@ -273,7 +265,7 @@ def _may_create_runs(action: CampaignAction, dag_id: DagId, user: GetUserDep) ->
     response_model=CampaignActionOut,
     responses=_errors(401, 403, 404, 409, 422),
     dependencies=[
-        Depends(_sane_dag_id),
+        Depends(sane_dag_id),
         Depends(requires_access_dag("PUT", DagAccessEntity.RUN)),
         Depends(_may_create_runs),
     ],

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from campaign_runs.adapters.api_security import DagAccessEntity, GetUserDep, requires_access_dag
 from campaign_runs.adapters.auth import acting_as, user_name
-from campaign_runs.api_definition_models import TEXT_MAX, DefinitionErrorResponse
-from campaign_runs.api_models import ID_MAX, NO_NUL, ErrorResponse
-from campaign_runs.domain import NotFoundError, NotPermittedError
+from campaign_runs.api_definition_models import TEXT_MAX, DagId, DefinitionErrorResponse, sane_dag_id
+from campaign_runs.api_models import NO_NUL, ErrorResponse
+from campaign_runs.domain import NotPermittedError
 
 router = APIRouter()
 MAX_ADDRESSES = 10  # factory.trial.MAX_ADDRESSES
@@ -40,13 +40,6 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         code: {"model": DefinitionErrorResponse if code == 422 else ErrorResponse, "description": _TEXT[code]}
         for code in codes
     }
-
-
-def _sane_dag_id(request: Request) -> None:
-    """Refuse ids no DAG can have before anything queries the database with them."""
-    value = request.path_params.get("dag_id")
-    if value is not None and ("\x00" in value or len(value) > ID_MAX):
-        raise NotFoundError(f"No campaign has the id {value[:40]!r}.")
 
 
 def _may_configure(user: GetUserDep) -> None:
@@ -136,8 +129,7 @@ class TestSendsOut(BaseModel):
     sends: list[TestSendOut]
 
 
-DagId = Annotated[str, Path(description="The campaign's id (its DAG id).", max_length=ID_MAX)]
-_GUARDS = [Depends(_sane_dag_id), Depends(_may_configure), Depends(requires_access_dag("PUT", DagAccessEntity.RUN))]
+_GUARDS = [Depends(sane_dag_id), Depends(_may_configure), Depends(requires_access_dag("PUT", DagAccessEntity.RUN))]
 
 
 @router.post(

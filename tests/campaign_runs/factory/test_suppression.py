@@ -91,6 +91,13 @@ class TaskInstance:
 
 def run_email(spec: Any, run_id: str, logical_date: dt.datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """One run of the campaign's tasks: its snapshot, then its email channel; (result, last progress published)."""
+    return run_channel(spec, "email", run_id, logical_date)
+
+
+def run_channel(
+    spec: Any, channel: str, run_id: str, logical_date: dt.datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One run of the campaign's tasks: its snapshot, then ``channel``; (result, last progress published)."""
     dag_run = SimpleNamespace(
         run_id=run_id,
         conf={},
@@ -103,7 +110,7 @@ def run_email(spec: Any, run_id: str, logical_date: dt.datetime) -> tuple[dict[s
     ti = TaskInstance(spec.id)
     context: dict[str, Any] = {"dag_run": dag_run, "params": {}, "ti": ti}
     plan = build_audience(spec, context)  # type: ignore[arg-type]
-    result = send_channel(spec, "email", plan, context)  # type: ignore[arg-type]
+    result = send_channel(spec, channel, plan, context)  # type: ignore[arg-type]
     return result, ti.progress[-1]
 
 

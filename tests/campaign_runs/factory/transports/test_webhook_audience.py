@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from campaign_runs.factory.documents import load_yaml
-from campaign_runs.factory.factory import build_audience, send_channel
 from campaign_runs.factory.spec import CampaignSpecError, parse_spec
 
-from tests.campaign_runs.factory.test_suppression import TaskInstance
+from tests.campaign_runs.factory.test_suppression import run_channel
 from tests.support.rigs import webhook as webhook_rig
 
 CAMPAIGN = """
@@ -67,19 +65,7 @@ def test_a_webhook_addressing_email_skips_whom_the_email_checks_skip(
 ) -> None:
     """No consent, an invalid address and a repeated address get no webhook; the skips are counted by reason."""
     spec = spec_of(tmp_path, monkeypatch, receiver, "email")
-    dag_run = SimpleNamespace(
-        run_id="manual__hook",
-        conf={},
-        logical_date=SLOT,
-        data_interval_start=SLOT,
-        data_interval_end=SLOT,
-        run_type="manual",
-        run_after=SLOT,
-    )
-    ti = TaskInstance(spec.id)
-    context: dict[str, Any] = {"dag_run": dag_run, "params": {}, "ti": ti}
-    plan = build_audience(spec, context)  # type: ignore[arg-type]
-    result = send_channel(spec, "webhook", plan, context)  # type: ignore[arg-type]
+    result, _ = run_channel(spec, "webhook", "manual__hook", SLOT)
 
     assert receiver.accepted() == ["p0", "p4"]  # the receiver records each body's "to": the recipient's id
     assert (result["sent"], result["failed"]) == (2, 0)
