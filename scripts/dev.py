@@ -144,6 +144,7 @@ def airflow_settings(
     return {
         "AIRFLOW_HOME": str(config.home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{config.home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "campaign_runs.sqlite_metadata.CONNECT_ARGS",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__CORE__AUTH_MANAGER": FAB_AUTH_MANAGER,

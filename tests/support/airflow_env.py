@@ -12,6 +12,7 @@ REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 PG_SERVER = os.environ.get("CAMPAIGN_RUNS_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 RESERVED_PORTS = {5432, 6379, 3306, 5672, 1883, 4222}
+SQLITE_CONNECT_ARGS = "campaign_runs.sqlite_metadata.CONNECT_ARGS"
 
 
 def free_port() -> int:
@@ -35,7 +36,8 @@ def sql_alchemy_conn(home: Path, backend: str, pg_database: str) -> str:
 def environment(home: Path, *, backend: str = "sqlite", pg_database: str = "") -> dict[str, str]:
     """AIRFLOW__* variables for a private Airflow installation under ``home``."""
     home.mkdir(parents=True, exist_ok=True)
-    return {
+    sqlite = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS} if backend == "sqlite" else {}
+    return sqlite | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn(home, backend, pg_database),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
