@@ -11,6 +11,7 @@ BENCHMARKS = [
     "benchmarks.stop_latency",
     "benchmarks.throughput",
     "benchmarks.audience",
+    "benchmarks.transports",
 ]
 
 if __name__ == "__main__":

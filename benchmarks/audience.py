@@ -40,6 +40,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchmarks.report import recorded
+
 REPO = Path(__file__).resolve().parent.parent
 CONN_ID = "bench_audience"
 CAMPAIGN = "bench_audience"
@@ -314,4 +316,5 @@ def summary(ours: Result, streamed: Result, references: list[Result], small: tup
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("audience"):
+        main()

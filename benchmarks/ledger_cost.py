@@ -3,7 +3,7 @@
 Each variant runs in a child process of its own (as a channel task does; the SMTP server lives in the benchmark's
 process) on one connection, on the campaign factory's own classes:
 
-- ``no ledger``: ``EmailAdapter.send_batch`` over every batch, no claim, no confirmation (before the ledger);
+- ``no ledger``: the same ``Dispatcher`` with ``NullLedger``, whose claims always win and write nothing;
 - ``SQLite ledger``: the ``Dispatcher`` with the per-campaign SQLite file, as ``make run`` and the tests use;
 - ``PostgreSQL ledger``: the ``Dispatcher`` with the shared PostgreSQL table a multi-host deployment uses.
 
@@ -39,7 +39,7 @@ def send(variant: str, port: int, run_id: str, size: int, batch_size: int, subje
     """Send ``size`` emails of the benchmark campaign as ``variant`` says (a child process)."""
     sys.path[:0] = [str(REPO)]
     from campaign_runs.factory.audience import RunSlot, plan_audience
-    from campaign_runs.factory.channels import BatchOutcome, DeliveryContext, EmailAdapter, Pacer, SmtpSettings
+    from campaign_runs.factory.channels import DeliveryContext, EmailAdapter, Pacer, SmtpSettings
     from campaign_runs.factory.dispatch import Dispatcher
     from campaign_runs.factory.ledger import DeliveryLedger, PostgresLedger, SqliteLedger
 
@@ -53,8 +53,9 @@ def send(variant: str, port: int, run_id: str, size: int, batch_size: int, subje
     context = DeliveryContext("bench_email", run_id, "email", settings, Path(tempfile.gettempdir()), {})
     adapter = EmailAdapter(context, Pacer(0), smtp)
     if variant == "no ledger":
-        for batch in plan.batches(batch_size):
-            adapter.send_batch(batch, BatchOutcome())
+        from benchmarks.null_ledger import NullLedger
+
+        _dispatch(Dispatcher, plan, adapter, NullLedger("bench_email", slot.key, "email"), batch_size, run_id)
         return
     ledger: DeliveryLedger
     if variant == "SQLite ledger":

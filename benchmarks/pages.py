@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.report import recorded  # noqa: E402
 from tests.support import airflow_env  # noqa: E402
 
 BIG_CAMPAIGN = "cr_campaign"
@@ -280,4 +281,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("pages"):
+        main()

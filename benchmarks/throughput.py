@@ -37,6 +37,7 @@ from typing import Any
 
 from benchmarks.ledger_cost import VARIANTS, postgres_available
 from benchmarks.private_airflow import environment
+from benchmarks.report import recorded
 
 REPO = Path(__file__).resolve().parent.parent
 POPULATION = 1_000_000
@@ -250,25 +251,35 @@ def measure(sink: CountingSink, port: int, home: Path, size: int, senders: int) 
     return results
 
 
+def reference_rate(results: list[Result], index: int) -> float | None:
+    """Mean rate of the reference runs just before and just after ``results[index]`` (either, if only one ran)."""
+    result = results[index]
+
+    def is_reference(other: Result) -> bool:
+        return other.label == result.reference and other.size == result.size
+
+    before = next((r.rate for r in reversed(results[:index]) if is_reference(r)), None)
+    after = next((r.rate for r in results[index + 1 :] if is_reference(r)), None)
+    rates = [rate for rate in (before, after) if rate is not None]
+    return sum(rates) / len(rates) if rates else None
+
+
 def show(result: Result, results: list[Result]) -> None:
-    """One line: messages/s, peak RSS, exactly-once check, ratio to the mean of its reference's runs so far."""
-    references = [r.rate for r in results if r.label == result.reference and r.size == result.size]
-    ratio = ""
-    if references:
-        ratio = f"{result.rate / (sum(references) / len(references)):5.2f}x {result.reference}"
+    """One line: messages/s, peak RSS, exactly-once check, ratio to the reference run just before it."""
+    reference = reference_rate(results, len(results) - 1)
+    ratio = f"{result.rate / reference:5.2f}x {result.reference} (before)" if reference else ""
     rss = f"peak RSS {result.peak_rss_mb:6.0f} MB" if result.peak_rss_mb else " " * 16
     once = "exactly once" if result.distinct == result.messages == result.size else "NOT EXACTLY ONCE"
     print(f"  {result.size:>7,}  {result.label:<30} {result.rate:8.0f} msg/s  {rss}  {once}  {ratio}", flush=True)
 
 
 def ratios(results: list[Result]) -> None:
-    """Each channel's rate over the mean of its reference's runs (the one before and the one after it)."""
+    """Each channel's rate over the mean of its reference's runs just before and just after it."""
     print("\nRatios (reference: mean of the plain runs just before and after)")
-    for result in results:
-        if result.reference is None:
+    for index, result in enumerate(results):
+        reference = reference_rate(results, index) if result.reference else None
+        if reference is None:
             continue
-        references = [r.rate for r in results if r.label == result.reference and r.size == result.size]
-        reference = sum(references) / len(references)
         print(
             f"  {result.size:>7,}  {result.label:<30} {result.rate / reference:5.2f}x"
             f" {result.reference} ({reference:.0f}/s)"
@@ -316,4 +327,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("throughput"):
+        main()

@@ -39,6 +39,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from benchmarks.report import recorded
+
 TRANSPORTS = ("smtp", "ses", "sns", "twilio", "fcm", "webhook")
 PlainLoop = Callable[[Any, list[Any]], None]  # (rig, recipients) -> every recipient sent once, on one client
 
@@ -316,4 +318,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded("transports"):
+        main()
