@@ -26,7 +26,6 @@ from sqlalchemy import select, text
 from tests.support.cli_runner import run_in_process
 from tests.support.fixtures import body_of
 
-pytestmark = pytest.mark.slow  # the real `airflow campaigns` commands, some as subprocesses
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 TIMEOUT = 180
@@ -110,6 +109,7 @@ def set_progress(dag_id: str, run_id: str, channel: str, total: int, sent: int, 
         )
 
 
+@pytest.mark.slow  # starts the `airflow` executable
 def test_help_documents_every_command_and_option() -> None:
     from campaign_runs.cli import get_cli_commands
 
@@ -484,6 +484,7 @@ def _table_hidden(name: str) -> Iterator[None]:
             session.execute(text(f"ALTER TABLE {name}_hidden RENAME TO {name}"))
 
 
+@pytest.mark.slow  # starts the `airflow` executable
 def test_database_not_migrated(tmp_path: Path, make_run: Any) -> None:
     make_run("cr_campaign", state="running")
     with _table_hidden("campaign_run_record"):
@@ -494,6 +495,7 @@ def test_database_not_migrated(tmp_path: Path, make_run: Any) -> None:
     user_error(cli("list", env=empty), "not migrated", "airflow db migrate")
 
 
+@pytest.mark.slow  # starts the `airflow` executable
 def test_confirmation_on_a_terminal(make_run: Any) -> None:
     yes_run = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
     no_run = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
