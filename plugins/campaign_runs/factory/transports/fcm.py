@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from campaign_runs.factory.answers import Refused, Transient, http_answer, short
 from campaign_runs.factory.channels import render
 from campaign_runs.factory.transports.dry_run import PushAdapter
+from campaign_runs.factory.transports.webhook import read_environment_once
 
 if TYPE_CHECKING:
     import requests
@@ -167,6 +168,7 @@ class FcmPushAdapter(PushAdapter):
         fcm, _ = self.account()
         session = requests.Session()
         session.headers["Content-Type"] = "application/json; charset=UTF-8"
+        read_environment_once(session, fcm.url, str(fcm.info.get("token_uri") or fcm.url))
         # google-auth's token requests wait 120 s by default: the Connection's timeout instead.
         auth_request = cast("Request", functools.partial(Request(session), timeout=fcm.timeout))
         try:

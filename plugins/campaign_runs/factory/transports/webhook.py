@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -130,6 +131,30 @@ def _own_headers(session: Any, extra: Mapping[str, Any], conn_id: str, not_heade
             ) from None
 
 
+def read_environment_once(session: Any, *urls: str) -> None:
+    """Settle once what ``requests`` reads from the environment before every request: proxies, CA bundle, .netrc.
+
+    With ``trust_env`` (the Connection's extra may turn it off), ``requests`` scans ``os.environ`` and looks for a
+    .netrc file per request: about a tenth of a kept-alive request in a task's environment. When every URL the
+    session will call gets the same answers, they are set on the session (its own settings win, as in
+    ``requests``); otherwise ``requests`` goes on reading them per request.
+    """
+    if not session.trust_env:
+        return
+    from requests.utils import get_environ_proxies, get_netrc_auth
+
+    proxies = [get_environ_proxies(url, no_proxy=session.proxies.get("no_proxy")) for url in urls]
+    netrc = [get_netrc_auth(url) for url in urls] if session.auth is None else [None]
+    if any(found != proxies[0] for found in proxies) or any(found != netrc[0] for found in netrc):
+        return
+    session.proxies = {**proxies[0], **session.proxies}
+    if session.verify is True:
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    if session.auth is None:
+        session.auth = netrc[0]
+    session.trust_env = False
+
+
 @contextmanager
 def http_session(conn_id: str, *, not_headers: Iterable[str] = ()) -> Iterator[HttpSession]:
     """An ``HttpHook`` session for Connection ``conn_id``, closed on exit; ``not_headers``: extra keys that are not.
@@ -151,6 +176,7 @@ def http_session(conn_id: str, *, not_headers: Iterable[str] = ()) -> Iterator[H
         scheme, netloc = urlsplit(str(hook.base_url))[:2]
         if scheme not in ("http", "https") or not netloc:
             raise ValueError(f"Connection {conn_id}: no http(s) host")
+        read_environment_once(session, str(hook.base_url))
         yield HttpSession(hook, session, connection, _secrets(connection, session.headers))
     finally:
         session.close()
