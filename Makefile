@@ -104,3 +104,9 @@ lint: venv
 
 bench: venv
 	$(BIN)/python -m benchmarks
+
+# The documentation site (MkDocs + Material, mkdocs.yml): built with --strict into build/site (git-ignored).
+.PHONY: docs
+docs: venv
+	$(BIN)/mkdocs build --strict --site-dir build/site
+	@echo "docs built in build/site; serve them with: $(BIN)/mkdocs serve (http://127.0.0.1:8000)"

@@ -1,6 +1,8 @@
-"""The one layer that calls Airflow internals: a module per concern.
+"""Calls into Airflow's internals for the core and the edges: a module per concern.
 
-Airflow's internals move between releases; everything version-sensitive lives here, and the core
-(``campaign_runs.core``) reaches Airflow only through these modules (an import-linter contract checks it).
+Airflow's internals move between releases; what the core and the edges need of them lives here. The core and
+the domain reach Airflow only through these modules, and the edges only through the ones for identity, API
+security and the CLI (import-linter contracts in pyproject.toml check both); ``plugin``, ``listeners``,
+``models``, ``db``, ``settings`` and the factory import Airflow themselves.
 Functions take the caller's session and never commit, except where a docstring says so.
 """

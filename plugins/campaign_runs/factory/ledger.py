@@ -2,8 +2,9 @@
 
 A recipient is written ``pending`` (committed) right before its message leaves and turned ``sent`` after;
 a ``pending`` row left by a killed process is a recipient *in doubt*: not sent again by a restart unless
-the restart asks to resend them (``reclaim``). Two backends share every statement: a SQLite file per
-campaign under the sink directory, or one table in a PostgreSQL database named by an Airflow Connection.
+the restart asks to resend them (``reclaim``). Two backends: a SQLite file per campaign under the sink
+directory, or one table in a PostgreSQL database named by an Airflow Connection, whose claim and settle are
+statements of its own (one round trip each).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ class LedgerCounts:
 class DeliveryLedger(ABC):
     """The ledger of one campaign, slot and channel: one small committed transaction per message.
 
-    Subclasses give the DB-API connection, the table, the placeholder style and how a write transaction begins;
-    every statement is shared and reads only rows of this key (primary key or ``status`` index prefix).
+    Subclasses give the DB-API connection, the table, the placeholder style and how a write transaction begins,
+    and may replace a statement (PostgreSQL's claim and settle); every statement reads only rows of this key
+    (primary key or ``status`` index prefix).
     """
 
     table: ClassVar[str]
