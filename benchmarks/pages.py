@@ -1,16 +1,18 @@
-"""Page speed at scale: the plugin's pages against Airflow's own REST API on the same database, in one run.
+"""Page speed at scale: the plugin's pages and REST API against Airflow's own, on the same database, in one run.
 
 Seeds a private metadata DB with one campaign of 10,000 runs and 500 campaigns, then times, through the
-API server's ASGI app in-process (same app, same DB, same login):
+API server's ASGI app in-process (same app, same DB, same login), like with like:
 
-- the campaign display (``/pluginsv2/campaigns/display/<dag>``) vs ``/api/v2/dags/<dag>/dagRuns?limit=50``
-- the campaigns page (``/pluginsv2/campaigns/list``) vs ``/api/v2/dags?limit=100``
-- the plugin's JSON run schedule and campaigns (``/campaign-runs/...``) vs the same Airflow endpoints
-- the Monitor page and its JSON metrics for 100 runs (finished runs read from their summaries, as the
-  housekeeper's backfill leaves them) vs ``/api/v2/dags/<dag>/dagRuns?limit=100``
-- the overview across campaigns (``/campaign-runs/overview``) vs ``/api/v2/dags?limit=100``
+- each HTML page against the data calls Airflow's own UI makes for the same view: the campaign display and
+  the Monitor against the DAG grid's (DAG details, grid structure, grid runs, TI summaries of 50 or 100 runs),
+  the campaigns page against the Dags list's (``/ui/dags``);
+- each JSON endpoint against Airflow's REST endpoint for as many rows (``dagRuns``, ``dags``), the overview
+  against the dashboard's data calls.
 
-Run with ``python -m benchmarks.pages [--runs 10000] [--campaigns 500] [--repeat 20] [--postgres]``.
+Warm: the median of ``--repeat`` requests after one, interleaved with Airflow's. Cold: the first request in a
+new process (an API server just restarted: per-process caches empty), ``--cold`` times each, median.
+
+Run with ``python -m benchmarks.pages [--runs 10000] [--campaigns 500] [--repeat 20] [--cold 3] [--postgres]``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -175,6 +178,98 @@ def login(client, username: str = "admin", password: str = "secret-password") ->
     return str(token.json()["access_token"])
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """One of the plugin's endpoints against the Airflow calls that give the same view or the same rows."""
+
+    label: str
+    ours: str
+    ours_bearer: bool  # the REST API takes the JWT; the pages take the login cookie
+    airflow_label: str
+    theirs: tuple[str, ...]  # all called, one after the other, with the JWT: their times add up
+
+
+def comparisons() -> list[Comparison]:
+    """What is compared: HTML pages with Airflow's UI data calls for the same view, JSON with JSON of as many rows."""
+    import datetime as dt
+
+    week_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=7)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    runs = f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns"
+    return [
+        Comparison(
+            "campaign display (HTML, first page)", f"/pluginsv2/campaigns/display/{BIG_CAMPAIGN}", False,
+            "Airflow's DAG grid data, 50 runs", grid_calls(50),
+        ),
+        Comparison(
+            "campaigns page (HTML, first page)", "/pluginsv2/campaigns/list", False,
+            "Airflow's Dags list data, 50 DAGs", ("/ui/dags?limit=50",),
+        ),
+        Comparison(
+            "run schedule (JSON API, 50 runs)", f"/campaign-runs/campaigns/{BIG_CAMPAIGN}/runs?page_size=50", True,
+            "Airflow's dagRuns, 50 runs", (f"{runs}?limit=50",),
+        ),
+        Comparison(
+            "campaigns (JSON API, 100)", "/campaign-runs/campaigns?limit=100", True,
+            "Airflow's dags, 100", ("/api/v2/dags?limit=100",),
+        ),
+        Comparison(
+            "monitor (HTML, 100 runs)", f"/pluginsv2/campaigns/monitor/{BIG_CAMPAIGN}?limit=100", False,
+            "Airflow's DAG grid data, 100 runs", grid_calls(100),
+        ),
+        Comparison(
+            "monitor metrics (JSON API, 100 runs)", f"/campaign-runs/campaigns/{BIG_CAMPAIGN}/metrics?limit=100", True,
+            "Airflow's dagRuns, 100 runs", (f"{runs}?limit=100",),
+        ),
+        Comparison(
+            "overview (JSON API)", "/campaign-runs/overview", True,
+            "Airflow's dashboard data",
+            ("/ui/dashboard/dag_stats", f"/ui/dashboard/historical_metrics_data?start_date={week_ago}"),
+        ),
+    ]  # fmt: skip
+
+
+def grid_calls(limit: int) -> tuple[str, ...]:
+    """The calls Airflow's UI makes to show a DAG's grid of its latest ``limit`` runs."""
+    from urllib.parse import urlencode
+
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        latest = session.scalars(
+            select(DagRun.run_id).where(DagRun.dag_id == BIG_CAMPAIGN).order_by(DagRun.run_after.desc()).limit(limit)
+        ).all()
+    return (
+        f"/api/v2/dags/{BIG_CAMPAIGN}/details",
+        f"/ui/grid/structure/{BIG_CAMPAIGN}?limit={limit}",
+        f"/ui/grid/runs/{BIG_CAMPAIGN}?limit={limit}&order_by=-run_after",
+        f"/ui/grid/ti_summaries/{BIG_CAMPAIGN}?{urlencode([('run_ids', run_id) for run_id in latest])}",
+    )
+
+
+class Client:
+    """The API server's ASGI app in this process, logged in as admin (cookie for the pages, JWT for the APIs)."""
+
+    def __init__(self) -> None:
+        from airflow.api_fastapi.app import create_app
+        from fastapi.testclient import TestClient
+
+        self.client = TestClient(create_app(), base_url="http://localhost")
+        self.bearer = {"Authorization": f"Bearer {login(self.client)}"}
+
+    def get(self, path: str, bearer: bool) -> None:
+        """One request, which must succeed."""
+        response = self.client.get(path, headers=self.bearer if bearer else {})
+        assert response.status_code == 200, (path, response.status_code, response.text[:300])
+
+    def side(self, comparison: Comparison, side: str) -> Callable[[], None]:
+        """A call of the plugin's endpoint (``ours``) or of all of Airflow's (``theirs``)."""
+        if side == "ours":
+            return lambda: self.get(comparison.ours, comparison.ours_bearer)
+        return lambda: [self.get(path, True) for path in comparison.theirs] and None
+
+
 def timed_pair(ours: Callable[[], object], theirs: Callable[[], object], repeat: int) -> tuple[float, float]:
     """Median seconds of ``repeat`` calls of each after one warm-up, interleaved so load hits both alike."""
     ours()
@@ -188,89 +283,50 @@ def timed_pair(ours: Callable[[], object], theirs: Callable[[], object], repeat:
     return statistics.median(samples[0]), statistics.median(samples[1])
 
 
+def probe(index: int, side: str) -> None:
+    """In a new process (an API server just restarted): print the seconds of the first call of one side."""
+    call = Client().side(comparisons()[index], side)
+    started = time.perf_counter()
+    call()
+    print(f"{time.perf_counter() - started:.6f}")
+
+
+def cold(index: int, rounds: int) -> tuple[float, float]:
+    """Median seconds of the first call of each side, each in a fresh process, ``rounds`` times, alternated."""
+    import subprocess
+
+    samples: dict[str, list[float]] = {"ours": [], "theirs": []}
+    for round_ in range(rounds):
+        for side in ("ours", "theirs") if round_ % 2 == 0 else ("theirs", "ours"):
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.pages", "--probe", str(index), "--side", side],
+                capture_output=True, text=True, check=True, cwd=REPO,
+            )  # fmt: skip
+            samples[side].append(float(done.stdout.strip().splitlines()[-1]))
+    return statistics.median(samples["ours"]), statistics.median(samples["theirs"])
+
+
 def main() -> None:
-    """Seed, time, print."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Seed, time warm and cold, print."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--campaigns", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=20, help="warm requests per endpoint (median)")
+    parser.add_argument("--cold", type=int, default=3, help="fresh processes per endpoint (median); 0: warm only")
     parser.add_argument("--postgres", action="store_true", help="use PostgreSQL on 127.0.0.1:5432")
+    parser.add_argument("--probe", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=("ours", "theirs"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.probe is not None:  # a cold measurement, in the environment its parent prepared
+        probe(args.probe, args.side)
+        return
 
     database = prepare_environment(args.postgres)
     try:
         seeded = time.perf_counter()
         seed(args.runs, args.campaigns)
         print(f"seeded {args.runs} runs and {args.campaigns} campaigns in {time.perf_counter() - seeded:.1f}s")
-
-        from airflow.api_fastapi.app import create_app
-        from fastapi.testclient import TestClient
-
-        client = TestClient(create_app(), base_url="http://localhost")
-        token = login(client)
-        bearer = {"Authorization": f"Bearer {token}"}
-
-        def get(path: str, headers: dict[str, str] | None = None) -> Callable[[], object]:
-            def call() -> object:
-                response = client.get(path, headers=headers or {})
-                assert response.status_code == 200, (path, response.status_code, response.text[:300])
-                return response
-
-            return call
-
-        pairs = [
-            (
-                "campaign display (HTML, first page)",
-                get(f"/pluginsv2/campaigns/display/{BIG_CAMPAIGN}"),
-                f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=50",
-                get(f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=50", bearer),
-            ),
-            (
-                "campaigns page (HTML, first page)",
-                get("/pluginsv2/campaigns/list"),
-                "/api/v2/dags?limit=100",
-                get("/api/v2/dags?limit=100", bearer),
-            ),
-            (
-                "run schedule (JSON API)",
-                get(f"/campaign-runs/campaigns/{BIG_CAMPAIGN}/runs?page_size=50", bearer),
-                f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=50",
-                get(f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=50", bearer),
-            ),
-            (
-                "campaigns (JSON API)",
-                get("/campaign-runs/campaigns?limit=100", bearer),
-                "/api/v2/dags?limit=100",
-                get("/api/v2/dags?limit=100", bearer),
-            ),
-            (
-                "monitor (HTML, 100 runs)",
-                get(f"/pluginsv2/campaigns/monitor/{BIG_CAMPAIGN}?limit=100"),
-                f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=100",
-                get(f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=100", bearer),
-            ),
-            (
-                "monitor metrics (JSON API, 100 runs)",
-                get(f"/campaign-runs/campaigns/{BIG_CAMPAIGN}/metrics?limit=100", bearer),
-                f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=100",
-                get(f"/api/v2/dags/{BIG_CAMPAIGN}/dagRuns?limit=100", bearer),
-            ),
-            (
-                "overview (JSON API)",
-                get("/campaign-runs/overview", bearer),
-                "/api/v2/dags?limit=100",
-                get("/api/v2/dags?limit=100", bearer),
-            ),
-        ]
-        backend = "PostgreSQL" if args.postgres else "SQLite"
-        print(f"{backend}, median of {args.repeat} requests each (interleaved with Airflow's), in-process ASGI client")
-        print(f"{'plugin endpoint':38} {'ms':>8}   {'Airflow endpoint':45} {'ms':>8}  ratio")
-        for label, ours, airflow_label, theirs in pairs:
-            ours_s, theirs_s = timed_pair(ours, theirs, args.repeat)
-            print(
-                f"{label:38} {ours_s * 1000:8.1f}   {airflow_label:45} {theirs_s * 1000:8.1f}  "
-                f"{ours_s / theirs_s:5.2f}x"
-            )
+        report(Client(), args)
     finally:
         if database:
             from airflow import settings
@@ -280,6 +336,32 @@ def main() -> None:
             airflow_env.drop_pg_database(database)
 
 
+def report(client: Client, args: argparse.Namespace) -> None:
+    """The table: warm medians, then cold ones (first request after a restart), ratio ours / Airflow's."""
+    backend = "PostgreSQL" if args.postgres else "SQLite"
+    print(
+        f"{backend}, in-process ASGI client. Warm: median of {args.repeat} requests, interleaved with Airflow's. "
+        f"Cold: median of {args.cold} first requests, each in a new process."
+    )
+    print(f"{'plugin endpoint':38} {'Airflow calls':34} {'warm ms':>15} {'ratio':>6}  {'cold ms':>15} {'ratio':>6}")
+    for index, comparison in enumerate(comparisons()):
+        ours_s, theirs_s = timed_pair(client.side(comparison, "ours"), client.side(comparison, "theirs"), args.repeat)
+        line = (
+            f"{comparison.label:38} {comparison.airflow_label:34} {ours_s * 1000:7.1f}/{theirs_s * 1000:7.1f}"
+            f" {ours_s / theirs_s:5.2f}x"
+        )
+        if args.cold:
+            ours_c, theirs_c = cold(index, args.cold)
+            line += f"  {ours_c * 1000:7.1f}/{theirs_c * 1000:7.1f} {ours_c / theirs_c:5.2f}x"
+        print(line, flush=True)
+    for comparison in comparisons():
+        print(f"\n{comparison.airflow_label}: " + ", ".join(path.split("?")[0] for path in comparison.theirs), end="")
+    print()
+
+
 if __name__ == "__main__":
-    with recorded("pages"):
+    if "--probe" in sys.argv:  # one cold measurement for its parent: no results file of its own
         main()
+    else:
+        with recorded("pages"):
+            main()
