@@ -50,6 +50,14 @@ class Transient(Exception):
         return float(min(BACKOFF_BASE * 2.0**attempt, BACKOFF_MAX))
 
 
+class NotAuthorized(Exception):
+    """The provider refused the Connection's credentials (HTTP 401): every message would be refused alike."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = short(reason)
+        super().__init__(self.reason)
+
+
 class ChannelUnavailable(RuntimeError):
     """A message was refused for now ``MAX_ATTEMPTS`` times: the channel stops (nothing was sent; restart later)."""
 
@@ -70,9 +78,14 @@ def retry_after_seconds(value: str | None, now: dt.datetime | None = None) -> fl
 
 
 def http_answer(status: int, reason: str, retry_after: str | None = None) -> None:
-    """Raise what an HTTP status means for one message: 408, 429 and 5xx ``Transient``, other 4xx ``Refused``."""
+    """What an HTTP status means for one message: 408, 429, 5xx ``Transient``; 401 ``NotAuthorized``; 4xx ``Refused``.
+
+    A 403 stays about the message: providers answer it for one recipient too (FCM's ``SENDER_ID_MISMATCH``).
+    """
     if 200 <= status < 300:
         return
+    if status == 401:
+        raise NotAuthorized(f"HTTP 401: {reason}")
     if status in (408, 429) or status >= 500:
         raise Transient(f"HTTP {status}: {reason}", retry_after=retry_after_seconds(retry_after))
     raise Refused(f"HTTP {status}: {reason}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from campaign_runs.factory.answers import MAX_ATTEMPTS, ChannelUnavailable, Refused, Transient
+from campaign_runs.factory.answers import MAX_ATTEMPTS, ChannelUnavailable, NotAuthorized, Refused, Transient
 from campaign_runs.factory.mime import MessageTemplate, deliver, stage
 from campaign_runs.factory.smtp_settings import SMTP_CONN_ID as SMTP_CONN_ID  # re-exported
 from campaign_runs.factory.smtp_settings import SmtpSettings as SmtpSettings  # re-exported
@@ -254,6 +254,10 @@ class ChannelAdapter(ABC):
                 if refused.bad_address:
                     self.refused_for_good(recipient, refused.reason)
                 return False
+            except NotAuthorized as refused:
+                gate.settle(recipient, False)  # certainly not sent: given back, not in doubt
+                why = f"the provider refused the credentials of Connection {self.conn_id} ({refused.reason})"
+                raise ChannelUnavailable(f"{self.name} over {self.transport}: {why}; fix it, then restart") from None
             except Transient as transient:
                 if attempt + 1 == MAX_ATTEMPTS:
                     gate.settle(recipient, False)  # certainly not sent: given back, not in doubt

@@ -243,6 +243,8 @@ class FcmPushAdapter(PushAdapter):
         reason = self._hidden(f"FCM {code or 'error'}: {message}")
         if code in BAD_ADDRESS_CODES or (status == 400 and about_token):
             raise Refused(f"HTTP {status}: {reason}", bad_address=True)
+        if code == "THIRD_PARTY_AUTH_ERROR":  # APNs or web push credentials: Android devices still get theirs
+            raise Refused(f"HTTP {status}: {reason}")
         http_answer(status, reason, response.headers.get("Retry-After"))  # 408, 429, 5xx Transient, else Refused
         raise Refused(f"HTTP {status}: {reason}")  # pragma: no cover (http_answer raises for every non-2xx)
 

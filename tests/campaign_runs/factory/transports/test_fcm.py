@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import requests
-from campaign_runs.factory.answers import ChannelUnavailable, Refused, Transient
+from campaign_runs.factory.answers import ChannelUnavailable, NotAuthorized, Refused, Transient
 from campaign_runs.factory.audience import Recipient
 from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
 from campaign_runs.factory.dispatch import Dispatcher, DispatchResult
@@ -216,15 +216,18 @@ def test_token_refused_with_401_is_fetched_again_once(tmp_path: Path, rig: FcmRi
     assert old != new
 
 
-def test_token_refused_twice_refuses_the_message(tmp_path: Path, rig: FcmRig) -> None:
-    """A 401 again after a fresh token refuses the message (not the address): the account itself is refused."""
+def test_token_refused_twice_stops_the_channel_losing_nobody(tmp_path: Path, rig: FcmRig) -> None:
+    """A 401 again after a fresh token: the account itself is refused, so the channel stops, nobody in doubt."""
     rig.tokens(refused=True)
     sender, recipient = adapter(tmp_path, rig), recipients(1)[0]
-    with sender.connection() as connection, pytest.raises(Refused) as raised:
+    with sender.connection() as connection, pytest.raises(NotAuthorized) as raised:
         sender.send_one(connection, recipient)
-    assert raised.value.bad_address is False
     assert "UNAUTHENTICATED" in raised.value.reason
     assert rig.token_counts() == (2, 2)
+    with pytest.raises(ChannelUnavailable, match="refused the credentials of Connection rig_fcm"):
+        dispatch(tmp_path, sender, 3)
+    with SqliteLedger(tmp_path / "c" / "ledger.sqlite", "c", "slot", "push") as ledger:
+        assert (ledger.counts(3).sent, ledger.counts(3).in_doubt) == (0, 0)
     assert rig.accepted() == []
 
 
@@ -360,12 +363,13 @@ def test_no_secret_in_any_error_or_log(
     rig.fail_address(tokens(1)[0], "UNREGISTERED")
     with open_suppressions(sink_dir=tmp_path) as suppressions:
         sender = adapter(tmp_path, rig, suppressions)
-        rig.tokens(refused=True)  # every send 401: a token fetched again, then refused
-        first = dispatch(tmp_path, sender, 2)
+        rig.tokens(refused=True)  # every send 401: a token fetched again, then refused, and the channel stops
+        with pytest.raises(ChannelUnavailable) as first:
+            dispatch(tmp_path, sender, 2)
         rig.tokens(refused=False)
         second = dispatch(tmp_path, sender, 3, run_id="run-2")
-        errors = [*first.reasons, *second.reasons, *(entry.source for entry in suppressions.entries())]
-    assert (first.failed, second.failed, second.sent) == (2, 1, 2)
+        errors = [str(first.value), *second.reasons, *(entry.source for entry in suppressions.entries())]
+    assert (second.failed, second.sent) == (1, 2)
     assert "UNAUTHENTICATED" in errors[0] and "UNREGISTERED" in errors[-1]
     stranger = FcmRig(rig.port)  # another key: the rig refuses its grants
     monkeypatch.setenv("AIRFLOW_CONN_RIG_FCM", stranger.connection())

@@ -338,3 +338,15 @@ def test_the_campaign_file_refuses_a_webhook_channel(
     with pytest.raises(CampaignSpecError) as refused:
         parse_spec(campaign(channel), tmp_path / "hooks.yaml")
     assert refused.value.field_name == field and message in refused.value.message
+
+
+def test_credentials_refused_mid_run_stop_the_channel_losing_nobody(
+    rig: WebhookRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 401 means every message would be refused: the channel stops at once, nobody failed or in doubt."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{rig.conn_id.upper()}", rig.connection(password="rotated-away"))
+    with pytest.raises(ChannelUnavailable, match=r"refused the credentials of Connection webhook_rig \(HTTP 401"):
+        dispatch(tmp_path, adapter_for(rig, tmp_path), 4)
+    assert len(rig.seen) == 1 and rig.accepted() == [] and ledger_counts(tmp_path, "webhook", 4) == (0, 0)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{rig.conn_id.upper()}", rig.connection())
+    assert dispatch(tmp_path, adapter_for(rig, tmp_path, run_id="run-2"), 4).sent == 4
