@@ -101,6 +101,14 @@ class CampaignDetailOut(CampaignOut):
 # ---------------------------------------------------------------- runs
 
 
+class SlotOut(BaseModel):
+    """The slot a run serves: a restart serves the slot of the run it restarts, not the time it was restarted."""
+
+    at: datetime | None = Field(description="The slot's logical date, else when its first run was due.")
+    data_interval_start: datetime | None
+    data_interval_end: datetime | None
+
+
 class RunOut(BaseModel):
     """A run of a campaign as people see it."""
 
@@ -123,6 +131,7 @@ class RunOut(BaseModel):
     restart_of: str | None = Field(description="The run this one restarted.")
     replaced_by: str | None = Field(description="The run that restarted this one.")
     allowed_actions: list[str] = Field(description="Actions the run's status allows: stop, restart, skip.")
+    slot: SlotOut = Field(description="The slot the run serves (a restart: the slot of the run it restarts).")
 
 
 class UpcomingRunOut(BaseModel):

@@ -78,13 +78,17 @@ class InterventionOut(BaseModel):
     new_run_id: str | None
 
 
+FROM_DOC = "Runs from this day, or from this time (run_after; ISO, UTC unless it names a zone)."
+TO_DOC = "Runs to this day, included (so `from` = `to` is one day), or before this time (run_after; ISO, UTC)."
+
+
 class CampaignMetricsOut(BaseModel):
     """A campaign's runs (newest first) with their numbers, the status mix, interventions and work-list waits."""
 
     dag_id: str
     limit: int
-    since: datetime | None
-    until: datetime | None
+    since: datetime | None = Field(description="The first moment of the range (included).")
+    until: datetime | None = Field(description="The first moment after the range: a `to` day ends at its midnight.")
     runs: list[RunMetricsOut]
     totals: list[ChannelNumbersOut]
     status_mix: dict[str, int]
@@ -167,14 +171,16 @@ def metrics_out(found: Any) -> CampaignMetricsOut:
 )
 def get_campaign_metrics(
     dag_id: Annotated[str, Path(description="The campaign's id (its DAG id).", max_length=ID_MAX)],
-    since: Annotated[datetime | None, Query(alias="from", description="Runs from (run_after, inclusive).")] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="Runs before (run_after, exclusive).")] = None,
+    since: Annotated[str | None, Query(alias="from", description=FROM_DOC, examples=["2026-11-01"])] = None,
+    until: Annotated[str | None, Query(alias="to", description=TO_DOC, examples=["2026-11-30"])] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="How many of the newest runs (10, 30, 100).")] = 10,
 ) -> CampaignMetricsOut:
     """Per run and channel: sent, failed, in doubt, suppressed, skipped, total, delivery rate; durations, statuses."""
+    from campaign_runs.core.date_range import parse_end
     from campaign_runs.core.monitor import campaign_metrics
 
-    return metrics_out(campaign_metrics(dag_id, limit=limit, since=since, until=until))
+    first, last = parse_end("from", since), parse_end("to", until)  # as the Monitor page and the CLI read them
+    return metrics_out(campaign_metrics(dag_id, limit=limit, since=first, until=last))
 
 
 @router.get(

@@ -15,8 +15,10 @@ array of objects; ``show`` and ``run`` print one object. Field names are stable:
 * runs (``runs``, ``run``): ``run_id`` (null for an upcoming slot), ``status``, ``run_type``,
   ``logical_date``, ``run_after``, ``data_interval_start``, ``data_interval_end``, ``start_date``,
   ``end_date``, ``duration_seconds``, ``tasks_done``, ``tasks_total``, ``progress_percent``, ``note``,
-  ``restart_of``, ``replaced_by``, ``allowed_actions`` (+ ``dry_run_channels``, ``audience``, ``progress`` with
-  ``suppressed``, ``skipped`` by reason, ``delivery`` and ``dry_run``, ``tasks``, ``history`` in ``run``);
+  ``restart_of``, ``replaced_by``, ``allowed_actions``, ``slot`` (``at``, ``data_interval_start``,
+  ``data_interval_end``: the slot it serves; a restart's is its first run's) (+ ``dry_run_channels``,
+  ``audience``, ``progress`` with ``suppressed``, ``skipped`` by reason, ``delivery`` and ``dry_run``,
+  ``tasks``, ``history`` in ``run``);
 * actions (``stop``, ``restart``, ``skip``): ``action_id``, ``action``, ``dag_id``, ``run_id``, ``actor``,
   ``status_before``, ``status_after``, ``new_run_id``, ``replayed``;
 * work list (``worklist``, ``reassign``): ``id``, ``dag_id``, ``run_id``, ``assignee``, ``reason``,
@@ -213,6 +215,7 @@ def campaigns_run(args: argparse.Namespace) -> None:
     summary["tasks_progress"] = (
         f"{details['tasks_done']}/{details['tasks_total']} tasks ({details['progress_percent']}%)"
     )
+    summary["slot"] = details["slot"]["at"]  # the slot it serves: a restart's is its first run's
     summary["audience"] = details["audience"]["summary"]
     if details["audience"]["log_path"]:
         summary["audience_log"] = details["audience"]["log_path"]

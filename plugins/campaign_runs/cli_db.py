@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from campaign_runs.adapters.cli import ARG_OUTPUT, ARG_VERBOSE, ARG_YES, ActionCommand, arg
 from campaign_runs.cli_support import CliError, confirm, edge, printer
+from campaign_runs.domain import plural
 
 ARG_OLDER_THAN = arg(
     ("--older-than",),
@@ -43,7 +44,10 @@ def campaigns_housekeeping(args: argparse.Namespace) -> None:
         while True:
             outbox_ids, sent = core.housekeeping_pass()
             if args.once or outbox_ids or sent:
-                print(f"Housekeeping: {len(outbox_ids)} run(s) finished stopping; {sent} email(s) sent.", flush=True)
+                print(
+                    f"Housekeeping: {plural(len(outbox_ids), 'run')} finished stopping; {plural(sent, 'email')} sent.",
+                    flush=True,
+                )
             if args.once:
                 return
             time.sleep(interval)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 
 from campaign_runs.adapters.cli import ARG_VERBOSE, ActionCommand, arg
 from campaign_runs.cli_support import CliError, edge, printer
@@ -30,19 +31,40 @@ _TABLE_COLUMNS = (
 )
 
 
-def _date(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from error
+def _end(name: str) -> Callable[[str], date | datetime | None]:
+    """``--from`` / ``--to`` read as the Monitor page and the REST API read them (``core.date_range``)."""
+
+    def parse(text: str) -> date | datetime | None:
+        from campaign_runs.core.date_range import DateRangeError, parse_end
+
+        try:
+            return parse_end(name, text)
+        except DateRangeError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return parse
 
 
 ARG_MONITOR_CAMPAIGN = arg(("campaign",), metavar="CAMPAIGN", help="The campaign's id (its DAG id)")
 ARG_MONITOR_LIMIT = arg(
     ("--limit",), metavar="N", type=int, default=10, help="How many of the newest runs (1 to 100; 10, 30, 100)"
 )
-ARG_FROM = arg(("--from",), dest="since", metavar="DATE", type=_date, default=None, help="Runs from (ISO, UTC)")
-ARG_TO = arg(("--to",), dest="until", metavar="DATE", type=_date, default=None, help="Runs before (ISO, UTC)")
+ARG_FROM = arg(
+    ("--from",),
+    dest="since",
+    metavar="DATE",
+    type=_end("from"),
+    default=None,
+    help="Runs from this day or time (ISO, UTC)",
+)
+ARG_TO = arg(
+    ("--to",),
+    dest="until",
+    metavar="DATE",
+    type=_end("to"),
+    default=None,
+    help="Runs to this day, included, or before this time (ISO, UTC)",
+)
 ARG_MONITOR_OUTPUT = arg(
     ("-o", "--output"),
     metavar="FORMAT",

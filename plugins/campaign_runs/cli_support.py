@@ -137,13 +137,14 @@ def confirm(args: argparse.Namespace, question: str) -> None:
 # ---------------------------------------------------------------- rendering (table only)
 
 
-_TABLE_RUN_COLUMNS = ("run_id", "status", "run_after", "start_date", "end_date", "progress", "note", "allowed_actions")
+_TABLE_RUN_COLUMNS = ("run_id", "status", "slot", "start_date", "end_date", "progress", "note", "allowed_actions")
 
 
 def run_table_row(row: dict[str, Any]) -> dict[str, Any]:
     table = {k: row[k] for k in _TABLE_RUN_COLUMNS if k in row}
     table["run_id"] = row["run_id"] or "(upcoming)"
     table["progress"] = f"{row['tasks_done']}/{row['tasks_total']}" if row["tasks_total"] else ""
+    table["slot"] = row["slot"]["at"]  # the slot it serves: a restart's is its first run's, not when it restarted
     return {k: table[k] for k in _TABLE_RUN_COLUMNS}
 
 

@@ -197,6 +197,15 @@ class DefinitionInvalidError(CampaignRunsError):
         self.reason = message
 
 
+class DefinitionErrors(DefinitionInvalidError):
+    """Every error of a definition at once: ``errors`` as (field, message) pairs; the first is ``field``/``reason``."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        super().__init__(*errors[0])
+        self.errors = errors
+        self.args = ("; ".join(f"{field}: {message}" if field else message for field, message in errors),)
+
+
 class DefinitionConflictError(ConflictError):
     """Someone saved the campaign since the version this edit started from; ``changes`` is their diff."""
 
@@ -216,8 +225,21 @@ def validate_note(note: str | None, *, required: bool, max_length: int) -> str:
     if required and not cleaned:
         raise InvalidNoteError("A note is required: say why you take this action.")
     if len(cleaned) > max_length:
-        raise InvalidNoteError(f"The note is {len(cleaned)} characters long; the limit is {max_length}.")
+        raise InvalidNoteError(
+            f"The note is {len(cleaned)} characters long; the limit is {max_length}: shorten it by "
+            f"{plural(len(cleaned) - max_length, 'character')} (a note is never cut). Nothing was changed."
+        )
     return cleaned
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` when it fits in ``limit`` characters, else its first ``limit - 1`` and an ellipsis."""
+    return text if len(text) <= limit else text[: max(0, limit - 1)].rstrip() + "\u2026"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 run``, ``2 runs``, ``1,200 recipients``: a count with its noun, singular or plural (``many``)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def utcnow() -> _dt.datetime:

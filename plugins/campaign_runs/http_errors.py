@@ -12,6 +12,7 @@ from campaign_runs.domain import (
     CampaignRunsError,
     ConflictError,
     DefinitionConflictError,
+    DefinitionErrors,
     DefinitionInvalidError,
     IdempotencyKeyReusedError,
     InvalidNoteError,
@@ -39,8 +40,10 @@ def http_status(error: CampaignRunsError) -> int:
     return next((status for kind, status in STATUS_OF if isinstance(error, kind)), 400)
 
 
-def error_fields(error: CampaignRunsError) -> dict[str, str]:
+def error_fields(error: CampaignRunsError) -> dict[str, Any]:
     """What an error answer adds to its detail: the wrong ``field`` (422), or someone's ``changes`` (409)."""
+    if isinstance(error, DefinitionErrors):  # every error of the definition, each beside its field
+        return {"field": error.field, "errors": [{"field": f, "message": m} for f, m in error.errors]}
     if isinstance(error, DefinitionInvalidError):
         return {"field": error.field}
     if isinstance(error, DefinitionConflictError):

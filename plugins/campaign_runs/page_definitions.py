@@ -1,9 +1,7 @@
 """New and Configure pages: the form's fields to a definition's YAML mapping and back, and errors to their field.
 
-Form inputs are named after the definition's dotted fields (``schedule.cron``, ``channels.email.body``), so a
-``DefinitionInvalidError.field`` names the input it is shown beside. What the form does not show (tags, the
-audience's population, a channel's ``from_name``, guard or consent column) is kept from the YAML the edit
-started from.
+Inputs are named after the dotted fields (``schedule.cron``), so an error's ``field`` names the input it is shown
+beside. What the form does not show (tags, population, ``from_name``...) is kept from the YAML it started from.
 """
 
 from __future__ import annotations
@@ -18,8 +16,10 @@ from urllib.parse import quote
 import yaml
 
 from campaign_runs import view_links
+from campaign_runs.core.definition_errors import collecting, validate_data
+from campaign_runs.core.definition_errors import refused as _refused
 from campaign_runs.domain import DefinitionInvalidError
-from campaign_runs.factory.documents import DocumentError, load_json_object, load_yaml
+from campaign_runs.factory.documents import DocumentError, document_problem, load_json_object, load_yaml
 
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 MODES = ("cron", "preset", "manual")
@@ -195,13 +195,15 @@ def _number(form: Mapping[str, str], name: str, *, whole: bool) -> int | float |
     except ValueError:
         pass
     if whole:
-        raise DefinitionInvalidError(name, f"must be a whole number, not {raw[:40]!r}")
+        _refused(name, f"must be a whole number, not {raw[:40]!r}")
+        return None
     try:
         number = float(raw)
     except ValueError:
         number = math.nan
     if not math.isfinite(number):
-        raise DefinitionInvalidError(name, f"must be a number, not {raw[:40]!r}")
+        _refused(name, f"must be a number, not {raw[:40]!r}")
+        return None
     return number
 
 
@@ -216,24 +218,26 @@ def _put(node: dict[str, Any], key: str, value: Any) -> None:
 def _schedule(form: Mapping[str, str], schedule: dict[str, Any]) -> None:
     mode = form.get("schedule.mode", "cron")
     if mode not in MODES:
-        raise DefinitionInvalidError("schedule.mode", f"must be one of {', '.join(MODES)}")
+        _refused("schedule.mode", f"must be one of {', '.join(MODES)}")
+        mode = "manual"  # read on: the other fields' errors are said too
     if mode == "manual":
         schedule["cron"] = None
     elif mode == "preset":
         schedule["cron"] = form.get("schedule.preset", "").strip() or None
         if schedule["cron"] not in PRESETS:
-            raise DefinitionInvalidError("schedule.preset", f"choose one of {', '.join(PRESETS)}")
+            _refused("schedule.preset", f"choose one of {', '.join(PRESETS)}")
+            schedule["cron"] = None
     else:
         schedule["cron"] = form.get("schedule.cron", "").strip()
         if not schedule["cron"]:
-            raise DefinitionInvalidError("schedule.cron", "is required (or choose a preset or manual)")
+            _refused("schedule.cron", "is required (or choose a preset or manual)")
     _put(schedule, "timezone", form.get("schedule.timezone", "").strip())
     start = form.get("schedule.start_date", "").strip()
     try:
         _put(schedule, "start_date", dt.date.fromisoformat(start) if start else None)
     except ValueError:
-        message = f"is not a date such as 2026-01-05: {start[:40]!r}"
-        raise DefinitionInvalidError("schedule.start_date", message) from None
+        _refused("schedule.start_date", f"is not a date such as 2026-01-05: {start[:40]!r}")
+        schedule["start_date"] = dt.date(2026, 1, 5)  # read on; nothing is saved with an error
     schedule["catchup"] = form.get("schedule.catchup") == "on"
 
 
@@ -244,9 +248,11 @@ def _yaml_mapping(form: Mapping[str, str], name: str, example: str) -> dict[str,
     try:
         value = load_yaml(raw, max_bytes=FIELD_BYTES)
     except (yaml.YAMLError, DocumentError) as error:
-        raise DefinitionInvalidError(name, f"is not valid YAML or JSON: {error}") from error
+        _refused(name, f"is not valid YAML or JSON: {document_problem(error)}")
+        return None
     if not isinstance(value, dict):
-        raise DefinitionInvalidError(name, f"must be a mapping of {example}")
+        _refused(name, f"must be a mapping of {example}")
+        return None
     return value
 
 
@@ -262,7 +268,8 @@ def _audience(form: Mapping[str, str], audience: dict[str, Any]) -> None:
     source = form.get("audience.source", "").strip() or "demo"
     if "audience.source" in form:
         if source not in AUDIENCE_SOURCES:
-            raise DefinitionInvalidError("audience.source", f"must be one of {', '.join(AUDIENCE_SOURCES)}")
+            _refused("audience.source", f"must be one of {', '.join(AUDIENCE_SOURCES)}")
+            source = "demo"
         _put(audience, "source", None if source == "demo" else source)
         for name in SOURCE_TEXT:
             _put(audience, name, form.get(f"audience.{name}", "").strip())
@@ -294,7 +301,15 @@ def _channels(form: Mapping[str, str], channels: dict[str, Any]) -> None:
 
 
 def mapping_of(form: Mapping[str, str], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The definition the form describes, over ``base`` (the YAML the edit started from) for what it does not show."""
+    """The definition the form describes, over ``base`` for what it does not show; ``DefinitionErrors`` names all."""
+    with collecting() as found:
+        data = _mapping_of(form, base)
+    if found:  # a field the form cannot read (a date, a number, YAML), with the definition's other errors
+        validate_data(data, earlier=found)
+    return data
+
+
+def _mapping_of(form: Mapping[str, str], base: Mapping[str, Any] | None) -> dict[str, Any]:
     data: dict[str, Any] = copy.deepcopy(dict(base or {}))
     for name in TEXT_FIELDS:
         _put(data, name, form.get(name, "").strip())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,7 @@ def run_json(run: RunView, details: RunDetails | None = None) -> dict[str, Any]:
         "duration": fmt_duration(run.duration_seconds),
         "note": run.note or "",
         "allowed_actions": run.allowed_actions,
+        "messages": {**asdict(run.messages), "percent": run.messages.percent, "text": run.messages.text},
     }
     if details is not None:
         data["overall_percent"] = details.overall_percent

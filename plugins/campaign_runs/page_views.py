@@ -119,6 +119,16 @@ def display_page(dag_id: str, args: Mapping[str, str], access: Access, keep: str
     return PageView("display.html", {**context, **acting})
 
 
+def form_target(run_id: str) -> str | None:
+    """The run whose Stop / Restart / Skip address (``RUN_ID/skip``) was opened with GET, else None.
+
+    A form's answer stays at its address: reloading it (Airflow reloads its Campaigns frame at the address the
+    frame shows) asks for a run ``RUN_ID/skip``, which is the run's page, not a run that does not exist.
+    """
+    head, _, tail = run_id.rpartition("/")
+    return head if head and tail in (Action.STOP, Action.RESTART, Action.SKIP) else None
+
+
 def run_page(
     dag_id: str, run_id: str, access: Access, *, status: int = 200, form: dict[str, Any] | None = None
 ) -> PageView:
@@ -142,6 +152,7 @@ def run_page(
         "dry_run_text": details.dry_run_text,
         "active": details.run.is_active,
         "form": form or {},
+        "details": details,
     }
     return PageView("run.html", {**context, **acting}, status)
 

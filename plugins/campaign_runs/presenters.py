@@ -83,6 +83,7 @@ def run_row(run: RunView) -> dict[str, Any]:
         "restart_of": run.restart_of,
         "replaced_by": run.replaced_by,
         "allowed_actions": run.allowed_actions,
+        "slot": dataclasses.asdict(run.slot),  # the slot it serves: a restart's is its first run's
     }
 
 
@@ -106,6 +107,11 @@ def upcoming_row(slot: UpcomingRun) -> dict[str, Any]:
         "restart_of": None,
         "replaced_by": None,
         "allowed_actions": [],
+        "slot": {
+            "at": slot.logical_date or slot.run_after,
+            "data_interval_start": slot.data_interval_start,
+            "data_interval_end": slot.data_interval_end,
+        },
     }
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from campaign_runs import page_input, page_views
 from campaign_runs.adapters import auth
 from campaign_runs.adapters.api_security import cookie_path, jwt_cookie_name, secret_key
-from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError
+from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, NotFoundError
 from campaign_runs.http_errors import http_status
 from campaign_runs.page_format import run_json
 from campaign_runs.settings import get_settings
@@ -58,22 +58,26 @@ class Page:
         """Render what a ``page_views`` builder chose."""
         return self.render(view.template, view.status, **view.context)
 
-    def render(self, template: str, status: int = 200, **context: Any) -> Response:
-        """A page from the FAB views' templates, with this request's user, token and messages."""
+    def html(self, template: str, *, flashes: bool = True, **context: Any) -> str:
+        """A page from the FAB views' templates, with this request's user, token and (unless not) messages."""
         context.setdefault("title", "Campaigns")
-        html = (
+        shown = self.flashes if flashes else []
+        return str(
             _env()
             .get_template(f"campaign_runs/{template}")
             .render(
                 csrf_token=lambda: self.csrf.token(self.csrf_value, self.username),
-                get_flashed_messages=lambda with_categories=False: self.flashes,
+                get_flashed_messages=lambda with_categories=False: shown,
                 username=self.username,
                 note_max_length=get_settings().note_max_length,
                 note_required=get_settings().note_required,
                 **context,
             )
         )
-        return self.finish(HTMLResponse(html, status))
+
+    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        """A page from the FAB views' templates, its messages shown (and then dropped)."""
+        return self.finish(HTMLResponse(self.html(template, **context), status))
 
     def finish(self, response: Response, flashes: list[tuple[str, str]] | None = None) -> Response:
         """Set the CSRF cookie, and carry ``flashes`` to the next page (or drop the ones shown)."""
@@ -180,19 +184,29 @@ def _run_page(
 @ui_app.get("/display/{dag_id}/run/{run_id:path}")
 def run(request: Request, dag_id: str, run_id: str) -> Response:
     """A run's details (or, for ``.../status.json``, its JSON status)."""
-    from campaign_runs import core
-
     page = Page(request)
     json = run_id.endswith("/status.json")
     if (refused := page.gate(dag_id, json=json)) is not None:
         return refused
     if not json:
-        return _run_page(page, dag_id, run_id)
+        try:
+            return page.show(page_views.run_page(dag_id, run_id, page))
+        except NotFoundError as error:  # an action's address opened with GET: the run's page
+            if (target := page_views.form_target(run_id)) is not None:
+                return page.finish(RedirectResponse(LINKS.run_path(dag_id, target), 303))
+            return page.refuse(str(error), http_status(error))
+        except CampaignRunsError as error:
+            return page.refuse(str(error), http_status(error))
     try:
-        details = core.run_details(dag_id, run_id.removesuffix("/status.json"))
+        view = page_views.run_page(dag_id, run_id.removesuffix("/status.json"), page)
     except CampaignRunsError as error:
         return JSONResponse({"detail": str(error)}, http_status(error))
-    return JSONResponse(run_json(details.run, details), headers={"Cache-Control": "no-store"})
+    if view.template != "run.html":  # not a campaign (any more)
+        return JSONResponse({"detail": view.context["reason"]}, 404)
+    details = view.context["details"]
+    html = page.html(view.template, flashes=False, **view.context)  # its parts only: no message shown, none dropped
+    data = {**run_json(details.run, details), "html": html}
+    return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
 
 def _after_action(page: Page, wanted: Action, result: Any, origin: str, dag_id: str, run_id: str) -> Response:

@@ -58,7 +58,7 @@ class PageLinks:
 
     def run_path(self, dag_id: str, run_id: str) -> str:
         """A run's details."""
-        return f"{self.campaign_path(dag_id)}/run/{quote(run_id, safe='')}"
+        return f"{self.campaign_path(dag_id)}/run/{quote(run_id, safe=links.RUN_ID_SAFE)}"
 
     def action_path(self, dag_id: str, run_id: str, action: str) -> str:
         """Where the Stop / Restart / Skip forms post."""

@@ -31,6 +31,7 @@ from campaign_runs.domain import (
     CampaignPausedError,
     CampaignRunsError,
     InvalidNoteError,
+    NotFoundError,
 )
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time, poll, run_json
@@ -137,9 +138,9 @@ class CampaignsView(BaseView):
             return make_response(jsonify(detail=message), 400)
         return self._refuse(message, 400)
 
-    def _page(self, template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+    def _html(self, template: str, **context: Any) -> str:
         context.setdefault("title", "Campaigns")
-        return make_response(
+        return str(
             self.render_template(
                 f"campaign_runs/{template}",
                 links=view_links,
@@ -149,9 +150,11 @@ class CampaignsView(BaseView):
                 note_max_length=get_settings().note_max_length,
                 note_required=get_settings().note_required,
                 **context,
-            ),
-            status,
+            )
         )
+
+    def _page(self, template: str, status: int = 200, **context: Any) -> ResponseReturnValue:
+        return make_response(self._html(template, **context), status)
 
     def _show(self, view: page_views.PageView) -> ResponseReturnValue:
         return self._page(view.template, status=view.status, **view.context)
@@ -232,21 +235,33 @@ class CampaignsView(BaseView):
 
     @expose("/display/<string:dag_id>/run/<path:run_id>")
     def run(self, dag_id: str, run_id: str) -> ResponseReturnValue:
-        """A run's status, progress, tasks, history and action forms."""
+        """A run's status, progress, tasks, history and action forms (an action's address: the run's page)."""
         if (refused := self._gate(dag_id)) is not None:
             return refused
-        return self._run_page(dag_id, run_id)
+        try:
+            return self._show(page_views.run_page(dag_id, run_id, FAB_ACCESS))
+        except NotFoundError as error:
+            if (target := page_views.form_target(run_id)) is not None:
+                return redirect(view_links.run_path(dag_id, target), code=303)
+            return self._refuse(str(error), http_status(error))
+        except CampaignRunsError as error:
+            return self._refuse(str(error), http_status(error))
 
     @expose("/display/<string:dag_id>/run/<path:run_id>/status.json")
     def run_status(self, dag_id: str, run_id: str) -> ResponseReturnValue:
-        """A run's status and progress as JSON, polled while the run is active."""
+        """A run's status and progress as JSON, with the run page as it reads now (``html``), polled while active."""
         if (refused := self._gate(dag_id, json=True)) is not None:
             return refused
         try:
-            details = core.run_details(dag_id, run_id)
+            view = page_views.run_page(dag_id, run_id, FAB_ACCESS)
         except CampaignRunsError as error:
             return make_response(jsonify(detail=str(error)), http_status(error))
-        return poll(run_json(details.run, details))
+        if view.template != "run.html":  # not a campaign (any more)
+            return make_response(jsonify(detail=view.context["reason"]), 404)
+        details = view.context["details"]
+        # Rendered for its parts only: the messages shown once stay in the session for the next page.
+        html = self._html(view.template, **view.context, get_flashed_messages=lambda **_: [])
+        return poll({**run_json(details.run, details), "html": html})
 
     # ------------------------------------------------------------ actions
 

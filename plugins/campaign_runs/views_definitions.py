@@ -26,6 +26,7 @@ from campaign_runs.domain import (
     CampaignRunsError,
     ConflictError,
     DefinitionConflictError,
+    DefinitionErrors,
     DefinitionInvalidError,
     InvalidNoteError,
 )
@@ -192,8 +193,8 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             text = definitions.dump(page_definitions.mapping_of(form))
             saved = definitions.create_definition(text, actor=self._username(), note=note)
         except CampaignRunsError as error:
-            slot, message = self._slot(error, form, clash_field="id")
-            return self._form_page(http_status(error), form=form, note=note, errors={slot: message}, **context)
+            errors = self._errors(error, form, clash_field="id")
+            return self._form_page(http_status(error), form=form, note=note, errors=errors, **context)
         return self._saved(saved, view_links.list_path())
 
     @staticmethod
@@ -226,9 +227,21 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             text = definitions.dump(page_definitions.mapping_of(form, base))
             preview = audiences.preview_definition(text, limit=PREVIEW_ROWS)
         except CampaignRunsError as error:
-            slot, message = self._slot(error, form)
-            return self._form_page(http_status(error), errors={slot: message}, **kept, **context)
+            return self._form_page(http_status(error), errors=self._errors(error, form), **kept, **context)
         return self._form_page(audience=preview.as_dict(), **kept, **context)
+
+    @classmethod
+    def _errors(cls, error: CampaignRunsError, form: dict[str, str], clash_field: str = "") -> dict[str, str]:
+        """Every error beside its field (a definition's all at once); the rest above the form (slot "")."""
+        if not isinstance(error, DefinitionErrors):
+            slot, message = cls._slot(error, form, clash_field)
+            return {slot: message}
+        shown: dict[str, str] = {}
+        for field, reason in error.errors:
+            slot = page_definitions.slot_of(field, form)
+            text = reason if slot else f"{field}: {reason}" if field else reason
+            shown[slot] = f"{shown[slot]}; {text}" if slot in shown else text
+        return shown
 
     @staticmethod
     def _slot(error: CampaignRunsError, form: dict[str, str], clash_field: str = "") -> tuple[str, str]:
@@ -335,9 +348,8 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             kept = {"form": form, "note": note, "base_sha": error.current_sha, "conflict": error.changes}
             return self._form_page(409, errors={"": str(error)}, **kept, **context)
         except CampaignRunsError as error:
-            slot, message = self._slot(error, form)
             kept = {"form": form, "note": note, "base_sha": base_sha}
-            return self._form_page(http_status(error), errors={slot: message}, **kept, **context)
+            return self._form_page(http_status(error), errors=self._errors(error, form), **kept, **context)
         return self._saved(saved, view_links.campaign_path(dag_id))
 
     # ------------------------------------------------------------ campaign actions

@@ -6,7 +6,6 @@ A table (one row per run and channel) and three charts drawn in the page by Char
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -17,6 +16,7 @@ from markupsafe import Markup, escape
 
 from campaign_runs import page_input, ui_support, view_links
 from campaign_runs.adapters import auth
+from campaign_runs.core.date_range import DateRangeError, parse_end
 from campaign_runs.domain import DRY_RUN_LABEL, CampaignRunsError, skipped_text
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time
@@ -38,15 +38,6 @@ def monitor_path(dag_id: str, **params: object) -> str:
     kept = {key: value for key, value in params.items() if value not in (None, "")}
     path = f"{PATH}/{quote(dag_id, safe='')}"
     return f"{path}?{urlencode(kept)}" if kept else path
-
-
-def _date(name: str, text: str) -> datetime | None:
-    """An ISO date or time (``from``, ``to``), None when absent; anything else is refused."""
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        message = f"'{name}' must be an ISO date such as 2026-11-01; {text[:40]!r} is not."
-        raise page_input.BadInputError(message) from None
 
 
 def run_links(metrics: Any) -> dict[str, str]:
@@ -155,16 +146,41 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
     def _metrics(self, dag_id: str) -> tuple[Any, dict[str, Any]]:
         from campaign_runs.core.monitor import campaign_metrics
 
-        page_input.check_request(request)
         limit = int(page_input.choice(request.args, "limit", [str(n) for n in LIMITS], str(LIMITS[0])))
-        since, until = _date("from", request.args.get("from", "")), _date("to", request.args.get("to", ""))
+        since, until = parse_end("from", request.args.get("from")), parse_end("to", request.args.get("to"))
         found = campaign_metrics(dag_id, limit=limit, since=since, until=until)
         return found, {"limit": found.limit, "from": request.args.get("from", ""), "to": request.args.get("to", "")}
 
     def _error(self, error: CampaignRunsError) -> ResponseReturnValue:
         flash(str(error), "danger")
         page = self.render_template("campaign_runs/error.html", title="Monitor", links=view_links)
-        return make_response(page, http_status(error))
+        return make_response(page, 400 if isinstance(error, DateRangeError) else http_status(error))
+
+    def _render(self, dag_id: str, found: Any, params: dict[str, Any], **context: Any) -> str:
+        """The Monitor page: its form, and the numbers when there are some (``found``)."""
+        return str(
+            self.render_template(
+                "campaign_runs/monitor.html",
+                title=f"Monitor {dag_id}",
+                links=view_links,
+                fmt_time=fmt_time,
+                fmt_duration=fmt_duration,
+                dag_id=dag_id,
+                metrics=found,
+                params=params,
+                limits=LIMITS,
+                path=monitor_path,
+                **context,
+            )
+        )
+
+    def _refused_range(self, dag_id: str, error: DateRangeError, username: str) -> ResponseReturnValue:
+        """The form again, its values kept and the reason beside the refused field; nothing else (400)."""
+        limit = int(request.args.get("limit") or LIMITS[0])  # checked before the range (``_metrics``)
+        params = {"limit": limit, "from": request.args.get("from", ""), "to": request.args.get("to", "")}
+        refused = {"field": error.field, "message": str(error)}
+        page = self._render(dag_id, None, params, range_error=refused, username=username)
+        return make_response(page, 400)
 
     @expose("/<dag_id>")  # type: ignore[untyped-decorator]
     def monitor(self, dag_id: str) -> ResponseReturnValue:
@@ -173,26 +189,24 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
 
         if (refused := self._allowed(dag_id)) is not None:
             return refused
+        username = auth.user_name(auth.current_user())  # read before a core call detaches the user object
         try:
+            page_input.check_request(request)
             found, params = self._metrics(dag_id)
+        except DateRangeError as error:
+            return self._refused_range(dag_id, error, username)
         except CampaignRunsError as error:
             return self._error(error)
         links = run_links(found)
-        page = self.render_template(
-            "campaign_runs/monitor.html",
-            title=f"Monitor {dag_id}",
-            links=view_links,
-            fmt_time=fmt_time,
-            fmt_duration=fmt_duration,
-            metrics=found,
+        page = self._render(
+            dag_id,
+            found,
+            params,
             table_html=table_html(table_rows(found), links),
             chart=chart_data(found, links),
-            params=params,
-            limits=LIMITS,
-            path=monitor_path,
             csv_path=f"{monitor_path(dag_id)}/table.csv?{urlencode(params)}",
             chart_js=f"{PATH}/static/{CHART_JS}",
-            username=auth.user_name(auth.current_user()),
+            username=username,
         )
         return make_response(page, 200)
 
@@ -204,6 +218,7 @@ class CampaignMonitorView(BaseView):  # type: ignore[misc]  # FAB ships no type 
         if (refused := self._allowed(dag_id)) is not None:
             return refused
         try:
+            page_input.check_request(request)
             found, _ = self._metrics(dag_id)
         except CampaignRunsError as error:  # the page's error page: the refused value is in it, escaped
             return self._error(error)

@@ -72,8 +72,7 @@ def _try(view: CampaignDefinitionsView, dag_id: str, kind: str) -> ResponseRetur
     except (InvalidOptionError, BadInputError) as error:
         return view._form_page(http_status(error), errors={"trial": str(error)}, **kept, **context)
     except CampaignRunsError as error:
-        slot, message = view._slot(error, form)
-        return view._form_page(http_status(error), errors={slot: message}, **kept, **context)
+        return view._form_page(http_status(error), errors=view._errors(error, form), **kept, **context)
     return view._form_page(trial=trial, **kept, **context)
 
 

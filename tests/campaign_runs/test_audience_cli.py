@@ -90,7 +90,7 @@ def test_audience_refuses_what_it_cannot_read_in_one_line(
     capsys: pytest.CaptureFixture[str], folder: Path, subscribers: Path
 ) -> None:
     assert fails(capsys, "audience", "cr_nowhere") == (
-        f"Error: No campaign 'cr_nowhere': no DAG and no file cr_nowhere.yaml in {folder}."
+        "Error: No campaign 'cr_nowhere': no DAG and no file cr_nowhere.yaml in the campaigns folder."
     )
     python = fails(capsys, "audience", "cr_campaign")
     assert "The audience of cr_campaign cannot be previewed: cr_campaign is written in Python" in python

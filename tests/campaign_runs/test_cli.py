@@ -26,7 +26,6 @@ from sqlalchemy import select, text
 from tests.support.cli_runner import run_in_process
 from tests.support.fixtures import body_of
 
-
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 TIMEOUT = 180
 ALL_DONE = {"build_audience": "success", "send_email": "success", "send_sms": "success", "summarise": "success"}
@@ -325,7 +324,7 @@ def test_stop_flow_worklist_reassign_and_email(make_run: Any, smtp_server: Any) 
     assert run_status("cr_campaign", run_id) in ("stopping", "stopped")
 
     housekeeping = ok(cli("housekeeping", "--once"))
-    assert "1 run(s) finished stopping; 1 email(s) sent" in housekeeping.out
+    assert "1 run finished stopping; 1 email sent" in housekeeping.out
     assert run_status("cr_campaign", run_id) == "stopped"
     (message,) = smtp_server.wait_for(1)
     assert "alice@example.com" in message["X-Envelope-To"]
@@ -375,7 +374,7 @@ def test_worklist_with_entries_in_table_and_json(make_run: Any, smtp_server: Any
     core.stop_run("cr_campaign", legal, actor="alice", note="Legal review, see ticket 42")
     core.stop_run("cr_campaign", bobs, actor="bob", note="Bob stopped this one")
     assert worklist_in_db() == {}  # a run lands on the work list when its stop is finished
-    assert "3 run(s) finished stopping; 3 email(s) sent" in ok(cli("housekeeping", "--once")).out
+    assert "3 runs finished stopping; 3 emails sent" in ok(cli("housekeeping", "--once")).out
 
     stored = worklist_in_db()
     assert set(stored) == {wrong, legal, bobs}

@@ -204,7 +204,7 @@ def test_create_writes_the_file_and_version_one(
     assert (folder / f"{DAG_ID}.yaml").read_text() == VALID
     entry = definitions.history(DAG_ID)[0]
     assert (entry.kind, entry.actor, entry.note) == ("created", "alice", "Spring")
-    again = error(create(client, tokens["bob"]), 409, "conflict", "clashes")
+    again = error(create(client, tokens["bob"]), 409, "conflict", "is taken")
     assert "field" not in again
     assert count(campaign_event) == 1
 
@@ -349,7 +349,7 @@ def test_pause_resume_and_their_history(client: TestClient, tokens: dict[str, di
     error(_act(client, tokens["alice"], "pause", missed="all"), 422, "invalid_option", "missed is an option of resume")
     resumed = _act(client, tokens["editor"], "resume", missed="none")
     assert resumed.status_code == 200, resumed.text
-    assert "missed runs: none" in resumed.json()["message"] and not _paused("cr_campaign")
+    assert "slots missed while it was paused do not run." in resumed.json()["message"] and not _paused("cr_campaign")
     entries = client.get(f"{PREFIX}/campaigns/cr_campaign/history", headers=tokens["viewer"]).json()["entries"]
     assert [(e["kind"], e["actor"], e["note"]) for e in entries] == [
         ("resume", "editor", "Test"),

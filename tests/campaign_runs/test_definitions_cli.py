@@ -117,10 +117,13 @@ def test_create_writes_version_one_and_refuses_a_clash(
     out, _ = cli(capsys, "create", "--file", str(yaml_file), "--user", "alice", "--note", "Spring", "--yes")
     assert out.startswith(f"{DAG_ID}: version 1 saved (sha {definitions.sha_of(VALID)[:12]}).")
     assert (folder / f"{DAG_ID}.yaml").read_text() == VALID
-    assert "clashes" in fails(capsys, "create", "--file", str(yaml_file), "--user", "bob", "--yes")
+    waiting = fails(capsys, "create", "--file", str(yaml_file), "--user", "bob", "--yes")
+    assert f"The id '{DAG_ID}' is taken: the campaigns folder already has a campaign with it" in waiting
     clash = yaml_file.parent / "clash.yaml"
     clash.write_text(VALID.replace(DAG_ID, "cr_campaign"))
-    assert "clashes with an existing DAG" in fails(capsys, "create", "--file", str(clash), "--user", "bob", "--yes")
+    taken = fails(capsys, "create", "--file", str(clash), "--user", "bob", "--yes")
+    assert "The id 'cr_campaign' is taken: campaign cr_campaign" in taken and "already uses it" in taken
+    assert "/" not in taken and ".py" not in taken  # no server path, no loader file
     history = json.loads(cli(capsys, "history", DAG_ID, "-o", "json")[0])
     assert [(e["kind"], e["version"], e["actor"], e["note"]) for e in history] == [("created", 1, "alice", "Spring")]
     assert "+id: cr_api_new" in history[0]["diff"]
@@ -264,7 +267,7 @@ def test_stop_all_stops_every_active_run(capsys: pytest.CaptureFixture[str], mak
     assert "no run to stop" in fails(capsys, "stop-all", "cr_campaign", "--note", "x", "--user", "alice", "--yes")
     running = make_run("cr_campaign", state="running")
     out, _ = cli(capsys, "stop-all", "cr_campaign", "--note", "Wrong segment", "--user", "alice", "--yes")
-    assert out == f"Stopping 1 run(s) of cr_campaign.\n  {running}: stopping\n"
+    assert out == f"Stopping 1 run of cr_campaign.\n  {running}: stopping\n"
 
 
 def test_restart_takes_params(capsys: pytest.CaptureFixture[str], make_run: Any) -> None:

@@ -401,6 +401,7 @@ def test_campaign_display_shows_about_and_the_run_schedule(
         ti_states=dict.fromkeys(("build_audience", "send_email", "send_sms", "summarise"), "success"),
     )
     newer = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
+    push_progress("cr_campaign", newer, "send_email", {"channel": "email", "total": 40, "sent": 10, "failed": 0})
     client = users("alice")
     response = client.get(f"{BASE}/display/cr_campaign")
     assert response.status_code == 200
@@ -429,7 +430,12 @@ def test_campaign_display_shows_about_and_the_run_schedule(
     assert row_actions(response, newer) == ["stop"]
     assert row_actions(response, older) == []
     assert 'data-href="' + run_url("cr_campaign", newer) + '"' in response.text  # the dialog posts under it
-    assert "25%" in schedule.group(0) and "100%" in schedule.group(0)
+    # Messages, not tasks: 10 of 40 sent so far; the finished run's tasks are all done but it reported none.
+    messages = [
+        " ".join(re.sub(r"<[^>]+>", " ", cell).split())
+        for cell in re.findall(r'<td class="cr-bar cr-messages">(.*?)</td>', schedule.group(0), re.S)
+    ]
+    assert messages == ["25% 10 of 40 sent", "0% not reported"]
 
 
 def test_viewer_sees_the_schedule_without_action_links(
@@ -957,8 +963,12 @@ def test_over_long_note_is_refused_and_nothing_changes(
     alice = users("alice")
     response = post_action(alice, "cr_campaign", run_id, "stop", "x" * 2001)
     assert response.status_code == 422  # the same status the REST API answers (one error mapping)
-    assert flashes(response) == ["The note is 2001 characters long; the limit is 2000."]
-    assert '<div class="cr-error">The note is 2001 characters long; the limit is 2000.</div>' in response.text
+    too_long = (
+        "The note is 2001 characters long; the limit is 2000: shorten it by 1 character (a note is never cut). "
+        "Nothing was changed."
+    )
+    assert flashes(response) == [too_long]
+    assert f'<div class="cr-error">{too_long}</div>' in response.text
     empty = post_action(alice, "cr_campaign", run_id, "stop", "   ")
     assert empty.status_code == 422
     assert flashes(empty) == ["A note is required: say why you take this action."]
@@ -1043,7 +1053,8 @@ def test_display_rows_offer_their_actions_in_dialogs_with_note_and_submit(
         assert '<input type="hidden" name="origin" value="display">' in shown
         assert '<input type="hidden" name="idempotency_key"' in shown
         assert f'<label for="cr-dialog-{action}-note">Add Note</label>' in shown
-        assert f'<textarea id="cr-dialog-{action}-note" name="note" maxlength="2000" required' in shown
+        assert f'<textarea id="cr-dialog-{action}-note" name="note" data-note-max="2000" ' in shown
+        assert f'aria-describedby="cr-dialog-{action}-note-count" required' in shown  # the limit, beside it
         assert f'<button type="submit" name="submit" value="{action}">Submit</button>' in shown
     what = {a: " ".join(unescape(re.sub(r"<[^>]+>", " ", dialog(response, a))).split()) for a in ("restart", "skip")}
     assert "The run is marked skipped and a new run is created and started in its slot" in what["restart"]

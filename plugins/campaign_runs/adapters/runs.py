@@ -11,7 +11,7 @@ from airflow.models.taskinstance import TaskInstance
 from airflow.utils.state import DagRunState, State, TaskInstanceState
 from sqlalchemy import and_, case, func, or_, select, update
 
-from campaign_runs.domain import RecordStatus, RunStatus, utcnow
+from campaign_runs.domain import RecordStatus, RunStatus, shorten, utcnow
 from campaign_runs.models import run_record
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
-DAG_RUN_NOTE_MAX = 1000
+DAG_RUN_NOTE_MAX = 1000  # Airflow's DagRunNote.content: a longer note is kept whole by the plugin, shortened here
 
 # A task instance in one of these states still has (or may still get) a live process.
 RUNNING_TI_STATES: tuple[str, ...] = (
@@ -248,6 +248,17 @@ def notes_of(run_pks: Sequence[int], session: Session) -> dict[int, str | None]:
     return {pk: content for pk, content in rows}
 
 
+def run_after_of(dag_id: str, run_ids: Iterable[str], session: Session) -> dict[str, datetime | None]:
+    """When each of the campaign's runs was due (``run_after``), in one query."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(DagRun.run_id, DagRun.run_after).where(DagRun.dag_id == dag_id, DagRun.run_id.in_(ids))
+    )
+    return {run_id: run_after for run_id, run_after in rows}
+
+
 def running_task_counts(dag_id: str, run_ids: Iterable[str], session: Session) -> dict[str, int]:
     """Task instances per run that still have a live process, in one query."""
     ids = list(run_ids)
@@ -346,9 +357,9 @@ def set_run_note(dag_id: str, run_id: str, note: str, user: str, session: Sessio
     if not note or dag_run is None:
         return
     if dag_run.dag_run_note is None:
-        dag_run.dag_run_note = DagRunNote(content=note[:DAG_RUN_NOTE_MAX], user_id=user[:128])  # type: ignore[no-untyped-call]
+        dag_run.dag_run_note = DagRunNote(content=shorten(note, DAG_RUN_NOTE_MAX), user_id=user[:128])  # type: ignore[no-untyped-call]
     else:
-        dag_run.dag_run_note.content = note[:DAG_RUN_NOTE_MAX]
+        dag_run.dag_run_note.content = shorten(note, DAG_RUN_NOTE_MAX)
         dag_run.dag_run_note.user_id = user[:128]
 
 
@@ -367,7 +378,7 @@ def trigger_run(
         run_id=run_id,
         conf=conf,
         logical_date=None,
-        note=note[:DAG_RUN_NOTE_MAX] or None,
+        note=shorten(note, DAG_RUN_NOTE_MAX) or None,
         session=session,
     )
     if dag_run is None:

@@ -14,8 +14,6 @@ The core reaches Airflow only through ``campaign_runs.adapters``.
 from __future__ import annotations
 
 from campaign_runs.core.actions import (
-    RESTART_CONF_RUN,
-    RESTART_CONF_SLOT,
     parse_action,
     perform,
     require_user,
@@ -42,6 +40,7 @@ from campaign_runs.core.dto import (
 )
 from campaign_runs.core.housekeeping import finish_stopping_runs, housekeeping_pass
 from campaign_runs.core.schedule import campaign_display, get_run, run_history, run_schedule, upcoming_runs
+from campaign_runs.core.served_slot import RESTART_CONF_RUN, RESTART_CONF_SLOT
 from campaign_runs.core.worklist import reassign, worklist
 
 __all__ = [

@@ -19,6 +19,7 @@ from campaign_runs.core.dto import ActionResult
 from campaign_runs.core.housekeeping import finish_pending_stop
 from campaign_runs.core.overrides import check_overrides, check_params
 from campaign_runs.core.schedule import current_status, require_run
+from campaign_runs.core.served_slot import RESTART_CONF_RUN, RESTART_CONF_SLOT
 from campaign_runs.domain import (
     ALLOWED_FROM,
     RESULT_OF,
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
 
     from campaign_runs.adapters.runs import DagRunInfo
 
-RESTART_CONF_RUN = "campaign_restart_of"
-RESTART_CONF_SLOT = "campaign_slot"
 RESTART_CONF_RESEND = "campaign_resend_in_doubt"
 RUN_ACTIONS = (Action.STOP, Action.RESTART, Action.SKIP)
 
@@ -162,6 +161,7 @@ def _restart_conf(dag_run: DagRunInfo, resend_in_doubt: bool, params: dict[str, 
         "logical_date": _iso(dag_run.logical_date),
         "data_interval_start": _iso(dag_run.data_interval_start),
         "data_interval_end": _iso(dag_run.data_interval_end),
+        "run_after": _iso(dag_run.run_after),  # when it was due: the slot of a run without a logical date
     }
     conf = {
         **previous,

@@ -28,6 +28,7 @@ from campaign_runs.domain import (
     CampaignRunsError,
     InvalidOptionError,
     NotFoundError,
+    plural,
     utcnow,
     validate_note,
 )
@@ -71,17 +72,18 @@ def _record_and_email(
     dag_id: str,
     actor: str,
     note: str,
-    summary: str,
+    summary: tuple[str, str],
     details: dict[str, Any],
     runs_listed: list[tuple[str, str]],
 ) -> tuple[int, int]:
-    """History entry and the action's one email, in the caller's transaction."""
+    """History entry and the action's one email, in the caller's transaction; ``summary``: (subject, sentence)."""
     event_id, _ = record_event(
         session, dag_id=dag_id, kind=action, actor=actor, note=note, details=json.dumps(details, default=str)
     )
     base = get_settings().base_url
     context = {
-        "summary": summary,
+        "summary": summary[0],
+        "sentence": summary[1],
         "note": note,
         "campaign_url": links.absolute(base, links.campaign_tab_path(dag_id)),
         "runs": [
@@ -130,7 +132,7 @@ def run_now(
         dag_id=dag_id,
         actor=actor,
         note=cleaned,
-        summary="Run now started a run",
+        summary=(f"Run now started a run of {dag_id}", f"Run now started a run of campaign {dag_id}, as you asked."),
         details={"run_id": run_id, "conf": overrides},
         runs_listed=[(run_id, "queued")],
     )
@@ -151,7 +153,10 @@ def pause(dag_id: str, *, actor: str, note: str | None, session: Session = NEW_S
         dag_id=dag_id,
         actor=actor,
         note=cleaned,
-        summary="Paused",
+        summary=(
+            f"Paused {dag_id}",
+            f"Campaign {dag_id} is paused, as you asked: no new run starts until it is resumed.",
+        ),
         details={},
         runs_listed=[],
     )
@@ -212,16 +217,34 @@ def resume(
         dag_id=dag_id,
         actor=actor,
         note=cleaned,
-        summary=f"Resumed (missed runs: {missed})",
+        summary=(f"Resumed {dag_id}", f"Campaign {dag_id} is resumed, as you asked; {_missed_text(missed, dates)}"),
         details={"missed": missed, "backfill_id": backfill_id, "backfill": dates},
         runs_listed=[],
     )
-    message = f"Resumed {dag_id}; " + (
-        f"a backfill of {len(dates)} missed run(s) started." if backfill_id else f"missed runs: {missed}."
-    )
+    message = f"Resumed {dag_id}; {_missed_text(missed, dates)}"
     return CampaignActionResult(
         event_id, "resume", dag_id, actor, message, outbox_ids=[outbox_id], backfill_id=backfill_id
     )
+
+
+def _missed_text(missed: str, backfill: list[str]) -> str:
+    """What Resume did with the slots missed while the campaign was paused, as a sentence's end."""
+    if missed == "all":
+        if not backfill:
+            return "no slot was missed while it was paused."
+        return f"a backfill runs the {plural(len(backfill), 'slot')} missed while it was paused."
+    if missed == "latest":
+        return "the latest slot missed while it was paused (if one was) runs now."
+    return "slots missed while it was paused do not run."
+
+
+def _stopping_text(dag_id: str, outcomes: dict[str, str]) -> str:
+    """Stop all's sentence: how many runs are stopping, and how many could not be stopped."""
+    stopping = sum(1 for outcome in outcomes.values() if outcome == "stopping")
+    text = f"{plural(stopping, 'run')} of campaign {dag_id} {'is' if stopping == 1 else 'are'} stopping, as you asked."
+    if left := len(outcomes) - stopping:
+        text += f" {plural(left, 'run')} could not be stopped (see below)."
+    return text
 
 
 @provide_session
@@ -247,11 +270,11 @@ def stop_all(dag_id: str, *, actor: str, note: str | None, session: Session = NE
         dag_id=dag_id,
         actor=actor,
         note=cleaned,
-        summary=f"Stop all stopped {len(stopped)} run(s)",
+        summary=(f"Stopping {plural(len(stopped), 'run')} of {dag_id}", _stopping_text(dag_id, outcomes)),
         details={"outcomes": outcomes},
         runs_listed=list(outcomes.items()),
     )
-    message = f"Stopping {len(stopped)} run(s) of {dag_id}."
+    message = f"Stopping {plural(len(stopped), 'run')} of {dag_id}."
     return CampaignActionResult(event_id, "stop_all", dag_id, actor, message, stopped, outcomes, [outbox_id])
 
 

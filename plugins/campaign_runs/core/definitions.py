@@ -10,7 +10,6 @@ content (SHA-256) it started from, and a save over someone else's newer one is r
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,11 +18,12 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from campaign_runs.adapters import dags
 from campaign_runs.adapters import definitions as files
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import running_definition
 from campaign_runs.core.actions import require_user
-from campaign_runs.core.definition_templates import check_templates as _check_templates
+from campaign_runs.core.definition_errors import SAFE_ID, validate_data
 from campaign_runs.core.events import record_event, sha_of
 from campaign_runs.domain import (
     CampaignRunsError,
@@ -34,7 +34,7 @@ from campaign_runs.domain import (
     utcnow,
     validate_note,
 )
-from campaign_runs.factory.documents import DocumentError, load_yaml
+from campaign_runs.factory.documents import DocumentError, document_problem, load_yaml
 from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
 
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 MAX_DEFINITION_BYTES = 64 * 1024
-SAFE_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")  # always fullmatch: "$" matches before a newline
+
 VERSION_KINDS = ("found", "created", "configured")
 READ_ONLY_WHY = (
     "The definitions folder {folder} cannot be written (a read-only mount or a git bundle): commit the YAML "
@@ -108,50 +108,15 @@ def load_text(text: str) -> Any:
     try:
         data = load_yaml(text, max_bytes=MAX_DEFINITION_BYTES)
     except (yaml.YAMLError, DocumentError) as error:
-        raise DefinitionInvalidError("", f"invalid YAML: {error}") from error
+        raise DefinitionInvalidError("", f"invalid YAML: {document_problem(error)}") from None
     if not isinstance(data, dict):
         raise DefinitionInvalidError("", "a campaign definition is a YAML mapping (id, description, schedule...)")
     return data
 
 
-def _check_id(data: dict[str, Any]) -> str:
-    dag_id = data.get("id")
-    if not isinstance(dag_id, str) or not SAFE_ID.fullmatch(dag_id) or ".." in dag_id:
-        raise DefinitionInvalidError(
-            "id", f"{dag_id!r} is not a campaign id: letters, digits, '_', '.' and '-', no path, not hidden"
-        )
-    return dag_id
-
-
-def _mapping(data: Any, key: str) -> dict[str, Any]:
-    """``data[key]`` when both are mappings, else an empty mapping (the factory reports the wrong type)."""
-    value = data.get(key) if isinstance(data, dict) else None
-    return value if isinstance(value, dict) else {}
-
-
-def _check_rates(data: dict[str, Any]) -> None:
-    """A rate limit, when given, is a positive number of messages per second (leave it out for no limit)."""
-    channels = _mapping(data, "channels")
-    for channel, settings in channels.items():
-        rate = settings.get("rate_limit_per_second") if isinstance(settings, dict) else None
-        if isinstance(rate, int | float) and not isinstance(rate, bool) and rate <= 0:
-            raise DefinitionInvalidError(
-                f"channels.{channel}.rate_limit_per_second",
-                f"must be more than 0 messages per second, got {rate!r}; leave it out for no limit",
-            )
-
-
 def validate_text(text: str) -> tuple[str, Any]:
-    """Validate a definition as the dag-processor will; return its id and spec, or ``DefinitionInvalidError``."""
-    data = load_text(text)
-    dag_id = _check_id(data)
-    _check_templates(data)
-    _check_rates(data)
-    try:
-        spec = files.parse(data, f"{dag_id}{files.SUFFIX}")
-    except files.SpecRejected as error:
-        raise DefinitionInvalidError(error.problem.field, error.problem.message) from error
-    return dag_id, spec
+    """Validate a definition as the dag-processor will; its id and spec, or ``DefinitionErrors`` naming them all."""
+    return validate_data(load_text(text))
 
 
 def apply_settings(text: str, assignments: list[str]) -> str:
@@ -165,7 +130,7 @@ def apply_settings(text: str, assignments: list[str]) -> str:
         try:
             value = load_yaml(raw, max_bytes=MAX_DEFINITION_BYTES) if raw.strip() else None
         except (yaml.YAMLError, DocumentError) as error:
-            raise DefinitionInvalidError(key, f"value is not valid YAML: {error}") from error
+            raise DefinitionInvalidError(key, f"value is not valid YAML: {document_problem(error)}") from None
         node = data
         for part in path[:-1]:
             child = node.get(part)
@@ -248,11 +213,14 @@ def definition_of(dag_id: str, *, session: Session = NEW_SESSION) -> DefinitionS
     latest = _latest_version(dag_id, session)
     text = _read_definition(where, dag_id, complete=not known and latest is None)
     if text is None and not known:
-        raise NotFoundError(f"No campaign {dag_id!r}: no DAG and no file {dag_id}{files.SUFFIX} in {where}.")
+        raise NotFoundError(
+            f"No campaign {dag_id!r}: no DAG and no file {dag_id}{files.SUFFIX} in the campaigns folder."
+        )
     writable = files.writable(where)
     version = int(latest.version) if latest is not None else 0
     if text is None:
-        why = f"{dag_id} is written in Python ({fileloc or 'a DAG file'}), not in YAML: change it in its code."
+        source = f"its DAG file {fileloc.replace(chr(92), '/').rsplit('/', 1)[-1]}" if fileloc else "a DAG file"
+        why = f"{dag_id} is written in Python ({source}), not in YAML: change it in its code."
         return DefinitionState(dag_id, None, None, version, False, why, writable)
     reason = "" if writable else READ_ONLY_WHY.format(folder=where)
     return DefinitionState(dag_id, text, sha_of(text), version, True, reason, writable)
@@ -284,16 +252,29 @@ def _spec_or_none(text: str) -> Any | None:
         return None
 
 
+def _taken(dag_id: str, session: Session) -> str:
+    """Why New refuses ``dag_id``: which campaign (or DAG, or file not loaded yet) has it; no server path."""
+    dag = dags.get_dag(dag_id, session)
+    if dag is None:
+        return (
+            f"The id {dag_id!r} is taken: the campaigns folder already has a campaign with it that Airflow has not "
+            "loaded (yet, or it refused it: see Campaigns). Choose another id."
+        )
+    if not dags.dag_has_tag(dag_id, get_settings().campaign_tag, session):
+        return f"The id {dag_id!r} is taken by an Airflow DAG that is not a campaign. Choose another id."
+    about = f" ({dag.description[:80]})" if dag.description else ""
+    return f"The id {dag_id!r} is taken: campaign {dag_id}{about} already uses it. Choose another id."
+
+
 @provide_session
 def create_definition(text: str, *, actor: str, note: str | None, session: Session = NEW_SESSION) -> SavedDefinition:
     """New: validate, refuse an id Airflow or the folder already has, write the file, record version 1."""
     dag_id, cleaned, _ = _prepare(text, actor, note, session)
     where = folder()
     path = files.path_of(where, dag_id)
-    known, fileloc, _ = files.dag_file_of(dag_id, session)
+    known, _, _ = files.dag_file_of(dag_id, session)
     if known or path.exists():
-        where_found = fileloc or str(path.name)
-        raise ConflictError(f"The id {dag_id!r} clashes with an existing DAG or campaign file ({where_found}).")
+        raise ConflictError(_taken(dag_id, session))
     if not files.writable(where):
         message = READ_ONLY_WHY.format(folder=where)
         return SavedDefinition(dag_id, text, sha_of(text), False, None, diff_of("", text, path.name), message)

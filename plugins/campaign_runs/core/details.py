@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from campaign_runs.adapters import dag_versions, tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
@@ -11,70 +11,19 @@ from campaign_runs.core import emails, records
 from campaign_runs.core.audience_info import run_audience
 from campaign_runs.core.campaigns import require_campaign, summaries
 from campaign_runs.core.channel_delivery import run_deliveries
-from campaign_runs.core.dto import ChannelProgress, RunDetails, TaskView
+from campaign_runs.core.dto import RunDetails, TaskView
+from campaign_runs.core.progress import channel_progress, count
 from campaign_runs.core.schedule import find_run, run_views
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from sqlalchemy.orm import Session
 
-    from campaign_runs.adapters.tasks import ProgressReport, TaskRow
-    from campaign_runs.core.channel_delivery import ChannelDelivery
-
-NUMBERS = ("total", "sent", "failed", "in_doubt", "suppressed")  # a channel's counts; ``skipped`` is by reason
-
-
-def _count(value: Any) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0
-
-
-def _add(entry: dict[str, Any], value: dict[str, Any]) -> None:
-    """Add one task instance's report to its channel's sums (mapped tasks: one report per shard)."""
-    for key in NUMBERS:
-        entry[key] += _count(value.get(key))
-    skipped = value.get("skipped")
-    for reason, count in skipped.items() if isinstance(skipped, dict) else ():
-        if _count(count):
-            entry["skipped"][str(reason)] = entry["skipped"].get(str(reason), 0) + _count(count)
-
-
-def channel_progress(
-    channels: list[str],
-    reports: list[ProgressReport],
-    task_rows: list[TaskRow],
-    deliveries: Mapping[str, ChannelDelivery] | None = None,
-) -> list[ChannelProgress]:
-    """Progress per channel: every declared channel (then any other that reported), mapped tasks summed.
-
-    ``deliveries`` says how each channel delivers (``core.channel_delivery``): its transport or a dry run.
-    """
-    deliveries = deliveries or {}
-    reported: dict[str, dict[str, Any]] = {}
-    for report in reports:
-        name = str(report.value.get("channel") or report.task_id.removeprefix(tasks.CHANNEL_TASK_PREFIX))
-        entry = reported.setdefault(name, {"task_id": report.task_id, **dict.fromkeys(NUMBERS, 0), "skipped": {}})
-        _add(entry, report.value)
-    states: dict[str, str | None] = {}
-    for row in task_rows:
-        states.setdefault(row.task_id, row.state)
-    rows = []
-    for channel in [*channels, *sorted(set(reported) - set(channels))]:
-        data = reported.get(channel)
-        task_id = data["task_id"] if data else f"{tasks.CHANNEL_TASK_PREFIX}{channel}"
-        numbers: dict[str, Any] = {key: data[key] if data else None for key in (*NUMBERS, "skipped")}
-        found = ChannelProgress(channel=channel, task_id=task_id, task_state=states.get(task_id), **numbers)
-        how = deliveries.get(channel)
-        rows.append(replace(found, delivery=how.label, dry_run=how.dry_run) if how is not None else found)
-    return rows
+    from campaign_runs.adapters.tasks import TaskRow
 
 
 def in_doubt_count(dag_id: str, run_id: str, session: Session) -> int:
     """Recipients in doubt across the run's channels, as its channel tasks last reported them."""
-    return sum(_count(report.value.get("in_doubt")) for report in tasks.progress_reports(dag_id, run_id, session))
+    return sum(count(report.value.get("in_doubt")) for report in tasks.progress_reports(dag_id, run_id, session))
 
 
 def _task_view(row: TaskRow) -> TaskView:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from campaign_runs.core.served_slot import ServedSlot
 from campaign_runs.domain import DEMO_AUDIENCE, DRY_RUN_LABEL, RunStatus, skipped_text, utcnow
 
 # What run details say when ``build_audience`` failed and its message was not read (its log says why).
@@ -97,6 +98,40 @@ class EmailView:
 
 
 @dataclass(frozen=True)
+class MessageProgress:
+    """A run's messages over all its channels as they last reported; ``total`` is None before any report."""
+
+    total: int | None = None
+    sent: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+
+    @classmethod
+    def of(cls, channels: list[ChannelProgress]) -> MessageProgress:
+        """The sums of the channels that have reported."""
+        reported = [c for c in channels if c.reported]
+        if not reported:
+            return cls()
+        numbers = {key: sum(getattr(c, key) or 0 for c in reported) for key in ("total", "sent", "failed", "in_doubt")}
+        return cls(**numbers)
+
+    @property
+    def percent(self) -> int:
+        """Messages handled (sent or failed) of the total, in percent; 0 before any report or without recipients."""
+        return min(100, int(100 * (self.sent + self.failed) / self.total)) if self.total else 0
+
+    @property
+    def text(self) -> str:
+        """``182 of 300 sent, 3 failed, 2 in doubt`` (zero counts left out); ``not reported`` before any report."""
+        if self.total is None:
+            return "not reported"
+        if not self.total:
+            return "no recipients"
+        extra = [f"{n:,} {what}" for n, what in ((self.failed, "failed"), (self.in_doubt, "in doubt")) if n]
+        return ", ".join([f"{self.sent:,} of {self.total:,} sent", *extra])
+
+
+@dataclass(frozen=True)
 class RunView:
     """One run of a campaign as people see it."""
 
@@ -120,6 +155,8 @@ class RunView:
     allowed_actions: list[str]
     # The run's emails: filled for run details only (empty in lists).
     emails: list[EmailView] = field(default_factory=list)
+    messages: MessageProgress = field(default_factory=MessageProgress)  # over its channels, as they reported
+    slot: ServedSlot = field(default_factory=ServedSlot)  # the slot it serves (a restart: its first run's)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -312,10 +349,8 @@ class RunDetails:
     @property
     def overall_percent(self) -> int:
         """Messages handled of all reporting channels, in percent (task progress before any report)."""
-        total = sum(c.total or 0 for c in self.channels)
-        if not total:
-            return self.run.progress_percent
-        return min(100, int(100 * sum((c.sent or 0) + (c.failed or 0) for c in self.channels) / total))
+        messages = MessageProgress.of(self.channels)
+        return messages.percent if messages.total else self.run.progress_percent
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from campaign_runs.adapters import auth, metrics, tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.domain import CampaignRunsError
+from campaign_runs.domain import CampaignRunsError, shorten
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def note_of(trip: GuardTrip) -> str:
     written = str(trip.value.get("note") or "").strip()
     channel = str(trip.value.get("channel") or trip.task_id.removeprefix(tasks.CHANNEL_TASK_PREFIX))
     note = written or f"Guard: {channel} crossed its failure threshold"
-    return note[: get_settings().note_max_length]
+    return shorten(note, get_settings().note_max_length)
 
 
 def idempotency_key(trip: GuardTrip) -> str:

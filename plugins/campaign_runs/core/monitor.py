@@ -13,7 +13,7 @@ import io
 import json
 import statistics
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -21,11 +21,11 @@ from sqlalchemy import select
 from campaign_runs.adapters import dags, runs, tasks
 from campaign_runs.adapters import summaries as stored_runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import records, summaries
+from campaign_runs.core import date_range, records, summaries
 from campaign_runs.core.campaigns import require_campaign
 from campaign_runs.core.channel_delivery import dry_run_channels, run_deliveries
-from campaign_runs.core.details import channel_progress
 from campaign_runs.core.overview import Overview, StuckRun, outbox_backlog, overview, stuck_after
+from campaign_runs.core.progress import channel_progress
 from campaign_runs.core.reconcile import applied_status, belongs
 from campaign_runs.domain import (
     Action,
@@ -209,11 +209,6 @@ def _resolution(dag_id: str, run_ids: Sequence[str], session: Session) -> tuple[
     return waits, sum(1 for r in rows if r.resolved_at is None)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    """A date without a time zone is taken as UTC."""
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def _duration(start: datetime | None, end: datetime | None) -> float | None:
     return round((end - start).total_seconds(), 3) if start is not None and end is not None else None
 
@@ -295,16 +290,17 @@ def campaign_metrics(
     dag_id: str,
     *,
     limit: int = LIMITS[0],
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: date | datetime | None = None,
+    until: date | datetime | None = None,
     session: Session = NEW_SESSION,
 ) -> CampaignMetrics:
-    """The campaign's newest ``limit`` runs (run_after in ``[since, until)`` when given) and their numbers."""
-    since, until = _aware(since), _aware(until)
+    """The campaign's newest ``limit`` runs (run_after from ``since`` to ``until``, ``core.date_range``'s rule).
+
+    The metrics keep the range as ``[since, until)``; a refused range raises ``DateRangeError``.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidOptionError(f"limit must be between 1 and {MAX_LIMIT}.")
-    if since is not None and until is not None and until <= since:
-        raise InvalidOptionError("The end of the date range must come after its start.")
+    since, until = date_range.bounds(since, until)
     tags = _campaign_tags(dag_id, session)
     dag_runs = stored_runs.recent_runs(dag_id, since=since, until=until, limit=limit, session=session)
     run_ids = [dr.run_id for dr in dag_runs]

@@ -51,7 +51,7 @@ SUBJECTS = {
     "restarted": "Run {run_id} of {campaign} restarted as {new_run_id}",
     "skipped": "Run {run_id} of {campaign} skipped",
     "deleted": "Run {run_id} of {campaign} was deleted in Airflow while stopping",
-    "campaign_action": "{summary} on {campaign}",
+    "campaign_action": "{summary}",  # a whole phrase naming the campaign: "Stopping 2 runs of summer_sale"
 }
 
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "email"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from campaign_runs.adapters import dags, runs
+from campaign_runs.adapters import dags, runs, tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records
 from campaign_runs.core.campaigns import detail, require_campaign
-from campaign_runs.core.dto import CampaignDisplay, HistoryEntry, RunSchedule, RunView, UpcomingRun
+from campaign_runs.core.dto import CampaignDisplay, HistoryEntry, MessageProgress, RunSchedule, RunView, UpcomingRun
+from campaign_runs.core.progress import channel_progress
 from campaign_runs.core.reconcile import applied_status, belongs
+from campaign_runs.core.served_slot import originals_due, served_slot
 from campaign_runs.domain import NotFoundError, RecordStatus, RunStatus, allowed_actions, derive_status
 from campaign_runs.settings import get_settings
 
@@ -60,7 +62,7 @@ def upcoming_runs(dag_id: str, count: int | None = None, *, session: Session = N
 
 
 def run_views(dag_id: str, dag_runs: list[DagRunInfo], session: Session) -> list[RunView]:
-    """Runs with their displayed status, progress and note, in a constant number of queries."""
+    """Runs with their displayed status, task and message progress and note, in a constant number of queries."""
     run_ids = [dr.run_id for dr in dag_runs]
     found = records.records(dag_id, run_ids, session)
     found = {dr.run_id: found[dr.run_id] for dr in dag_runs if belongs(found.get(dr.run_id), dr)}
@@ -69,6 +71,8 @@ def run_views(dag_id: str, dag_runs: list[DagRunInfo], session: Session) -> list
     running = runs.running_task_counts(dag_id, stopping, session)
     progress = runs.task_progress(dag_id, run_ids, session)
     notes = runs.notes_of([dr.pk for dr in dag_runs], session)
+    reports = tasks.progress_reports_of(dag_id, run_ids, session)
+    due = runs.run_after_of(dag_id, originals_due(dag_runs), session)  # none unless a restart needs one
     views = []
     for dr in dag_runs:
         record = found.get(dr.run_id)
@@ -94,6 +98,8 @@ def run_views(dag_id: str, dag_runs: list[DagRunInfo], session: Session) -> list
                 restart_of=record.restart_of_run_id if record is not None else None,
                 replaced_by=record.replaced_by_run_id if record is not None else None,
                 allowed_actions=[a.value for a in allowed_actions(status)],
+                messages=MessageProgress.of(channel_progress([], reports.get(dr.run_id, []), [])),
+                slot=served_slot(dr, due),
             )
         )
     return views

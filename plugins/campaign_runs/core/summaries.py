@@ -25,7 +25,7 @@ from campaign_runs.adapters import dags, metrics, runs, tasks
 from campaign_runs.adapters import summaries as stored_runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import records
-from campaign_runs.core.details import channel_progress
+from campaign_runs.core.progress import channel_progress
 from campaign_runs.core.reconcile import applied_status
 from campaign_runs.domain import RecordStatus, RunStatus, derive_status, utcnow
 from campaign_runs.models import run_summary

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Param
@@ -31,9 +32,14 @@ def campaign_tags(spec: CampaignSpec) -> list[str]:
     return tags + [tag for tag in spec.tags if tag not in tags]
 
 
+MARKDOWN = re.compile(r"([\\`*_\[\]<>|&~])")  # what could make a setting's text markup: escaped, shown as is
+
+
 def _setting_text(value: Any) -> str:
-    text = str(value).replace("\n", " ").replace("|", "\\|")
-    return text if len(text) <= 80 else text[:77] + "..."
+    """A setting as text in the About: one line, at most 80 characters, every Markdown or HTML character escaped."""
+    text = " ".join(str(value).split())
+    text = text if len(text) <= 80 else text[:79] + "…"
+    return MARKDOWN.sub(r"\\\1", text)
 
 
 def about_markdown(spec: CampaignSpec) -> str:
@@ -54,16 +60,24 @@ def about_markdown(spec: CampaignSpec) -> str:
         "",
         *audience_lines(spec),
     ]
-    lines += ["", "#### Channels", "", "| Channel | Delivery | Batch size | Rate limit | Sending | Settings |"]
-    lines.append("| --- | --- | --- | --- | --- | --- |")
+    lines += ["", "#### Channels", "", "| Channel | Delivery | Batch size | Rate limit | Sending |"]
+    lines.append("| --- | --- | --- | --- | --- |")
     for channel in spec.channels:
         rate = f"{channel.rate_limit_per_second:g}/s" if channel.rate_limit_per_second else "unlimited"
         sending = f"{channel.connections} connection{'s' if channel.connections > 1 else ''}"
         sending += f", {channel.shards} shards" if channel.shards > 1 else ""
-        settings = "<br>".join(f"{key}: {_setting_text(value)}" for key, value in channel.settings.items() if value)
         how = delivery_cell(channel)
-        lines.append(f"| {channel.name} | {how} | {channel.batch_size} | {rate} | {sending} | {settings} |")
-    return "\n".join(lines) + "\n"
+        lines.append(f"| {channel.name} | {how} | {channel.batch_size} | {rate} | {sending} |")
+    return "\n".join(lines + settings_lines(spec)) + "\n"
+
+
+def settings_lines(spec: CampaignSpec) -> list[str]:
+    """Each channel's settings under the table, one per line (a table cell holds no line break without HTML)."""
+    lines: list[str] = []
+    for channel in spec.channels:
+        settings = [f"- {key}: {_setting_text(value)}" for key, value in channel.settings.items() if value]
+        lines += ["", f"##### Settings of {channel.name}", "", *settings] if settings else []
+    return lines
 
 
 def connection_id(channel: ChannelSpec) -> str:

@@ -9,6 +9,7 @@ check is linear in the size of the text.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -119,3 +120,44 @@ def load_json_object(text: str, *, max_bytes: int = MAX_JSON_BYTES, max_depth: i
         raise DocumentError('must be a JSON object such as {"audience_size": 10}')
     check_shape(value, max_depth=max_depth)
     return value
+
+
+# The parser's words for what it read, in the user's.
+_PARSER_WORDS = {"'<stream end>'": "the end of the text", "<stream end>": "the end of the text", "'<document start>'":
+                 "the end of the text", "<block end>": "the end of the indented block"}  # fmt: skip
+
+
+def _at(mark: Any) -> str:
+    """``line 2, column 5`` of a PyYAML mark (counted from 1), "" without one."""
+    return f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """What is wrong with a YAML text, in the user's words and with line and column; never the parser's stream name."""
+    if isinstance(error, yaml.reader.ReaderError):
+        return f"the character U+{error.character:04X} at position {error.position + 1} is not allowed"
+    problem, context = str(getattr(error, "problem", "") or ""), str(getattr(error, "context", "") or "")
+    at, opened = _at(getattr(error, "problem_mark", None)), _at(getattr(error, "context_mark", None)) or "the start"
+    if "flow mapping" in context or "flow sequence" in context:
+        pair = "{}" if "mapping" in context else "[]"
+        return f"the {pair[0]} opened at {opened} is not closed: a ',' or '{pair[1]}' is missing at {at}"
+    if "quoted scalar" in context:
+        return f"the quote opened at {opened} is not closed"
+    if "simple key" in context or "expected ':'" in problem:
+        return f"{opened} has no ':' (write key: value)"
+    if "mapping values are not allowed" in problem:
+        return f"a second ': ' at {at}: put a value that holds ': ' in quotes"
+    if "cannot start any token" in problem:
+        found = re.search(r"found character (.*) that cannot", problem)
+        char = found.group(1) if found else "?"
+        return f"a tab at {at}: indent with spaces" if char == "'\\t'" else f"{char} at {at} cannot start a value"
+    if "block collection" in context or "block mapping" in context:
+        return f"the indentation at {at} does not match the lines above it"
+    for words, plain in _PARSER_WORDS.items():
+        problem = problem.replace(words, plain)
+    return (problem[:200] or "not valid YAML") + (f" at {at}" if at else "")
+
+
+def document_problem(error: Exception) -> str:
+    """A refused document in the user's words: a YAML error explained, any other refusal as it says."""
+    return yaml_problem(error) if isinstance(error, yaml.YAMLError) else str(error)

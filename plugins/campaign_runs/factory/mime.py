@@ -16,7 +16,7 @@ import smtplib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from email.utils import formataddr
+from email.utils import formataddr, formatdate
 from string import Template
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,11 @@ PLAIN_ADDRESS = re.compile(r"[^<>\s\"(),;:\\\[\]@]+@[^<>\s\"(),;:\\\[\]@]+")  # 
 def _one_line(value: str) -> str:
     """A header value on one line (a template value must not start a new header)."""
     return " ".join(value.splitlines()).strip() if ("\n" in value or "\r" in value) else value
+
+
+def date_header(now: float) -> str:
+    """An RFC 5322 ``Date`` value in UTC (``Mon, 07 Dec 2026 17:25:44 +0000``), of ``now`` (seconds since the epoch)."""
+    return formatdate(now).replace("-0000", "+0000")
 
 
 def header_value(value: str) -> str:
@@ -108,6 +113,8 @@ class MessageTemplate:
         self._ids = itertools.count()
         self._id_prefix = f"{time.time_ns()}.{os.getpid()}.{secrets.token_hex(4)}"
         self._id_domain = domain
+        self.clock: Callable[[], float] = time.time  # the time a message is rendered at (its Date)
+        self._date: tuple[int, str] = (-1, "")  # (second, its Date line): one formatting a second, not a message
         lines = [f"From: {formataddr((from_name, mail_from)) if from_name else mail_from}"]
         if reply_to:
             lines.append(f"Reply-To: {header_value(reply_to)}")
@@ -121,6 +128,13 @@ class MessageTemplate:
         """A Message-ID unique to this process and template (a counter after a random, time-stamped prefix)."""
         return f"<{self._id_prefix}.{next(self._ids)}@{self._id_domain}>"
 
+    def date(self) -> str:
+        """The ``Date`` header line of a message rendered now (RFC 5322 asks for one in every message)."""
+        second = int(self.clock())
+        if self._date[0] != second:
+            self._date = (second, f"Date: {date_header(second)}{CRLF}")
+        return self._date[1]
+
     def render(self, to: str, values: dict[str, Any], extra: dict[str, str], unsubscribe: Sequence[str] = ()) -> bytes:
         """The whole message for one recipient, CRLF line ends; ``unsubscribe``: the List-Unsubscribe URIs."""
         encoding, body = self._constant_body or body_part(self.body.render(values))
@@ -129,7 +143,8 @@ class MessageTemplate:
             varying += list_unsubscribe(unsubscribe)
         head = (
             f"{self._head}To: {header_value(to)}{CRLF}Subject: {header_value(self.subject.render(values))}{CRLF}"
-            f"Message-ID: {self.message_id()}{CRLF}{varying}Content-Transfer-Encoding: {encoding}{CRLF}{CRLF}"
+            f"{self.date()}Message-ID: {self.message_id()}{CRLF}{varying}"
+            f"Content-Transfer-Encoding: {encoding}{CRLF}{CRLF}"
         )
         return head.encode("utf-8") + body
 

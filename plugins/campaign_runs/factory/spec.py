@@ -14,7 +14,7 @@ import yaml
 from campaign_runs.factory.addresses import is_email_address
 from campaign_runs.factory.channel_spec import ChannelSpec as ChannelSpec  # re-exported
 from campaign_runs.factory.channel_spec import channel_specs, delivery
-from campaign_runs.factory.documents import DocumentError, load_yaml
+from campaign_runs.factory.documents import DocumentError, document_problem, load_yaml
 from campaign_runs.factory.fields import COLUMN_PATTERN, ID_PATTERN, Fields, Scalar, checked_text, scalar, shown
 from campaign_runs.factory.fields import CampaignSpecError as CampaignSpecError  # re-exported: the loader's error
 from campaign_runs.factory.schedule import is_manual, validate_cron
@@ -308,5 +308,6 @@ def load_spec(path: Path) -> CampaignSpec:
     try:
         data = load_yaml(path.read_text(encoding="utf-8"), max_bytes=MAX_FILE_BYTES)
     except (yaml.YAMLError, DocumentError, UnicodeDecodeError) as error:
-        raise CampaignSpecError(path, "", f"invalid YAML: {error}") from error
+        problem = f"not UTF-8 ({error.reason})" if isinstance(error, UnicodeDecodeError) else document_problem(error)
+        raise CampaignSpecError(path, "", f"invalid YAML: {problem}") from None
     return parse_spec(data, path)

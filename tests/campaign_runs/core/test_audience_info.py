@@ -144,7 +144,7 @@ def test_campaigns_carry_their_audience_label(airflow_db: None) -> None:
 
 def test_progress_sums_suppressed_and_skipped_over_a_channel_s_shards() -> None:
     from campaign_runs.adapters.tasks import ProgressReport
-    from campaign_runs.core.details import channel_progress
+    from campaign_runs.core.progress import channel_progress
 
     shard = {"channel": "email", "total": 300, "sent": 300, "failed": 0, "in_doubt": 0}
     reports = [

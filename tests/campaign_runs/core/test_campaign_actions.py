@@ -22,6 +22,7 @@ from campaign_runs.models import campaign_event, email_outbox, run_record, workl
 from sqlalchemy import select
 
 from tests.campaign_runs.core.helpers import count, dag_run, ti_states
+from tests.support.fixtures import body_of
 
 DAG = "cr_campaign"
 
@@ -87,7 +88,8 @@ def test_run_now_starts_a_run_with_validated_overrides_and_emails(unpaused: None
     assert (event.actor, event.note, json.loads(event.details)["run_id"]) == ("alice", "Launch", run_id)
     core.wait_for_deliveries(10)
     [message] = smtp_server.wait_for(1)
-    assert message["Subject"] == f"[Campaign Runs] Run now started a run on {DAG}"
+    assert message["Subject"] == f"[Campaign Runs] Run now started a run of {DAG}"
+    assert f"Run now started a run of campaign {DAG}, as you asked." in body_of(message)
     assert message["To"] == "alice@example.com"
 
 
@@ -174,7 +176,10 @@ def test_stop_all_stops_each_active_run_and_sends_one_email(make_run: Any, unpau
     assert sorted(quiet) == sorted([(first, False), (second, False)])
     core.wait_for_deliveries(10)
     [message] = smtp_server.wait_for(1)
-    assert message["Subject"] == f"[Campaign Runs] Stop all stopped 2 run(s) on {DAG}"
+    assert message["Subject"] == f"[Campaign Runs] Stopping 2 runs of {DAG}"
+    assert f"2 runs of campaign {DAG} are stopping, as you asked." in body_of(message)
+    assert "(s)" not in body_of(message)  # both parts, plain text and HTML
+    assert result.message == f"Stopping 2 runs of {DAG}."
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from sqlalchemy import update

@@ -74,10 +74,14 @@ def test_an_oversized_template_is_refused(folder: Path) -> None:
 
 
 def test_an_id_that_clashes_with_a_dag_or_a_file_is_refused(folder: Path) -> None:
-    with pytest.raises(ConflictError, match="clashes with an existing DAG"):
+    with pytest.raises(ConflictError) as taken:
         definitions.create_definition(VALID.replace("cr_new_campaign", "cr_campaign"), actor="alice", note="")
+    assert str(taken.value) == (  # which campaign has the id, in words: no loader file, no server path
+        "The id 'cr_campaign' is taken: campaign cr_campaign (Weekly test newsletter) already uses it. "
+        "Choose another id."
+    )
     definitions.create_definition(VALID, actor="alice", note="")
-    with pytest.raises(ConflictError, match="clashes"):
+    with pytest.raises(ConflictError, match="the campaigns folder already has a campaign with it"):
         definitions.create_definition(VALID, actor="bob", note="")
     assert count(campaign_event) == 1
 

@@ -82,7 +82,7 @@ def test_the_restart_email_gives_the_in_doubt_count_and_what_the_new_run_does(ma
     core.wait_for_deliveries(10)
     [message] = smtp_server.wait_for(1)
     for part in (part_of(message, "text/plain"), part_of(message, "text/html")):
-        assert "2 recipient(s) were in doubt" in part
+        assert "2 recipients were in doubt" in part
         assert ("sends them the message once more" in part) is resend
         assert ("does not send to them again" in part) is not resend
 

@@ -50,7 +50,7 @@ def test_one_channel_a_dry_run() -> None:
         in about
     )
     assert "messages are written to a local JSON-lines file; email over smtp, push over fcm\n" in about
-    assert "| Channel | Delivery | Batch size | Rate limit | Sending | Settings |" in about
+    assert "| Channel | Delivery | Batch size | Rate limit | Sending |\n" in about
     assert rows(about) == {
         "email": "smtp, Connection `campaign_smtp`",
         "sms": "**dry run**",

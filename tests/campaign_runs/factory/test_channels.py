@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -183,6 +185,7 @@ def test_every_email_carries_its_recipients_one_click_unsubscribe(
             ("Content-Type", 'text/plain; charset="utf-8"'),
             ("To", recipient.email),
             ("Subject", f"Hi {recipient.fields()['first_name']}"),
+            ("Date", message["Date"]),
             ("Message-ID", message["Message-ID"]),
             ("X-Campaign-Recipient", recipient.id),
             ("List-Unsubscribe", f"<{url}>, <{mailto}>"),
@@ -190,4 +193,7 @@ def test_every_email_carries_its_recipients_one_click_unsubscribe(
             ("X-Envelope-To", recipient.email),  # added by the test server
         ]
         assert body_of(message) == f"Leave: {url}\r\n"
+        sent_at = parsedate_to_datetime(message["Date"])  # RFC 5322: an aware time, in UTC, the second it was rendered
+        assert sent_at.utcoffset() == timedelta(0)
+        assert abs((datetime.now(UTC) - sent_at).total_seconds()) < 60
         assert read_token(token) == ("email", recipient.email, "c")

@@ -59,6 +59,7 @@ def test_the_one_click_headers_are_exactly_these() -> None:
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode().split("\r\n")
     message_id = next(line for line in lines if line.startswith("Message-ID: "))
+    date = next(line for line in lines if line.startswith("Date: "))
     assert lines == [
         "From: shop@example.com",
         "X-Campaign-Id: c1",
@@ -67,6 +68,7 @@ def test_the_one_click_headers_are_exactly_these() -> None:
         'Content-Type: text/plain; charset="utf-8"',
         "To: bob@example.com",
         "Subject: Hi",
+        date,
         message_id,
         "X-Campaign-Recipient: r1",
         f"List-Unsubscribe: <{uris[0]}>, <{uris[1]}>",
@@ -86,3 +88,19 @@ def test_a_long_list_unsubscribe_header_is_folded_between_its_uris() -> None:
     )
     parsed = message_from_bytes(template().render("bob@example.com", {}, {}, uris), policy=default)
     assert parsed["List-Unsubscribe"] == f"<{uris[0]}>, <{uris[1]}>"
+
+
+def test_every_message_carries_an_rfc_5322_date_of_the_second_it_was_rendered() -> None:
+    """``Date:`` in UTC (``+0000``, never ``-0000`` "zone unknown"), read back as the time the message was made."""
+    from datetime import UTC, datetime
+
+    compiled = template()
+    moments = iter([1_796_664_344.4, 1_796_664_344.9, 1_796_664_401.0])
+    compiled.clock = lambda: next(moments)
+    dates = [message_from_bytes(compiled.render("bob@example.com", {}, {}), policy=default)["Date"] for _ in range(3)]
+    assert [str(date) for date in dates] == [
+        "Mon, 07 Dec 2026 17:25:44 +0000",
+        "Mon, 07 Dec 2026 17:25:44 +0000",
+        "Mon, 07 Dec 2026 17:26:41 +0000",
+    ]
+    assert dates[2].datetime == datetime(2026, 12, 7, 17, 26, 41, tzinfo=UTC)

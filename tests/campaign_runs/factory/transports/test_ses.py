@@ -13,6 +13,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from tests.campaign_runs.factory.test_audience import plan
 from tests.support.moto_server import AwsFront, aws_connection, use_connection
 from tests.support.rigs.ses import SENDER, SesRig, rig
 
-MESSAGE_ID = re.compile(r"^Message-ID: .*\r\n", re.MULTILINE)
+MESSAGE_ID = re.compile(r"^(Message-ID|Date): .*\r\n", re.MULTILINE)  # per message: its id and its second
 SMTP_MAIL_FROM = "campaign-runs@example.com"  # [smtp] smtp_mail_from of the test environment
 
 
@@ -222,6 +223,8 @@ def test_each_recipient_gets_the_smtp_message_raw_and_alone(tmp_path: Path, ses:
         subject = f"News for {recipient.fields()['first_name']}"
         assert (message["From"], message["To"], message["Subject"]) == (SENDER, recipient.email, subject)
         assert message["X-Campaign-Recipient"] == recipient.id
+        assert message["Date"].datetime.utcoffset() == timedelta(0)  # RFC 5322 Date, as over SMTP
+        assert abs((datetime.now(UTC) - message["Date"].datetime).total_seconds()) < 60
         assert url in message.get_content()
 
 
