@@ -30,3 +30,13 @@ def test_a_write_waits_for_a_lock_held_longer_than_sqlites_default(airflow_db: N
     finally:
         held.join()
         holder.close()
+
+
+def test_on_postgresql_the_setting_adds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment that keeps the setting and moves its metadata DB to PostgreSQL still connects (no 'timeout')."""
+    from campaign_runs import sqlite_metadata
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+    assert sqlite_metadata.connect_args() == {}
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite:////var/lib/airflow/airflow.db")
+    assert sqlite_metadata.connect_args() == {"timeout": 60}
