@@ -271,6 +271,47 @@ def ours(rig: SimpleNamespace, size: int, connections: int, sink_dir: Path, run_
     return elapsed
 
 
+def stopped(rig: SimpleNamespace, size: int, sink_dir: Path, run_id: str, after: float = 0.5) -> tuple[float, int]:
+    """The run's state turns ``failed`` ``after`` seconds into a send: (seconds to the last answer, messages after)."""
+    from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
+    from campaign_runs.factory.dispatch import Dispatcher
+    from campaign_runs.factory.ledger import SqliteLedger
+
+    from tests.campaign_runs.factory.test_audience import plan
+
+    adapter_class = ChannelAdapter.for_transport(rig.channel, rig.transport)
+    context = DeliveryContext(
+        "bench",
+        run_id,
+        rig.channel,
+        {**adapter_class.optional_settings, **rig.settings},
+        sink_dir,
+        {},
+        conn_id=rig.conn_id,
+    )
+    adapter, answered = adapter_class(context, Pacer(0)), list[float]()
+    send_one = adapter.send_one
+
+    def timed(connection: Any, recipient: Any) -> bool:
+        delivered = send_one(connection, recipient)
+        answered.append(time.perf_counter())
+        return delivered
+
+    adapter.send_one = timed  # type: ignore[method-assign]
+    ledger = SqliteLedger(sink_dir / "bench" / "ledger.sqlite", "bench", run_id, rig.channel)
+    flip = time.perf_counter() + after
+    try:
+        Dispatcher(
+            plan=plan(size), adapter=adapter, ledger=ledger, batch_size=500, publish=lambda progress: None,
+            run_state=lambda: "failed" if time.perf_counter() >= flip else "running", run_id=run_id,
+            background_checks=True,
+        ).run()  # fmt: skip
+    finally:
+        ledger.close()
+    late = [moment for moment in answered if moment > flip]
+    return (max(late) - flip if late else 0.0), len(late)
+
+
 def exactly_once(rig: Any, before: int, expected: list[str], label: str) -> None:
     """The messages the server accepted since ``before``: one per expected address."""
     counts = Counter(rig.accepted()[before:])
@@ -313,6 +354,8 @@ def measure(name: str, size: int, rounds: int) -> dict[str, float]:
                 rate = size / senders.submit(ours, view, size, clients, sink_dir, run_id).result()
                 exactly_once(rig, before, expected, f"{name} ours x{clients}")
                 rates[f"ours x{clients}"] = max(rate, rates.get(f"ours x{clients}", 0.0))
+        stop_latency, late = senders.submit(stopped, view, size, sink_dir, "bench-stop").result()
+        rates["stop ms"], rates["after stop"] = stop_latency * 1000, late
     return rates
 
 
@@ -329,14 +372,18 @@ def main() -> None:
 
     logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every SMTP command at INFO
     print(f"{arguments.messages} messages per measurement, best of {arguments.rounds}; rates in messages/s")
-    print(f"{'transport':<9} {'plain x1':>9} {'ours x1':>9} {'ratio':>6}   {'plain x4':>9} {'ours x4':>9} {'ratio':>6}")
+    print(
+        f"{'transport':<9} {'plain x1':>9} {'ours x1':>9} {'ratio':>6}   {'plain x4':>9} {'ours x4':>9} {'ratio':>6}"
+        "   stop -> last answer, messages after"
+    )
     for name in arguments.only or TRANSPORTS:
         rates = measure(name, arguments.messages, arguments.rounds)
         one = rates["ours x1"] / rates["plain x1"]
         four = rates["ours x4"] / rates["plain x4"]
         print(
             f"{name:<9} {rates['plain x1']:>9.0f} {rates['ours x1']:>9.0f} {one:>5.2f}x   "
-            f"{rates['plain x4']:>9.0f} {rates['ours x4']:>9.0f} {four:>5.2f}x",
+            f"{rates['plain x4']:>9.0f} {rates['ours x4']:>9.0f} {four:>5.2f}x"
+            f"   {rates['stop ms']:8.0f} ms {rates['after stop']:4.0f}",
             flush=True,
         )
 
