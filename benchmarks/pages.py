@@ -43,6 +43,7 @@ def prepare_environment(postgres: bool) -> str | None:
     home = Path(tempfile.mkdtemp(prefix="campaign-runs-bench-"))
     database = f"campaign_runs_bench_{os.getpid()}" if postgres else ""
     os.environ.update(airflow_env.environment(home, backend="postgres" if postgres else "sqlite", pg_database=database))
+    os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "ERROR"  # Airflow logs to stdout: keep the results file to figures
     if postgres:
         airflow_env.create_pg_database(database)
     airflow_env.migrate(dict(os.environ))
