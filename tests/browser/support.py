@@ -175,3 +175,45 @@ def axe_violations(page_or_frame: Any, source: str, impacts: tuple[str, ...] = (
 
 
 __all__ = ["PLUGIN", "REPO", "AirflowStack", "wait_until"]
+
+
+@contextmanager
+def stack_with_mail(log_root: Path, dags_folder: Path) -> Iterator[AirflowStack]:
+    """``running_stack`` with its own SMTP sink, both stopped on exit."""
+    from tests.support.fixtures import start_smtp
+
+    controller, sink = start_smtp()
+    try:
+        with running_stack(sink.port, log_root, dags_folder) as processes:
+            yield processes
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def unpaused_api(base_url: str, username: str, password: str, dag_ids: tuple[str, ...]) -> Iterator[httpx.Client]:
+    """A REST client once the first of ``dag_ids`` is served, with all of them unpaused (created paused)."""
+    client = api_client(base_url, username, password)
+    try:
+        wait_until(lambda: client.get(f"/api/v2/dags/{dag_ids[0]}").status_code == 200, timeout=120)
+        for dag_id in dag_ids:
+            assert client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+        yield client
+    finally:
+        client.close()
+
+
+@contextmanager
+def logged_in_page(browser: Any, base_url: str, username: str, password: str) -> Iterator[Any]:
+    """A 1440 x 1000 page logged in as ``username``, waiting up to 30 s for real processes."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)  # real processes, possibly beside another browser test
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    login(page, base_url, username, password)
+    try:
+        yield page
+    finally:
+        context.close()

@@ -20,18 +20,19 @@ import pytest
 from tests.browser.support import (
     PLUGIN,
     AirflowStack,
-    api_client,
     axe_source,
     axe_violations,
     campaign_status,
     chromium,
     failed_run,
+    logged_in_page,
     login,
-    running_stack,
+    stack_with_mail,
     trigger,
+    unpaused_api,
     wait_until,
 )
-from tests.support.fixtures import PASSWORD, TEST_DAGS, start_smtp
+from tests.support.fixtures import PASSWORD, TEST_DAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -42,24 +43,14 @@ DARK_BACKGROUND = "rgb(17, 24, 39)"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> Iterator[AirflowStack]:
-    controller, sink = start_smtp()
-    try:
-        with running_stack(sink.port, tmp_path_factory.mktemp("display-stack"), TEST_DAGS) as processes:
-            yield processes
-    finally:
-        controller.stop()
+    with stack_with_mail(tmp_path_factory.mktemp("display-stack"), TEST_DAGS) as processes:
+        yield processes
 
 
 @pytest.fixture(scope="module")
 def api(stack: AirflowStack) -> Iterator[httpx.Client]:
-    client = api_client(stack.url(), USER, PASSWORD)
-    try:
-        wait_until(lambda: client.get(f"/api/v2/dags/{DAG}").status_code == 200, timeout=120)
-        for dag_id in (DAG, "cr_slow"):  # the session's DB created them paused
-            assert client.patch(f"/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+    with unpaused_api(stack.url(), USER, PASSWORD, (DAG, "cr_slow")) as client:  # the session's DB made them paused
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +61,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, stack: AirflowStack) -> Iterator[Any]:
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=30_000)  # real processes, possibly beside another browser test
-    context = browser.new_context(viewport={"width": 1440, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    login(page, stack.url(), USER, PASSWORD)
-    yield page
-    context.close()
+    with logged_in_page(browser, stack.url(), USER, PASSWORD) as logged_in:
+        yield logged_in
 
 
 def row(frame: Any, run_id: str) -> Any:
