@@ -165,7 +165,7 @@ def snapshot(database: str, limit: int | None, *, streamed: bool = False) -> dic
     from campaign_runs.factory import snapshot_sql
     from campaign_runs.factory.audience import RunSlot
     from campaign_runs.factory.hygiene import SKIP_COLUMNS, SnapshotPlan
-    from campaign_runs.factory.snapshot import SNAPSHOT_TABLE, SnapshotStore
+    from campaign_runs.factory.snapshot import SnapshotStore
     from campaign_runs.factory.sources import SqlSource, bindings
 
     snapshot_sql.ENABLED = not streamed
@@ -182,12 +182,13 @@ def snapshot(database: str, limit: int | None, *, streamed: bool = False) -> dic
         info = store.freeze(CAMPAIGN, slot.key, "bench", source.label, plan, source.rows(bindings(slot, "bench", {})))
         seconds = time.perf_counter() - started
         skipped = {}
+        scope = store.scope(CAMPAIGN, slot.key)
         for channel in plan.channels:
             column = SKIP_COLUMNS[channel]
             for reason, count in store.execute(
-                f"SELECT {column}, COUNT(*) FROM {SNAPSHOT_TABLE} WHERE campaign=? AND slot=? AND {column} IS NOT NULL "
+                f"SELECT {column}, COUNT(*) FROM {scope.table} WHERE {scope.where} AND {column} IS NOT NULL "
                 f"GROUP BY {column}",
-                (CAMPAIGN, slot.key),
+                scope.params,
             ):
                 skipped[f"{channel} {reason}"] = int(count)
         store.drop(CAMPAIGN, slot.key)
@@ -316,5 +317,8 @@ def summary(ours: Result, streamed: Result, references: list[Result], small: tup
 
 
 if __name__ == "__main__":
-    with recorded("audience"):
+    if "--child" in sys.argv:  # a measured child prints only its JSON: the parent records the results
         main()
+    else:
+        with recorded("audience"):
+            main()

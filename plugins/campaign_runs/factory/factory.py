@@ -21,7 +21,8 @@ from campaign_runs.factory.hygiene import SnapshotPlan
 from campaign_runs.factory.ledger import open_ledger
 from campaign_runs.factory.schedule import timetable
 from campaign_runs.factory.schedule_state import with_schedule_state
-from campaign_runs.factory.snapshot import SnapshotAudience, open_snapshots
+from campaign_runs.factory.snapshot import open_snapshots
+from campaign_runs.factory.snapshot_audience import SnapshotAudience
 from campaign_runs.factory.sources import AudienceSourceError, bindings, source_for
 from campaign_runs.factory.spec import CampaignSpec, ChannelSpec, load_spec
 from campaign_runs.factory.suppression import open_suppressions

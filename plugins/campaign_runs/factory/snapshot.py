@@ -9,18 +9,14 @@ source is read and cleaned in Python a chunk at a time (``SnapshotPlan.rows``): 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from campaign_runs.factory.audience import WHOLE, Recipient, Shard
 from campaign_runs.factory.hygiene import (
     ADDRESS_FIELDS,
     CHECK,
@@ -30,15 +26,23 @@ from campaign_runs.factory.hygiene import (
     SnapshotPlan,
     decided,
 )
+from campaign_runs.factory.snapshot_copy import CHUNK_ROWS, copy_lines, copy_rows
 from campaign_runs.factory.snapshot_sql import copied
 from campaign_runs.factory.sources import SqlRows
 from campaign_runs.factory.sqlite_files import wal_mode
 
-SNAPSHOT_TABLE = "campaign_audience_snapshot"
+SNAPSHOT_TABLE = "campaign_audience_snapshot"  # SQLite: every snapshot of the campaign, by campaign and slot
+ROWS_TABLE = "campaign_audience_rows"  # PostgreSQL: a table per snapshot, ``campaign_audience_rows_<snapshot_id>``
 META_TABLE = "campaign_audience_snapshot_run"
-CHUNK_ROWS = 5000
+SNAPSHOT_IDS = "campaign_audience_snapshot_ids"  # PostgreSQL: the sequence numbering snapshots
+LOCK = 1129137232  # PostgreSQL advisory lock held while the tables are created or moved to this layout
 
-COLUMNS = "campaign, slot, position, recipient, email, phone, push_token, skip_email, skip_sms, skip_push, fields"
+ROW_COLUMNS = "position, recipient, email, phone, push_token, skip_email, skip_sms, skip_push, fields"
+COLUMNS = f"campaign, slot, {ROW_COLUMNS}"
+ROW_TYPES = (
+    "position INTEGER NOT NULL, recipient TEXT NOT NULL, email TEXT NOT NULL, phone TEXT NOT NULL, "
+    "push_token TEXT NOT NULL, skip_email TEXT, skip_sms TEXT, skip_push TEXT, fields TEXT NOT NULL"
+)
 KEY = "campaign=? AND slot=?"
 NULLABLE = ", ".join(SKIP_COLUMNS.values())
 MARK = CHECK.encode()  # in a row of the database's copy: an address for Python to decide
@@ -58,8 +62,26 @@ class SnapshotInfo:
         return {"rows": self.rows, "seconds": round(self.seconds, 3), "source": self.source, "reused": self.reused}
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Where one snapshot's rows are: a table and the condition (with its parameters) that picks them."""
+
+    table: str
+    where: str
+    params: tuple[Any, ...]
+
+
+class SnapshotMissing(LookupError):
+    """A channel asked for a snapshot that was never written, or was deleted."""
+
+
 class SnapshotStore:
-    """The snapshot tables in the ledger's database: a SQLite file, or PostgreSQL (``connect`` gives psycopg2)."""
+    """The snapshot tables in the ledger's database: a SQLite file, or PostgreSQL (``connect`` gives psycopg2).
+
+    SQLite keeps every snapshot of the campaign in one table keyed by campaign and slot. PostgreSQL gives each
+    snapshot a table of its own, numbered in ``META_TABLE``: a snapshot is written into a new table in one
+    transaction, indexed once it is whole, cleaned by scanning only its rows, and dropped at once.
+    """
 
     def __init__(self, connection: Any, *, postgres: bool) -> None:
         self.connection = connection
@@ -112,25 +134,41 @@ class SnapshotStore:
             cursor.close()
 
     def _create(self) -> None:
-        text = "TEXT"
-        lock = "SELECT pg_advisory_lock(1129137232)" if self.postgres else None
-        if lock:
-            self.execute(lock)
+        meta = (
+            f"CREATE TABLE IF NOT EXISTS {META_TABLE} (campaign TEXT NOT NULL, slot TEXT NOT NULL, "
+            "source TEXT NOT NULL, run_id TEXT NOT NULL, row_count INTEGER NOT NULL, seconds REAL NOT NULL, "
+            "complete INTEGER NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (campaign, slot))"
+        )
+        if not self.postgres:
+            self.execute(
+                f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} (campaign TEXT NOT NULL, slot TEXT NOT NULL, "
+                f"{ROW_TYPES}, PRIMARY KEY (campaign, slot, position))"
+            )
+            self.execute(meta)
+            return
+        self.execute(f"SELECT pg_advisory_lock({LOCK})")
         try:
-            self.execute(
-                f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} (campaign {text} NOT NULL, slot {text} NOT NULL, "
-                f"position INTEGER NOT NULL, recipient {text} NOT NULL, email {text} NOT NULL, phone {text} NOT NULL, "
-                f"push_token {text} NOT NULL, skip_email {text}, skip_sms {text}, skip_push {text}, "
-                f"fields {text} NOT NULL, PRIMARY KEY (campaign, slot, position))"
-            )
-            self.execute(
-                f"CREATE TABLE IF NOT EXISTS {META_TABLE} (campaign {text} NOT NULL, slot {text} NOT NULL, "
-                f"source {text} NOT NULL, run_id {text} NOT NULL, row_count INTEGER NOT NULL, seconds REAL NOT NULL, "
-                f"complete INTEGER NOT NULL, created_at {text} NOT NULL, PRIMARY KEY (campaign, slot))"
-            )
+            self.execute(meta)
+            self.execute(f"ALTER TABLE {META_TABLE} ADD COLUMN IF NOT EXISTS snapshot_id INTEGER")
+            self.execute(f"CREATE SEQUENCE IF NOT EXISTS {SNAPSHOT_IDS}")
+            self._move_shared_table()
         finally:
-            if lock:
-                self.execute("SELECT pg_advisory_unlock(1129137232)")
+            self.execute(f"SELECT pg_advisory_unlock({LOCK})")
+
+    def _move_shared_table(self) -> None:
+        """PostgreSQL ledgers written by 0.7.0 and earlier kept every snapshot in one table: give each one its own."""
+        if not self.execute("SELECT to_regclass(?) IS NOT NULL", (SNAPSHOT_TABLE,))[0][0]:
+            return
+        for campaign, slot in self.execute(f"SELECT campaign, slot FROM {META_TABLE} WHERE snapshot_id IS NULL"):
+            snapshot_id = int(self.execute(f"SELECT nextval('{SNAPSHOT_IDS}')")[0][0])
+            table = f"{ROWS_TABLE}_{snapshot_id}"
+            self.execute(f"CREATE TABLE {table} ({ROW_TYPES}, PRIMARY KEY (position))")
+            self.execute(
+                f"INSERT INTO {table} ({ROW_COLUMNS}) SELECT {ROW_COLUMNS} FROM {SNAPSHOT_TABLE} WHERE {KEY}",
+                (campaign, slot),
+            )
+            self.execute(f"UPDATE {META_TABLE} SET snapshot_id=? WHERE {KEY}", (snapshot_id, campaign, slot))
+        self.execute(f"DROP TABLE {SNAPSHOT_TABLE}")
 
     def info(self, campaign: str, slot: str) -> SnapshotInfo | None:
         """The slot's complete snapshot, if one was written."""
@@ -138,6 +176,17 @@ class SnapshotStore:
             f"SELECT row_count, seconds, source FROM {META_TABLE} WHERE {KEY} AND complete=1", (campaign, slot)
         )
         return SnapshotInfo(int(rows[0][0]), float(rows[0][1]), str(rows[0][2]), reused=True) if rows else None
+
+    def scope(self, campaign: str, slot: str) -> Scope:
+        """Where the slot's complete snapshot is; ``SnapshotMissing`` when there is none."""
+        if not self.postgres:
+            if self.info(campaign, slot) is None:
+                raise SnapshotMissing(f"campaign {campaign!r} has no audience snapshot of slot {slot}")
+            return Scope(SNAPSHOT_TABLE, KEY, (campaign, slot))
+        rows = self.execute(f"SELECT snapshot_id FROM {META_TABLE} WHERE {KEY} AND complete=1", (campaign, slot))
+        if not rows or rows[0][0] is None:
+            raise SnapshotMissing(f"campaign {campaign!r} has no audience snapshot of slot {slot}")
+        return Scope(f"{ROWS_TABLE}_{int(rows[0][0])}", "TRUE", ())
 
     def freeze(
         self, campaign: str, slot: str, run_id: str, source: str, plan: SnapshotPlan, rows: Iterable[dict[str, Any]]
@@ -147,43 +196,68 @@ class SnapshotStore:
             return existing
         started = time.monotonic()
         self.drop(campaign, slot)  # a snapshot cut short (a killed build_audience): nobody was sent to from it
-        count = self._write(campaign, slot, plan, rows)
-        self._skip_duplicates(campaign, slot, plan.channels)
+        scope = self._begin(campaign, slot, run_id, source)
+        try:
+            count = self._write(scope, (campaign, slot), plan, rows)
+            self._skip_duplicates(scope, plan.channels)
+        except BaseException:
+            self.drop(campaign, slot)  # a killed process leaves its begun record: the next freeze drops it
+            raise
         seconds = time.monotonic() - started
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.execute(
-            f"INSERT INTO {META_TABLE} (campaign, slot, source, run_id, row_count, seconds, complete, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
-            (campaign, slot, source, run_id, count, seconds, now),
+            f"UPDATE {META_TABLE} SET row_count=?, seconds=?, complete=1 WHERE {KEY}", (count, seconds, campaign, slot)
         )
         return SnapshotInfo(count, seconds, source)
 
-    def _write(self, campaign: str, slot: str, plan: SnapshotPlan, rows: Iterable[dict[str, Any]]) -> int:
+    def _begin(self, campaign: str, slot: str, run_id: str, source: str) -> Scope:
+        """Record the slot's snapshot as begun (not complete); where its rows go."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        columns, values = (
+            "campaign, slot, source, run_id, row_count, seconds, complete, created_at",
+            "?, ?, ?, ?, 0, 0, 0, ?",
+        )
+        params: tuple[Any, ...] = (campaign, slot, source, run_id, now)
+        if not self.postgres:
+            self.execute(f"INSERT INTO {META_TABLE} ({columns}) VALUES ({values})", params)
+            return Scope(SNAPSHOT_TABLE, KEY, (campaign, slot))
+        snapshot_id = int(self.execute(f"SELECT nextval('{SNAPSHOT_IDS}')")[0][0])
+        self.execute(f"INSERT INTO {META_TABLE} ({columns}, snapshot_id) VALUES ({values}, ?)", (*params, snapshot_id))
+        return Scope(f"{ROWS_TABLE}_{snapshot_id}", "TRUE", ())
+
+    def _write(self, scope: Scope, key: tuple[str, str], plan: SnapshotPlan, rows: Iterable[dict[str, Any]]) -> int:
         """Write the snapshot rows of ``rows``; the number written (duplicates still to skip).
 
         A PostgreSQL source into a PostgreSQL ledger: copied database to database (``snapshot_sql``), then the
         addresses it left to Python decided. Any other: rows read a chunk at a time (SQL) or one by one (files).
+        PostgreSQL: the snapshot's table is created and filled in one transaction (``COPY ... FREEZE``: a snapshot
+        cut short leaves no table), then given its primary key. SQLite: one transaction per chunk, begun once the
+        chunk is read, so the source is never read while the database is locked.
         """
-        if self.postgres and isinstance(rows, SqlRows) and self.connection.encoding == "UTF8":
-            with copied(rows.source, rows.values, plan, (campaign, slot)) as lines:
-                if lines is not None:
-                    count, marked = self._copy_lines(lines)
-                    if marked:
-                        self._decide_marked(campaign, slot)
-                    return count
         chunks = rows.chunks() if isinstance(rows, SqlRows) else ((tuple(raw), [tuple(raw.values())]) for raw in rows)
-        return self._insert((campaign, slot, *row) for row in plan.rows_of(chunks))
+        if not self.postgres:
+            return self._insert_chunks((*key, *row) for row in plan.rows_of(chunks))
+        self.execute("BEGIN")
+        try:
+            self.execute(f"CREATE TABLE {scope.table} ({ROW_TYPES})")
+            count, marked = self._copy(scope.table, plan, rows, chunks)
+            self.execute("COMMIT")
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute(f"ALTER TABLE {scope.table} ADD PRIMARY KEY (position)")
+        if marked:
+            self._decide_marked(scope)
+        return count
 
-    def _insert(self, rows: Iterable[tuple[Any, ...]]) -> int:
-        """Write snapshot ``rows`` as they are produced, ``CHUNK_ROWS`` at a time; the number written.
-
-        PostgreSQL: one ``COPY`` for the whole snapshot, fed chunk by chunk while the rows are read, so the server
-        stores a chunk while the next one is read and cleaned (and a snapshot cut short leaves no row). The first
-        error of ``rows`` (the source's) is raised as it is, not as the COPY's. SQLite: one transaction per chunk,
-        begun once the chunk is read, so the source is never read while the database is locked.
-        """
-        iterator = iter(rows)
-        return self._copy(iterator) if self.postgres else self._insert_chunks(iterator)
+    def _copy(self, table: str, plan: SnapshotPlan, rows: Iterable[Any], chunks: Iterable[Any]) -> tuple[int, bool]:
+        """PostgreSQL: the rows into new ``table``; rows written, whether one holds an address left to Python."""
+        statement = f"COPY {table} ({ROW_COLUMNS}) FROM STDIN"
+        if isinstance(rows, SqlRows) and self.connection.encoding == "UTF8":
+            with copied(rows.source, rows.values, plan) as lines:
+                if lines is not None:
+                    return copy_lines(self.connection, f"{statement} (FORMAT binary, FREEZE)", lines, MARK)
+        options = f"(FORMAT csv, FORCE_NULL ({NULLABLE}), FREEZE)"
+        return copy_rows(self.connection, f"{statement} {options}", iter(plan.rows_of(chunks))), False
 
     def _insert_chunks(self, iterator: Iterator[tuple[Any, ...]]) -> int:
         """SQLite: one transaction per chunk; the number of rows written."""
@@ -200,86 +274,34 @@ class SnapshotStore:
             count += len(chunk)
         return count
 
-    def _copy(self, iterator: Iterator[tuple[Any, ...]]) -> int:
-        """PostgreSQL: one ``COPY`` (CSV) fed a chunk at a time; the number of rows written."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC)
-
-        def read() -> str:
-            chunk = list(islice(iterator, CHUNK_ROWS))
-            buffer.seek(0)
-            buffer.truncate()
-            writer.writerows(chunk)
-            return buffer.getvalue()
-
-        return self._copy_from(f"WITH (FORMAT csv, FORCE_NULL ({NULLABLE}))", read)
-
-    def _copy_lines(self, lines: Iterator[bytes]) -> tuple[int, bool]:
-        """PostgreSQL: one ``COPY`` of snapshot rows in binary; the rows written, whether one holds a mark."""
-        marked = [False]
-
-        def read() -> bytes:
-            data = b"".join(islice(lines, CHUNK_ROWS))
-            marked[0] = marked[0] or MARK in data
-            return data
-
-        return self._copy_from("(FORMAT binary)", read), marked[0]
-
-    def _copy_from(self, options: str, chunk: Callable[[], str | bytes]) -> int:
-        """``COPY`` into the snapshot table what ``chunk`` gives, until it gives nothing; the number of rows.
-
-        The first error of ``chunk`` (the source's) is raised as it is, not as the COPY's.
-        """
-        from types import SimpleNamespace
-
-        failure: list[BaseException] = []
-
-        def read(size: int = -1) -> str | bytes:  # psycopg2 asks for more until it gets ""
-            try:
-                return chunk()
-            except BaseException as error:
-                failure.append(error)
-                raise
-
-        cursor = self.connection.cursor()
-        try:
-            cursor.copy_expert(f"COPY {SNAPSHOT_TABLE} ({COLUMNS}) FROM STDIN {options}", SimpleNamespace(read=read))
-            return max(int(cursor.rowcount), 0)
-        except Exception:
-            if failure:
-                raise failure[0] from None
-            raise
-        finally:
-            cursor.close()
-
-    def _decide_marked(self, campaign: str, slot: str) -> None:
+    def _decide_marked(self, scope: Scope) -> None:
         """Decide the addresses the database left to Python (non-ASCII ones), ``CHUNK_ROWS`` at a time."""
         marks = (CHECK, CHECK_NO_CONSENT)
         after = -1
         while rows := self.execute(
-            f"SELECT position, email, push_token, skip_email, skip_push FROM {SNAPSHOT_TABLE} WHERE {KEY} "
+            f"SELECT position, email, push_token, skip_email, skip_push FROM {scope.table} WHERE {scope.where} "
             "AND position > ? AND (skip_email IN (?, ?) OR skip_push IN (?, ?)) ORDER BY position LIMIT ?",
-            (campaign, slot, after, *marks, *marks, CHUNK_ROWS),
+            (*scope.params, after, *marks, *marks, CHUNK_ROWS),
         ):
             updates = [
-                (decided("email", email, email_skip), decided("push", push, push_skip), campaign, slot, position)
+                (decided("email", email, email_skip), decided("push", push, push_skip), *scope.params, position)
                 for position, email, push, email_skip, push_skip in rows
             ]
             cursor = self.connection.cursor()
             try:
-                statement = f"UPDATE {SNAPSHOT_TABLE} SET skip_email=?, skip_push=? WHERE {KEY} AND position=?"
+                statement = f"UPDATE {scope.table} SET skip_email=?, skip_push=? WHERE {scope.where} AND position=?"
                 cursor.executemany(self.sql(statement), updates)
             finally:
                 cursor.close()
             after = int(rows[-1][0])
 
-    def _skip_duplicates(self, campaign: str, slot: str, channels: Sequence[str]) -> None:
+    def _skip_duplicates(self, scope: Scope, channels: Sequence[str]) -> None:
         """Of rows sharing a recipient id, or an address on a channel, every one but the first is skipped.
 
-        Each pass ranks the slot once (a materialized CTE), then updates the rows it found by their position. The
-        statistics never know the slot just written: a plan ranking it inside a nested loop re-ranked it once per
-        row (two minutes for 11,000 rows). PostgreSQL sorts the keys in the "C" collation: the same groups as any
-        deterministic collation, found sooner.
+        Each pass ranks the snapshot once (a materialized CTE), then updates the rows it found by their position.
+        The statistics never know the rows just written: a plan ranking them inside a nested loop re-ranked them
+        once per row (two minutes for 11,000 rows). PostgreSQL sorts the keys in the "C" collation: the same groups
+        as any deterministic collation, found sooner.
         """
         skip_all = ", ".join(f"{column}=COALESCE({column}, '{DUPLICATE}')" for column in SKIP_COLUMNS.values())
         passes = [("recipient", "", skip_all)]
@@ -295,21 +317,30 @@ class SnapshotStore:
         for by, where, update in passes:
             self.execute(
                 "WITH duplicate AS MATERIALIZED (SELECT position FROM (SELECT position, ROW_NUMBER() OVER "
-                f"(PARTITION BY {by}{collate} ORDER BY position) AS n FROM {SNAPSHOT_TABLE} WHERE {KEY}{where}) "
-                f"ranked WHERE n > 1) UPDATE {SNAPSHOT_TABLE} SET {update} WHERE {KEY} AND position {found}",
-                (campaign, slot, campaign, slot),
+                f"(PARTITION BY {by}{collate} ORDER BY position) AS n FROM {scope.table} WHERE {scope.where}{where}) "
+                f"ranked WHERE n > 1) UPDATE {scope.table} SET {update} WHERE {scope.where} AND position {found}",
+                (*scope.params, *scope.params),
             )
 
     def drop(self, campaign: str, slot: str | None = None) -> int:
-        """Delete the snapshot of one slot (or every slot of ``campaign``); the rows deleted."""
+        """Delete the snapshot of one slot (or every slot of ``campaign``), complete or not; the rows deleted."""
         where, params = (KEY, (campaign, slot)) if slot is not None else ("campaign=?", (campaign,))
+        if not self.postgres:
+            self.execute(f"DELETE FROM {META_TABLE} WHERE {where}", params)
+            cursor = self.connection.cursor()
+            try:
+                cursor.execute(f"DELETE FROM {SNAPSHOT_TABLE} WHERE {where}", params)
+                return max(int(cursor.rowcount), 0)
+            finally:
+                cursor.close()
+        deleted = 0
+        for (snapshot_id,) in self.execute(f"SELECT snapshot_id FROM {META_TABLE} WHERE {where}", params):
+            table = f"{ROWS_TABLE}_{int(snapshot_id)}"
+            if self.execute("SELECT to_regclass(?) IS NOT NULL", (table,))[0][0]:
+                deleted += int(self.execute(f"SELECT COUNT(*) FROM {table}")[0][0])
+                self.execute(f"DROP TABLE {table}")
         self.execute(f"DELETE FROM {META_TABLE} WHERE {where}", params)
-        cursor = self.connection.cursor()
-        try:
-            cursor.execute(self.sql(f"DELETE FROM {SNAPSHOT_TABLE} WHERE {where}"), params)
-            return max(int(cursor.rowcount), 0)
-        finally:
-            cursor.close()
+        return deleted
 
     def slots(self, campaign: str) -> list[tuple[str, str]]:
         """(slot, run id that wrote it) of every snapshot of ``campaign``."""
@@ -317,67 +348,6 @@ class SnapshotStore:
             (str(r[0]), str(r[1]))
             for r in self.execute(f"SELECT slot, run_id FROM {META_TABLE} WHERE campaign=?", (campaign,))
         ]
-
-
-@dataclass
-class SnapshotAudience:
-    """One channel's view of a slot's snapshot: the rows it sends to, in position order, and the rows it skips."""
-
-    store: SnapshotStore
-    campaign: str
-    slot: str
-    channel: str
-    size: int
-
-    @property
-    def skip_column(self) -> str:
-        return SKIP_COLUMNS.get(self.channel, "NULL")
-
-    def skipped(self, shard: Shard = WHOLE) -> dict[str, int]:
-        """Rows of ``shard`` this channel skips, by reason."""
-        rows = self.store.execute(
-            f"SELECT {self.skip_column}, COUNT(*) FROM {SNAPSHOT_TABLE} WHERE {KEY} AND {self.skip_column} IS NOT NULL"
-            f"{shard.where} GROUP BY {self.skip_column}",
-            (self.campaign, self.slot, *shard.params),
-        )
-        return {str(reason): int(count) for reason, count in rows}
-
-    def eligible(self, shard: Shard = WHOLE) -> int:
-        """Rows of ``shard`` this channel sends to."""
-        return shard.size(self.size) - sum(self.skipped(shard).values())
-
-    def batches(self, batch_size: int, shard: Shard = WHOLE) -> Iterator[list[Recipient]]:
-        """Consecutive batches of the rows this channel sends to, read ``batch_size`` at a time (keyset paging)."""
-        after = -1
-        while True:
-            rows = self.store.execute(
-                f"SELECT position, recipient, email, phone, push_token, fields FROM {SNAPSHOT_TABLE} WHERE {KEY} "
-                f"AND {self.skip_column} IS NULL AND position > ?{shard.where} ORDER BY position LIMIT ?",
-                (self.campaign, self.slot, after, *shard.params, batch_size),
-            )
-            if not rows:
-                return
-            yield [_recipient(row) for row in rows]
-            after = int(rows[-1][0])
-
-    def at(self, positions: Sequence[int]) -> list[Recipient]:
-        """The recipients at ``positions`` (in that order)."""
-        found: dict[int, Recipient] = {}
-        for start in range(0, len(positions), 500):
-            chunk = list(positions[start : start + 500])
-            rows = self.store.execute(
-                f"SELECT position, recipient, email, phone, push_token, fields FROM {SNAPSHOT_TABLE} WHERE {KEY} "
-                f"AND position IN ({', '.join('?' * len(chunk))})",
-                (self.campaign, self.slot, *chunk),
-            )
-            found.update((int(row[0]), _recipient(row)) for row in rows)
-        return [found[p] for p in positions if p in found]
-
-
-def _recipient(row: Sequence[Any]) -> Recipient:
-    return Recipient(
-        id=str(row[1]), position=int(row[0]), email=row[2], phone=row[3], push_token=row[4], values=json.loads(row[5])
-    )
 
 
 def open_snapshots(campaign: str, *, sink_dir: Path, conn_id: str = "") -> SnapshotStore:

@@ -193,7 +193,7 @@ class Select:
         ]
         return f"CASE {' '.join(tests)} ELSE 0 END" if tests else "0"
 
-    def sql(self, query: str, campaign: str, slot: str) -> str:
+    def sql(self, query: str) -> str:
         """The whole ``SELECT``: the rows numbered, their addresses and consent, then each one's snapshot row."""
         refs = ", ".join(column.ref for column in self.columns)
         # Text compared byte for byte ("C"), as Python compares it, whatever the column's collation says.
@@ -206,7 +206,7 @@ class Select:
         )
         skips = "".join(f", ({self.skip(channel)})::text" for channel in ADDRESS_FIELDS)
         return (  # each column of the snapshot table's type: the copy is in binary
-            f"SELECT {self.bind(campaign)}::text, {self.bind(slot)}::text, p::integer, "
+            "SELECT p::integer, "
             f"(CASE WHEN rid = '' THEN '#' || p ELSE rid END)::text, a_email::text, a_sms::text, a_push::text"
             f"{skips}, fields::text FROM ({cleaned}) cleaned"
         )
@@ -223,7 +223,7 @@ def too_long(message: str, columns: list[Column]) -> str | None:
 
 
 @contextmanager
-def copied(source: SqlSource, values: dict[str, Any], plan: SnapshotPlan, key: tuple[str, str]) -> Iterator[Any]:
+def copied(source: SqlSource, values: dict[str, Any], plan: SnapshotPlan) -> Iterator[Any]:
     """The snapshot lines of ``source``'s query as its database writes them; None when this source cannot.
 
     PostgreSQL through psycopg (3), in UTF-8, only. The query is first described with the extended protocol, which
@@ -242,7 +242,7 @@ def copied(source: SqlSource, values: dict[str, Any], plan: SnapshotPlan, key: t
             return
         statement, params, columns = described
         select = Select(plan, columns)
-        copy = f"COPY ({select.sql(statement, *key)}) TO STDOUT (FORMAT binary)"
+        copy = f"COPY ({select.sql(statement)}) TO STDOUT (FORMAT binary)"
         lines = _lines(source, connection.connection.driver_connection, copy, {**params, **select.params}, columns)
         try:
             yield lines

@@ -20,15 +20,17 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from campaign_runs.factory import snapshot
+from campaign_runs.factory import snapshot, snapshot_copy
 from campaign_runs.factory.documents import load_yaml
 from campaign_runs.factory.factory import build_audience
 from campaign_runs.factory.hygiene import SnapshotPlan
-from campaign_runs.factory.snapshot import SnapshotAudience, SnapshotStore, open_snapshots
+from campaign_runs.factory.snapshot import SnapshotStore, open_snapshots
+from campaign_runs.factory.snapshot_audience import SnapshotAudience
 from campaign_runs.factory.sources import AudienceSourceError
 from campaign_runs.factory.spec import parse_spec
 
 from tests.support.ledger_db import connect_args, connection_uri, ledger_database
+from tests.support.snapshots import snapshot_rows
 
 PLAN = SnapshotPlan(
     columns={"id": "person_id", "phone": "mobile"},
@@ -91,26 +93,18 @@ def person(n: int, **values: Any) -> dict[str, Any]:
     return {**row, **values}
 
 
-def snapshot_rows(store: SnapshotStore, campaign: str, slot: str) -> list[tuple[Any, ...]]:
-    """Every row of a slot's snapshot, in position order."""
-    return store.execute(
-        f"SELECT {SNAPSHOT_COLUMNS} FROM {snapshot.SNAPSHOT_TABLE} WHERE campaign=? AND slot=? ORDER BY position",
-        (campaign, slot),
-    )
-
-
 def rows_received(backend: Backend, campaign: str, slot: str) -> int:
-    """Snapshot rows of the slot the database holds, seen from another connection: committed, or (PostgreSQL)
-    counted by a COPY still in progress."""
-    [(committed,)] = backend.query(
-        f"SELECT COUNT(*) FROM {snapshot.SNAPSHOT_TABLE} WHERE campaign=? AND slot=?", (campaign, slot)
-    )
-    copying = 0
+    """Snapshot rows of the slot the database holds, seen from another connection: committed (SQLite: a transaction
+    per chunk), or counted by the COPY still in progress (PostgreSQL: one transaction for the snapshot's table)."""
     if backend.name == "postgres":
         [(copying,)] = backend.query(
             "SELECT COALESCE(SUM(tuples_processed), 0) FROM pg_stat_progress_copy WHERE datname = current_database()"
         )
-    return int(committed) + int(copying)
+        return int(copying)
+    [(committed,)] = backend.query(
+        f"SELECT COUNT(*) FROM {snapshot.SNAPSHOT_TABLE} WHERE campaign=? AND slot=?", (campaign, slot)
+    )
+    return int(committed)
 
 
 def test_the_snapshot_is_written_in_chunks_while_the_source_streams(
@@ -119,6 +113,7 @@ def test_the_snapshot_is_written_in_chunks_while_the_source_streams(
     """More rows than CHUNK_ROWS: each chunk reaches the database while the source is still being read; duplicates
     are found across chunks; a second freeze of the slot reuses the snapshot without reading the source."""
     monkeypatch.setattr(snapshot, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(snapshot_copy, "CHUNK_ROWS", 4)
     campaign = f"c-{uuid.uuid4().hex[:8]}"
     store = backend.open()
     seen_by_database: dict[int, int] = {}
@@ -155,6 +150,7 @@ def test_the_snapshot_is_written_in_chunks_while_the_source_streams(
 def test_a_snapshot_cut_short_is_written_anew(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     """A source failing half-way leaves no complete snapshot; the next read replaces the partial one whole."""
     monkeypatch.setattr(snapshot, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(snapshot_copy, "CHUNK_ROWS", 2)
 
     def failing() -> Iterator[dict[str, Any]]:
         yield from (person(n) for n in range(5))

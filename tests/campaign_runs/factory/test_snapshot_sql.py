@@ -25,6 +25,7 @@ from campaign_runs.factory.sources import AudienceSourceError, SqlSource
 
 from tests.support.airflow_env import create_pg_database, drop_pg_database
 from tests.support.ledger_db import connect_args, connection_uri, ledger_database
+from tests.support.snapshots import snapshot_rows
 
 CONN_ID = "warehouse_pg"
 COLUMNS = "position, recipient, email, phone, push_token, skip_email, skip_sms, skip_push, fields"
@@ -121,15 +122,15 @@ def copies(warehouse: str, monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
     """Connection ``warehouse_pg``; the rows each database-to-database copy wrote (None: it failed)."""
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_uri(warehouse))
     made: list[int | None] = []
-    original = SnapshotStore._copy_lines
+    original = snapshot.copy_lines
 
-    def counted(self: SnapshotStore, lines: Iterator[bytes]) -> tuple[int, bool]:
+    def counted(connection: Any, statement: str, lines: Iterator[bytes], mark: bytes) -> tuple[int, bool]:
         made.append(None)
-        result = original(self, lines)
+        result = original(connection, statement, lines, mark)
         made[-1] = result[0]
         return result
 
-    monkeypatch.setattr(SnapshotStore, "_copy_lines", counted)
+    monkeypatch.setattr(snapshot, "copy_lines", counted)
     return made
 
 
@@ -145,10 +146,7 @@ def frozen(
             store.freeze(campaign, "slot", "run", source.label, plan, source.rows(values or {}))
         finally:
             snapshot_sql.ENABLED = True
-        rows = store.execute(
-            f"SELECT {COLUMNS} FROM {snapshot.SNAPSHOT_TABLE} WHERE campaign=? AND slot='slot' ORDER BY position",
-            (campaign,),
-        )
+        rows = snapshot_rows(store, campaign, "slot", COLUMNS)
         store.drop(campaign)
     return rows
 
@@ -196,7 +194,7 @@ def test_a_sqlite_ledger_streams_the_same_snapshot(
     source = SqlSource(CONN_ID, query, 60)
     with SnapshotStore.sqlite(tmp_path / "ledger.sqlite") as store:
         store.freeze("c", "slot", "run", source.label, PLANS["mapped"], source.rows({}))
-        local = store.execute(f"SELECT {COLUMNS} FROM {snapshot.SNAPSHOT_TABLE} ORDER BY position")
+        local = snapshot_rows(store, "c", "slot", COLUMNS)
     assert copies == []
     assert local == frozen(ledger, PLANS["mapped"], query, copy=True) and copies == [len(people())]
 
@@ -245,14 +243,17 @@ def test_other_column_types_are_streamed(ledger: dict[str, Any], copies: list[in
 def failure(ledger: dict[str, Any], query: str, *, copy: bool, timeout: float = 60) -> str:
     """The error freezing ``query`` fails with (the store's database keeps no row of it)."""
     source = SqlSource(CONN_ID, query, timeout)
+    tables = "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'campaign_audience_rows%'"
     with SnapshotStore.postgres_connection(ledger) as store:
+        before = store.execute(tables)
         snapshot_sql.ENABLED = copy
         try:
             with pytest.raises(AudienceSourceError) as raised:
                 store.freeze("c-failing", "slot", "run", source.label, PLANS["mapped"], source.rows({}))
         finally:
             snapshot_sql.ENABLED = True
-        assert store.execute(f"SELECT COUNT(*) FROM {snapshot.SNAPSHOT_TABLE} WHERE campaign='c-failing'") == [(0,)]
+        assert store.execute(f"SELECT COUNT(*) FROM {snapshot.META_TABLE} WHERE campaign='c-failing'") == [(0,)]
+        assert store.execute(tables) == before
     return str(raised.value)
 
 
