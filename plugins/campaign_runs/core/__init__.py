@@ -38,9 +38,10 @@ from campaign_runs.core.dto import (
     UpcomingRun,
     WorklistItem,
 )
-from campaign_runs.core.housekeeping import finish_stopping_runs, housekeeping_pass
+from campaign_runs.core.housekeeping import housekeeping_pass
 from campaign_runs.core.schedule import campaign_display, get_run, run_history, run_schedule, upcoming_runs
 from campaign_runs.core.served_slot import RESTART_CONF_RUN, RESTART_CONF_SLOT
+from campaign_runs.core.stops import finish_stopping_runs
 from campaign_runs.core.worklist import reassign, worklist
 
 __all__ = [

@@ -16,10 +16,10 @@ from campaign_runs.core import events, notify, reconcile, records
 from campaign_runs.core.delivery import deliver_after_commit
 from campaign_runs.core.details import in_doubt_count
 from campaign_runs.core.dto import ActionResult
-from campaign_runs.core.housekeeping import finish_pending_stop
 from campaign_runs.core.overrides import check_overrides, check_params
 from campaign_runs.core.schedule import current_status, require_run
 from campaign_runs.core.served_slot import RESTART_CONF_RUN, RESTART_CONF_SLOT
+from campaign_runs.core.stops import finish_pending_stop
 from campaign_runs.domain import (
     ALLOWED_FROM,
     RESULT_OF,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from campaign_runs.adapters import auth, metrics, tasks
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
+from campaign_runs.core.actions import stop_run
 from campaign_runs.domain import CampaignRunsError, shorten
 from campaign_runs.settings import get_settings
 
@@ -91,8 +92,6 @@ def stop_tripped_runs(*, session: Session = NEW_SESSION) -> list[ActionResult]:
     Returns the Stops made. A run that cannot be stopped any more (stopped meanwhile, by a person or by
     another process's pass) is left as it is. Safe to run in several processes.
     """
-    from campaign_runs.core.actions import stop_run  # actions imports housekeeping, which calls this
-
     results = []
     for trip in tasks.tripped_guards(session):
         owner, owner_email = owner_of(trip)

@@ -10,7 +10,7 @@ import pendulum
 import pytest
 from campaign_runs import core
 from campaign_runs.core import campaign_actions, definitions
-from campaign_runs.core.housekeeping import finish_stopping_runs
+from campaign_runs.core.stops import finish_stopping_runs
 from campaign_runs.domain import (
     CampaignActionNotAllowedError,
     CampaignPausedError,
