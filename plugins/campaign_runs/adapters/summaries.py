@@ -17,8 +17,9 @@ from airflow.models.xcom import XComModel
 from sqlalchemy import and_, exists, func, select, tuple_
 
 from campaign_runs.adapters.runs import DagRunInfo, _info
-from campaign_runs.adapters.tasks import CHANNEL_TASK_PREFIX, PROGRESS_KEY, ProgressReport
+from campaign_runs.adapters.tasks import CHANNEL_TASK_PREFIX, ProgressReport
 from campaign_runs.domain import RecordStatus, utcnow
+from campaign_runs.factory.keys import PROGRESS_KEY
 from campaign_runs.models import run_record, run_summary
 
 if TYPE_CHECKING:

@@ -12,6 +12,8 @@ from airflow.models.xcom import XComModel
 from airflow.utils.state import TaskInstanceState
 from sqlalchemy import select
 
+from campaign_runs.factory.keys import AUDIENCE_ERROR_KEY, GUARD_KEY, PROGRESS_KEY
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -19,11 +21,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROGRESS_KEY = "campaign_progress"
 CHANNEL_TASK_PREFIX = "send_"
 AUDIENCE_TASK = "build_audience"
 RETURN_VALUE_KEY = "return_value"
-AUDIENCE_ERROR_KEY = "campaign_audience_error"  # pushed by build_audience before it fails
 FAILURE_MESSAGE_MAX = 500
 
 
@@ -215,9 +215,6 @@ def failure_messages(dag_id: str, run_id: str, session: Session, *, limit: int =
         if found:
             messages[ti.task_id] = found[:FAILURE_MESSAGE_MAX]
     return messages
-
-
-GUARD_KEY = "campaign_guard"
 
 
 @dataclass(frozen=True)

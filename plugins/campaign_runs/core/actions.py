@@ -35,6 +35,7 @@ from campaign_runs.domain import (
     utcnow,
     validate_note,
 )
+from campaign_runs.factory.keys import RESEND_IN_DOUBT_KEY
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from campaign_runs.adapters.runs import DagRunInfo
 
-RESTART_CONF_RESEND = "campaign_resend_in_doubt"
+RESTART_CONF_RESEND = RESEND_IN_DOUBT_KEY
 RUN_ACTIONS = (Action.STOP, Action.RESTART, Action.SKIP)
 
 

@@ -6,13 +6,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from campaign_runs.factory.keys import RESTART_OF_KEY, RESTART_SLOT_KEY
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from campaign_runs.adapters.runs import DagRunInfo
 
-RESTART_CONF_RUN = "campaign_restart_of"  # a restart's conf: the first run of the slot it serves
-RESTART_CONF_SLOT = "campaign_slot"  # and that slot's dates (ISO 8601): logical date, data interval, run after
+RESTART_CONF_RUN = RESTART_OF_KEY  # a restart's conf: the first run of the slot it serves
+RESTART_CONF_SLOT = RESTART_SLOT_KEY  # and that slot's dates (ISO 8601): logical date, data interval, run after
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any, Protocol
 
+from campaign_runs.factory.keys import RESTART_OF_KEY, RESTART_SLOT_KEY
+
 FIRST_NAMES = (
     "Alice", "Bruno", "Chloé", "David", "Emma", "Farid", "Giulia", "Hugo", "Inès", "Jonas",
     "Karin", "Léo", "Maya", "Nils", "Olga", "Pablo", "Quentin", "Rosa", "Sami", "Tess",
@@ -71,11 +73,11 @@ def slot_for_run(
 ) -> tuple[RunSlot, str | None]:
     """The run's slot and the run it restarts (if any), from its conf or its own dates."""
     conf = conf or {}
-    restart_of = conf.get("campaign_restart_of")
+    restart_of = conf.get(RESTART_OF_KEY)
     if restart_of:
-        slot = conf.get("campaign_slot") or {}
+        slot = conf.get(RESTART_SLOT_KEY) or {}
         if not isinstance(slot, dict):
-            raise ValueError("conf 'campaign_slot' must be a mapping")
+            raise ValueError(f"conf '{RESTART_SLOT_KEY}' must be a mapping")
         return (
             RunSlot(
                 logical_date=normalise_instant(slot.get("logical_date")),

@@ -14,6 +14,7 @@ from campaign_runs.factory import guard
 from campaign_runs.factory.audience import WHOLE, Shard
 from campaign_runs.factory.channels import REASONS_KEPT, BatchOutcome, ChannelAdapter
 from campaign_runs.factory.gates import LedgerGate, ResendGate
+from campaign_runs.factory.keys import RESEND_IN_DOUBT_KEY
 from campaign_runs.factory.stop import SharedStop, StopSignal
 
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
     from campaign_runs.factory.suppression import SuppressionList
 
 log = logging.getLogger(__name__)
-PROGRESS_KEY = "campaign_progress"
-RESEND_IN_DOUBT_KEY = "campaign_resend_in_doubt"
 
 
 def resend_requested(conf: dict[str, Any] | None) -> bool:

@@ -16,8 +16,9 @@ from airflow.sdk import DAG, TriggerRule, get_current_context, task
 from campaign_runs.factory.about import DEMO_LABEL, about_markdown, campaign_params, campaign_tags
 from campaign_runs.factory.audience import AudiencePlan, Shard, plan_audience, slot_for_run
 from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
-from campaign_runs.factory.dispatch import PROGRESS_KEY, Dispatcher, resend_requested
+from campaign_runs.factory.dispatch import Dispatcher, resend_requested
 from campaign_runs.factory.hygiene import SnapshotPlan
+from campaign_runs.factory.keys import AUDIENCE_ERROR_KEY, PROGRESS_KEY
 from campaign_runs.factory.ledger import open_ledger
 from campaign_runs.factory.schedule import timetable
 from campaign_runs.factory.schedule_state import with_schedule_state
@@ -43,7 +44,6 @@ SINK_DIR_OPTION = ("campaign_runs", "sink_dir")
 LEDGER_CONN_OPTION = ("campaign_runs", "ledger_conn_id")
 SUMMARY_FIELDS = ("channel", "sent", "failed", "total", "in_doubt")
 FROZEN_KEY = "channels"  # build_audience's XCom: every channel's settings as the run started
-AUDIENCE_ERROR_KEY = "campaign_audience_error"  # build_audience's reason for failing, read by run details
 PROGRESS_INTERVAL = 0.5  # seconds between two progress pushes of a channel task (one Execution API call each)
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from campaign_runs.factory.keys import GUARD_KEY
 from campaign_runs.factory.stop import StopSignal
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GUARD_KEY = "campaign_guard"
 SETTING = "guard"  # the channel field in the YAML, kept in the channel's settings
 FIELDS = ("max_failed_percent", "max_failing_batches_in_row")
 GUARD_STATE = "guard"

@@ -180,10 +180,3 @@ def test_no_stop_within_the_hold_fails_the_task_with_the_note(tmp_path: Path, mo
         dispatch(tmp_path, adapter, lambda: "running")
     assert [value["rule"] for value in values] == ["max_failing_batches_in_row"]
     assert len(adapter.delivered) < 100 - 100 // 7
-
-
-def test_the_xcom_key_is_the_one_the_plugin_reads() -> None:
-    """The plugin's adapter reads the same key."""
-    from campaign_runs.adapters.tasks import GUARD_KEY as PLUGIN_KEY
-
-    assert GUARD_KEY == PLUGIN_KEY == "campaign_guard"
