@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "dags" / "campaigns"  # the shipped examples; the loader beside them loads the instance's own too
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "admin"
@@ -79,6 +80,11 @@ class DevConfig:
     def subscribers_db(self) -> Path:
         """The seeded SQLite file behind Connection ``subscribers_db`` (the weekly_newsletter's audience)."""
         return self.home / SUBSCRIBERS_FILE
+
+    @property
+    def campaigns_dir(self) -> Path:
+        """This instance's own campaigns (New and Configure write them here; the shipped ones stay in ``dags/``)."""
+        return self.home / "campaigns"
 
     @property
     def env_file(self) -> Path:
@@ -152,6 +158,7 @@ def airflow_settings(
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER": str(config.campaigns_dir),
         "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
         "AIRFLOW__API__SECRET_KEY": keys["api_secret_key"],
         "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt_secret"],
@@ -191,12 +198,12 @@ def seed_subscribers(config: DevConfig, settings: Mapping[str, str]) -> None:
     say(f"subscribers_db: table subscribers, {rows:,} rows in {shown(config.subscribers_db)} ({state})")
 
 
-def audience_lines(folder: Path | None = None) -> list[str]:
-    """One line per campaign of the DAGs folder: where its audience comes from (the YAML's ``audience.source``)."""
+def audience_lines(*folders: Path) -> list[str]:
+    """One line per campaign of ``folders`` (the shipped ones by default): where its audience comes from."""
     import yaml
 
     lines = []
-    for path in sorted((folder or REPO / "dags" / "campaigns").glob("*.yaml")):
+    for path in sorted(path for folder in folders or (SHIPPED,) for path in folder.glob("*.yaml")):
         try:
             audience = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("audience") or {}
         except (OSError, yaml.YAMLError, AttributeError):
@@ -399,6 +406,7 @@ def main() -> int:
             return 1
 
     keys = load_secrets(config.home)
+    config.campaigns_dir.mkdir(parents=True, exist_ok=True)  # New writes here: it must exist to be writable
     settings = airflow_settings(config, keys, os.environ)
     env = build_env(config, keys, os.environ)
     write_env_file(config, settings)
@@ -437,8 +445,9 @@ def main() -> int:
             say(f"  login   {ADMIN_USERNAME} / {ADMIN_PASSWORD} ({ADMIN_EMAIL})")
             say(f"  mail    {shown(config.mail_dir)}/ (one .eml per email, a line here for each)")
             say(f"  logs    {shown(config.log_dir)}/")
-            say("  audiences (dags/campaigns/*.yaml):")
-            for line in audience_lines():
+            say(f"  campaigns {shown(SHIPPED)}/ (shipped, read-only here); yours in {shown(config.campaigns_dir)}/")
+            say("  audiences:")
+            for line in audience_lines(SHIPPED, config.campaigns_dir):
                 say(f"    {line}")
             say("Ctrl-C stops everything.")
         elif not stop.is_set() and not any(process.poll() is not None for process in children.values()):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from campaign_runs.core.definitions import MAX_DEFINITION_BYTES
+from campaign_runs.core.definition_text import MAX_DEFINITION_BYTES
 from campaign_runs.factory.documents import MAX_DEPTH, MAX_NODES
 from campaign_runs.factory.spec import MAX_FILE_BYTES
 

@@ -35,12 +35,31 @@ class DefinitionSchemaOut(RootModel[dict[str, Any]]):
     """A JSON Schema document (draft 2020-12): the schema of `CampaignDefinition`, with `$schema` and `$id`."""
 
 
+class ConflictOut(BaseModel):
+    """A field you and someone else both changed, to different values, since your version (409)."""
+
+    field: str = Field(description="The dotted field, e.g. `channels.email.subject`.")
+    path: list[str] = Field(description="The field's keys, from the top of the definition.")
+    base: str | None = Field(description="Its value in your version, as YAML; null: not set (or not known).")
+    theirs: str | None = Field(description="Its value in the version saved meanwhile, as YAML; null: not set.")
+    yours: str | None = Field(description="Your value, as YAML; null: you removed it.")
+
+
 class DefinitionErrorResponse(ErrorResponse):
     """An error about a definition: the field that is wrong, or (409) what someone else saved meanwhile."""
 
     field: str | None = Field(default=None, description="422: the dotted field that is wrong (empty: the file).")
     changes: str | None = Field(default=None, description="409: their changes since your version (unified diff).")
     current_sha: str | None = Field(default=None, description="409: the sha of the version saved meanwhile.")
+    merged: str | None = Field(
+        default=None,
+        description="409: their version with your changes applied on top, field by field (YAML); each field in "
+        "`conflicts` holds theirs. Nothing was saved: choose for each conflict, then PUT it with `base_sha` = "
+        "`current_sha`.",
+    )
+    conflicts: list[ConflictOut] | None = Field(
+        default=None, description="409: the fields you both changed, to different values (empty: none)."
+    )
 
 
 def _encodable(value: str | None) -> str | None:

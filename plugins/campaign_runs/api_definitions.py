@@ -4,7 +4,8 @@ Creating (POST) and configuring (PUT) a campaign need the "Campaign Definitions"
 the campaign actions also need edit rights on the campaign's runs (as in the pages), and Run now needs to
 create runs.
 Configure is optimistic: send the ``sha`` (or ``ETag``) of the version you edited as ``base_sha`` (or
-``If-Match``); a save over someone else's newer one is refused with 409 and their ``changes``.
+``If-Match``); a save over someone else's newer one is refused with 409, their ``changes``, your changes
+applied on top of theirs field by field (``merged``) and the fields you both changed (``conflicts``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ _TEXT = {
     "permission; configuring and the campaign actions also need edit rights on the campaign's runs.",
     404: "Unknown campaign.",
     409: "The id clashes with an existing DAG or campaign file; the campaign is written in Python (read-only); "
-    "someone saved it since your version (`changes`, `current_sha`); or its state does not allow the action.",
+    "someone saved it since your version (`changes`, `current_sha`, your changes on top of theirs in `merged`, the "
+    "fields you both changed in `conflicts`; nothing saved); or its state does not allow the action.",
     422: "An invalid definition (`field` names what is wrong), body or option, or a refused note.",
 }
 
@@ -100,7 +102,7 @@ def get_definition_schema() -> dict[str, Any]:
 )
 def validate_definition(body: DefinitionBody) -> ValidOut:
     """Check a definition as the dag-processor will load it and that its audience reads; 422 names the `field`."""
-    from campaign_runs.core.audiences import validate_definition as validate
+    from campaign_runs.core.definition_text import validate_definition as validate
 
     dag_id, _ = validate(body.text())
     return ValidOut(dag_id=dag_id, valid=True)

@@ -84,7 +84,8 @@ def _print_saved(saved: Any, output: str) -> None:
 def campaigns_create(args: argparse.Namespace) -> None:
     """``airflow campaigns create --file F --user USERNAME``."""
     from campaign_runs.core.definition_rights import require_manager
-    from campaign_runs.core.definitions import create_definition, validate_text
+    from campaign_runs.core.definition_text import validate_text
+    from campaign_runs.core.definitions import create_definition
 
     text = _read(args.file)
     require_manager(args.user, "POST")
@@ -96,7 +97,7 @@ def campaigns_create(args: argparse.Namespace) -> None:
 @edge
 def campaigns_validate(args: argparse.Namespace) -> None:
     """``airflow campaigns validate --file F``: exit 0 when the dag-processor will load it and its audience reads."""
-    from campaign_runs.core.audiences import validate_definition
+    from campaign_runs.core.definition_text import validate_definition
 
     dag_id, _ = validate_definition(_read(args.file))
     if args.output in ("json", "yaml"):

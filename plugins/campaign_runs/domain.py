@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
+from typing import Any
 
 
 class RunStatus(enum.StrEnum):
@@ -207,14 +208,28 @@ class DefinitionErrors(DefinitionInvalidError):
 
 
 class DefinitionConflictError(ConflictError):
-    """Someone saved the campaign since the version this edit started from; ``changes`` is their diff."""
+    """Someone saved the campaign since the version this edit started from; ``changes`` is their diff.
+
+    ``merged`` is their version with this edit's changes applied on top, field by field; ``conflicts`` the
+    fields both changed (each a mapping: field, path, and the base's, their and your value as YAML).
+    """
 
     code = "definition_conflict"
 
-    def __init__(self, message: str, *, current_sha: str, changes: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        current_sha: str,
+        changes: str,
+        merged: str | None = None,
+        conflicts: tuple[dict[str, Any], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.current_sha = current_sha
         self.changes = changes
+        self.merged = merged
+        self.conflicts = conflicts
 
 
 def validate_note(note: str | None, *, required: bool, max_length: int) -> str:

@@ -47,7 +47,8 @@ def error_fields(error: CampaignRunsError) -> dict[str, Any]:
     if isinstance(error, DefinitionInvalidError):
         return {"field": error.field}
     if isinstance(error, DefinitionConflictError):
-        return {"changes": error.changes, "current_sha": error.current_sha}
+        fields = {"changes": error.changes, "current_sha": error.current_sha}
+        return {**fields, "merged": error.merged, "conflicts": list(error.conflicts)}
     return {}
 
 

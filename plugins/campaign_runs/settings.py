@@ -55,9 +55,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "definitions_folder": (
         "",
-        "Folder of the campaigns' YAML files that New and Configure write (the dag-processor reads them); empty "
-        "means the campaigns folder of [core] dags_folder. Read-only (for a git bundle) means New and Configure "
-        "offer the YAML to commit instead of writing it.",
+        "Folder of the campaigns' YAML files that New and Configure write; empty means the campaigns folder of [core] "
+        "dags_folder (the shipped campaigns, beside their loader). Another folder without a loader of its own is "
+        "loaded by that loader too, and the shipped campaigns are then read-only in the plugin (make run keeps "
+        "its campaigns in .airflow/campaigns); an id in both folders is loaded from neither. Read-only (for a git "
+        "bundle) means New and Configure offer the YAML to commit instead of writing it.",
     ),
     "resume_wait_seconds": (
         "60",
@@ -66,8 +68,9 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "audience_file_roots": (
         "",
-        "Folders (separated by commas) a file:// audience may be read from; empty means the DAGs folder and "
-        "$AIRFLOW_HOME/audiences. A relative url in a campaign is resolved against its YAML file's folder.",
+        "Folders (separated by commas) a file:// audience may be read from; empty means the DAGs folder, "
+        "$AIRFLOW_HOME/audiences and definitions_folder. A relative url in a campaign is resolved against its YAML "
+        "file's folder.",
     ),
     "ledger_conn_id": (
         "",

@@ -13,14 +13,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from campaign_runs import page_input, page_views
+from campaign_runs import page_definitions, page_input, page_views
 from campaign_runs.adapters import auth
 from campaign_runs.adapters.api_security import cookie_path, jwt_cookie_name, secret_key
 from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, NotFoundError
 from campaign_runs.http_errors import http_status
 from campaign_runs.page_format import run_json
 from campaign_runs.settings import get_settings
-from campaign_runs.ui_support import CSRF_COOKIE, FLASH_COOKIE, LINKS, Csrf, Flashes, environment
+from campaign_runs.ui_support import CSRF_COOKIE, FLASH_COOKIE, LINKS, Csrf, Flashes, environment, fab_only_context
 
 ui_app = FastAPI(title="Campaign Runs pages", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -172,6 +172,45 @@ def schedule_status(request: Request, dag_id: str) -> Response:
     return JSONResponse({"runs": [run_json(run) for run in schedule.runs]}, headers={"Cache-Control": "no-store"})
 
 
+# New, Configure, the campaign actions and the Monitor are FAB's pages only (views_definitions, views_monitor): under
+# another auth manager their URLs answer a page that says so and names the command line and REST equivalents.
+_FORMS = ["GET", "POST"]
+
+
+@ui_app.api_route("/new", methods=_FORMS)
+@ui_app.api_route("/new/{rest:path}", methods=_FORMS)
+def new_campaign(request: Request) -> Response:
+    """New campaign: FAB's page only."""
+    return _fab_only(request, "new")
+
+
+@ui_app.api_route("/display/{dag_id}/configure", methods=_FORMS)
+@ui_app.api_route("/display/{dag_id}/configure/{rest:path}", methods=_FORMS)
+def configure(request: Request, dag_id: str) -> Response:
+    """Configure: FAB's page only."""
+    return _fab_only(request, "configure", dag_id)
+
+
+@ui_app.api_route("/display/{dag_id}/actions/{action}", methods=_FORMS)  # GET: a POST redirected from FAB's path
+def campaign_action(request: Request, dag_id: str, action: str) -> Response:
+    """Run now, Pause, Resume, Stop all: FAB's forms only."""
+    return _fab_only(request, "actions", dag_id)
+
+
+@ui_app.get("/monitor/{dag_id}")
+@ui_app.get("/monitor/{dag_id}/{rest:path}")
+def monitor(request: Request, dag_id: str) -> Response:
+    """The Monitor: FAB's page only."""
+    return _fab_only(request, "monitor", dag_id)
+
+
+def _fab_only(request: Request, name: str, dag_id: str = "") -> Response:
+    page = Page(request)
+    if (refused := page.gate(dag_id or None)) is not None:
+        return refused
+    return page.render("fab_only.html", 404, **fab_only_context(name, dag_id, auth.auth_manager_name()))
+
+
 def _run_page(
     page: Page, dag_id: str, run_id: str, *, status: int = 200, form: dict[str, Any] | None = None
 ) -> Response:
@@ -245,6 +284,7 @@ def _act(page: Page, dag_id: str, run_id: str, action: str, fields: dict[str, st
         return page.refuse(f"You may not {wanted.value} runs of campaign {dag_id}.", 403)
     note = fields.get("note", "")
     try:
+        params = page_definitions.parse_params(fields.get("params", ""))  # Restart's overrides, read as on FAB
         with auth.acting_as(page.user) as actor:
             result = core.perform(
                 wanted,
@@ -254,6 +294,7 @@ def _act(page: Page, dag_id: str, run_id: str, action: str, fields: dict[str, st
                 note=note,
                 unpause=unpause,
                 resend_in_doubt=resend,
+                params=params,
                 idempotency_key=fields.get("idempotency_key") or None,
             )
     except CampaignRunsError as error:
@@ -263,6 +304,7 @@ def _act(page: Page, dag_id: str, run_id: str, action: str, fields: dict[str, st
             "note": note,
             "error": str(error) if isinstance(error, InvalidNoteError) else "",
             "offer_unpause": isinstance(error, CampaignPausedError),
+            "params": fields.get("params", ""),
         }
         return _run_page(page, dag_id, run_id, status=http_status(error), form=form)
     return _after_action(page, wanted, result, origin, dag_id, run_id)

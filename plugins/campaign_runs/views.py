@@ -113,6 +113,17 @@ class _FabAccess:
 FAB_ACCESS = _FabAccess()
 
 
+# The views that need FAB's login for every request (New, Configure, campaign actions, Monitor).
+_FAB_ONLY_VIEWS = frozenset({"CampaignDefinitionsView", "CampaignMonitorView"})
+
+
+def _elsewhere() -> ResponseReturnValue | None:
+    """Under another auth manager, send those views' URLs to the plugin's own pages, which say what to use instead."""
+    if request.blueprint not in _FAB_ONLY_VIEWS or auth.uses_fab():
+        return None
+    return redirect(ui_support.ui_path(request.full_path.rstrip("?")), code=303 if request.method == "POST" else 302)
+
+
 class CampaignsView(BaseView):
     """Campaigns, campaign display, run details, Stop / Restart / Skip and the work list."""
 
@@ -126,6 +137,8 @@ class CampaignsView(BaseView):
         """FAB's blueprint of these pages, guarded: bad input is refused on the plugin's own URLs only."""
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
         blueprint.before_request(lambda: page_input.check_request(request))
+        # First of the app's hooks: before Flask-WTF's CSRF check, which a form of another auth manager's page fails.
+        blueprint.record_once(lambda state: state.app.before_request_funcs.setdefault(None, []).insert(0, _elsewhere))
         blueprint.after_request(nosniff)
         blueprint.register_error_handler(page_input.BadInputError, self._bad_input)
         blueprint.register_error_handler(CSRFError, self._bad_input)

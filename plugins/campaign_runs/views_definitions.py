@@ -17,18 +17,16 @@ from flask import flash, g, jsonify, make_response, redirect, request, send_from
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
-from campaign_runs import page_definitions, page_input, view_links, views_trials
+from campaign_runs import page_configure, page_definitions, page_input, view_links, views_trials
 from campaign_runs.adapters import auth
-from campaign_runs.core import audiences, definition_rights, definition_status, definitions
+from campaign_runs.core import audiences, definition_rights, definition_status, definition_text, definitions
 from campaign_runs.core.campaign_actions import CAMPAIGN_ACTIONS, MISSED_CHOICES, perform_campaign_action
 from campaign_runs.core.users import email_of, no_email_notice
 from campaign_runs.domain import (
     CampaignRunsError,
     ConflictError,
     DefinitionConflictError,
-    DefinitionErrors,
     DefinitionInvalidError,
-    InvalidNoteError,
 )
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time, poll
@@ -45,6 +43,10 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 TEXT_LIMIT = 200_000  # characters of a multi-line field: the core's own limits (templates, 64 KiB file) say more
 PREVIEW_ROWS = 10  # rows an audience preview shows
+AIRFLOW_SWITCH = (  # Airflow's React UI keeps the DAG it read (react-query: 5 min stale, no refetch on focus)
+    "Airflow's own pause switch at the top of this DAG's page shows the change after you reload the page: "
+    "Airflow's page keeps the campaign as it read it when it opened."
+)
 
 
 @cache
@@ -93,7 +95,7 @@ def check_request() -> None:
         for name, value in request.form.items(multi=True):
             page_input.check_text("A field name", name)
             multiline = name in page_definitions.MULTILINE
-            long = multiline or name in page_definitions.TEMPLATE_FIELDS  # the core says which is too long
+            long = multiline or name in page_definitions.TEMPLATE_FIELDS or name.startswith(page_configure.PREFIX)
             limit = TEXT_LIMIT if long else page_input.FIELD_MAX
             page_input.check_text(f"The field {name[:40]!r}", value, multiline=multiline, limit=limit)
 
@@ -160,6 +162,10 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
     def _form_page(self, status: int = 200, **context: Any) -> ResponseReturnValue:
         context.setdefault("errors", {})
         context.setdefault("note", "")
+        if context.get("mode") == "configure":  # the fields both users changed stay beside theirs, their choices too
+            posted = context.pop("conflicts", None)
+            posted = page_configure.posted(request.form) if posted is None and request.method == "POST" else posted
+            context["conflicts"] = page_configure.by_slot(posted or [], context.get("form", {}))
         return self._page(
             "definition_form.html",
             status,
@@ -230,30 +236,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             return self._form_page(http_status(error), errors=self._errors(error, form), **kept, **context)
         return self._form_page(audience=preview.as_dict(), **kept, **context)
 
-    @classmethod
-    def _errors(cls, error: CampaignRunsError, form: dict[str, str], clash_field: str = "") -> dict[str, str]:
-        """Every error beside its field (a definition's all at once); the rest above the form (slot "")."""
-        if not isinstance(error, DefinitionErrors):
-            slot, message = cls._slot(error, form, clash_field)
-            return {slot: message}
-        shown: dict[str, str] = {}
-        for field, reason in error.errors:
-            slot = page_definitions.slot_of(field, form)
-            text = reason if slot else f"{field}: {reason}" if field else reason
-            shown[slot] = f"{shown[slot]}; {text}" if slot in shown else text
-        return shown
-
-    @staticmethod
-    def _slot(error: CampaignRunsError, form: dict[str, str], clash_field: str = "") -> tuple[str, str]:
-        """Where an error is shown: beside its field, or ("", message) above the form."""
-        if isinstance(error, DefinitionInvalidError):
-            slot = page_definitions.slot_of(error.field, form)
-            return slot, error.reason if slot else str(error)
-        if isinstance(error, InvalidNoteError):
-            return "note", str(error)
-        if isinstance(error, ConflictError) and not isinstance(error, DefinitionConflictError) and clash_field:
-            return clash_field, str(error)
-        return "", str(error)
+    _errors = staticmethod(page_configure.errors_of)  # every error beside its field; the rest above the form
 
     @expose("/new/preview.json")  # type: ignore[untyped-decorator]
     def preview(self) -> ResponseReturnValue:
@@ -300,7 +283,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         context = self._configure_context(dag_id, state)
         if state.text is None:
             return self._form_page(form={}, **context)
-        base = definitions.load_text(state.text)
+        base = definition_text.load_text(state.text)
         if request.method == "GET":
             return self._form_page(form=page_definitions.form_of(base), base_sha=state.sha, **context)
         return self._save_configured(dag_id, base, context)
@@ -326,7 +309,7 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         context = self._configure_context(dag_id, state)
         if state.text is None:
             return self._form_page(form={}, **context)
-        return self._audience_page(definitions.load_text(state.text), context)
+        return self._audience_page(definition_text.load_text(state.text), context)
 
     @expose("/display/<string:dag_id>/configure/check", methods=["POST"])  # type: ignore[untyped-decorator]
     def configure_check(self, dag_id: str) -> ResponseReturnValue:
@@ -339,18 +322,38 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
         return views_trials.test_send_page(self, dag_id)
 
     def _save_configured(self, dag_id: str, base: dict[str, Any], context: dict[str, Any]) -> ResponseReturnValue:
-        form, note = page_definitions.form_fields(request.form), request.form.get("note", "")
-        base_sha = request.form.get("base_sha", "")
+        form, note = page_configure.own_fields(request.form), request.form.get("note", "")
+        kept: dict[str, Any] = {"form": form, "note": note, "base_sha": request.form.get("base_sha", "")}
+        chosen = page_configure.posted(request.form, attempted=True)
+        if any(conflict.missing for conflict in chosen):  # never a field both changed without the user's choice
+            return self._form_page(422, errors={"": page_configure.CHOOSE}, conflicts=chosen, **kept, **context)
         try:
-            text = definitions.dump(page_definitions.mapping_of(form, base))
-            saved = definitions.update_definition(dag_id, text, base_sha=base_sha, actor=self._username(), note=note)
+            text = definitions.dump(page_configure.resolved(page_definitions.mapping_of(form, base), chosen))
+            saved = definitions.update_definition(
+                dag_id, text, base_sha=kept["base_sha"], actor=self._username(), note=note
+            )
         except DefinitionConflictError as error:
-            kept = {"form": form, "note": note, "base_sha": error.current_sha, "conflict": error.changes}
-            return self._form_page(409, errors={"": str(error)}, **kept, **context)
+            return self._merge_page(dag_id, chosen, error, kept, context)
         except CampaignRunsError as error:
-            kept = {"form": form, "note": note, "base_sha": base_sha}
-            return self._form_page(http_status(error), errors=self._errors(error, form), **kept, **context)
+            errors = self._errors(error, form)
+            return self._form_page(http_status(error), errors=errors, conflicts=chosen, **kept, **context)
         return self._saved(saved, view_links.campaign_path(dag_id))
+
+    def _merge_page(
+        self, dag_id: str, chosen: list[Any], error: DefinitionConflictError, kept: dict[str, Any], context: Any
+    ) -> ResponseReturnValue:
+        """409: theirs with your changes applied on top, the fields you both changed beside their input."""
+        try:
+            state = definitions.definition_of(dag_id)
+            if state.text is None or not state.editable:
+                raise ConflictError(state.reason)
+            base_text = definitions.version_text(dag_id, kept["base_sha"])
+            merged = page_configure.merge_form(kept["form"], chosen, base_text, state.text)
+        except CampaignRunsError as refused:
+            return self._refuse(str(refused), http_status(refused))
+        merge = {"changes": error.changes, "applied": merged.applied, "base_known": merged.base_known}
+        kept = {**kept, "form": merged.form, "base_sha": state.sha, "merge": merge}
+        return self._form_page(409, conflicts=merged.conflicts, **kept, **{**context, "state": state})
 
     # ------------------------------------------------------------ campaign actions
 
@@ -379,6 +382,8 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             flash(str(error), "danger")
             return self._page("error.html", http_status(error), title=f"Campaign {dag_id}", back=dag_id)
         flash(result.message, "success")
+        if action in ("pause", "resume"):
+            flash(AIRFLOW_SWITCH, "info")
         if (notice := no_email_notice(email_of(self._username()))) is not None:
             flash(notice, "warning")
         if action == "run_now" and result.run_ids:

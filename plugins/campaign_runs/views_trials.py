@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import request
 
 from campaign_runs import page_definitions
-from campaign_runs.core import definitions, trials
+from campaign_runs.core import definition_text, definitions, trials
 from campaign_runs.domain import CampaignRunsError, InvalidOptionError
 from campaign_runs.http_errors import http_status
 from campaign_runs.page_input import BadInputError
@@ -67,7 +67,7 @@ def _try(view: CampaignDefinitionsView, dag_id: str, kind: str) -> ResponseRetur
     form, note = page_definitions.form_fields(request.form), request.form.get("note", "")
     kept: dict[str, Any] = {"form": form, "note": note, "base_sha": request.form.get("base_sha", "")}
     try:
-        text = definitions.dump(page_definitions.mapping_of(form, definitions.load_text(state.text)))
+        text = definitions.dump(page_definitions.mapping_of(form, definition_text.load_text(state.text)))
         trial = _checks(dag_id, text) if kind == "check" else _sends(view, dag_id, text, form)
     except (InvalidOptionError, BadInputError) as error:
         return view._form_page(http_status(error), errors={"trial": str(error)}, **kept, **context)

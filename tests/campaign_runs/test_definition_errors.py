@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from campaign_runs.core import definitions
+from campaign_runs.core import definition_text
 from campaign_runs.domain import DefinitionErrors
 from starlette.testclient import TestClient
 
@@ -36,7 +36,7 @@ def four_mistakes(dag_id: str) -> str:
 
 def test_the_core_names_every_error_once() -> None:
     with pytest.raises(DefinitionErrors) as raised:
-        definitions.validate_text(four_mistakes("cr_four"))
+        definition_text.validate_text(four_mistakes("cr_four"))
     found = dict(raised.value.errors)
     assert set(found) == set(FOUR) and len(raised.value.errors) == 4
     for field, words in FOUR.items():
@@ -45,9 +45,9 @@ def test_the_core_names_every_error_once() -> None:
 
 
 def test_a_valid_definition_and_a_single_error_are_as_before() -> None:
-    assert definitions.validate_text(valid_definition("cr_fine"))[0] == "cr_fine"
+    assert definition_text.validate_text(valid_definition("cr_fine"))[0] == "cr_fine"
     with pytest.raises(DefinitionErrors) as raised:
-        definitions.validate_text(valid_definition("cr_one").replace("Europe/Paris", "Mars/Olympus"))
+        definition_text.validate_text(valid_definition("cr_one").replace("Europe/Paris", "Mars/Olympus"))
     assert raised.value.errors == [("schedule.timezone", "unknown timezone 'Mars/Olympus'")]
     assert (raised.value.field, raised.value.reason) == ("schedule.timezone", "unknown timezone 'Mars/Olympus'")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from campaign_runs.core import definitions
+import yaml
+from campaign_runs.core import definition_text, definitions
 from campaign_runs.core.definition_schema import component_schema, definition_schema
 from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
@@ -138,7 +139,7 @@ def test_validate_accepts_yaml_or_a_json_object_and_writes_nothing(
     answer = client.post(url, json={"yaml": VALID}, headers=tokens["viewer"])
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"dag_id": DAG_ID, "valid": True}
-    as_object = json.loads(json.dumps(definitions.load_text(VALID), default=str))
+    as_object = json.loads(json.dumps(definition_text.load_text(VALID), default=str))
     assert client.post(url, json={"definition": as_object}, headers=tokens["viewer"]).json()["valid"] is True
     error(client.post(url, json={}, headers=tokens["viewer"]), 422, "invalid_option", "either as `yaml`")
     both = {"yaml": VALID, "definition": as_object}
@@ -294,6 +295,36 @@ def test_configure_saves_a_version_and_a_second_save_of_the_same_version_gets_40
         ("created", 1, "alice"),
     ]
     assert history["entries"][1]["note"] == "Tuesdays"
+
+
+def test_a_stale_configure_gets_409_with_yours_merged_on_theirs_and_the_fields_both_changed(
+    client: TestClient, tokens: dict[str, dict[str, str]], folder: Path
+) -> None:
+    first = create(client, tokens["alice"]).json()
+    url = f"{PREFIX}/campaigns/{DAG_ID}/definition"
+    theirs = {"set": ["schedule.cron=0 10 * * TUE", "channels.email.subject=Theirs"], "base_sha": first["sha"]}
+    saved = client.put(url, json=theirs, headers=tokens["bob"]).json()
+    yours = {"set": ["audience.size=70", "channels.email.subject=Yours"], "base_sha": first["sha"]}
+
+    body = error(client.put(url, json=yours, headers=tokens["admin"]), 409, "definition_conflict", "both of you")
+
+    assert body["current_sha"] == saved["sha"] and "channels.email.subject" in body["detail"]
+    assert body["conflicts"] == [
+        {
+            "field": "channels.email.subject",
+            "path": ["channels", "email", "subject"],
+            "base": "Spring for $first_name\n",
+            "theirs": "Theirs\n",
+            "yours": "Yours\n",
+        }
+    ]
+    merged = yaml.safe_load(body["merged"])
+    assert (merged["schedule"]["cron"], merged["audience"]["size"]) == ("0 10 * * TUE", 70)
+    assert merged["channels"]["email"]["subject"] == "Theirs"  # theirs until the caller chooses
+    assert "size: 50" in (folder / f"{DAG_ID}.yaml").read_text()  # nothing saved
+    again = client.put(url, json={"yaml": body["merged"], "base_sha": body["current_sha"]}, headers=tokens["admin"])
+    assert again.status_code == 200, again.text
+    assert yaml.safe_load((folder / f"{DAG_ID}.yaml").read_text())["audience"]["size"] == 70
 
 
 def test_configure_refuses_bad_requests_and_writes_nothing(

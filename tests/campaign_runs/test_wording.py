@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from campaign_runs.core import definitions, notify
+from campaign_runs.core import definition_text, definitions, notify
 from campaign_runs.domain import DefinitionInvalidError, plural
 from campaign_runs.factory.about import about_markdown
 from campaign_runs.factory.documents import load_yaml, yaml_problem
@@ -80,7 +80,7 @@ def test_a_yaml_mistake_is_said_in_words_with_its_line_and_column(text: str, wor
 def test_every_surface_says_the_yaml_mistake_in_words(tmp_path: Path) -> None:
     """New/Configure/validate (the definition), edit --set (a value) and the loader (a file): no parser text."""
     with pytest.raises(DefinitionInvalidError) as whole:
-        definitions.validate_text("id: x\nchannels: {email: {subject: Hi}\n")
+        definition_text.validate_text("id: x\nchannels: {email: {subject: Hi}\n")
     assert "invalid YAML: the { opened at line 2, column 11 is not closed" in str(whole.value)
     with pytest.raises(DefinitionInvalidError) as value:
         definitions.apply_settings(VALID, ["audience.criteria={plan: gold"])

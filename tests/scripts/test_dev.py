@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from scripts.dev import config_from_env, group_members, load_secrets
+from scripts.dev import SHIPPED, airflow_settings, audience_lines, config_from_env, group_members, load_secrets
 from scripts.mailsink import MailSink, describe
 from tests.support.airflow_env import RESERVED_PORTS, free_port
+from tests.support.definitions import valid_definition
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENTS = {"api-server", "scheduler", "dag-processor", "triggerer"}
@@ -110,6 +111,35 @@ def test_ports_and_home_come_from_the_environment(tmp_path: Path) -> None:
         config_from_env({"CAMPAIGN_RUNS_PORT": "http"})
 
 
+def test_new_under_make_runs_settings_writes_the_instances_folder_not_the_clone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, airflow_db: None
+) -> None:
+    """``make run`` points ``[campaign_runs] definitions_folder`` at ``<home>/campaigns``; the DAGs stay the clone's."""
+    from campaign_runs.core import definitions
+    from campaign_runs.settings import get_settings
+
+    config = config_from_env({"CAMPAIGN_RUNS_HOME": str(tmp_path / "home")})
+    settings = airflow_settings(config, {"fernet_key": "f", "api_secret_key": "a", "jwt_secret": "j"})
+    assert settings["AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER"] == str(tmp_path / "home" / "campaigns")
+    assert settings["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags") and SHIPPED == REPO / "dags" / "campaigns"
+    for name in ("AIRFLOW__CAMPAIGN_RUNS__DEFINITIONS_FOLDER", "AIRFLOW__CORE__DAGS_FOLDER"):
+        monkeypatch.setenv(name, settings[name])
+    config.campaigns_dir.mkdir(parents=True)
+    get_settings.cache_clear()
+    shipped_before = sorted(path.name for path in SHIPPED.iterdir())
+    try:
+        saved = definitions.create_definition(valid_definition("cr_make_run_new"), actor="alice", note="Mine")
+        assert saved.written
+        assert (config.campaigns_dir / "cr_make_run_new.yaml").read_text() == valid_definition("cr_make_run_new")
+        assert sorted(path.name for path in SHIPPED.iterdir()) == shipped_before
+        assert "cr_make_run_new" in "\n".join(audience_lines(SHIPPED, config.campaigns_dir))
+        shipped = definitions.definition_of("weekly_newsletter")  # a shipped example: read-only under make run
+        assert not shipped.folder_writable and "one of the campaigns shipped in the DAGs folder" in shipped.reason
+    finally:
+        (SHIPPED / "cr_make_run_new.yaml").unlink(missing_ok=True)  # never leave a file in the clone
+        get_settings.cache_clear()
+
+
 def _get(url: str) -> tuple[int, bytes]:
     """Status and body of a GET (error statuses included)."""
     try:
@@ -154,6 +184,41 @@ def _env_file(path: Path) -> dict[str, str]:
             name, _, value = shlex.split(line)[1].partition("=")
             variables[name] = value
     return variables
+
+
+def _new_campaign_lands_in_the_home_and_loads(port: int, home: Path, env: dict[str, str], work: Path) -> None:
+    """New (``airflow campaigns create``) writes ``<home>/campaigns``, not the clone; Airflow loads it from there."""
+    definition = work / "cr_launcher_new.yaml"
+    definition.write_text(valid_definition("cr_launcher_new").replace("owner: alice", "owner: admin"))
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "campaigns", "create", "--file", str(definition), "--user", "admin",
+             "--note", "Launcher test", "--yes"],
+            env=env, cwd=work, check=True, capture_output=True, timeout=180,
+        )  # fmt: skip
+        assert (home / "campaigns" / "cr_launcher_new.yaml").read_text() == definition.read_text()
+        assert not (REPO / "dags" / "campaigns" / "cr_launcher_new.yaml").exists()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/auth/token",
+            data=json.dumps({"username": "admin", "password": "admin"}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            token = json.loads(response.read())["access_token"]
+        dag = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v2/dags/cr_launcher_new", headers={"Authorization": f"Bearer {token}"}
+        )
+        deadline = time.monotonic() + 180
+        while True:  # the shipped loader, woken by the save, reads the instance's folder too
+            try:
+                with urllib.request.urlopen(dag, timeout=10) as response:
+                    assert json.loads(response.read())["dag_id"] == "cr_launcher_new"
+                    return
+            except urllib.error.HTTPError as error:
+                assert error.code == 404 and time.monotonic() < deadline, "Airflow did not load the new campaign"
+            time.sleep(1)
+    finally:
+        (REPO / "dags" / "campaigns" / "cr_launcher_new.yaml").unlink(missing_ok=True)  # never left in the clone
 
 
 @pytest.mark.slow
@@ -213,6 +278,9 @@ def test_make_run_serves_airflow_and_ctrl_c_stops_every_child(tmp_path: Path) ->
         assert len(mail) == 1
         assert _parse(mail[0])["Subject"] == "Launcher test"
         _wait_for_line(output, r"^mail \d\d:\d\d:\d\d: campaign-runs@example.com -> ada@example.com: Launcher test ")
+        _wait_for_line(output, r"^  campaigns dags/campaigns/ \(shipped, read-only here\); yours in ")
+
+        _new_campaign_lands_in_the_home_and_loads(port, home, airflow_env, tmp_path)
 
         os.kill(launcher.pid, signal.SIGINT)
         assert launcher.wait(timeout=90) == 0

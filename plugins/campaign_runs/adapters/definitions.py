@@ -45,8 +45,34 @@ def dags_folder() -> Path:
 
 
 def definitions_folder(configured: str) -> Path:
-    """Where campaign YAML files live: ``[campaign_runs] definitions_folder`` or ``<dags_folder>/campaigns``."""
-    return Path(configured).expanduser() if configured else dags_folder() / "campaigns"
+    """Where New and Configure write campaign files: ``[campaign_runs] definitions_folder`` or the shipped folder."""
+    return Path(configured).expanduser() if configured else shipped_folder()
+
+
+def shipped_folder() -> Path:
+    """The campaigns folder of the DAG bundle, ``<dags_folder>/campaigns``, beside its loader."""
+    return dags_folder() / "campaigns"
+
+
+def campaign_folders(written: Path) -> list[Path]:
+    """Every folder whose campaign files Airflow loads: ``written`` (New and Configure's) first, then the shipped one.
+
+    The shipped folder's loader also loads ``written`` when that folder has no loader of its own
+    (``campaign_runs.factory.loader``); the shipped folder counts only while its loader is there.
+    """
+    shipped = shipped_folder()
+    if _same(shipped, written) or not (shipped / LOADER_FILE).is_file():
+        return [written]
+    return [written, shipped]
+
+
+def _same(first: Path, second: Path) -> bool:
+    return first.resolve() == second.resolve()
+
+
+def holders(folders: list[Path], dag_id: str) -> list[Path]:
+    """The folders of ``folders`` that have an entry named after campaign ``dag_id`` (a link or a folder too)."""
+    return [folder for folder in folders if os.path.lexists(path_of(folder, dag_id))]
 
 
 def factory() -> tuple[ModuleType, ModuleType]:
@@ -155,8 +181,14 @@ def write_not_before(folder: Path, dag_id: str, instant: datetime) -> None:
 
 
 def touch_loader(folder: Path) -> None:
-    """Mark the folder's loader as changed: the dag-processor (sorted by modified time) re-parses it next."""
+    """Mark the loader of ``folder`` as changed: the dag-processor (sorted by modified time) re-parses it next.
+
+    A folder without a loader of its own (``[campaign_runs] definitions_folder`` outside the DAG bundle) is read by
+    the shipped folder's loader: that one is touched.
+    """
     loader = folder / LOADER_FILE
+    if not loader.exists():
+        loader = shipped_folder() / LOADER_FILE
     try:
         os.utime(loader)
     except OSError:  # no loader beside the files, or not ours to touch: Airflow re-parses on its own interval

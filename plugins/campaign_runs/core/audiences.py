@@ -12,48 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from campaign_runs.adapters import connections
-from campaign_runs.adapters import definitions as files
-from campaign_runs.core.definitions import definition_of, folder, load_text, validate_text
-from campaign_runs.domain import ConflictError, DefinitionInvalidError, InvalidOptionError
+from campaign_runs.core.definition_text import AudienceUnreadableError, spec_in_folder, validate_text
+from campaign_runs.core.definitions import definition_of
+from campaign_runs.domain import ConflictError, InvalidOptionError
 
 if TYPE_CHECKING:
     from campaign_runs.factory.preview import AudiencePreview
 
 MAX_LIMIT = 100  # factory.preview.MAX_LIMIT: rows a preview shows at most
-
-
-class AudienceUnreadableError(DefinitionInvalidError):
-    """The audience's source cannot be read now: the Connection, the database's or the file's own message."""
-
-    code = "audience_unreadable"
-
-
-def spec_in_folder(dag_id: str, text: str) -> Any:
-    """The campaign spec of ``text``, parsed as the dag-processor will from ``<campaigns folder>/<id>.yaml``."""
-    try:
-        return files.parse(load_text(text), str(files.path_of(folder(), dag_id)))
-    except files.SpecRejected as error:
-        raise DefinitionInvalidError(error.problem.field, error.problem.message) from error
-
-
-def require_readable_audience(dag_id: str, text: str, spec: Any) -> None:
-    """Refuse a SQL or file audience whose source cannot be read, or that templates or mappings do not match."""
-    if spec.audience.is_demo:
-        return
-    from campaign_runs.factory.preview import audience_problems
-
-    connections.use_server_secrets()
-    problems = audience_problems(spec_in_folder(dag_id, text))
-    if problems:
-        first, *rest = problems
-        raise DefinitionInvalidError(first.field, first.message + "".join(f"; also {p}" for p in rest))
-
-
-def validate_definition(text: str) -> tuple[str, Any]:
-    """``validate_text``, then the audience's source read for its columns (``require_readable_audience``)."""
-    dag_id, spec = validate_text(text)
-    require_readable_audience(dag_id, text, spec)
-    return dag_id, spec
 
 
 def _preview(spec: Any, limit: int) -> AudiencePreview:

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaign_runs.adapters import definitions as files
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core.definitions import folder, validate_text
+from campaign_runs.core import definition_folders
+from campaign_runs.core.definition_text import folder, validate_text
 from campaign_runs.domain import CampaignRunsError, DefinitionInvalidError, utcnow
 
 if TYPE_CHECKING:
@@ -107,23 +108,37 @@ def _check_file(path: Path) -> BrokenDefinition | None:
 
 
 def broken_definitions() -> list[BrokenDefinition]:
-    """Campaign files the loader skips, each with its error (a file is re-checked only when it changes)."""
+    """Campaign files the loader skips, each with its error (a file is re-checked only when it changes).
+
+    Both campaigns folders count (``definition_folders``); an id in both is one entry: the loader loads neither.
+    """
+    by_id: dict[str, list[Path]] = {}
+    for where in definition_folders.every():
+        for path in files.listing(where):
+            by_id.setdefault(path.stem, []).append(path)
     found: list[BrokenDefinition] = []
-    for path in files.listing(folder()):
-        try:
-            stat = path.lstat()
-        except FileNotFoundError:
-            continue
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        with _broken_lock:
-            cached = _broken_cache.get(str(path))
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, _check_file(path))
-            with _broken_lock:
-                _broken_cache[str(path)] = cached
-        if cached[1] is not None:
-            found.append(cached[1])
+    for dag_id, paths in sorted(by_id.items()):
+        if len(paths) > 1:
+            found.append(BrokenDefinition(paths[0].name, "", definition_folders.defined_twice(dag_id)))
+        elif (broken := _checked(paths[0])) is not None:
+            found.append(broken)
     return found
+
+
+def _checked(path: Path) -> BrokenDefinition | None:
+    """``_check_file`` of ``path``, from the cache while the file has not changed."""
+    try:
+        stat = path.lstat()
+    except FileNotFoundError:
+        return None
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    with _broken_lock:
+        cached = _broken_cache.get(str(path))
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, _check_file(path))
+        with _broken_lock:
+            _broken_cache[str(path)] = cached
+    return cached[1]
 
 
 def visible_broken(found: list[BrokenDefinition], readable: set[str], *, may_manage: bool) -> list[BrokenDefinition]:

@@ -21,9 +21,16 @@ from sqlalchemy.exc import IntegrityError
 from campaign_runs.adapters import dags
 from campaign_runs.adapters import definitions as files
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
-from campaign_runs.core import running_definition
+from campaign_runs.core import definition_folders, definition_merge, running_definition
 from campaign_runs.core.actions import require_user
-from campaign_runs.core.definition_errors import SAFE_ID, validate_data
+from campaign_runs.core.definition_errors import SAFE_ID
+from campaign_runs.core.definition_text import (
+    MAX_DEFINITION_BYTES,
+    folder,
+    load_text,
+    validate_definition,
+    validate_text,
+)
 from campaign_runs.core.events import record_event, sha_of
 from campaign_runs.domain import (
     CampaignRunsError,
@@ -42,8 +49,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sqlalchemy.orm import Session
-
-MAX_DEFINITION_BYTES = 64 * 1024
 
 VERSION_KINDS = ("found", "created", "configured")
 READ_ONLY_WHY = (
@@ -92,31 +97,6 @@ class DefinitionVersion:
     diff: str | None
     details: str | None
     created_at: datetime
-
-
-def folder() -> Path:
-    """The campaigns folder New and Configure write."""
-    return files.definitions_folder(get_settings().definitions_folder)
-
-
-def load_text(text: str) -> Any:
-    """The YAML document of ``text``, or ``DefinitionInvalidError``."""
-    if len(text.encode("utf-8")) > MAX_DEFINITION_BYTES:
-        raise DefinitionInvalidError("", f"the definition is larger than {MAX_DEFINITION_BYTES // 1024} KiB")
-    if "\x00" in text:
-        raise DefinitionInvalidError("", "the definition contains a NUL character")
-    try:
-        data = load_yaml(text, max_bytes=MAX_DEFINITION_BYTES)
-    except (yaml.YAMLError, DocumentError) as error:
-        raise DefinitionInvalidError("", f"invalid YAML: {document_problem(error)}") from None
-    if not isinstance(data, dict):
-        raise DefinitionInvalidError("", "a campaign definition is a YAML mapping (id, description, schedule...)")
-    return data
-
-
-def validate_text(text: str) -> tuple[str, Any]:
-    """Validate a definition as the dag-processor will; its id and spec, or ``DefinitionErrors`` naming them all."""
-    return validate_data(load_text(text))
 
 
 def apply_settings(text: str, assignments: list[str]) -> str:
@@ -202,13 +182,39 @@ def _read_definition(where: Path, dag_id: str, *, complete: bool) -> str | None:
 
 
 @provide_session
+def version_text(dag_id: str, sha: str, *, session: Session = NEW_SESSION) -> str | None:
+    """The YAML of the campaign's saved version with content ``sha`` (the base of an edit), None if none was saved."""
+    return _text_of_sha(dag_id, sha, session) if sha else None
+
+
+def _conflict(state: DefinitionState, base_sha: str, text: str, name: str, session: Session) -> DefinitionConflictError:
+    """Refuse a save over someone else's newer version, with their diff and yours merged on top of theirs."""
+    base = _text_of_sha(state.dag_id, base_sha, session) if base_sha else None
+    theirs = state.text or ""
+    try:
+        found = definition_merge.merge(None if base is None else load_text(base), load_text(theirs), load_text(text))
+    except DefinitionInvalidError:  # their file is no definition (written by hand): nothing to merge onto
+        found = None
+    both = ", ".join(conflict.field for conflict in found.conflicts) if found else ""
+    said = f"changed by both of you: {both}" if both else "they changed none of the fields you changed"
+    return DefinitionConflictError(
+        f"{state.dag_id} was saved by someone else since you opened it; nothing was saved. Reload theirs, or "
+        f"apply your changes on top of theirs ({said}).",
+        current_sha=state.sha or "",
+        changes=diff_of(base or text, theirs, name),
+        merged=dump(found.merged) if found else None,
+        conflicts=tuple(conflict.as_dict() for conflict in found.conflicts) if found else (),
+    )
+
+
+@provide_session
 def definition_of(dag_id: str, *, session: Session = NEW_SESSION) -> DefinitionState:
     """The campaign's YAML and whether Configure may edit it (and why not).
 
     Only a campaign's own file is read: a regular file (no symbolic link is followed) whose ``id:`` is the id,
     of a DAG Airflow knows or a saved version, or else a whole valid definition Airflow has not loaded yet.
     """
-    where = folder()
+    where = definition_folders.home_of(dag_id) or folder()
     known, fileloc, _ = files.dag_file_of(dag_id, session)
     latest = _latest_version(dag_id, session)
     text = _read_definition(where, dag_id, complete=not known and latest is None)
@@ -216,13 +222,16 @@ def definition_of(dag_id: str, *, session: Session = NEW_SESSION) -> DefinitionS
         raise NotFoundError(
             f"No campaign {dag_id!r}: no DAG and no file {dag_id}{files.SUFFIX} in the campaigns folder."
         )
-    writable = files.writable(where)
+    shipped = definition_folders.is_shipped(where)  # read-only here: New and Configure write another folder
+    writable = not shipped and files.writable(where)
     version = int(latest.version) if latest is not None else 0
     if text is None:
         source = f"its DAG file {fileloc.replace(chr(92), '/').rsplit('/', 1)[-1]}" if fileloc else "a DAG file"
         why = f"{dag_id} is written in Python ({source}), not in YAML: change it in its code."
         return DefinitionState(dag_id, None, None, version, False, why, writable)
     reason = "" if writable else READ_ONLY_WHY.format(folder=where)
+    if shipped:
+        reason = definition_folders.SHIPPED_WHY.format(dag_id=dag_id)
     return DefinitionState(dag_id, text, sha_of(text), version, True, reason, writable)
 
 
@@ -239,8 +248,6 @@ def _prepare(text: str, actor: str, note: str | None, session: Session) -> tuple
     settings = get_settings()
     cleaned = validate_note(note, required=False, max_length=settings.note_max_length)
     require_user(actor, session=session)
-    from campaign_runs.core.audiences import validate_definition  # it validates with this module
-
     dag_id, spec = validate_definition(text)  # and reads a SQL or file audience's columns
     return dag_id, cleaned, spec
 
@@ -273,7 +280,7 @@ def create_definition(text: str, *, actor: str, note: str | None, session: Sessi
     where = folder()
     path = files.path_of(where, dag_id)
     known, _, _ = files.dag_file_of(dag_id, session)
-    if known or path.exists():
+    if known or definition_folders.home_of(dag_id) is not None:  # a shipped campaign's id is taken too
         raise ConflictError(_taken(dag_id, session))
     if not files.writable(where):
         message = READ_ONLY_WHY.format(folder=where)
@@ -300,13 +307,7 @@ def update_definition(
         raise ConflictError(state.reason)
     path = files.path_of(folder(), dag_id)
     if state.sha != base_sha:
-        started_from = _text_of_sha(dag_id, base_sha, session) or text
-        changes = diff_of(started_from, state.text, path.name)
-        raise DefinitionConflictError(
-            f"{dag_id} was saved by someone else since you opened it; reload, look at their changes, and redo yours.",
-            current_sha=state.sha or "",
-            changes=changes,
-        )
+        raise _conflict(state, base_sha, text, path.name, session)
     diff = diff_of(state.text, text, path.name)
     before = _spec_or_none(state.text)
     running_definition.check_shape_change(dag_id, before, spec, session)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from campaign_runs.adapters import campaign_control as control
 from campaign_runs.adapters import definitions as files
+from campaign_runs.core import definition_folders
 from campaign_runs.domain import CampaignActionNotAllowedError
 from campaign_runs.settings import get_settings
 
@@ -30,8 +31,10 @@ class CampaignFile:
 
 
 def campaign_file(dag_id: str) -> CampaignFile | None:
-    """The YAML campaign file of ``dag_id`` in the definitions folder; None for a campaign written in Python."""
-    folder = files.definitions_folder(get_settings().definitions_folder)
+    """The YAML campaign file of ``dag_id`` in a campaigns folder; None for a campaign written in Python."""
+    folder = definition_folders.home_of(dag_id)
+    if folder is None:
+        return None
     path = files.path_of(folder, dag_id)
     if path.is_symlink() or not path.is_file():
         return None

@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 from campaign_runs.adapters import campaign_control as control
 from campaign_runs.adapters import dags
 from campaign_runs.adapters import definitions as files
-from campaign_runs.core import not_before
+from campaign_runs.core import definition_folders, not_before
 from campaign_runs.domain import ConflictError
 from campaign_runs.factory.schedule_state import with_schedule_state
-from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -85,7 +84,7 @@ def show_next_run(dag_id: str, spec: Any, session: Session) -> None:
     schedule = spec.schedule
     if dag is None or not schedule.expression:
         return
-    folder = files.definitions_folder(get_settings().definitions_folder)
+    folder = definition_folders.home_of(dag_id) or definition_folders.written()
     placed = dataclasses.replace(spec, source=files.path_of(folder, dag_id))  # validated from text: no folder yet
     instant = with_schedule_state(placed).schedule.not_before  # the loader's rule: the later of file and YAML
     control.set_next_slot(dag, control.next_slot(dag_id, schedule, instant, session))

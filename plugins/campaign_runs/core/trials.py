@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from campaign_runs.adapters import connections
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core.actions import require_user
-from campaign_runs.core.audiences import AudienceUnreadableError, spec_in_folder, validate_definition
+from campaign_runs.core.definition_text import AudienceUnreadableError, spec_in_folder, validate_definition
 from campaign_runs.core.definitions import definition_of
 from campaign_runs.core.events import record_event
 from campaign_runs.domain import ConflictError, DefinitionInvalidError, InvalidOptionError

@@ -334,7 +334,11 @@ class FileSource(AudienceSource):
 
 
 def file_roots() -> list[Path]:
-    """Folders a ``file://`` audience may be read from: ``[campaign_runs] audience_file_roots``, else the defaults."""
+    """Folders a ``file://`` audience may be read from: ``[campaign_runs] audience_file_roots``, else the defaults.
+
+    The defaults: the DAGs folder, ``$AIRFLOW_HOME/audiences`` and ``[campaign_runs] definitions_folder`` (where a
+    relative url of the campaigns written there points).
+    """
     import os
 
     from airflow.sdk import conf
@@ -344,7 +348,9 @@ def file_roots() -> list[Path]:
         return [Path(item.strip()).expanduser().resolve() for item in configured.split(",") if item.strip()]
     home = Path(os.environ.get("AIRFLOW_HOME") or Path("~/airflow").expanduser())
     dags = conf.get("core", "dags_folder", fallback="") or str(home / "dags")
-    return [Path(dags).expanduser().resolve(), (home / "audiences").resolve()]
+    roots = [Path(dags).expanduser().resolve(), (home / "audiences").resolve()]
+    written = str(conf.get("campaign_runs", "definitions_folder", fallback="") or "").strip()
+    return [*roots, Path(written).expanduser().resolve()] if written else roots  # a relative url of its campaigns
 
 
 def check_file_root(url: str) -> None:

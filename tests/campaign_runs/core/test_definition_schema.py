@@ -11,7 +11,7 @@ import pytest
 import yaml
 from campaign_runs.adapters.definitions import factory
 from campaign_runs.core.definition_schema import component_schema, definition_schema
-from campaign_runs.core.definitions import validate_text
+from campaign_runs.core.definition_text import validate_text
 from campaign_runs.domain import DefinitionInvalidError
 from jsonschema import Draft202012Validator
 

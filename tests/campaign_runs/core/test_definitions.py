@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from campaign_runs.core import definition_status, definitions
+from campaign_runs.core import definition_status, definition_text, definitions
 from campaign_runs.domain import (
     ConflictError,
     DefinitionConflictError,
@@ -139,7 +139,7 @@ def test_a_read_only_folder_offers_the_yaml_and_writes_nothing(folder: Path, mon
 def test_set_assignments_change_dotted_keys_with_yaml_values(folder: Path) -> None:
     text = definitions.apply_settings(VALID, ["schedule.cron=0 8 * * *", "channels.email.batch_size=40"])
     assert "cron: 0 8 * * *" in text and "batch_size: 40" in text
-    assert definitions.validate_text(text)[0] == "cr_new_campaign"
+    assert definition_text.validate_text(text)[0] == "cr_new_campaign"
     with pytest.raises(DefinitionInvalidError, match="is not key=value"):
         definitions.apply_settings(VALID, ["schedule.cron"])
 

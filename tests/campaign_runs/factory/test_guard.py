@@ -12,7 +12,7 @@ import pytest
 from campaign_runs.factory import guard
 from campaign_runs.factory.channels import ChannelAdapter, DeliveryContext, Pacer
 from campaign_runs.factory.dispatch import Dispatcher
-from campaign_runs.factory.guard import GUARD_KEY, ChannelGuard, GuardSpec
+from campaign_runs.factory.guard import ChannelGuard, GuardSpec
 from campaign_runs.factory.ledger import SqliteLedger
 from campaign_runs.factory.spec import CampaignSpecError, parse_spec
 from campaign_runs.factory.stop import StopSignal
