@@ -199,9 +199,14 @@ class Dispatcher:
         return True
 
     def _parallel(self, progress: Progress) -> bool:
-        """Batches taken in turn by ``connections`` sender threads; False if stopped."""
+        """Batches taken in turn by ``connections`` sender threads; False if stopped.
+
+        Fewer recipients left than ``connections`` full batches: the batches are cut so that every connection
+        gets a share (1,000 recipients in batches of 500 over four connections would keep two of them idle).
+        """
         shared = SharedStop()
-        source = self.plan.batches(self.batch_size, self.shard)
+        share = max(1, -(-progress.total // self.connections))  # ceiling division
+        source = self.plan.batches(min(self.batch_size, share), self.shard)
         errors: list[BaseException] = []
         senders = [
             threading.Thread(

@@ -84,15 +84,16 @@ def dispatch(
     shard: Shard | None = None,
     state: Any = lambda: "running",
     run_id: str = "run-1",
+    batch_size: int = 5,
 ) -> DispatchResult:
-    """One dispatch of ``size`` recipients in batches of 5 with its own SQLite ledger connection."""
+    """One dispatch of ``size`` recipients in batches of ``batch_size`` with its own SQLite ledger connection."""
     channel = adapter.context.channel
     with SqliteLedger(tmp_path / "c" / "ledger.sqlite", "c", "slot", channel) as ledger:
         return Dispatcher(
             plan=plan(size),
             adapter=adapter,
             ledger=ledger,
-            batch_size=5,
+            batch_size=batch_size,
             run_state=state,
             publish=lambda progress: None,
             run_id=run_id,
@@ -109,6 +110,17 @@ def test_rate_limit_holds_over_four_connections(timed_smtp: tuple[TimedSink, int
     assert (result.sent, len(times)) == (60, 60)
     busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert busiest <= 21, busiest
+    assert sink.most_open == 4, "four connections at once"
+    assert Counter(r for _, r, _ in sink.received).most_common(1)[0][1] == 1
+
+
+def test_an_audience_smaller_than_the_batches_still_uses_every_connection(
+    timed_smtp: tuple[TimedSink, int], tmp_path: Path
+) -> None:
+    """40 recipients in batches of 500 over four connections: four shares of 10 go out at once, not one batch."""
+    sink, port = timed_smtp
+    result = dispatch(tmp_path, email_adapter(tmp_path, port, 20), 40, connections=4, batch_size=500)
+    assert (result.sent, len(sink.received)) == (40, 40)
     assert sink.most_open == 4, "four connections at once"
     assert Counter(r for _, r, _ in sink.received).most_common(1)[0][1] == 1
 
