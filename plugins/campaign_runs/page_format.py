@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import datetime
 from functools import cache
@@ -45,6 +46,35 @@ def _markdown() -> Any:
 def render_markdown(text: str | None) -> Markup:
     """Campaign docs as HTML (with tables); raw HTML in the source is escaped, unsafe links are not links."""
     return Markup(_markdown().render(text or ""))  # markdown-it escapes raw HTML (html=False)
+
+
+def _flat(prefix: str, value: Any) -> list[tuple[str, str]]:
+    """``value`` as ``(field, text)`` pairs, nested fields dotted (``conf.audience_size``)."""
+    if isinstance(value, dict) and value:
+        named = ((f"{prefix}.{key}" if prefix else str(key), inner) for key, inner in value.items())
+        return [pair for name, inner in named for pair in _flat(name, inner)]
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        return [pair for index, item in enumerate(value, 1) for pair in _flat(f"{prefix} {index}", item)]
+    if isinstance(value, list):
+        text = ", ".join(str(item) for item in value) or "none"
+    elif value is None or value == {}:
+        text = "none"
+    elif isinstance(value, bool):
+        text = "yes" if value else "no"
+    else:
+        text = str(value)
+    return [(prefix.replace("_", " "), text)]
+
+
+def changes(details: str | None) -> list[tuple[str, str]]:
+    """A history entry's recorded details (JSON) as ``(field, value)`` pairs to list; text that is not JSON as is."""
+    if not details:
+        return []
+    try:
+        data = json.loads(details)
+    except ValueError:
+        return [("", details)]
+    return [pair for pair in _flat("", data) if pair != ("", "none")]
 
 
 def run_json(run: RunView, details: RunDetails | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from campaign_runs import links, view_links
-from campaign_runs.page_format import fmt_duration, fmt_time
+from campaign_runs.page_format import changes, fmt_duration, fmt_time
 
 UI_BASE = "/campaign-runs/ui"
 CSRF_COOKIE = "campaign_runs_csrf"
@@ -141,7 +141,7 @@ def fab_only_context(page: str, dag_id: str, manager: str) -> dict[str, str]:
 def environment() -> Environment:
     """The Jinja2 environment of the UI routes: the FAB views' templates, autoescaped."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
-    env.globals.update(links=LINKS, fmt_time=fmt_time, fmt_duration=fmt_duration)
+    env.globals.update(links=LINKS, fmt_time=fmt_time, fmt_duration=fmt_duration, changes=changes)
     return env
 
 

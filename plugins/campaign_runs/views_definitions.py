@@ -251,7 +251,9 @@ class CampaignDefinitionsView(BaseView):  # type: ignore[misc]  # FAB ships no t
             slot = page_definitions.slot_of(error.field, {"schedule.mode": mode})
             return poll({"field": slot, "detail": error.reason}, 422)
         times = [{"local": fmt_time(t.local), "utc": fmt_time(t.utc)} for t in shown.times]
-        return poll({"cron": shown.cron, "timezone": shown.timezone, "description": shown.description, "times": times})
+        one_zone = all(t["local"] == t["utc"] for t in times)  # a UTC campaign: one column, not "In UTC | In UTC"
+        found = {"cron": shown.cron, "timezone": shown.timezone, "description": shown.description, "times": times}
+        return poll({**found, "one_zone": one_zone})
 
     @expose("/new/static/<string:name>")  # type: ignore[untyped-decorator]
     def static_file(self, name: str) -> ResponseReturnValue:

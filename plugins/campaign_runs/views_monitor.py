@@ -22,6 +22,8 @@ from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
 from campaign_runs.page_format import fmt_duration, fmt_time
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from flask.typing import ResponseReturnValue
 
 ROUTE_BASE = "/campaigns/monitor"
@@ -45,6 +47,12 @@ def run_links(metrics: Any) -> dict[str, str]:
     return {run.run_id: view_links.run_path(metrics.dag_id, run.run_id) for run in metrics.runs}
 
 
+def run_date(run: Any) -> str:
+    """The date a run is drawn at on the charts' x axis: the slot it serves (else its start), in UTC."""
+    moment: datetime | None = run.run_after or run.start_date
+    return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else str(run.run_id)
+
+
 def chart_data(metrics: Any, links: dict[str, str] | None = None) -> dict[str, Any]:
     """What the charts draw, oldest run first: messages per channel and failures, durations, interventions."""
     links = run_links(metrics) if links is None else links
@@ -56,6 +64,7 @@ def chart_data(metrics: Any, links: dict[str, str] | None = None) -> dict[str, A
         day[item.action] = day.get(item.action, 0) + 1
     return {
         "runs": [run.run_id for run in runs],
+        "dates": [run_date(run) for run in runs],
         "links": [links[run.run_id] for run in runs],
         "sent": {ch: [next((c.sent for c in run.channels if c.channel == ch), 0) for run in runs] for ch in channels},
         "failed": [run.failed for run in runs],

@@ -326,9 +326,10 @@ def test_campaigns_page_lists_campaigns_with_their_state(
     assert cells[1:4] == ["growth", "email, sms", "demo audience (synthetic) testers"]
     assert '<strong class="cr-demo">demo audience (synthetic)</strong>' in row.group(1)
     assert cells[4].startswith("0 9 * * MON ")
-    assert cells[6] == "active"
-    assert cells[7] == "running"  # the last run
-    assert cells[8:] == ["1", "0", "0"]  # active runs, open work list, failed emails
+    assert cells[5] == "Europe/Paris"  # the zone its schedule runs in
+    assert cells[7] == "active"  # the State column
+    assert cells[8] == "running"  # the last run
+    assert cells[9:] == ["1", "0", "0"]  # active runs, open work list, failed emails
     depends = re.search(r'data-dag-id="cr_depends">(.*?)</tr>', response.text, re.S)
     assert depends and 'data-status="paused"' in depends.group(1)
     assert "cr_plain" not in page
@@ -747,7 +748,8 @@ def test_stop_with_a_note_reads_stopping_then_stopped_with_email_and_work_list(
     alice = users("alice")
     page = alice.get(run_url("cr_campaign", run_id))
     assert 'action="' + run_url("cr_campaign", run_id) + '/stop"' in page.text
-    assert "Add Note" in page.text and ">Submit</button>" in page.text
+    assert "Add Note" in page.text and '<button type="submit" name="submit" value="stop">Stop run</button>' in page.text
+    assert ">Submit</button>" not in page.text
 
     response = post_action(alice, "cr_campaign", run_id, "stop", "Wrong audience")
     assert response.status_code == 303
@@ -993,7 +995,8 @@ def test_admin_sees_everyones_work_list_and_reassigns(
     run_id = stopped_run(make_run, alice)
     admin = users("admin")
     everyone = admin.get(f"{BASE}/worklist")
-    assert "Work lists of everyone" in everyone.text
+    assert "<h1>My work list</h1>" in everyone.text
+    assert "Everyone's entries (you are a work-list admin)" in unescape(everyone.text)
     row = re.search(rf'<tr data-run-id="{re.escape(run_id)}">.*?</tr>', everyone.text, re.S)
     assert row and '<td class="cr-assignee">alice</td>' in row.group(0)
     assert re.findall(r'<tr data-run-id="([^"]+)"', admin.get(f"{BASE}/worklist", params={"mine": "1"}).text) == []
@@ -1055,7 +1058,7 @@ def test_display_rows_offer_their_actions_in_dialogs_with_note_and_submit(
         assert f'<label for="cr-dialog-{action}-note">Add Note</label>' in shown
         assert f'<textarea id="cr-dialog-{action}-note" name="note" data-note-max="2000" ' in shown
         assert f'aria-describedby="cr-dialog-{action}-note-count" required' in shown  # the limit, beside it
-        assert f'<button type="submit" name="submit" value="{action}">Submit</button>' in shown
+        assert f'<button type="submit" name="submit" value="{action}">{action.capitalize()} run</button>' in shown
     what = {a: " ".join(unescape(re.sub(r"<[^>]+>", " ", dialog(response, a))).split()) for a in ("restart", "skip")}
     assert "The run is marked skipped and a new run is created and started in its slot" in what["restart"]
     assert "The run is marked skipped and the campaign continues with its schedule." in what["skip"]
@@ -1170,7 +1173,11 @@ def test_next_run_is_never_in_the_past_and_reads_paused_when_paused(
     assert re.search(r'data-dag-id="cr_campaign">.*?<td class="cr-next-run">paused</td>', listed.text, re.S)
     display = client.get(f"{BASE}/display/cr_campaign")
     assert '<dd id="cr-next-run">paused</dd>' in display.text
-    assert "paused — resumes at the next slot after it is unpaused." in text(display)
+    assert (
+        "Paused: no run starts, and Run now is not offered, until the campaign is resumed; "
+        "then it goes on at the next slot. Someone who may change its runs can resume it."
+    ) in text(display)
+    assert 'id="cr-resume-link"' not in display.text  # a viewer may not resume it
     schedule = re.search(r'<table id="cr-schedule".*?</table>', display.text, re.S)
     assert schedule and 'data-status="scheduled"' not in schedule.group(0)  # no upcoming runs while paused
 

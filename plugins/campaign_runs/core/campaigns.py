@@ -103,6 +103,11 @@ def _label(segment: str, definition: DagDefinition | None) -> str:
     return campaign_label(segment, definition.doc_md if definition is not None else None)
 
 
+def _timezone(definition: DagDefinition | None) -> str:
+    """The zone a campaign's schedule runs in, or empty when no version of it is serialized yet."""
+    return definition.timezone if definition is not None else ""
+
+
 def summaries(
     found: list[DagInfo],
     session: Session,
@@ -116,9 +121,8 @@ def summaries(
     now = utcnow()
     tags = tags if tags is not None else dags.tags_of(ids, session)
     segments = {dag_id: next(iter(_tagged("audience", tags.get(dag_id, []))), "") for dag_id in ids}
-    if definitions is None:
-        stale = [d.dag_id for d in found if _stale(d, now)]
-        definitions = dags.latest_definitions(stale, session) if stale else {}
+    if definitions is None:  # every campaign's: its timezone is listed (cached per version: one query when warm)
+        definitions = dags.latest_definitions(ids, session)
     definitions = _with_docs(ids, segments, definitions, session)
     owner_links = dags.owner_links_of(ids, session)
     last_runs = runs.latest_runs(ids, session)
@@ -150,6 +154,7 @@ def summaries(
                 failed_emails=failed_emails.get(dag.dag_id, 0),
                 audience_label=_label(segments[dag.dag_id], definitions.get(dag.dag_id)),
                 dry_run_channels=dry_run_channels(tags.get(dag.dag_id, []), channels),
+                timezone=_timezone(definitions.get(dag.dag_id)),
             )
         )
     return result

@@ -36,6 +36,8 @@ class CampaignSummary:
     audience_label: str = ""
     # Channels that send nothing (``delivery: dry_run``), from the DAG's ``dry-run`` tags.
     dry_run_channels: list[str] = field(default_factory=list)
+    # The IANA zone its schedule runs in, from its latest serialized version (empty when none is serialized yet).
+    timezone: str = ""
 
     @property
     def dry_run(self) -> bool:

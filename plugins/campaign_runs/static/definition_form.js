@@ -65,9 +65,11 @@
     description.textContent = ok ? data.description : (data.detail || "The schedule cannot be previewed.");
     description.dataset.state = ok ? "ok" : "error";
     var times = ok ? data.times : [];
+    var oneZone = ok && data.one_zone;  // the campaign's zone is UTC: one column, not "In UTC | In UTC"
+    document.getElementById("cr-preview-local").hidden = oneZone;
     times.forEach(function (time, index) {
       var row = document.createElement("tr");
-      [String(index + 1), time.local, time.utc].forEach(function (value) {
+      (oneZone ? [String(index + 1), time.utc] : [String(index + 1), time.local, time.utc]).forEach(function (value) {
         var cell = document.createElement("td");
         cell.textContent = value;
         row.appendChild(cell);
