@@ -137,7 +137,7 @@ def campaigns_list(args: argparse.Namespace) -> None:
     offset = 0
     while True:
         summaries, total = core.list_campaigns(limit=500, offset=offset)
-        rows.extend(campaign_row(s, core.get_campaign(s.dag_id).timezone) for s in summaries)
+        rows.extend(campaign_row(s, s.timezone or "UTC") for s in summaries)  # as get_campaign says it
         offset += len(summaries)
         if not summaries or offset >= total:
             break
