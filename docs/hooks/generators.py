@@ -398,6 +398,13 @@ def benchmark_results_markdown() -> str:
     return table(("benchmark", "command", "latest results"), rows) + "\n"
 
 
+def statement_counts_markdown() -> str:
+    """The SQL statements each page costs, from the file the query-count test asserts exactly."""
+    counts = json.loads((REPO / "docs" / "benchmarks" / "statements.json").read_text(encoding="utf-8"))
+    rows = [(entry["page"], entry["statements"]) for name, entry in counts.items() if not name.startswith("_")]
+    return table(("page", "SQL statements per request"), rows) + "\n"
+
+
 def version_markdown() -> str:
     """The package's version (``campaign_runs.__version__``), as the provider info and the OpenAPI document say it."""
     from campaign_runs import __version__

@@ -9,7 +9,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaign_runs import core, page_input
 from campaign_runs.core.overview import overview
@@ -59,6 +61,52 @@ class PageView:
     template: str
     context: dict[str, Any] = field(default_factory=dict)
     status: int = 200
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A campaign's times as its run schedule shows them: short in the campaign's zone, in full with UTC."""
+
+    zone: str = "UTC"
+
+    @property
+    def tz(self) -> tzinfo:
+        """The campaign's zone (UTC when Python does not know its name)."""
+        try:
+            return ZoneInfo(self.zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            return UTC
+
+    @property
+    def is_utc(self) -> bool:
+        """Whether the campaign's times are UTC times (then the pages show them once)."""
+        return self.zone.upper() in ("UTC", "ETC/UTC", "Z", "GMT")
+
+    def short(self, value: datetime | None, zone: tzinfo | None = None) -> str:
+        """``07 Dec 22:00`` in the campaign's zone (or ``zone``), with the year when it is not this year's."""
+        if value is None:
+            return ""
+        shown = _aware(value).astimezone(zone or self.tz)
+        this_year = datetime.now(shown.tzinfo).year
+        return shown.strftime("%d %b %H:%M" if shown.year == this_year else "%d %b %Y %H:%M")
+
+    def short_utc(self, value: datetime | None) -> str:
+        """``07 Dec 21:00 UTC``."""
+        return f"{self.short(value, UTC)} UTC" if value is not None else ""
+
+    def full(self, value: datetime | None) -> str:
+        """The whole timestamp in the campaign's zone and in UTC, for a title."""
+        if value is None:
+            return ""
+        utc = _aware(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if self.is_utc:
+            return utc
+        local = _aware(value).astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+        return f"{local} ({self.zone}) = {utc}"
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def action_messages(action: Action, run_id: str, new_run_id: str | None, username: str) -> list[tuple[str, str]]:
@@ -115,6 +163,9 @@ def display_page(dag_id: str, args: Mapping[str, str], access: Access, keep: str
         "schedule": shown.schedule,
         "runs": runs,
         "show_skipped": show_skipped,
+        "clock": Clock(shown.campaign.timezone or "UTC"),
+        # Airflow summarises a DAG without a schedule as "None": such a campaign runs when asked and misses no slot.
+        "scheduled": shown.campaign.summary.schedule not in (None, "", "None"),
     }
     return PageView("display.html", {**context, **acting})
 

@@ -34,7 +34,7 @@ from campaign_runs.domain import (
     NotFoundError,
 )
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
-from campaign_runs.page_format import fmt_duration, fmt_time, poll, run_json
+from campaign_runs.page_format import changes, fmt_duration, fmt_time, poll, run_json
 from campaign_runs.settings import get_settings
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class CampaignsView(BaseView):
                 links=view_links,
                 fmt_time=fmt_time,
                 fmt_duration=fmt_duration,
+                changes=changes,
                 username=_username(),
                 note_max_length=get_settings().note_max_length,
                 note_required=get_settings().note_required,

@@ -127,7 +127,12 @@ def test_the_pages_show_the_slot_a_restart_serves(api_app: Any, make_run: Callab
         html = client.get(f"{BASE}/display/cr_campaign").text
         row = re.search(rf'data-run-id="{re.escape(restart)}".*?</tr>', html, re.S)
         assert row is not None
-        assert re.search(r'<td class="cr-slot">2026-03-02 08:00:00 UTC</td>', row.group(0)), row.group(0)
+        slot = re.search(r'<td class="cr-slot"><time datetime="([^"]+)" title="([^"]+)">', row.group(0))
+        assert slot, row.group(0)
+        assert slot.groups() == (
+            "2026-03-02T08:00:00+00:00",
+            "2026-03-02 09:00:00 CET (Europe/Paris) = 2026-03-02 08:00:00 UTC",
+        )
         return
     html = client.get(run_url("cr_campaign", restart)).text
     slot = re.search(r'<dd id="cr-slot">(.*?)</dd>', html, re.S)
