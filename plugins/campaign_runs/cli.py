@@ -235,6 +235,7 @@ def campaigns_run(args: argparse.Namespace) -> None:
 def _act(args: argparse.Namespace, action: str) -> None:
     from campaign_runs import core
     from campaign_runs.core.action_rights import require_rights
+    from campaign_runs.core.outcomes import what_next
     from campaign_runs.core.users import email_of, no_email_notice
 
     run = core.get_run(args.campaign, args.run_id)
@@ -257,14 +258,8 @@ def _act(args: argparse.Namespace, action: str) -> None:
         if notice:
             print(notice, file=sys.stderr)
         return
-    messages = {
-        "stop": "Stop requested for run {run_id} of campaign {dag_id} ({status_before} -> {status_after}); "
-        "it becomes stopped when its tasks have ended and then goes to {actor}'s work list.",
-        "restart": "Run {run_id} of campaign {dag_id} skipped ({status_before} -> {status_after}) "
-        "and restarted as {new_run_id}.",
-        "skip": "Run {run_id} of campaign {dag_id} skipped ({status_before} -> {status_after}).",
-    }
-    print(messages[action].format(**action_row(result)))
+    said = what_next(action, result.run_id, result.new_run_id, emailed=notice is None)  # the pages' sentence
+    print(f"{said} Campaign {result.dag_id}: {result.status_before} -> {result.status_after}.")
     if notice:
         print(notice)
 

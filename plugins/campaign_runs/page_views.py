@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from campaign_runs import core, page_input
+from campaign_runs.core.outcomes import what_next
 from campaign_runs.core.overview import overview
 from campaign_runs.core.users import email_of, no_email_notice
 from campaign_runs.domain import Action, NotACampaignError, RunStatus
@@ -21,26 +22,9 @@ from campaign_runs.page_format import render_markdown
 from campaign_runs.settings import get_settings
 
 CAMPAIGNS_PAGE_SIZE = 50
+
+
 # What happens next after an action, with an email on its way (True) or none that could be sent (False).
-_WHAT_NEXT = {
-    (Action.STOP, True): (
-        "Run {run_id} is stopping; you will get an email when it has stopped, and it will be on your work list."
-    ),
-    (Action.STOP, False): "Run {run_id} is stopping; it will be on your work list when it has stopped.",
-    (Action.RESTART, True): (
-        "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly; "
-        "an email is on its way to you."
-    ),
-    (Action.RESTART, False): (
-        "Run {run_id} is skipped and restarted as run {new_run_id}, which is queued and starts shortly."
-    ),
-    (Action.SKIP, True): (
-        "Run {run_id} is skipped; the campaign goes on with its schedule and an email is on its way to you."
-    ),
-    (Action.SKIP, False): "Run {run_id} is skipped; the campaign goes on with its schedule.",
-}
-
-
 class Access(Protocol):
     """What the logged-in user may do, as the host's auth manager answers it."""
 
@@ -112,7 +96,7 @@ def _aware(value: datetime) -> datetime:
 def action_messages(action: Action, run_id: str, new_run_id: str | None, username: str) -> list[tuple[str, str]]:
     """``(category, message)`` pairs after an action: what happens next, and why no email goes out if none does."""
     notice = no_email_notice(email_of(username))
-    done = _WHAT_NEXT[action, notice is None].format(run_id=run_id, new_run_id=new_run_id or "")
+    done = what_next(action, run_id, new_run_id, emailed=notice is None)
     return [("success", done)] + ([("warning", notice)] if notice else [])
 
 

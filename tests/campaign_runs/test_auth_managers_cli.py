@@ -31,7 +31,8 @@ def test_cli_checks_users_against_simple_auth_manager_and_says_when_no_email_goe
 
     # alice is a configured user without an address: the action is done and recorded, the CLI says why no email.
     done = ok(cli("skip", "cr_campaign", run_id, "--note", "Duplicate", "--user", "alice", "--yes", env=env))
-    assert f"Run {run_id} of campaign cr_campaign skipped (failed -> skipped)." in done.out
+    said = f"Run {run_id} is skipped; the campaign goes on with its schedule. Campaign cr_campaign: failed -> skipped."
+    assert said in done.out  # no email: the pages' sentence for an actor without an address
     assert "No email could be sent: User 'alice' has no email address." in done.out
     assert "airflow campaigns users set-email alice ADDRESS" in done.out
     assert run_status("cr_campaign", run_id) == "skipped"

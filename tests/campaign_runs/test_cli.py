@@ -320,7 +320,8 @@ def test_stop_flow_worklist_reassign_and_email(make_run: Any, smtp_server: Any) 
     assert run_status("cr_campaign", run_id) == "running"
 
     stopped = ok(cli("stop", "cr_campaign", run_id, "--note", "Wrong audience", "--user", "alice", "--yes"))
-    assert "Stop requested" in stopped.out and run_id in stopped.out and "stopping" in stopped.out
+    assert f"Run {run_id} is stopping; " in stopped.out  # the pages' sentence, then the status change
+    assert "Campaign cr_campaign: running -> stopping." in stopped.out
     assert run_status("cr_campaign", run_id) in ("stopping", "stopped")
 
     housekeeping = ok(cli("housekeeping", "--once"))
@@ -427,7 +428,7 @@ def test_restart_skip_and_paused_campaign(make_run: Any, smtp_server: Any) -> No
         ("restart", "cr_campaign", to_restart, "--note", "Audience fixed", "--user", "alice", "--yes", "--unpause"),
         ("skip", "cr_campaign", to_skip, "--note", "Not worth it", "--user", "bob", "--yes", "-o", "json"),
     )
-    assert "restarted as restart__" in ok(restarted).out
+    assert f"Run {to_restart} is skipped and restarted as run restart__" in ok(restarted).out
     result = ok(skipped).json()
     assert result["action"] == "skip" and result["actor"] == "bob" and result["run_id"] == to_skip
     assert (result["status_before"], result["status_after"], result["replayed"]) == ("failed", "skipped", False)
@@ -520,7 +521,7 @@ def test_confirmation_on_a_terminal(make_run: Any) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:
         yes, no = pool.map(lambda a: answer(*a), [(yes_run, "y"), (no_run, "n")])
     assert yes[0] == 0, yes
-    assert "[y/N]" in yes[1] and "Stop requested" in yes[1]
+    assert "[y/N]" in yes[1] and f"Run {yes_run} is stopping; " in yes[1]
     assert no[0] == 1 and "cancelled" in no[2] and "Traceback" not in no[2], no
     assert run_status("cr_campaign", yes_run) in ("stopping", "stopped")
     assert run_status("cr_campaign", no_run) == "running"
