@@ -14,6 +14,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,15 +89,35 @@ def header(name: str, command: str, load_before: float, started: float) -> str:
     )
 
 
+def redact(text: str) -> str:
+    """``text`` without this machine's paths: the repository, the Python environment, the temp folder, home."""
+    places = {
+        str(REPO): ".",
+        sys.prefix: "<python environment>",
+        sys.base_prefix: "<python>",
+        tempfile.gettempdir(): "<temp>",
+        os.path.expanduser("~"): "~",
+    }
+    for path, shown in sorted(places.items(), key=lambda item: -len(item[0])):  # the longest first: nested ones
+        if len(path) > 1:
+            text = text.replace(path, shown)
+    return text
+
+
 @contextlib.contextmanager
 def recorded(name: str) -> Iterator[None]:
-    """Tee stdout while the benchmark ``name`` runs; on success write its results file."""
+    """Tee stdout while the benchmark ``name`` runs; on success write its results file (machine paths redacted).
+
+    Airflow logs warnings on stdout: unless the caller set a level, only errors are logged, so the file holds
+    the figures.
+    """
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
     command = " ".join(["python -m benchmarks." + name, *sys.argv[1:]])
     load_before, started = os.getloadavg()[0], time.monotonic()
     tee = Tee(sys.stdout)
     with contextlib.redirect_stdout(tee):
         yield
-    output = "".join(tee.copy).strip("\n")
+    output = redact("".join(tee.copy).strip("\n"))
     folder = results_folder()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.md"

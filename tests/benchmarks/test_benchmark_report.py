@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,6 +25,32 @@ def test_a_run_writes_its_output_and_what_it_depended_on(tmp_path: Path, monkeyp
     for row in ("| Commit | `", "| Date | ", "| Python | 3.", "| Airflow | 3.", "| CPUs | ", "| Load average"):
         assert row in text, row
     assert text.endswith("```text\n  plain smtplib  5000 msg/s\n```\n")
+
+
+def test_the_results_hold_no_path_of_the_machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log line naming a file of the environment or the clone is written with the places named, not the paths."""
+    import sys
+    import tempfile
+
+    monkeypatch.setenv("CAMPAIGN_RUNS_BENCH_RESULTS", str(tmp_path))
+    with report.recorded("pages"):
+        print(f"warning filename={sys.prefix}/lib/site-packages/x.py and {report.REPO}/dags/a.yaml")
+        print(f"scratch {tempfile.gettempdir()}/campaign-bench-1/airflow.cfg")
+    text = (tmp_path / "pages.md").read_text()
+    assert "filename=<python environment>/lib/site-packages/x.py and ./dags/a.yaml" in text
+    assert "scratch <temp>/campaign-bench-1/airflow.cfg" in text
+    for path in (sys.prefix, str(report.REPO), tempfile.gettempdir()):
+        assert path not in text
+
+
+MACHINE_PATHS = re.compile(r"(?<![\w.<])/(?:work|root|home|tmp|opt|var|usr|Users)/")
+
+
+@pytest.mark.parametrize("path", sorted(report.RESULTS.glob("*.md")), ids=lambda path: path.name)
+def test_committed_results_name_no_machine_path(path: Path) -> None:
+    """Every results file in the docs: no absolute path of the machine that ran it."""
+    found = [line for line in path.read_text(encoding="utf-8").splitlines() if MACHINE_PATHS.search(line)]
+    assert found == []
 
 
 def test_a_failed_run_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
