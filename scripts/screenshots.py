@@ -19,9 +19,10 @@ from tests.support import airflow_env
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "screenshots"
 USER = "alice"
+VIEWPORT = {"width": 1280, "height": 800}  # a common laptop screen: the Campaign tab must fit it
 SHOTS = {
-    "campaign-display.png": "the Campaign tab of a DAG: About, run schedule, actions on each row",
-    "action-dialog.png": "Skip from a row of the run schedule: what happens, Add Note, Submit",
+    "campaign-display.png": "the Campaign tab of a DAG: the run schedule first, an Actions menu per row, then About",
+    "action-dialog.png": "Skip from a row's Actions menu: what happens, the note, Skip run",
     "run-details.png": "the Campaign run tab: status, progress per channel, tasks, Stop",
     "campaign-display-dark.png": "the Campaign tab in Airflow's dark mode",
 }
@@ -51,7 +52,7 @@ def _shoot(base: str, out: Path) -> None:
     running = trigger(api, "cr_slow", "manual__newsletter_resend")
     wait_until(lambda: api.get(f"/campaign-runs/campaigns/cr_slow/runs/{running}").json().get("status") == "running")
     with chromium() as browser:
-        page: Any = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page: Any = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(30_000)
         login(page, base, USER, PASSWORD)
         page.goto(f"{base}/dags/cr_campaign/plugin/campaign")
@@ -59,7 +60,8 @@ def _shoot(base: str, out: Path) -> None:
         row = frame.locator(f'#cr-schedule tr[data-run-id="{failed}"]')
         expect(row.locator(".cr-status .cr-badge")).to_have_text("failed")
         page.screenshot(path=str(out / "campaign-display.png"), full_page=True)
-        row.get_by_role("button", name="Skip").click()
+        row.locator("details.cr-menu > summary").click()  # the row's Actions menu
+        row.get_by_role("button", name="Skip run").click()
         frame.locator("#cr-dialog-skip textarea").fill("Audience list not refreshed this week")
         page.screenshot(path=str(out / "action-dialog.png"), full_page=True)
         page.goto(f"{base}/dags/cr_slow/runs/{running}/plugin/campaign-run")
