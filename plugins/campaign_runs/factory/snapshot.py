@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -242,7 +243,8 @@ class SnapshotStore:
             count, marked = self._copy(scope.table, plan, rows, chunks)
             self.execute("COMMIT")
         except BaseException:
-            self.execute("ROLLBACK")
+            with suppress(Exception):  # the transaction may be gone with its connection: the first error stands
+                self.execute("ROLLBACK")
             raise
         self.execute(f"ALTER TABLE {scope.table} ADD PRIMARY KEY (position)")
         if marked:
