@@ -62,9 +62,9 @@ def running_stack(
     env = {**stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder), **(extra_env or {})}
     with airflow_stack(env, log_root / "logs") as processes:
         processes.start("api-server", port=port)
-        processes.wait_healthy(timeout=180)
         processes.start("dag-processor")
         processes.start("scheduler")
+        processes.wait_healthy(timeout=180)
         yield processes
 
 
@@ -175,19 +175,6 @@ def axe_violations(page_or_frame: Any, source: str, impacts: tuple[str, ...] = (
 
 
 __all__ = ["PLUGIN", "REPO", "AirflowStack", "wait_until"]
-
-
-@contextmanager
-def stack_with_mail(log_root: Path, dags_folder: Path) -> Iterator[AirflowStack]:
-    """``running_stack`` with its own SMTP sink, both stopped on exit."""
-    from tests.support.fixtures import start_smtp
-
-    controller, sink = start_smtp()
-    try:
-        with running_stack(sink.port, log_root, dags_folder) as processes:
-            yield processes
-    finally:
-        controller.stop()
 
 
 @contextmanager

@@ -12,14 +12,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.browser.support import api_client, chromium, running_stack, trigger
-from tests.support.fixtures import PASSWORD, TEST_DAGS, SmtpSink
+from tests.browser.support import api_client, chromium, trigger
+from tests.support.fixtures import PASSWORD, SmtpSink
 from tests.support.processes import AirflowStack, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -28,10 +27,15 @@ USER = "alice"
 
 
 @pytest.fixture
-def stack(tmp_path: Path, smtp_server: SmtpSink, airflow_db: None) -> Iterator[AirflowStack]:
-    """api-server + dag-processor + scheduler on the session's metadata DB, reachable at its own URL."""
-    with running_stack(smtp_server.port, tmp_path, TEST_DAGS) as processes:
-        yield processes
+def stack(shared_stack: AirflowStack) -> AirflowStack:
+    """api-server + dag-processor + scheduler on the session's metadata DB (``tests.support.shared_stack``)."""
+    return shared_stack
+
+
+@pytest.fixture
+def smtp_server(shared_mail: SmtpSink) -> SmtpSink:
+    """The stack's SMTP server, holding only this test's emails."""
+    return shared_mail
 
 
 @pytest.fixture
@@ -110,6 +114,7 @@ def test_stop_and_restart_a_run_from_airflows_ui(
     frame.get_by_role("link", name="My work list").click()
     entry = frame.locator(f'#cr-worklist tr[data-run-id="{run_id}"]')
     expect(entry.locator(".cr-note")).to_have_text("Wrong segment <b>now</b>")
+    entry.get_by_text("Actions", exact=True).click()  # the row's one action menu holds its forms
     entry.locator("form.cr-restart textarea").fill("Segment fixed")
     entry.locator("form.cr-restart button[type=submit]").click()
     expect(frame.locator(".cr-flash.success")).to_contain_text(

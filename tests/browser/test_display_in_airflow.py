@@ -27,12 +27,12 @@ from tests.browser.support import (
     failed_run,
     logged_in_page,
     login,
-    stack_with_mail,
     trigger,
     unpaused_api,
     wait_until,
 )
-from tests.support.fixtures import PASSWORD, TEST_DAGS
+from tests.support.fixtures import PASSWORD
+from tests.support.shared_stack import SharedStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -41,15 +41,15 @@ DAG = "cr_campaign"
 DARK_BACKGROUND = "rgb(17, 24, 39)"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> Iterator[AirflowStack]:
-    with stack_with_mail(tmp_path_factory.mktemp("display-stack"), TEST_DAGS) as processes:
-        yield processes
+@pytest.fixture
+def stack(shared_stack: AirflowStack) -> AirflowStack:
+    return shared_stack
 
 
 @pytest.fixture(scope="module")
-def api(stack: AirflowStack) -> Iterator[httpx.Client]:
-    with unpaused_api(stack.url(), USER, PASSWORD, (DAG, "cr_slow")) as client:  # the session's DB made them paused
+def api(shared_stack_manager: SharedStack) -> Iterator[httpx.Client]:
+    url = shared_stack_manager.up().url()
+    with unpaused_api(url, USER, PASSWORD, (DAG, "cr_slow")) as client:  # the session's DB made them paused
         yield client
 
 
@@ -67,6 +67,12 @@ def page(browser: Any, stack: AirflowStack) -> Iterator[Any]:
 
 def row(frame: Any, run_id: str) -> Any:
     return frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]')
+
+
+def open_menu(row_: Any) -> None:
+    """Open the row's action menu with the mouse, unless it is open."""
+    if not row_.locator("details.cr-menu").evaluate("(menu) => menu.open"):
+        row_.locator("details.cr-menu > summary").click()
 
 
 def tab_until_focused(page: Any, frame_selector: str, selector: str, limit: int = 200) -> None:
@@ -91,8 +97,12 @@ def test_skip_and_restart_from_the_rows_of_airflows_campaign_tab(
     frame = page.frame_locator("iframe")
     expect(row(frame, skipped).locator(".cr-status .cr-badge")).to_have_text("failed")
 
-    # Skip with the keyboard only: Tab to the row's Skip button, Enter opens the dialog on the note.
-    tab_until_focused(page, "iframe", f'tr[data-run-id="{skipped}"] button.cr-act[data-action="skip"]')
+    # Skip with the keyboard only: Tab to the row's action menu, Enter opens it, Tab to "Skip run", Enter opens
+    # the dialog on the note.
+    tab_until_focused(page, "iframe", f'tr[data-run-id="{skipped}"] details.cr-menu > summary')
+    page.keyboard.press("Enter")
+    tab_until_focused(page, "iframe", f'tr[data-run-id="{skipped}"] button.cr-act[data-action="skip"]', limit=3)
+    expect(row(frame, skipped).locator('button.cr-act[data-action="skip"]')).to_have_text("Skip run")
     page.keyboard.press("Enter")
     dialog = frame.locator("#cr-dialog-skip")
     expect(dialog).to_be_visible()
@@ -101,7 +111,7 @@ def test_skip_and_restart_from_the_rows_of_airflows_campaign_tab(
     expect(dialog.locator("textarea")).to_be_focused()
     page.keyboard.type("Not needed this week")
     page.keyboard.press("Tab")  # Cancel
-    page.keyboard.press("Tab")  # Submit
+    page.keyboard.press("Tab")  # Skip run
     expect(dialog.locator("button[type=submit]")).to_be_focused()
     page.keyboard.press("Enter")
 
@@ -127,11 +137,12 @@ def test_skip_and_restart_from_the_rows_of_airflows_campaign_tab(
     expect(row(frame, skipped)).to_have_count(0)
 
     # Restart from its row (mouse this time): the dialog says what happens, the new run shows up.
-    row(frame, restarted).get_by_role("button", name="Restart").click()
+    open_menu(row(frame, restarted))
+    row(frame, restarted).get_by_role("button", name="Restart run").click()
     dialog = frame.locator("#cr-dialog-restart")
     expect(dialog).to_contain_text("a new run is created and started")
     dialog.locator("textarea").fill("Audience fixed")
-    dialog.get_by_role("button", name="Submit").click()
+    dialog.get_by_role("button", name="Restart run").click()
     expect(frame.locator(".cr-flash.success")).to_contain_text(f"Run {restarted} is skipped and restarted as run ")
     new_row = frame.locator('#cr-schedule tr[data-run-id^="restart__"]')
     expect(new_row).to_have_count(1)
@@ -170,12 +181,13 @@ def test_no_serious_or_critical_accessibility_violations(stack: AirflowStack, ap
         found[name] = axe_violations(page, source)
     page.goto(f"{base}{PLUGIN}/display/{DAG}")
     for action in ("restart", "skip"):
-        row(page, failed).get_by_role("button", name=action.capitalize()).click()
+        open_menu(row(page, failed))
+        row(page, failed).get_by_role("button", name=f"{action.capitalize()} run").click()
         expect(page.locator(f"#cr-dialog-{action}")).to_be_visible()
         found[f"{action} dialog"] = axe_violations(page, source)
         page.keyboard.press("Escape")  # closes the dialog, focus back on its button
         expect(page.locator(f"#cr-dialog-{action}")).to_be_hidden()
-        expect(row(page, failed).get_by_role("button", name=action.capitalize())).to_be_focused()
+        expect(row(page, failed).get_by_role("button", name=f"{action.capitalize()} run")).to_be_focused()
     page.emulate_media(color_scheme="dark")
     for name, path in (("display (dark)", f"{PLUGIN}/display/{DAG}"), ("work list (dark)", f"{PLUGIN}/worklist")):
         page.goto(f"{base}{path}")

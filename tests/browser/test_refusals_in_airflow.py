@@ -22,12 +22,12 @@ from tests.browser.support import (
     chromium,
     failed_run,
     logged_in_page,
-    stack_with_mail,
     trigger,
     unpaused_api,
     wait_until,
 )
-from tests.support.fixtures import PASSWORD, TEST_DAGS
+from tests.support.fixtures import PASSWORD
+from tests.support.shared_stack import SharedStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,15 +38,15 @@ PAUSED = f"Campaign '{DAG}' is paused, so a restarted run would not start."
 FALSE_MESSAGE = "does not exist"
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, airflow_db: None) -> Iterator[AirflowStack]:
-    with stack_with_mail(tmp_path_factory.mktemp("refusals-stack"), TEST_DAGS) as processes:
-        yield processes
+@pytest.fixture
+def stack(shared_stack: AirflowStack) -> AirflowStack:
+    return shared_stack
 
 
 @pytest.fixture(scope="module")
-def api(stack: AirflowStack) -> Iterator[httpx.Client]:
-    with unpaused_api(stack.url(), USER, PASSWORD, (DAG, "cr_slow")) as client:  # the session's DB made them paused
+def api(shared_stack_manager: SharedStack) -> Iterator[httpx.Client]:
+    url = shared_stack_manager.up().url()
+    with unpaused_api(url, USER, PASSWORD, (DAG, "cr_slow")) as client:  # the session's DB made them paused
         yield client
 
 
@@ -120,9 +120,9 @@ def open_run(page: Any, base: str, way: str, run_id: str) -> Any:
 def send(frame: Any, way: str, run_id: str, action: str, note: str) -> None:
     """Send the action's form with ``note``: the row's dialog in the DAG tab, the run page's form elsewhere."""
     if way == "dag tab":
-        frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]').get_by_role(
-            "button", name=action.capitalize()
-        ).click()
+        row = frame.locator(f'#cr-schedule tr[data-run-id="{run_id}"]')
+        row.locator("details.cr-menu > summary").click()  # the row's action menu
+        row.get_by_role("button", name=f"{action.capitalize()} run").click()
         form = frame.locator(f"#cr-dialog-{action} form")
     else:
         form = frame.locator(f"form#{action}")
@@ -198,6 +198,7 @@ def test_a_restart_refused_from_the_work_list_in_the_nav_frame_says_why(
     frame = page.frame_locator("iframe")
     frame.get_by_role("link", name="My work list").click()
     entry = listed(page, frame, frame.locator(f'#cr-worklist tr[data-run-id="{run_id}"]'))
+    entry.get_by_text("Actions", exact=True).click()  # the row's one action menu holds its forms
     entry.locator("form.cr-restart textarea").fill("Segment fixed")
     entry.locator("form.cr-restart button[type=submit]").click()
     message = "Campaign 'cr_slow' is paused, so a restarted run would not start."

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import psutil
 import pytest
@@ -13,33 +12,23 @@ from campaign_runs import core
 from campaign_runs.adapters import runs as airflow_runs
 from sqlalchemy import select
 
-from tests.support.airflow_env import free_port
-from tests.support.fixtures import PROBE_KIND, TEST_DAGS, SmtpSink, outbox_rows, wait_for_housekeeping_pass
-from tests.support.processes import AirflowStack, airflow_stack, wait_until
+from tests.support.fixtures import PROBE_KIND, SmtpSink, outbox_rows, wait_for_housekeeping_pass
+from tests.support.processes import AirflowStack, wait_until
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def stack(tmp_path: Path, smtp_server: SmtpSink) -> Iterator[AirflowStack]:
-    """api-server + dag-processor + scheduler on the test session's metadata DB."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "AIRFLOW__CORE__DAGS_FOLDER": str(TEST_DAGS),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-        "AIRFLOW__SMTP__SMTP_PORT": str(smtp_server.port),
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(tmp_path / "task-logs"),
-    }
-    with airflow_stack(env, tmp_path / "logs") as processes:
-        processes.start("api-server", port=port)
-        processes.wait_healthy()
-        processes.start("dag-processor")
-        processes.start("scheduler")
-        yield processes
-        print(processes.logs()) if os.environ.get("CAMPAIGN_RUNS_SHOW_LOGS") else None
+def stack(shared_stack: AirflowStack) -> Iterator[AirflowStack]:
+    """api-server + dag-processor + scheduler on the test session's metadata DB (``tests.support.shared_stack``)."""
+    yield shared_stack
+    print(shared_stack.logs()) if os.environ.get("CAMPAIGN_RUNS_SHOW_LOGS") else None
+
+
+@pytest.fixture
+def smtp_server(shared_mail: SmtpSink) -> SmtpSink:
+    """The stack's SMTP server, holding only this test's emails; Airflow's ``[smtp]`` here points at it too."""
+    return shared_mail
 
 
 def trigger(dag_id: str) -> str:

@@ -75,6 +75,11 @@ class SmtpSink:
         with self._lock:
             return [str(m["Subject"]) for m in self.messages]
 
+    def forget(self) -> None:
+        """Drop every message received so far (a server shared by tests, handed to the next one)."""
+        with self._lock:
+            self.messages.clear()
+
 
 def start_smtp(port: int | None = None) -> tuple[Controller, SmtpSink]:
     """Start an aiosmtpd server on loopback."""

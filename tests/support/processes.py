@@ -7,25 +7,32 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+
+import psutil
 
 from tests.support.airflow_env import VENV_BIN, free_port
 from tests.support.subscribers import subscribers_environment
 
 COMMANDS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1"],
-    "scheduler": ["scheduler"],
+    # No log server: the api-server reads the task logs from the shared log folder, and its fixed port (8793)
+    # would be taken by whichever stack of the test session started first.
+    "scheduler": ["scheduler", "--skip-serve-logs"],
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer"],
     "celery-worker": ["celery", "worker", "--concurrency", "2"],
 }
+EXIT_GRACE = 1.0  # seconds a process whose shutdown is done gets to exit before SIGKILL (see stop_all)
 
 
 @dataclass
@@ -66,12 +73,36 @@ class AirflowProcess:
 
         10 s: an API server still holding a browser's keep-alive connections waits for them until then.
         """
+        self.signal(sig)
+        self.reap(time.monotonic() + timeout)
+
+    def signal(self, sig: int, *, group: bool = True) -> None:
+        """Send ``sig`` to the whole process group, or (``group=False``) to the process alone."""
         if self.popen is None:
             return
         with suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
+            if group:
+                os.killpg(self.popen.pid, sig)
+            else:
+                self.popen.send_signal(sig)
+
+    def outside_group(self) -> list[psutil.Process]:
+        """The process's descendants in process groups of their own (task processes)."""
+        if not self.alive():
+            return []
+        assert self.popen is not None
+        try:
+            descendants = psutil.Process(self.popen.pid).children(recursive=True)
+        except psutil.Error:
+            return []
+        return [child for child in descendants if _group(child) not in (None, self.popen.pid)]
+
+    def reap(self, deadline: float) -> None:
+        """Wait for the process until ``deadline`` (``time.monotonic()``), then SIGKILL what is left of its group."""
+        if self.popen is None:
+            return
         with suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout)
+            self.popen.wait(max(0.0, deadline - time.monotonic()))
         with suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait(10)
@@ -85,6 +116,36 @@ class AirflowProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _reap_when(process: AirflowProcess, done: Callable[[], bool], deadline: float) -> None:
+    """Wait until the process has exited or ``done()`` (then ``EXIT_GRACE`` more), at most until ``deadline``."""
+    while process.alive() and time.monotonic() < deadline:
+        with suppress(psutil.Error):
+            if done():
+                break
+        time.sleep(0.05)
+    process.reap(min(deadline, time.monotonic() + EXIT_GRACE))
+
+
+def _childless(process: AirflowProcess) -> bool:
+    """Whether the process has no child process left (its workers, parsers, log server ended and reaped)."""
+    return not psutil.Process(process.pid).children()
+
+
+def _closed(port: int) -> bool:
+    """Whether nothing accepts connections on the loopback ``port`` any more."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _group(process: psutil.Process) -> int | None:
+    """The process group of ``process``, None once it is gone."""
+    try:
+        return os.getpgid(process.pid)
+    except ProcessLookupError:
+        return None
 
 
 @dataclass
@@ -130,13 +191,37 @@ class AirflowStack:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise AssertionError(f"{name} not healthy after {timeout}s:\n{self.processes[name].tail()}")
 
-    def stop_all(self) -> None:
-        """Stop every process this stack started."""
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+    def stop_all(self, timeout: float = 10.0) -> None:
+        """Stop every process this stack started: all but the api-servers at once, then the api-servers at once.
+
+        The task processes still running are killed first (the Task SDK puts each in a process group of its own; a
+        scheduler's LocalExecutor waits for them). Each other process gets SIGTERM alone, so that it ends its own
+        children (a LocalExecutor worker killed by a group signal can leave its task queue locked: the scheduler
+        then waits for it until the SIGKILL). The api-servers go last: the ending tasks report to them.
+
+        A process is SIGKILLed with its group ``EXIT_GRACE`` after its shutdown is done (its children gone; an
+        api-server's port closed): what it would do after that is Python's interpreter teardown, seconds long
+        for a process this size.
+        """
+        processes = list(self.processes.values())
+        others = [p for p in processes if p.name not in self.api_ports]
+        for task in [task for process in others for task in process.outside_group()]:
+            with suppress(psutil.Error):
+                task.kill()
+        for process in others:
+            process.signal(signal.SIGTERM, group=False)
+        deadline = time.monotonic() + timeout
+        for process in others:
+            _reap_when(process, partial(_childless, process), deadline)
+        servers = [p for p in processes if p.name in self.api_ports]
+        for process in servers:
+            process.signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in servers:
+            _reap_when(process, partial(_closed, self.api_ports[process.name]), deadline)
 
     def logs(self) -> str:
         """The tail of every process's log, for failure messages."""
