@@ -2,9 +2,9 @@
 
 A test uses it through the ``shared_stack`` fixture (or ``shared_stack_manager``, for module-scoped fixtures).
 The stack starts on first use and stops as soon as the next test does not use it, so no other test runs beside
-its scheduler; ``tests.support.scheduling`` runs the modules that use it one after the other, on one xdist
-worker. Each test stays independent: ``shared_mail`` gives it the SMTP sink with only its own emails, and at its
-end every unfinished run of the test DAGs is marked failed (its tasks end).
+its scheduler; consecutive modules that use it on one xdist worker share one start. Each test stays
+independent: ``shared_mail`` gives it the SMTP sink with only its own emails, and at its end every unfinished
+run of the test DAGs is marked failed (its tasks end).
 """
 
 from __future__ import annotations
