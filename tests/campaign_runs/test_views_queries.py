@@ -248,10 +248,11 @@ def test_campaigns_page_queries_do_not_grow_with_campaigns(
         f"campaigns page: {few} statements with {before + 5} campaigns, {many} with {before + 500}; "
         f"search: {few_search} with 5 matches, {many_search} with 100"
     )
-    # A real-source campaign on the page (another test's) costs one query for its About, once per page.
-    assert few - few_real == many - many_real
-    # Exactly the docs' figure; a real-source campaign left on page one by another test may add its About query.
-    assert many in (expected("campaigns"), expected("campaigns") + many_real), "update the docs' figures"
+    # Exactly the docs' figure with a few campaigns and with 500 more. A real-source campaign that another test
+    # left on page one may add one query for its About (none once its definition is cached): one more, only then.
+    figure = expected("campaigns")
+    assert few in (figure, figure + few_real), "update the docs' figures"
+    assert many in (figure, figure + many_real), "update the docs' figures"
     assert few_search == many_search
     assert many_search == expected("campaigns_search"), "update the docs' figures"
 
