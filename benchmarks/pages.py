@@ -58,7 +58,7 @@ def seed(runs: int, campaigns: int) -> None:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
-    from campaign_runs.models import run_summary
+    from campaign_runs.tables import run_summary
     from sqlalchemy import insert
 
     from tests.support.fixtures import create_users, sync_test_dags
@@ -364,5 +364,5 @@ if __name__ == "__main__":
     if "--probe" in sys.argv:  # one cold measurement for its parent: no results file of its own
         main()
     else:
-        with recorded("pages"):
+        with recorded("pages", "pages-postgres" if "--postgres" in sys.argv else "pages"):
             main()

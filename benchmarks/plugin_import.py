@@ -33,7 +33,7 @@ from benchmarks.report import recorded  # noqa: E402
 from tests.support import airflow_env  # noqa: E402
 
 SHOW_MODULES = 30  # list the new modules by name when there are at most this many
-WATCHED = ("flask_appbuilder", "flask", "fastapi", "campaign_runs.views", "campaign_runs.api")
+WATCHED = ("flask_appbuilder", "flask", "fastapi", "campaign_runs.pages.fab.campaigns", "campaign_runs.api.app")
 
 # Hides the installed distribution, so that no entry point provides the plugin (control scenario).
 HIDE_DISTRIBUTION = r"""

@@ -105,8 +105,10 @@ def redact(text: str) -> str:
 
 
 @contextlib.contextmanager
-def recorded(name: str) -> Iterator[None]:
+def recorded(name: str, results: str | None = None) -> Iterator[None]:
     """Tee stdout while the benchmark ``name`` runs; on success write its results file (machine paths redacted).
+
+    The file is ``<results>.md`` (default: ``<name>.md``) under ``docs/benchmarks/results/``.
 
     Airflow logs warnings on stdout: unless the caller set a level, only errors are logged, so the file holds
     the figures.
@@ -120,6 +122,7 @@ def recorded(name: str) -> Iterator[None]:
     output = redact("".join(tee.copy).strip("\n"))
     folder = results_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.md"
-    path.write_text(header(name, command, load_before, started) + f"\n```text\n{output}\n```\n", encoding="utf-8")
+    title = results or name
+    path = folder / f"{title}.md"
+    path.write_text(header(title, command, load_before, started) + f"\n```text\n{output}\n```\n", encoding="utf-8")
     print(f"\nresults written to {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")

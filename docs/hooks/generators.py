@@ -15,7 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs" / "benchmarks" / "results"
 MIGRATIONS = REPO / "plugins" / "campaign_runs" / "migrations" / "versions"
 # Each benchmark module and the results file it writes (docs/benchmarks/results/<name>.md).
-BENCHMARKS = ("audience", "pages", "plugin_import", "stop_latency", "throughput", "transports")
+BENCHMARKS = {  # results file -> the command that writes it
+    "audience": "audience",
+    "pages": "pages",
+    "pages-postgres": "pages --postgres",
+    "plugin_import": "plugin_import",
+    "stop_latency": "stop_latency",
+    "throughput": "throughput",
+    "transports": "transports",
+}
 CODE_SPAN = re.compile(r"(`[^`]*`)")
 
 
@@ -221,7 +229,7 @@ def _commands(prefix: str, commands: Iterable[Any]) -> Iterator[str]:
 
 def cli_markdown() -> str:
     """Every ``airflow campaigns`` command with its usage and arguments."""
-    from campaign_runs.cli import get_cli_commands
+    from campaign_runs.cli.commands import get_cli_commands
 
     parts = []
     for group in get_cli_commands():
@@ -314,7 +322,7 @@ def _component(name: str, schema: dict[str, Any]) -> Iterator[str]:
 
 def rest_markdown() -> str:
     """Every route of the plugin's FastAPI app, then every schema its bodies use."""
-    from campaign_runs.api import app
+    from campaign_runs.api.app import app
     from campaign_runs.plugin import CampaignRunsPlugin
 
     prefix = CampaignRunsPlugin.fastapi_apps[0]["url_prefix"]
@@ -391,10 +399,10 @@ def migrations_markdown() -> str:
 def benchmark_results_markdown() -> str:
     """A link to each benchmark's latest results file, or how to make it."""
     rows = []
-    for name in BENCHMARKS:
+    for name, command in BENCHMARKS.items():
         results = RESULTS / f"{name}.md"
         found = f"[results/{name}.md](results/{name}.md)" if results.is_file() else "not generated yet: run the command"
-        rows.append((f"`benchmarks.{name}`", f"`python -m benchmarks.{name}`", found))
+        rows.append((f"`benchmarks.{name.split('-')[0]}`", f"`python -m benchmarks.{command}`", found))
     return table(("benchmark", "command", "latest results"), rows) + "\n"
 
 

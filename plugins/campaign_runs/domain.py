@@ -262,6 +262,10 @@ def utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.UTC)
 
 
+# The longest ids and usernames any edge accepts (Airflow's dag_id / run_id columns, its username column).
+ID_MAX = 250
+USERNAME_MAX = 256
+
 # What the campaign factory writes about a run's audience (``build_audience``'s return value, progress XCom).
 DEMO_AUDIENCE = "demo audience (synthetic)"
 # A channel that sends nothing (``delivery: dry_run``), as the factory says it: its tags ``dry-run:<channel>``

@@ -13,26 +13,24 @@ from airflow.plugins_manager import AirflowPlugin
 
 from campaign_runs import listeners
 from campaign_runs.lazy import Computed, Lazy
-from campaign_runs.view_links import BASE as VIEWS_BASE
-
-UI_BASE = "/campaign-runs/ui"  # ui_support.UI_BASE, not imported here: it pulls in Jinja2 and itsdangerous
+from campaign_runs.urls import FAB_BASE, UI_BASE
 
 
 def _fastapi_apps() -> list[dict[str, Any]]:
     """The JSON API, mounted under ``/campaign-runs``."""
-    from campaign_runs.api import app
+    from campaign_runs.api.app import app
 
     return [{"app": app, "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}]
 
 
 def _appbuilder_views() -> list[dict[str, Any]]:
     """The campaign pages, served by the FAB provider under ``/pluginsv2/campaigns``."""
-    from campaign_runs.views import CampaignsView
-    from campaign_runs.views_definitions import CampaignDefinitionsView
-    from campaign_runs.views_emails import CampaignEmailsView
-    from campaign_runs.views_monitor import CampaignMonitorView
-    from campaign_runs.views_suppressions import CampaignSuppressionsView
-    from campaign_runs.views_users import CampaignUsersView
+    from campaign_runs.pages.fab.campaigns import CampaignsView
+    from campaign_runs.pages.fab.definitions import CampaignDefinitionsView
+    from campaign_runs.pages.fab.emails import CampaignEmailsView
+    from campaign_runs.pages.fab.monitor import CampaignMonitorView
+    from campaign_runs.pages.fab.suppressions import CampaignSuppressionsView
+    from campaign_runs.pages.fab.users import CampaignUsersView
 
     views = [CampaignsView(), CampaignEmailsView(), CampaignUsersView(), CampaignMonitorView()]
     views += [CampaignDefinitionsView(), CampaignSuppressionsView()]
@@ -50,7 +48,7 @@ def _external_views() -> list[dict[str, Any]]:
     """Airflow UI entries: FAB's ``/pluginsv2`` pages under FAB, the plugin's own ``/campaign-runs/ui`` otherwise."""
     from campaign_runs.adapters.auth import uses_fab
 
-    base = VIEWS_BASE if uses_fab() else UI_BASE
+    base = FAB_BASE if uses_fab() else UI_BASE
     return [
         {
             "name": "Campaigns",

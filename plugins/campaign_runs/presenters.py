@@ -1,6 +1,6 @@
 """Plain-dict views of campaigns, runs, history and work-list entries, shared by the CLI and the REST API.
 
-Field names are the stable output documented in ``cli.py``.
+Field names are the stable output documented in ``cli/commands.py``.
 """
 
 from __future__ import annotations

@@ -15,8 +15,8 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Campaign Runs",
         "description": "Marketing campaigns on Apache Airflow: Stop / Restart / Skip runs, work list, emails.",
         "versions": [__version__],
-        "db-managers": ["campaign_runs.db.CampaignRunsDBManager"],
-        "cli": ["campaign_runs.cli.get_cli_commands"],
+        "db-managers": ["campaign_runs.db_manager.CampaignRunsDBManager"],
+        "cli": ["campaign_runs.cli.commands.get_cli_commands"],
         "config": {
             SECTION: {
                 "description": "Campaign Runs plugin.",

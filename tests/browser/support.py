@@ -42,7 +42,7 @@ def stack_env(base_url: str, smtp_port: int, log_root: Path, dags_folder: Path) 
 def _forget_other_modules_emails() -> None:
     """Empty the outbox: this stack's housekeeper would send earlier modules' pending emails to this test's SMTP."""
     from airflow.utils.session import create_session
-    from campaign_runs.models import email_outbox
+    from campaign_runs.tables import email_outbox
     from sqlalchemy import delete
 
     with create_session() as session:

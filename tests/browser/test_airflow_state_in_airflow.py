@@ -85,7 +85,7 @@ def test_the_run_tab_says_why_airflow_shows_a_stopped_run_as_failed(
 def test_pause_and_resume_say_when_airflows_switch_shows_it_and_after_a_reload_it_does(
     stack: AirflowStack, api: httpx.Client, page: Any
 ) -> None:
-    from campaign_runs.views_definitions import AIRFLOW_SWITCH
+    from campaign_runs.pages.fab.definitions import AIRFLOW_SWITCH
     from playwright.sync_api import expect
 
     page.goto(f"{stack.url()}/dags/cr_campaign/plugin/campaign")

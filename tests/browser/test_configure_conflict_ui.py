@@ -69,8 +69,8 @@ def browser() -> Iterator[Any]:
 
 def created(campaigns: Path) -> None:
     """Version 1 of the campaign, saved as New saves it."""
-    from campaign_runs import page_definitions
     from campaign_runs.core import definitions
+    from campaign_runs.pages import definition_form
 
     form = {
         "id": DAG_ID,
@@ -87,7 +87,7 @@ def created(campaigns: Path) -> None:
         "channels.email.subject": "Spring for $first_name",
         "channels.email.body": "Hello $first_name, spring is here.",
     }
-    text = definitions.dump(page_definitions.mapping_of(form))
+    text = definitions.dump(definition_form.mapping_of(form))
     assert definitions.create_definition(text, actor="alice", note="first").written
     assert (campaigns / f"{DAG_ID}.yaml").exists()
 

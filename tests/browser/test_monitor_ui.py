@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 from campaign_runs import core
-from campaign_runs.models import email_outbox, run_action, run_record, worklist_entry
+from campaign_runs.tables import email_outbox, run_action, run_record, worklist_entry
 from sqlalchemy import delete
 
 from tests.browser.support import PLUGIN, REPO, chromium, login, stack_env

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 from campaign_runs.domain import utcnow
-from campaign_runs.models import (
+from campaign_runs.settings import get_settings
+from campaign_runs.tables import (
     campaign_event,
     email_outbox,
     run_action,
@@ -16,7 +17,6 @@ from campaign_runs.models import (
     user_email,
     worklist_entry,
 )
-from campaign_runs.settings import get_settings
 from sqlalchemy import delete, select
 
 from tests.support.fixtures import TEST_DAGS

@@ -11,8 +11,8 @@ from campaign_runs.core import definition_text
 from campaign_runs.domain import DefinitionErrors
 from starlette.testclient import TestClient
 
-from tests.campaign_runs.test_views import HOSTILE
-from tests.campaign_runs.test_views_definitions import FORM, NEW, field_error, folder, post, users  # noqa: F401
+from tests.campaign_runs.pages.fab.test_campaigns import HOSTILE
+from tests.campaign_runs.pages.fab.test_definitions import FORM, NEW, field_error, folder, post, users  # noqa: F401
 from tests.support.definitions import valid_definition
 from tests.support.fixtures import PASSWORD
 
@@ -114,7 +114,7 @@ def test_validate_on_the_command_line_names_every_error(
     capsys: pytest.CaptureFixture[str],
     folder: Path,  # noqa: F811
 ) -> None:
-    from tests.campaign_runs.test_definitions_cli import fails
+    from tests.campaign_runs.cli.test_definitions import fails
 
     path = tmp_path / "cr_four_cli.yaml"
     path.write_text(four_mistakes("cr_four_cli"))

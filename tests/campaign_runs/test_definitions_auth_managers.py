@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import campaign_event
 from fastapi.testclient import TestClient
 
+from tests.campaign_runs.api.test_definitions import DAG_ID, VALID
 from tests.campaign_runs.core.helpers import count
-from tests.campaign_runs.test_definitions_api import DAG_ID, VALID
 from tests.support import auth_managers
 from tests.support.fixtures import PASSWORD
 

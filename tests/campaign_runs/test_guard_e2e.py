@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from campaign_runs import core
-from campaign_runs.models import run_action
+from campaign_runs.tables import run_action
 from sqlalchemy import select
 
 from tests.dags.campaigns.runs import header, scheduler_stack, task_states, trigger, wait_for_dag, xcoms

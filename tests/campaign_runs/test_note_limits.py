@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from campaign_runs import core
-from campaign_runs.models import run_action
+from campaign_runs.tables import run_action
 from starlette.testclient import TestClient
 
 from tests.campaign_runs.core.helpers import dag_run
-from tests.campaign_runs.test_views import BASE, count, login, post_action, record_status, run_url
+from tests.campaign_runs.pages.fab.test_campaigns import BASE, count, login, post_action, record_status, run_url
 from tests.support.cli_runner import run_in_process
 from tests.support.fixtures import PASSWORD
 

@@ -86,7 +86,7 @@ def test_provider_info_documents_every_option() -> None:
 
     info = get_provider_info()
     assert info["package-name"] == "campaign-runs"
-    assert info["db-managers"] == ["campaign_runs.db.CampaignRunsDBManager"]
+    assert info["db-managers"] == ["campaign_runs.db_manager.CampaignRunsDBManager"]
     options = info["config"]["campaign_runs"]["options"]
     assert set(options) == set(OPTIONS)
     assert options["note_max_length"] == {

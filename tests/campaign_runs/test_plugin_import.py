@@ -14,7 +14,7 @@ from tests.support.airflow_env import REPO
 # Modules a task process must not import because our plugin is installed: the UI only the API server needs, and
 # the core, which the listeners import only when the scheduler starts them (the contracts cannot tell a deferred
 # import from a module-level one; this can).
-UI_MODULES = ("flask_appbuilder", "flask", "fastapi", "campaign_runs.views", "campaign_runs.api", "campaign_runs.core")
+UI_MODULES = ("flask_appbuilder", "flask", "fastapi", "campaign_runs.pages", "campaign_runs.api", "campaign_runs.core")
 
 # What the Task SDK does in every task process: build the listener manager, which loads every plugin.
 TASK_PROBE = r"""
@@ -72,14 +72,14 @@ def test_task_process_registers_the_listener_without_importing_the_ui(hide_distr
 
 
 def test_lazy_attributes_return_the_real_view_and_app() -> None:
-    from campaign_runs.api import app
+    from campaign_runs.api.app import app
+    from campaign_runs.pages.fab.campaigns import CampaignsView
+    from campaign_runs.pages.fab.definitions import CampaignDefinitionsView
+    from campaign_runs.pages.fab.emails import CampaignEmailsView
+    from campaign_runs.pages.fab.monitor import CampaignMonitorView
+    from campaign_runs.pages.fab.suppressions import CampaignSuppressionsView
+    from campaign_runs.pages.fab.users import CampaignUsersView
     from campaign_runs.plugin import CampaignRunsPlugin
-    from campaign_runs.views import CampaignsView
-    from campaign_runs.views_definitions import CampaignDefinitionsView
-    from campaign_runs.views_emails import CampaignEmailsView
-    from campaign_runs.views_monitor import CampaignMonitorView
-    from campaign_runs.views_suppressions import CampaignSuppressionsView
-    from campaign_runs.views_users import CampaignUsersView
     from fastapi import FastAPI
 
     plugin = CampaignRunsPlugin()
@@ -106,12 +106,12 @@ def test_plugin_info_lists_the_view_and_the_app() -> None:
     [info] = result["info"]
     assert info["listeners"] == ["campaign_runs.listeners"]
     assert [view["view"] for view in info["appbuilder_views"]] == [
-        "campaign_runs.views.CampaignsView",
-        "campaign_runs.views_emails.CampaignEmailsView",
-        "campaign_runs.views_users.CampaignUsersView",
-        "campaign_runs.views_monitor.CampaignMonitorView",
-        "campaign_runs.views_definitions.CampaignDefinitionsView",
-        "campaign_runs.views_suppressions.CampaignSuppressionsView",
+        "campaign_runs.pages.fab.campaigns.CampaignsView",
+        "campaign_runs.pages.fab.emails.CampaignEmailsView",
+        "campaign_runs.pages.fab.users.CampaignUsersView",
+        "campaign_runs.pages.fab.monitor.CampaignMonitorView",
+        "campaign_runs.pages.fab.definitions.CampaignDefinitionsView",
+        "campaign_runs.pages.fab.suppressions.CampaignSuppressionsView",
     ]
     assert info["fastapi_apps"] == [
         {"app": "fastapi.applications.FastAPI", "url_prefix": "/campaign-runs", "name": "Campaign Runs API"}

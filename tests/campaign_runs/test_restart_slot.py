@@ -14,7 +14,7 @@ from campaign_runs import core
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from tests.campaign_runs.test_views import BASE, login, run_url
+from tests.campaign_runs.pages.fab.test_campaigns import BASE, login, run_url
 from tests.support.cli_runner import run_in_process
 from tests.support.fixtures import PASSWORD
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from campaign_runs.core import monitor
-from campaign_runs.models import run_summary
+from campaign_runs.tables import run_summary
 from sqlalchemy import select
 
 from tests.campaign_runs.core.test_restart_options import report_progress

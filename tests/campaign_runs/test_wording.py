@@ -11,7 +11,7 @@ from campaign_runs.domain import DefinitionInvalidError, plural
 from campaign_runs.factory.about import about_markdown
 from campaign_runs.factory.documents import load_yaml, yaml_problem
 from campaign_runs.factory.spec import CampaignSpecError, load_spec, parse_spec
-from campaign_runs.page_format import render_markdown
+from campaign_runs.pages.format import render_markdown
 
 from tests.support.definitions import valid_definition
 

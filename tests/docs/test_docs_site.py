@@ -57,7 +57,7 @@ def _commands(prefix: str, commands: Any) -> Iterator[str]:
 
 
 def test_the_cli_reference_has_every_command_and_argument(site: Path) -> None:
-    from campaign_runs.cli import get_cli_commands
+    from campaign_runs.cli.commands import get_cli_commands
 
     html = page(site, "reference/cli")
     group = get_cli_commands()[0]
@@ -69,7 +69,7 @@ def test_the_cli_reference_has_every_command_and_argument(site: Path) -> None:
 
 
 def test_the_rest_reference_has_every_route(site: Path) -> None:
-    from campaign_runs.api import app
+    from campaign_runs.api.app import app
 
     html = page(site, "reference/rest")
     routes = [(method.upper(), path) for path, methods in app.openapi()["paths"].items() for method in methods]

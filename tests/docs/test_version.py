@@ -33,7 +33,7 @@ def test_pyproject_reads_the_package_version() -> None:
 
 
 def test_the_provider_info_and_the_openapi_document_say_the_package_version() -> None:
-    from campaign_runs.api import app
+    from campaign_runs.api.app import app
     from campaign_runs.provider_info import get_provider_info
 
     assert get_provider_info()["versions"] == [__version__]

@@ -236,7 +236,7 @@ PROBE_KIND = "probe"
 def outbox_rows() -> list[dict[str, Any]]:
     """Every row of the plugin's email outbox, oldest first, read straight from the table."""
     from airflow.utils.session import create_session
-    from campaign_runs.models import email_outbox
+    from campaign_runs.tables import email_outbox
     from sqlalchemy import select
 
     with create_session() as session:
@@ -254,7 +254,7 @@ def wait_for_housekeeping_pass(sink: SmtpSink, timeout: float = 30.0) -> str:
     newest row, went through every email that was due before it.
     """
     from airflow.utils.session import create_session
-    from campaign_runs.models import email_outbox
+    from campaign_runs.tables import email_outbox
     from sqlalchemy import insert
 
     token = f"{os.getpid()}-{next(_probe_numbers)}"

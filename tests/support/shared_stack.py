@@ -63,7 +63,7 @@ class SharedStack:
     def fresh_mail(self) -> SmtpSink:
         """The sink, emptied once every email already due has gone out; no email of an earlier test left queued."""
         from airflow.utils.session import create_session
-        from campaign_runs.models import email_outbox
+        from campaign_runs.tables import email_outbox
         from sqlalchemy import delete
 
         self.up()

@@ -3,6 +3,6 @@
 Airflow's internals move between releases; what the core and the edges need of them lives here. The core and
 the domain reach Airflow only through these modules, and the edges only through the ones for identity, API
 security and the CLI (import-linter contracts in pyproject.toml check both); ``plugin``, ``listeners``,
-``models``, ``db``, ``settings`` and the factory import Airflow themselves.
+``tables``, ``db_manager``, ``settings`` and the factory import Airflow themselves.
 Functions take the caller's session and never commit, except where a docstring says so.
 """

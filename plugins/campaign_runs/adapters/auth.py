@@ -27,9 +27,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaign_runs.domain import utcnow
-from campaign_runs.models import permission_grant as permission_grant_table
-from campaign_runs.models import user_email as user_email_table
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import permission_grant as permission_grant_table
+from campaign_runs.tables import user_email as user_email_table
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -12,7 +12,7 @@ from airflow.utils.state import DagRunState, State, TaskInstanceState
 from sqlalchemy import and_, case, func, or_, select, update
 
 from campaign_runs.domain import RecordStatus, RunStatus, shorten, utcnow
-from campaign_runs.models import run_record
+from campaign_runs.tables import run_record
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence

@@ -20,7 +20,7 @@ from campaign_runs.adapters.runs import DagRunInfo, _info
 from campaign_runs.adapters.tasks import CHANNEL_TASK_PREFIX, ProgressReport
 from campaign_runs.domain import RecordStatus, utcnow
 from campaign_runs.factory.keys import PROGRESS_KEY
-from campaign_runs.models import run_record, run_summary
+from campaign_runs.tables import run_record, run_summary
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -239,7 +239,7 @@ def tripped_guards(session: Session, limit: int = 50) -> list[GuardTrip]:
     from sqlalchemy import and_, exists
 
     from campaign_runs.domain import Action
-    from campaign_runs.models import run_action
+    from campaign_runs.tables import run_action
 
     stopped_since = exists().where(
         run_action.c.dag_id == DagRun.dag_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from campaign_runs import links
+from campaign_runs import urls
 from campaign_runs.adapters import tasks
 from campaign_runs.core.dto import AUDIENCE_UNREAD, AudienceView
 from campaign_runs.domain import DEMO_AUDIENCE
@@ -87,7 +87,7 @@ def run_audience(
         result,
         state,
         failures.get(AUDIENCE_TASK),
-        links.airflow_task_path(dag_id, run_id, AUDIENCE_TASK),
+        urls.airflow_task_path(dag_id, run_id, AUDIENCE_TASK),
     )
 
 

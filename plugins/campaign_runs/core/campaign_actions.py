@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from campaign_runs import links
+from campaign_runs import urls
 from campaign_runs.adapters import campaign_control as control
 from campaign_runs.adapters import dags, metrics, runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
@@ -85,9 +85,9 @@ def _record_and_email(
         "summary": summary[0],
         "sentence": summary[1],
         "note": note,
-        "campaign_url": links.absolute(base, links.campaign_tab_path(dag_id)),
+        "campaign_url": urls.absolute(base, urls.campaign_tab_path(dag_id)),
         "runs": [
-            {"run_id": run_id, "outcome": outcome, "url": links.absolute(base, links.run_tab_path(dag_id, run_id))}
+            {"run_id": run_id, "outcome": outcome, "url": urls.absolute(base, urls.run_tab_path(dag_id, run_id))}
             for run_id, outcome in runs_listed
         ],
         "stopped_runs": action == "stop_all",

@@ -42,8 +42,8 @@ from campaign_runs.domain import (
     validate_note,
 )
 from campaign_runs.factory.documents import DocumentError, document_problem, load_yaml
-from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import campaign_event
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,7 +12,7 @@ from campaign_runs.core import notify, records
 from campaign_runs.core.delivery import deliver_after_commit
 from campaign_runs.core.dto import EmailView
 from campaign_runs.domain import Action, ConflictError, NotFoundError, NotPermittedError, RunStatus, utcnow
-from campaign_runs.models import email_outbox
+from campaign_runs.tables import email_outbox
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, insert, select
 
 from campaign_runs.domain import utcnow
-from campaign_runs.models import campaign_event
+from campaign_runs.tables import campaign_event
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -35,8 +35,8 @@ from campaign_runs.domain import (
     derive_status,
     skipped_text,
 )
-from campaign_runs.models import run_action, worklist_entry
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import run_action, worklist_entry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

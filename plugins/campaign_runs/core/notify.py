@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import and_, insert, or_, select, update
 
-from campaign_runs import links
+from campaign_runs import urls
 from campaign_runs.adapters import auth, email, metrics
 from campaign_runs.adapters.session import create_session, dialect_name
 from campaign_runs.core import channel_delivery
 from campaign_runs.core.audience_info import email_facts
 from campaign_runs.domain import utcnow
-from campaign_runs.models import email_outbox, run_action
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import email_outbox, run_action
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -99,12 +99,12 @@ def action_context(dag_id: str, run_id: str, note: str, new_run_id: str | None =
     base = get_settings().base_url
     context: dict[str, Any] = {
         "note": note,
-        "campaign_url": links.absolute(base, links.campaign_tab_path(dag_id)),
-        "run_url": links.absolute(base, links.run_tab_path(dag_id, run_id)),
+        "campaign_url": urls.absolute(base, urls.campaign_tab_path(dag_id)),
+        "run_url": urls.absolute(base, urls.run_tab_path(dag_id, run_id)),
         "new_run_id": new_run_id or "",
     }
     if new_run_id:
-        context["new_run_url"] = links.absolute(base, links.run_tab_path(dag_id, new_run_id))
+        context["new_run_url"] = urls.absolute(base, urls.run_tab_path(dag_id, new_run_id))
     return context
 
 

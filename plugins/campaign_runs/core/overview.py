@@ -18,8 +18,8 @@ from campaign_runs.adapters import summaries as stored_runs
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core import notify
 from campaign_runs.domain import RecordStatus, utcnow
-from campaign_runs.models import email_outbox, run_record, worklist_entry
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import email_outbox, run_record, worklist_entry
 
 if TYPE_CHECKING:
     from collections.abc import Collection

@@ -11,8 +11,8 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from campaign_runs.core.dto import ActionResult, HistoryEntry, WorklistItem
 from campaign_runs.domain import Action, ConflictError, IdempotencyKeyReusedError, RunStatus, utcnow
-from campaign_runs.models import run_action, run_record, worklist_entry
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import run_action, run_record, worklist_entry
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

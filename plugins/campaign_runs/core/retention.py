@@ -14,7 +14,7 @@ from sqlalchemy import and_, delete, func, not_, select
 
 from campaign_runs.adapters.session import NEW_SESSION, provide_session
 from campaign_runs.core.snapshot_cleaning import clean_snapshots
-from campaign_runs.models import email_outbox, run_action, worklist_entry
+from campaign_runs.tables import email_outbox, run_action, worklist_entry
 
 if TYPE_CHECKING:
     from datetime import datetime

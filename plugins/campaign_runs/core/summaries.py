@@ -28,8 +28,8 @@ from campaign_runs.core import records
 from campaign_runs.core.progress import channel_progress
 from campaign_runs.core.reconcile import applied_status
 from campaign_runs.domain import RecordStatus, RunStatus, derive_status, utcnow
-from campaign_runs.models import run_summary
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import run_summary
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow import settings
 from alembic import context
 
-from campaign_runs.db import CampaignRunsDBManager
+from campaign_runs.db_manager import CampaignRunsDBManager
 
 target_metadata = CampaignRunsDBManager.metadata
 version_table = CampaignRunsDBManager.version_table_name

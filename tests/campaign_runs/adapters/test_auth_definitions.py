@@ -87,7 +87,7 @@ def _fresh_database() -> None:
     """As before the plugin's first start: no grant recorded, no "Campaign Definitions" permission at all."""
     from airflow.providers.fab.auth_manager.models import Permission, Resource
     from airflow.utils.session import create_session
-    from campaign_runs.models import permission_grant
+    from campaign_runs.tables import permission_grant
     from sqlalchemy import delete, select
 
     for role_name in auth.DEFINITIONS_DEFAULT_ROLES:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from campaign_runs.adapters import runs
 from campaign_runs.domain import RunStatus, utcnow
-from campaign_runs.models import run_record
+from campaign_runs.tables import run_record
 from sqlalchemy import insert
 
 MakeRun = Callable[..., str]

@@ -12,7 +12,7 @@ from campaign_runs.domain import (
     NotACampaignError,
     NotFoundError,
 )
-from campaign_runs.models import email_outbox, run_action, run_record, worklist_entry
+from campaign_runs.tables import email_outbox, run_action, run_record, worklist_entry
 from sqlalchemy import func, select
 
 from tests.campaign_runs.core.helpers import count, dag_run, ti_states

@@ -18,7 +18,7 @@ from campaign_runs.domain import (
     InvalidOptionError,
     NotFoundError,
 )
-from campaign_runs.models import campaign_event, email_outbox, run_record, worklist_entry
+from campaign_runs.tables import campaign_event, email_outbox, run_record, worklist_entry
 from sqlalchemy import select
 
 from tests.campaign_runs.core.helpers import count, dag_run, ti_states

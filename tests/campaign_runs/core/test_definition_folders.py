@@ -12,8 +12,8 @@ import pytest
 from campaign_runs.core import definition_folders, definition_status, definitions, not_before
 from campaign_runs.domain import ConflictError
 from campaign_runs.factory.loader import LOADER_FILE
-from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import campaign_event
 
 from tests.campaign_runs.core.helpers import count
 from tests.conftest import REPO

@@ -15,7 +15,7 @@ from campaign_runs.core.definition_text import validate_text
 from campaign_runs.domain import DefinitionInvalidError
 from jsonschema import Draft202012Validator
 
-from tests.campaign_runs.test_definitions_api import VALID
+from tests.campaign_runs.api.test_definitions import VALID
 
 SHIPPED = sorted((Path(__file__).resolve().parents[3] / "dags" / "campaigns").glob("*.yaml"))
 

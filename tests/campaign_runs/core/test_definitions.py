@@ -15,8 +15,8 @@ from campaign_runs.domain import (
     utcnow,
 )
 from campaign_runs.factory.schedule_state import read_not_before
-from campaign_runs.models import campaign_event
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import campaign_event
 
 from tests.campaign_runs.core.helpers import count
 from tests.support.definitions import bad_inputs, valid_definition

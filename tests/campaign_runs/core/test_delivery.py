@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from campaign_runs import core
 from campaign_runs.domain import Action, UnknownActionError
-from campaign_runs.models import email_outbox
+from campaign_runs.tables import email_outbox
 from sqlalchemy import func, select
 
 from tests.support.fixtures import SmtpSink

@@ -10,7 +10,7 @@ from campaign_runs import core
 from campaign_runs.adapters import auth, metrics, tasks
 from campaign_runs.adapters.tasks import GuardTrip
 from campaign_runs.core import guard
-from campaign_runs.models import run_action
+from campaign_runs.tables import run_action
 from sqlalchemy import event, func, select
 
 from tests.campaign_runs.core.helpers import dag_run

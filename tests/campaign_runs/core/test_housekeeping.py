@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from campaign_runs import core
 from campaign_runs.domain import ActionNotAllowedError
-from campaign_runs.models import run_action
+from campaign_runs.tables import run_action
 
 from tests.campaign_runs.core.helpers import count, dag_run, ti_states
 from tests.support.fixtures import body_of

@@ -10,8 +10,8 @@ import pytest
 from campaign_runs import core
 from campaign_runs.core import records
 from campaign_runs.domain import IdempotencyKeyReusedError, utcnow
-from campaign_runs.models import run_action, run_record
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import run_action, run_record
 from sqlalchemy import select, update
 
 from tests.campaign_runs.core.helpers import count, dag_run

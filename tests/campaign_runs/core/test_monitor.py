@@ -9,7 +9,7 @@ import pytest
 from campaign_runs import core
 from campaign_runs.core import monitor, summaries
 from campaign_runs.domain import InvalidOptionError, NotFoundError, utcnow
-from campaign_runs.models import email_outbox, run_record, worklist_entry
+from campaign_runs.tables import email_outbox, run_record, worklist_entry
 from sqlalchemy import insert, update
 
 from tests.campaign_runs.core.test_restart_options import report_progress

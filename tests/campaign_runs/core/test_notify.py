@@ -6,7 +6,7 @@ import threading
 
 from campaign_runs import core
 from campaign_runs.core import notify
-from campaign_runs.models import email_outbox
+from campaign_runs.tables import email_outbox
 from sqlalchemy import func, select
 
 from tests.support.fixtures import SmtpSink, body_of

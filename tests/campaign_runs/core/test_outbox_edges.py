@@ -15,8 +15,8 @@ from aiosmtpd.controller import Controller
 from campaign_runs import core
 from campaign_runs.core import emails, notify
 from campaign_runs.domain import ConflictError, NotFoundError, NotPermittedError, utcnow
-from campaign_runs.models import email_outbox
 from campaign_runs.settings import get_settings
+from campaign_runs.tables import email_outbox
 from sqlalchemy import select, update
 
 from tests.support.fixtures import SmtpSink, outbox_rows

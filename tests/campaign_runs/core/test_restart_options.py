@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from campaign_runs import core
 from campaign_runs.domain import InvalidOptionError
-from campaign_runs.models import run_action
+from campaign_runs.tables import run_action
 
 from tests.campaign_runs.core.helpers import count, dag_run
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from campaign_runs import core
 from campaign_runs.core.retention import clean
 from campaign_runs.domain import utcnow
-from campaign_runs.models import email_outbox, run_action, run_record, worklist_entry
+from campaign_runs.tables import email_outbox, run_action, run_record, worklist_entry
 from sqlalchemy import update
 
 from tests.campaign_runs.core.helpers import count

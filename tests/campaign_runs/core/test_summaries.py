@@ -12,11 +12,11 @@ from campaign_runs import core, listeners
 from campaign_runs.core import monitor, summaries
 from campaign_runs.core.overview import overview
 from campaign_runs.domain import utcnow
-from campaign_runs.models import run_summary
+from campaign_runs.tables import run_summary
 from sqlalchemy import delete, select, update
 
 from tests.campaign_runs.core.test_restart_options import report_progress
-from tests.campaign_runs.test_views_queries import counted
+from tests.campaign_runs.pages.fab.test_queries import counted
 
 DAG = "cr_campaign"
 

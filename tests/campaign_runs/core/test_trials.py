@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from campaign_runs.core import definitions, trials
 from campaign_runs.domain import ConflictError, DefinitionInvalidError, InvalidOptionError, NotFoundError
-from campaign_runs.models import campaign_event, run_summary
+from campaign_runs.tables import campaign_event, run_summary
 from sqlalchemy import select
 
 from tests.campaign_runs.core.helpers import count

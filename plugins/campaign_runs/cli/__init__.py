@@ -1,0 +1,1 @@
+"""``airflow campaigns ...``: ``commands`` declares the command group, a module per resource its commands."""
