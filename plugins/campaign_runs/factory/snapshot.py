@@ -28,6 +28,7 @@ from campaign_runs.factory.hygiene import (
     decided,
 )
 from campaign_runs.factory.snapshot_copy import CHUNK_ROWS, copy_lines, copy_rows
+from campaign_runs.factory.snapshot_dedup import scratch_tables, skip_duplicates
 from campaign_runs.factory.snapshot_sql import copied
 from campaign_runs.factory.sources import SqlRows
 from campaign_runs.factory.sqlite_files import wal_mode
@@ -87,6 +88,7 @@ class SnapshotStore:
     def __init__(self, connection: Any, *, postgres: bool) -> None:
         self.connection = connection
         self.postgres = postgres
+        self.connect_args: dict[str, Any] | None = None  # PostgreSQL: how to open more connections to its database
         self._create()
 
     @classmethod
@@ -103,13 +105,20 @@ class SnapshotStore:
     @classmethod
     def postgres_connection(cls, connect_args: dict[str, Any]) -> SnapshotStore:
         """The store in the PostgreSQL database of the ledger."""
+        store = cls(cls.postgres_connect(connect_args), postgres=True)
+        store.connect_args = connect_args
+        return store
+
+    @staticmethod
+    def postgres_connect(connect_args: dict[str, Any]) -> Any:
+        """A psycopg2 connection (autocommit) to the PostgreSQL database of the ledger."""
         import psycopg2
 
         connection = psycopg2.connect(
             **{"connect_timeout": 10, "application_name": "campaign_audience", **connect_args}
         )
         connection.autocommit = True
-        return cls(connection, postgres=True)
+        return connection
 
     def close(self) -> None:
         """Close the database connection."""
@@ -231,8 +240,8 @@ class SnapshotStore:
         A PostgreSQL source into a PostgreSQL ledger: copied database to database (``snapshot_sql``), then the
         addresses it left to Python decided. Any other: rows read a chunk at a time (SQL) or one by one (files).
         PostgreSQL: the snapshot's table is created and filled in one transaction (``COPY ... FREEZE``: a snapshot
-        cut short leaves no table), then given its primary key. SQLite: one transaction per chunk, begun once the
-        chunk is read, so the source is never read while the database is locked.
+        cut short leaves no table), then given its primary key (here, or while its duplicates are sought). SQLite:
+        one transaction per chunk, begun once the chunk is read, so the source is never read while it is locked.
         """
         chunks = rows.chunks() if isinstance(rows, SqlRows) else ((tuple(raw), [tuple(raw.values())]) for raw in rows)
         if not self.postgres:
@@ -246,8 +255,8 @@ class SnapshotStore:
             with suppress(Exception):  # the transaction may be gone with its connection: the first error stands
                 self.execute("ROLLBACK")
             raise
-        self.execute(f"ALTER TABLE {scope.table} ADD PRIMARY KEY (position)")
-        if marked:
+        if marked:  # its updates find rows by position: the key first (else built while duplicates are sought)
+            self.execute(f"ALTER TABLE {scope.table} ADD PRIMARY KEY (position)")
             self._decide_marked(scope)
         return count
 
@@ -300,27 +309,27 @@ class SnapshotStore:
     def _skip_duplicates(self, scope: Scope, channels: Sequence[str]) -> None:
         """Of rows sharing a recipient id, or an address on a channel, every one but the first is skipped.
 
-        Each pass ranks the snapshot once (a materialized CTE), then updates the rows it found by their position.
-        The statistics never know the rows just written: a plan ranking them inside a nested loop re-ranked them
-        once per row (two minutes for 11,000 rows). PostgreSQL sorts the keys in the "C" collation: the same groups
-        as any deterministic collation, found sooner.
+        PostgreSQL: ``snapshot_dedup`` (the sorts at once, on connections of their own). SQLite: each pass ranks the
+        snapshot once (a materialized CTE), then updates the rows it found by their position.
         """
+        if self.postgres:
+            args = self.connect_args
+            connect = (lambda: self.postgres_connect(args)) if args else None
+            keyed = self.execute("SELECT EXISTS (SELECT FROM pg_index WHERE indrelid = ?::regclass)", (scope.table,))
+            skip_duplicates(self.execute, connect, scope.table, channels, keyed=bool(keyed[0][0]))
+            return
         skip_all = ", ".join(f"{column}=COALESCE({column}, '{DUPLICATE}')" for column in SKIP_COLUMNS.values())
         passes = [("recipient", "", skip_all)]
         for channel in (channel for channel in channels if channel in SKIP_COLUMNS):
             column, address = SKIP_COLUMNS[channel], ADDRESS_FIELDS[channel]
             by = f"LOWER({address})" if channel == "email" else address
             passes.append((by, f" AND {column} IS NULL", f"{column}='{DUPLICATE}'"))
-        collate, found = (
-            (' COLLATE "C"', "= ANY(ARRAY(SELECT position FROM duplicate))")
-            if self.postgres
-            else ("", "IN (SELECT position FROM duplicate)")
-        )
         for by, where, update in passes:
             self.execute(
                 "WITH duplicate AS MATERIALIZED (SELECT position FROM (SELECT position, ROW_NUMBER() OVER "
-                f"(PARTITION BY {by}{collate} ORDER BY position) AS n FROM {scope.table} WHERE {scope.where}{where}) "
-                f"ranked WHERE n > 1) UPDATE {scope.table} SET {update} WHERE {scope.where} AND position {found}",
+                f"(PARTITION BY {by} ORDER BY position) AS n FROM {scope.table} WHERE {scope.where}{where}) "
+                f"ranked WHERE n > 1) UPDATE {scope.table} SET {update} WHERE {scope.where} AND position IN "
+                "(SELECT position FROM duplicate)",
                 (*scope.params, *scope.params),
             )
 
@@ -341,6 +350,7 @@ class SnapshotStore:
             if self.execute("SELECT to_regclass(?) IS NOT NULL", (table,))[0][0]:
                 deleted += int(self.execute(f"SELECT COUNT(*) FROM {table}")[0][0])
                 self.execute(f"DROP TABLE {table}")
+            self.execute(f"DROP TABLE IF EXISTS {scratch_tables(table)}")  # left by a killed de-duplication
         self.execute(f"DELETE FROM {META_TABLE} WHERE {where}", params)
         return deleted
 

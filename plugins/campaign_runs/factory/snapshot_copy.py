@@ -36,7 +36,7 @@ def copy_rows(connection: Any, statement: str, rows: Iterator[tuple[Any, ...]]) 
 
 
 def copy_lines(connection: Any, statement: str, lines: Iterator[bytes], mark: bytes) -> tuple[int, bool]:
-    """``COPY`` (binary) of another database's copy ``lines``; rows written, whether one holds ``mark``."""
+    """``COPY`` (binary) of another database's copy in pieces (``lines``); rows written, whether one holds ``mark``."""
     marked = [False]
     with _ReadAhead(lines) as chunks:
 
@@ -75,7 +75,7 @@ def copy_from(connection: Any, statement: str, chunk: Callable[[], str | bytes])
 
 
 class _ReadAhead:
-    """Chunks of ``lines`` read by a thread of its own, at most ``QUEUED_CHUNKS`` ahead; b"" at the end."""
+    """Pieces of a copy (``lines``, rows each) read by a thread of its own, ``QUEUED_CHUNKS`` ahead; b"" at the end."""
 
     def __init__(self, lines: Iterator[bytes]) -> None:
         self.lines = lines
@@ -103,11 +103,12 @@ class _ReadAhead:
 
     def _read(self) -> None:
         try:
-            while not self.stopped.is_set():
-                data = b"".join(islice(self.lines, CHUNK_ROWS))
-                self._put(data)
-                if not data:
+            for data in self.lines:
+                if self.stopped.is_set():
                     return
+                if data:
+                    self._put(data)
+            self._put(b"")
         except BaseException as error:  # raised to the ledger's side by next()
             self._put(error)
 

@@ -29,9 +29,12 @@ from campaign_runs.factory.hygiene import (
     TRUE_WORDS,
     SnapshotPlan,
 )
+from campaign_runs.factory.snapshot_copy import CHUNK_ROWS
 from campaign_runs.factory.sources import MAX_COLUMNS, MAX_VALUE_CHARS, AudienceSourceError
 
 if TYPE_CHECKING:
+    from psycopg.waiting import Wait
+
     from campaign_runs.factory.sources import SqlSource
 
 ENABLED = True  # False: every audience is streamed through Python (the benchmark measures both ways)
@@ -44,12 +47,13 @@ WHITESPACE = (
     + ("\u2028\u2029\u202f\u205f\u3000")
 )
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ\u212a"
-LOCAL = r'[^\u0001-\u0020\u007f<>,;:"()\[\]\\@.]+'  # is_email_address's local part, ASCII: dot-separated runs
+LOCAL = r"[-!#-'*+/-9=?A-Z^-~]+"  # is_email_address's local part, ASCII: dot-separated runs of printable ASCII but
+# space and <>,;:"()[]\@ (a match is ASCII: an address that does not match is invalid only if it is ASCII)
 LABEL = r"[A-Za-z0-9]([-A-Za-z0-9_]*[A-Za-z0-9])?"  # a domain label, ASCII (its length checked apart)
 PATTERNS = {
     "email": rf"^{LOCAL}(\.{LOCAL})*@{LABEL}(\.{LABEL})+$",
     "sms": r"^\+[1-9][0-9]{6,14}$",
-    "push": r"[\u0001-\u001f\u007f]",  # ASCII that is not printable
+    "push": r"^[ -~]*$",  # printable ASCII
 }
 TOO_LONG = re.compile(r"campaign_runs:too_long:(\d+):(\d+):(\d+)")
 
@@ -61,6 +65,14 @@ class Column:
     name: str
     kind: str
     ref: str
+
+    def json(self) -> str:
+        """The value as ``json.dumps`` writes it (to_json, whose type lookup each row a boolean or integer can skip)."""
+        if self.kind == "int":
+            return f"COALESCE({self.ref}::text, 'null')"
+        if self.kind == "bool":
+            return f"CASE WHEN {self.ref} THEN 'true' WHEN NOT {self.ref} THEN 'false' ELSE 'null' END"
+        return f"COALESCE(to_json({self.ref})::text, 'null')"
 
     def text(self) -> str:
         """The value as Python's ``str()`` writes it (NULL stays NULL)."""
@@ -157,7 +169,7 @@ class Select:
         parts = []
         for n, (name, column) in enumerate(values.items()):
             key = self.bind(("{" if n == 0 else ", ") + json.dumps(name, ensure_ascii=False) + ": ")
-            parts.append(f"{key} || " + (f"COALESCE(to_json({column.ref})::text, 'null')" if column else "'null'"))
+            parts.append(f"{key} || {column.json() if column else repr('null')}")
         return " || ".join(parts) + " || '}'" if parts else "'{}'"
 
     def skip(self, channel: str) -> str:
@@ -167,20 +179,21 @@ class Select:
         address, pattern = f"a_{channel}", self.bind(PATTERNS[channel])
         ok = f"ok AND ok_{channel}" if self.plan.channel_consent.get(channel) else "ok"
         if channel == "sms":
-            checks = f"WHEN {address} !~ {pattern} THEN '{INVALID}'"
-        else:
-            valid = (  # ASCII by now: a character is a byte
-                "octet_length(a_email) <= 254 AND strpos(a_email, '@') <= 65 AND a_email ~ {pattern} AND "
-                "(octet_length(a_email) <= 64 OR split_part(a_email, '@', 2) !~ '[^.]{{64}}')"
-                if channel == "email"
-                else f"octet_length(a_push) <= {MAX_PUSH_TOKEN} AND a_push !~ {{pattern}}"
-            ).format(pattern=pattern)
-            mark = f"CASE WHEN {ok} THEN '{CHECK}' ELSE '{CHECK_NO_CONSENT}' END"
-            checks = f"WHEN octet_length({address}) <> char_length({address}) THEN {mark} "
-            checks += f"WHEN NOT ({valid}) THEN '{INVALID}'"
+            return (
+                f"CASE WHEN rid = '' THEN '{NO_ID}' WHEN a_sms = '' THEN '{MISSING}' WHEN a_sms !~ {pattern} THEN "
+                f"'{INVALID}' WHEN NOT ({ok}) THEN '{NO_CONSENT}' END"
+            )
+        valid = (  # only ASCII matches: the usual address is decided without counting its characters
+            "octet_length(a_email) <= 254 AND strpos(a_email, '@') <= 65 AND a_email ~ {pattern} AND "
+            "(octet_length(a_email) <= 64 OR split_part(a_email, '@', 2) !~ '[^.]{{64}}')"
+            if channel == "email"
+            else f"octet_length(a_push) <= {MAX_PUSH_TOKEN} AND a_push ~ {{pattern}}"
+        ).format(pattern=pattern)
+        mark = f"CASE WHEN {ok} THEN '{CHECK}' ELSE '{CHECK_NO_CONSENT}' END"
         return (
-            f"CASE WHEN rid = '' THEN '{NO_ID}' WHEN {address} = '' THEN '{MISSING}' {checks} "
-            f"WHEN NOT ({ok}) THEN '{NO_CONSENT}' END"
+            f"CASE WHEN rid = '' THEN '{NO_ID}' WHEN {address} = '' THEN '{MISSING}' "
+            f"WHEN {valid} THEN CASE WHEN NOT ({ok}) THEN '{NO_CONSENT}' END "
+            f"WHEN octet_length({address}) <> char_length({address}) THEN {mark} ELSE '{INVALID}' END"
         )
 
     def guard(self) -> str:
@@ -271,12 +284,60 @@ def _described(connection: Any, query: Any, values: dict[str, Any]) -> tuple[str
 def _lines(
     source: SqlSource, driver: Any, copy: str, params: dict[str, Any], columns: list[Column]
 ) -> Generator[bytes]:
-    """The ``COPY``'s lines; an error of the source as an ``AudienceSourceError`` in the database's words."""
+    """The ``COPY``'s data, up to ``CHUNK_ROWS`` rows a piece; the source's error as an ``AudienceSourceError``."""
     started = time.monotonic()
     try:
-        with driver.cursor().copy(copy, params) as lines:
-            yield from lines
+        with driver.cursor().copy(copy, params):
+            ended = False
+            while not ended:
+                rows, ended = driver.wait(_received(driver.pgconn, CHUNK_ROWS))
+                yield b"".join(rows)
     except Exception as error:
         if isinstance(error, AudienceSourceError) or not hasattr(error, "sqlstate"):
             raise
         raise AudienceSourceError(too_long(str(error), columns) or source.failure(error, started)) from error
+
+
+def _received(pgconn: Any, limit: int) -> Generator[Wait, Any, tuple[list[Any], bool]]:
+    """Up to ``limit`` rows of the ``COPY ... TO STDOUT`` in progress (those arrived, else the next), whether it ended.
+
+    What psycopg's ``Copy.read`` does for one row (a trip through its wait loop each: most of a relay's CPU), done
+    here for as many rows as libpq holds. At the end, the copy's result is read and its error raised as psycopg
+    raises it; psycopg's ``Copy`` then sees the connection done with the copy.
+    """
+    from psycopg.waiting import Wait
+
+    rows: list[Any] = []
+    while len(rows) < limit:
+        size, data = pgconn.get_copy_data(1)
+        if size > 0:
+            rows.append(data)
+        elif size < 0:
+            yield from _result(pgconn)
+            return rows, True
+        elif rows:
+            break
+        else:
+            while not (yield Wait.R):
+                continue
+            pgconn.consume_input()
+    return rows, False
+
+
+def _result(pgconn: Any) -> Generator[Wait, Any, None]:
+    """Read the results of the ended ``COPY``; raise the first error among them as psycopg does."""
+    from psycopg import errors, pq
+    from psycopg.waiting import Wait
+
+    failed = None
+    while True:
+        while pgconn.is_busy():
+            while not (yield Wait.R):
+                continue
+            pgconn.consume_input()
+        if (result := pgconn.get_result()) is None:
+            break
+        if failed is None and result.status != pq.ExecStatus.COMMAND_OK:
+            failed = errors.error_from_result(result, encoding="utf-8")  # the session is UTF-8 (``_described``)
+    if failed is not None:
+        raise failed
