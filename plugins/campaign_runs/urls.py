@@ -78,9 +78,17 @@ class PageLinks:
         """The campaign display, with optional query parameters (page, show_skipped)."""
         return self._query(f"{self.BASE}/display/{quote(dag_id, safe='')}", params)
 
-    def monitor_path(self, dag_id: str) -> str:
-        """A campaign's Monitor page."""
-        return f"{self.BASE}/monitor/{quote(dag_id, safe='')}"
+    def monitor_path(self, dag_id: str, **params: object) -> str:
+        """A campaign's Monitor page, with optional query parameters (``limit``, ``from``, ``to``)."""
+        return self._query(f"{self.BASE}/monitor/{quote(dag_id, safe='')}", params)
+
+    def monitor_csv_path(self, dag_id: str, **params: object) -> str:
+        """The Monitor's table as CSV, with the page's query parameters."""
+        return self._query(f"{self.BASE}/monitor/{quote(dag_id, safe='')}/table.csv", params)
+
+    def monitor_static_path(self, name: str) -> str:
+        """A file the Monitor ships (Chart.js and its licence), served by the host."""
+        return f"{self.BASE}/monitor/static/{quote(name)}"
 
     def run_path(self, dag_id: str, run_id: str) -> str:
         """A run's details."""

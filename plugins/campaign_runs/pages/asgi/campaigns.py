@@ -180,8 +180,8 @@ def schedule_status(request: Request, dag_id: str) -> Response:
     return JSONResponse({"runs": [run_json(run) for run in schedule.runs]}, headers={"Cache-Control": "no-store"})
 
 
-# New, Configure, the campaign actions and the Monitor are FAB's pages only (fab.definitions, fab.monitor): under
-# another auth manager their URLs answer a page that says so and names the command line and REST equivalents.
+# New, Configure and the campaign actions are FAB's pages only (fab.definitions): under another auth manager
+# their URLs answer a page that says so and names the command line and REST equivalents.
 _FORMS = ["GET", "POST"]
 
 
@@ -203,13 +203,6 @@ def configure(request: Request, dag_id: str) -> Response:
 def campaign_action(request: Request, dag_id: str, action: str) -> Response:
     """Run now, Pause, Resume, Stop all: FAB's forms only."""
     return _fab_only(request, "actions", dag_id)
-
-
-@ui_app.get("/monitor/{dag_id}")
-@ui_app.get("/monitor/{dag_id}/{rest:path}")
-def monitor(request: Request, dag_id: str) -> Response:
-    """The Monitor: FAB's page only."""
-    return _fab_only(request, "monitor", dag_id)
 
 
 def _fab_only(request: Request, name: str, dag_id: str = "") -> Response:

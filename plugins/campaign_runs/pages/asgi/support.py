@@ -47,12 +47,6 @@ FAB_ONLY: dict[str, tuple[str, str, str, str]] = {
         "airflow campaigns trigger|pause|resume|stop-all {dag_id} --note <why> --user <you>",
         "POST {api}/campaigns/{dag_id}/actions/<run_now|pause|resume|stop_all>",
     ),
-    "monitor": (
-        "Monitor of {dag_id}",
-        "Monitor",
-        "airflow campaigns monitor {dag_id}",
-        "GET {api}/campaigns/{dag_id}/metrics",
-    ),
 }
 API_BASE = UI_BASE.removesuffix("/ui")
 FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"

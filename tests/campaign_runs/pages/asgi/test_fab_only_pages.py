@@ -1,4 +1,4 @@
-"""New, Configure, the campaign actions and the Monitor under SimpleAuthManager: a page that says why, never a 500.
+"""New, Configure and the campaign actions under SimpleAuthManager: a page that says why, never a 500.
 
 Those pages are FAB's only; their ``/pluginsv2`` URLs (bookmarks, links in emails, the README) lead to the plugin's own
 pages, which name the command line and REST equivalents.
@@ -62,12 +62,6 @@ def text(response: Any, *, inline: bool = False) -> str:
             "/campaigns/display/cr_campaign/actions/pause",
             "/display/cr_campaign/actions/pause",
             ["airflow campaigns trigger|pause|resume|stop-all cr_campaign", "/campaigns/cr_campaign/actions/"],
-        ),
-        (
-            "GET",
-            "/campaigns/monitor/cr_campaign?limit=30",
-            "/monitor/cr_campaign?limit=30",
-            ["airflow campaigns monitor cr_campaign", "GET /campaign-runs/campaigns/cr_campaign/metrics"],
         ),
     ],
 )

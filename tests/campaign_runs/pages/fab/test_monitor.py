@@ -177,7 +177,7 @@ def test_refusals(api_app: Any, admin: TestClient) -> None:
 
 
 def test_table_html_escapes_every_text() -> None:
-    from campaign_runs.pages.fab.monitor import table_html
+    from campaign_runs.pages.monitor import table_html
 
     row = {
         "run_id": 'manual__<script>"x"</script>',
