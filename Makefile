@@ -10,9 +10,7 @@ STAMP := $(VENV)/.campaign-runs-installed
 # Extra pytest arguments for both test runs, e.g. make test PYTEST_ARGS="-m 'not slow'".
 # A -m EXPR given here is combined with the PostgreSQL run's own "not browser".
 PYTEST_ARGS ?=
-# A test module per worker at a time, handed out in the order tests/support/ordering.py gives the collection
-# (--no-loadscope-reorder): in-process modules, then the shared Airflow stack's, then the other process-starting ones.
-XDIST_ARGS ?= -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+XDIST_ARGS ?= -n 2 --dist loadfile --durations=25
 export PYTEST_ARGS
 
 .PHONY: help venv run test test-sqlite test-postgres chromium axe lint bench

@@ -20,7 +20,7 @@ _BACKEND = os.environ.get("CAMPAIGN_RUNS_TEST_DB", "sqlite")
 _PG_DB = f"campaign_runs_test_{os.getpid()}"
 os.environ.update(airflow_env.environment(_HOME, backend=_BACKEND, pg_database=_PG_DB))
 
-pytest_plugins = ["tests.support.fixtures", "tests.support.shared_stack", "tests.support.ordering"]
+pytest_plugins = ["tests.support.fixtures", "tests.support.shared_stack"]
 
 
 def _is_xdist_controller(config) -> bool:  # type: ignore[no-untyped-def]
