@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from tests.support.airflow_env import REPO, VENV_BIN, free_port
-from tests.support.processes import AirflowStack, airflow_stack, wait_until
+from tests.support.processes import AirflowStack, airflow_stack, settle_earlier_modules, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -58,6 +58,7 @@ def running_stack(
     ``extra_env`` adds or overrides variables, e.g. another auth manager (``tests.support.auth_managers``).
     """
     _forget_other_modules_emails()
+    settle_earlier_modules(dags_folder)
     port = free_port()
     env = {**stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder), **(extra_env or {})}
     with airflow_stack(env, log_root / "logs") as processes:

@@ -360,3 +360,15 @@ def dry_run_tags() -> Iterator[Callable[..., None]]:
     with create_session() as session:
         for dag_id, name in added:
             session.execute(delete(DagTag).where(DagTag.dag_id == dag_id, DagTag.name == name))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report carries the log tail of every Airflow process this test process is running."""
+    from tests.support.processes import RUNNING
+
+    report = yield
+    if report.failed and RUNNING:
+        for number, stack in enumerate(RUNNING):
+            report.sections.append((f"Airflow processes ({number})", stack.logs(lines=120)))
+    return report

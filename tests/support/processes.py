@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -223,18 +224,62 @@ class AirflowStack:
         for process in servers:
             _reap_when(process, partial(_closed, self.api_ports[process.name]), deadline)
 
-    def logs(self) -> str:
+    def logs(self, lines: int = 60) -> str:
         """The tail of every process's log, for failure messages."""
-        return "\n".join(f"==== {name}\n{p.tail()}" for name, p in self.processes.items())
+        return "\n".join(f"==== {name}\n{p.tail(lines)}" for name, p in self.processes.items())
+
+
+def settle_earlier_modules(dags_folder: Path) -> None:
+    """Leave a new stack's scheduler none of the work earlier modules left in this worker's metadata DB.
+
+    Their unfinished runs (in-process tests create runs no process will ever run) end failed, and the DAGs of other
+    folders are stale until a dag-processor parses them again, as this stack's own would mark them after its first
+    pass. Otherwise the new scheduler spends its executor slots on tasks whose DAG files it cannot find.
+    """
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import State
+    from sqlalchemy import or_, select, tuple_, update
+
+    unfinished_runs = select(DagRun.dag_id, DagRun.run_id).where(DagRun.state.in_(("queued", "running")))
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(
+                tuple_(TaskInstance.dag_id, TaskInstance.run_id).in_(unfinished_runs),
+                or_(TaskInstance.state.is_(None), TaskInstance.state.in_(list(State.unfinished))),
+            )
+            .values(state="failed"),
+            execution_options={"synchronize_session": False},
+        )
+        session.execute(
+            update(DagRun)
+            .where(DagRun.state.in_(("queued", "running")))
+            .values(state="failed", end_date=datetime.now(UTC)),
+            execution_options={"synchronize_session": False},
+        )
+        session.execute(
+            update(DagModel)
+            .where(or_(DagModel.fileloc.is_(None), DagModel.fileloc.not_like(f"{dags_folder}/%")))
+            .values(is_stale=True),
+            execution_options={"synchronize_session": False},
+        )
+
+
+RUNNING: list[AirflowStack] = []  # the stacks of this test process, for the process logs of a failed test
 
 
 @contextmanager
 def airflow_stack(env: dict[str, str], log_dir: Path) -> Iterator[AirflowStack]:
     """An ``AirflowStack`` whose processes are all stopped on exit."""
     stack = AirflowStack(env=env, log_dir=log_dir)
+    RUNNING.append(stack)
     try:
         yield stack
     finally:
+        RUNNING.remove(stack)
         stack.stop_all()
 
 

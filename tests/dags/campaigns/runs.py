@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.airflow_env import free_port
-from tests.support.processes import AirflowStack, airflow_stack, wait_until
+from tests.support.processes import AirflowStack, airflow_stack, settle_earlier_modules, wait_until
 
 STOP_POLL_SECONDS = 0.02
 
@@ -129,6 +129,8 @@ def scheduler_stack(env: dict[str, str], log_dir: Path) -> Iterator[AirflowStack
     """api-server (execution API), dag-processor and scheduler with LocalExecutor, stopped on exit."""
     port = free_port()
     env = {**env, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/"}
+    if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]:
+        settle_earlier_modules(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))  # this worker's DB, not a deployment's own
     with airflow_stack(env, log_dir) as stack:
         stack.start("api-server", port=port)
         stack.start("dag-processor")
