@@ -58,7 +58,7 @@ def running_stack(
     ``extra_env`` adds or overrides variables, e.g. another auth manager (``tests.support.auth_managers``).
     """
     _forget_other_modules_emails()
-    settle_earlier_modules(dags_folder)
+    settle_earlier_modules()
     port = free_port()
     env = {**stack_env(f"http://127.0.0.1:{port}", smtp_port, log_root, dags_folder), **(extra_env or {})}
     with airflow_stack(env, log_root / "logs") as processes:

@@ -163,6 +163,21 @@ def loaded(dag_id: str, stack: AirflowStack, check: Callable[[Any], bool] = lamb
     return dag_model(dag_id)
 
 
+def finished(dag_id: str, run_id: str) -> str:
+    """``wait_run_done``, its failure saying whether Airflow still had the DAG active (a stale DAG's runs wait)."""
+    try:
+        return wait_run_done(dag_id, run_id)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{as_airflow_has_it(dag_id)}") from error
+
+
+def as_airflow_has_it(dag_id: str) -> str:
+    """The DagModel flags that decide whether the scheduler looks at the DAG's runs at all."""
+    model = dag_model(dag_id)
+    flags = {name: getattr(model, name, None) for name in ("is_stale", "is_paused", "last_parsed_time")}
+    return f"DagModel of {dag_id}: {flags}"
+
+
 def watch(dag_ids: list[str], seconds: float = WATCH_SECONDS) -> dict[str, set[Any]]:
     """Every next run Airflow showed for each DAG while polling for ``seconds``."""
     seen: dict[str, set[Any]] = {dag_id: set() for dag_id in dag_ids}
@@ -253,7 +268,7 @@ def test_each_schedule_promise_holds_while_airflow_reparses(folder: Path, stack:
         assert seen[dag_id] == {hour(1)}, dag_id  # at every poll: the next slot, no missed one in between
         assert not dag_model(dag_id).is_paused
     (latest_run,) = [run_id for run_id, kind in run_ids("cr_sched_latest") if kind == "scheduled"][1:]
-    assert wait_run_done("cr_sched_latest", latest_run) == "success"  # a slot Resume asked for really sends
+    assert finished("cr_sched_latest", latest_run) == "success"  # a slot Resume asked for really sends
     assert task_states("cr_sched_latest", latest_run)["build_audience"] == "success"
     assert runs_of(NEW) == [] and seen[NEW] == {hour(1)}  # not the slot that passed before it existed
     assert not dag_model(NEW).is_paused
@@ -268,7 +283,7 @@ def test_a_shape_change_waits_for_the_running_run_and_content_applies_from_the_n
     from airflow.utils.session import create_session
     from campaign_runs.adapters import runs as airflow_runs
 
-    from tests.dags.campaigns.runs import run_messages, subject, wait_run_done
+    from tests.dags.campaigns.runs import run_messages, subject
 
     dag_id = "cr_sched_shape"
     text = definition(dag_id, cron="manual", extra="    rate_limit_per_second: 5\n").replace("size: 2", "size: 30")
@@ -280,7 +295,11 @@ def test_a_shape_change_waits_for_the_running_run_and_content_applies_from_the_n
             airflow_runs.trigger_run(dag_id, run_id=run_id, conf={}, user="alice", note="", session=session)
 
     trigger("manual__shape_1")
-    wait_until(lambda: run_messages(sink.messages, "manual__shape_1"), timeout=120, message="first email sent")
+    try:
+        wait_until(lambda: run_messages(sink.messages, "manual__shape_1"), timeout=120, message="first email sent")
+    except AssertionError as error:
+        states = task_states(dag_id, "manual__shape_1")
+        raise AssertionError(f"{error}\ntasks: {states}\n{as_airflow_has_it(dag_id)}") from error
     sha = definitions.definition_of(dag_id).sha
 
     with_sms = text + '  sms:\n    text: "Hi $first_name"\n'
@@ -289,9 +308,9 @@ def test_a_shape_change_waits_for_the_running_run_and_content_applies_from_the_n
     changed = text.replace("Weekly news", "New subject")
     assert definitions.update_definition(dag_id, changed, base_sha=sha, actor="alice", note="subject").written
 
-    assert wait_run_done(dag_id, "manual__shape_1") == "success"
+    assert finished(dag_id, "manual__shape_1") == "success"
     first = run_messages(sink.messages, "manual__shape_1")
     assert len(first) == 30 and {subject(message) for message in first} == {"Weekly news"}
     trigger("manual__shape_2")
-    assert wait_run_done(dag_id, "manual__shape_2") == "success"
+    assert finished(dag_id, "manual__shape_2") == "success"
     assert {subject(message) for message in run_messages(sink.messages, "manual__shape_2")} == {"New subject"}

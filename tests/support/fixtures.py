@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -371,4 +372,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and RUNNING:
         for number, stack in enumerate(RUNNING):
             report.sections.append((f"Airflow processes ({number})", stack.logs(lines=120)))
+        report.sections.append(("Airflow processes of no running stack", _other_airflow_processes()))
     return report
+
+
+def _other_airflow_processes() -> str:
+    """Every ``airflow`` process outside this test process's stacks: one left running may share the DB."""
+    import psutil
+
+    from tests.support.processes import RUNNING
+
+    ours = set()
+    for stack in RUNNING:
+        for process in stack.processes.values():
+            with suppress(psutil.Error):
+                root = psutil.Process(process.pid)
+                ours |= {root.pid, *(child.pid for child in root.children(recursive=True))}
+    lines = []
+    for process in psutil.process_iter(["pid", "ppid", "cmdline"]):
+        command = " ".join(process.info["cmdline"] or [])
+        if "airflow" in command and process.info["pid"] not in ours and process.info["pid"] != os.getpid():
+            lines.append(f"{process.info['pid']} (parent {process.info['ppid']}): {command[:160]}")
+    return "\n".join(lines) or "none"

@@ -229,14 +229,13 @@ class AirflowStack:
         return "\n".join(f"==== {name}\n{p.tail(lines)}" for name, p in self.processes.items())
 
 
-def settle_earlier_modules(dags_folder: Path) -> None:
-    """Leave a new stack's scheduler none of the work earlier modules left in this worker's metadata DB.
+def settle_earlier_modules() -> None:
+    """Leave a new stack's scheduler none of the runs earlier modules left unfinished in this worker's metadata DB.
 
-    Their unfinished runs (in-process tests create runs no process will ever run) end failed, and the DAGs of other
-    folders are stale until a dag-processor parses them again, as this stack's own would mark them after its first
-    pass. Otherwise the new scheduler spends its executor slots on tasks whose DAG files it cannot find.
+    In-process tests create runs no process will ever run, and a stopped stack may leave some. A new scheduler would
+    examine them before its own module's (oldest scheduling decision first, 20 a loop) and spend its executor slots
+    on tasks whose DAG files its dags folder does not hold. They end failed, their unfinished tasks too.
     """
-    from airflow.models.dag import DagModel
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -258,12 +257,6 @@ def settle_earlier_modules(dags_folder: Path) -> None:
             update(DagRun)
             .where(DagRun.state.in_(("queued", "running")))
             .values(state="failed", end_date=datetime.now(UTC)),
-            execution_options={"synchronize_session": False},
-        )
-        session.execute(
-            update(DagModel)
-            .where(or_(DagModel.fileloc.is_(None), DagModel.fileloc.not_like(f"{dags_folder}/%")))
-            .values(is_stale=True),
             execution_options={"synchronize_session": False},
         )
 

@@ -130,7 +130,7 @@ def scheduler_stack(env: dict[str, str], log_dir: Path) -> Iterator[AirflowStack
     port = free_port()
     env = {**env, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/"}
     if env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") == os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]:
-        settle_earlier_modules(Path(env["AIRFLOW__CORE__DAGS_FOLDER"]))  # this worker's DB, not a deployment's own
+        settle_earlier_modules()  # this worker's DB, not a deployment's own
     with airflow_stack(env, log_dir) as stack:
         stack.start("api-server", port=port)
         stack.start("dag-processor")
