@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -11,7 +11,11 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, RootMod
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
+from campaign_runs.api.from_dto import DtoModel, FromDto
 from campaign_runs.api.schemas import NO_NUL, ErrorResponse
+from campaign_runs.core.campaign_actions import CampaignActionResult
+from campaign_runs.core.definition_status import FireTime, SchedulePreview
+from campaign_runs.core.definitions import DefinitionState, DefinitionVersion, SavedDefinition
 from campaign_runs.domain import ID_MAX, InvalidOptionError, NotFoundError
 
 TEXT_MAX = 1_000_000  # the core refuses a definition over 64 KiB with a clear message; this bounds the request
@@ -151,58 +155,47 @@ class ValidOut(BaseModel):
     valid: bool
 
 
-class FireTimeOut(BaseModel):
+class FireTimeOut(DtoModel, dto=FireTime):
     """One fire time, in the campaign's timezone and in UTC."""
 
-    local: datetime
-    utc: datetime
 
-
-class PreviewOut(BaseModel):
+class PreviewOut(DtoModel, dto=SchedulePreview):
     """The schedule in plain words and its next fire times."""
 
-    cron: str | None
-    timezone: str
-    description: str
-    times: list[FireTimeOut]
 
-
-class SavedOut(BaseModel):
+class SavedOut(DtoModel, dto=SavedDefinition):
     """A saved version (`written`), or in read-only mode the validated YAML to commit yourself."""
 
-    dag_id: str
-    written: bool
-    version: int | None = Field(description="The new version number; null when nothing was written.")
-    sha: str = Field(description="The YAML's SHA-256: the `base_sha` of the next edit.")
-    message: str
-    diff: str = Field(description="What changed, as a unified diff.")
-    yaml: str = Field(description="The definition; commit it to the DAG bundle when `written` is false.")
+    yaml: FromDto = Field(
+        validation_alias="text", description="The definition; commit it to the DAG bundle when `written` is false."
+    )
+    sha: FromDto = Field(description="The YAML's SHA-256: the `base_sha` of the next edit.")
+    version: FromDto = Field(description="The new version number; null when nothing was written.")
+    diff: FromDto = Field(description="What changed, as a unified diff.")
 
 
-class DefinitionOut(BaseModel):
+class DefinitionOut(DtoModel, dto=DefinitionState):
     """A campaign's definition as Configure edits it."""
 
-    dag_id: str
-    yaml: str | None = Field(description="The YAML; null for a campaign written in Python.")
-    sha: str | None = Field(description="The YAML's SHA-256 (also the `ETag` header).")
-    version: int = Field(ge=0, description="The latest recorded version (0: never saved by the plugin).")
-    editable: bool
-    reason: str = Field(description="Why Configure is read-only (or cannot write), empty otherwise.")
-    folder_writable: bool
+    yaml: FromDto = Field(validation_alias="text", description="The YAML; null for a campaign written in Python.")
+    sha: FromDto = Field(description="The YAML's SHA-256 (also the `ETag` header).")
+    version: FromDto = Field(ge=0, description="The latest recorded version (0: never saved by the plugin).")
+    reason: FromDto = Field(description="Why Configure is read-only (or cannot write), empty otherwise.")
 
 
-class VersionEntryOut(BaseModel):
+class VersionEntryOut(DtoModel, dto=DefinitionVersion, omit=("dag_id",)):
     """A saved version or a campaign action."""
 
-    id: int
-    kind: str = Field(description="found, created, configured, run_now, pause, resume or stop_all.")
-    actor: str
-    note: str
-    version: int | None
-    sha: str | None
-    diff: str | None
+    kind: FromDto = Field(description="found, created, configured, run_now, pause, resume or stop_all.")
     details: dict[str, Any] | None = Field(description="An action's details (runs, conf, missed slots...).")
-    created_at: datetime
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _parsed(cls, details: Any) -> Any:
+        """The details as the core keeps them (JSON text), parsed."""
+        if isinstance(details, str):
+            return json.loads(details) if details else None
+        return details
 
 
 class HistoryOut(BaseModel):
@@ -212,17 +205,11 @@ class HistoryOut(BaseModel):
     entries: list[VersionEntryOut]
 
 
-class CampaignActionOut(BaseModel):
+class CampaignActionOut(DtoModel, dto=CampaignActionResult, omit=("outbox_ids",)):
     """What a campaign action did."""
 
-    event_id: int
-    action: str
-    dag_id: str
-    actor: str
-    message: str
-    run_ids: list[str]
-    outcomes: dict[str, str] = Field(description="Stop all: each active run's outcome.")
-    backfill_id: int | None = Field(description="Resume with missed=all: Airflow's backfill of the missed slots.")
+    outcomes: FromDto = Field(description="Stop all: each active run's outcome.")
+    backfill_id: FromDto = Field(description="Resume with missed=all: Airflow's backfill of the missed slots.")
 
 
 DagId = Annotated[str, Path(description="The campaign's id (its DAG id).", max_length=ID_MAX)]

@@ -28,7 +28,6 @@ from campaign_runs.api.definition_schemas import (
     DefinitionErrorResponse,
     DefinitionOut,
     DefinitionSchemaOut,
-    FireTimeOut,
     HistoryOut,
     PreviewBody,
     PreviewOut,
@@ -120,21 +119,7 @@ def preview_schedule(body: PreviewBody) -> PreviewOut:
     """The cron in plain words and its next fire times in the timezone and in UTC (correct across DST)."""
     from campaign_runs.core.definition_status import preview_schedule as preview
 
-    found = preview(body.cron, body.timezone, count=body.count)
-    times = [FireTimeOut(local=t.local, utc=t.utc) for t in found.times]
-    return PreviewOut(cron=found.cron, timezone=found.timezone, description=found.description, times=times)
-
-
-def _saved(saved: Any) -> SavedOut:
-    return SavedOut(
-        dag_id=saved.dag_id,
-        written=saved.written,
-        version=saved.version,
-        sha=saved.sha,
-        message=saved.message,
-        diff=saved.diff,
-        yaml=saved.text,
-    )
+    return PreviewOut.of(preview(body.cron, body.timezone, count=body.count))
 
 
 @router.post(
@@ -158,19 +143,7 @@ def create_campaign(body: CreateBody, user: GetUserDep, response: Response) -> S
         saved = create_definition(text, actor=actor, note=body.note)
     if not saved.written:
         response.status_code = status.HTTP_200_OK
-    return _saved(saved)
-
-
-def _state_out(state: Any) -> DefinitionOut:
-    return DefinitionOut(
-        dag_id=state.dag_id,
-        yaml=state.text,
-        sha=state.sha,
-        version=state.version,
-        editable=state.editable,
-        reason=state.reason,
-        folder_writable=state.folder_writable,
-    )
+    return SavedOut.of(saved)
 
 
 @router.get(
@@ -191,7 +164,7 @@ def get_campaign_definition(dag_id: DagId, response: Response) -> DefinitionOut:
     state = definition_of(dag_id)
     if state.sha:
         response.headers["ETag"] = f'"{state.sha}"'
-    return _state_out(state)
+    return DefinitionOut.of(state)
 
 
 def _base_sha(body: ConfigureBody, if_match: str | None) -> str:
@@ -228,7 +201,7 @@ def configure_campaign(
             raise ConflictError(state.reason)
         text = apply_settings(state.text, list(body.assignments or []))
     with acting_as(user) as actor:
-        return _saved(update_definition(dag_id, text, base_sha=base_sha, actor=actor, note=body.note))
+        return SavedOut.of(update_definition(dag_id, text, base_sha=base_sha, actor=actor, note=body.note))
 
 
 @router.get(
@@ -241,16 +214,9 @@ def configure_campaign(
 )
 def get_campaign_history(dag_id: DagId) -> HistoryOut:
     """Saved versions (who, when, note, diff) and campaign actions, newest first."""
-    import json
-
     from campaign_runs.core.definitions import history
 
-    entries = []
-    for entry in history(dag_id):
-        details = json.loads(entry.details) if entry.details else None
-        fields = {k: getattr(entry, k) for k in ("id", "kind", "actor", "note", "version", "sha", "diff")}
-        entries.append(VersionEntryOut(**fields, details=details, created_at=entry.created_at))
-    return HistoryOut(dag_id=dag_id, entries=entries)
+    return HistoryOut(dag_id=dag_id, entries=[VersionEntryOut.of(entry) for entry in history(dag_id)])
 
 
 # ---------------------------------------------------------------- campaign actions
@@ -282,8 +248,7 @@ def campaign_action(dag_id: DagId, action: CampaignAction, body: CampaignActionB
         result = perform_campaign_action(
             action.value, dag_id, actor=actor, note=body.note, conf=body.conf, missed=body.missed
         )
-    fields = ("event_id", "action", "dag_id", "actor", "message", "run_ids", "outcomes", "backfill_id")
-    return CampaignActionOut(**{k: getattr(result, k) for k in fields})
+    return CampaignActionOut.of(result)
 
 
 router.include_router(audience_router)  # GET /campaigns/{dag_id}/audience

@@ -40,9 +40,8 @@ def resend_email(
     The address is read again from the user store; the resend is kept in the run's history.
     """
     from campaign_runs.core.emails import resend_email as resend
-    from campaign_runs.presenters import email_row
 
     if not is_worklist_admin(user):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "Only administrators may resend emails.")
     with acting_as(user) as actor:
-        return EmailOut.model_validate(email_row(resend(outbox_id, actor)))
+        return EmailOut.of(resend(outbox_id, actor))

@@ -18,9 +18,7 @@ from campaign_runs.api.schemas import (
     CampaignOut,
     ReassignBody,
     RunDetailOut,
-    RunOut,
     RunScheduleOut,
-    UpcomingRunOut,
     WorklistItemOut,
     WorklistOut,
 )
@@ -65,21 +63,6 @@ def _readable_dag_ids(user: Any) -> set[str]:
     return authorized_dag_ids(user, "GET")
 
 
-# ---------------------------------------------------------------- shaping
-
-
-def _campaign(summary: Any) -> dict[str, Any]:
-    return {"id": summary.dag_id, **{name: getattr(summary, name) for name in CampaignOut.model_fields if name != "id"}}
-
-
-def _run(run: Any) -> RunOut:
-    return RunOut.model_validate(run, from_attributes=True)
-
-
-def _worklist_item(item: Any) -> WorklistItemOut:
-    return WorklistItemOut.model_validate(item, from_attributes=True)
-
-
 # ---------------------------------------------------------------- campaigns
 
 
@@ -103,7 +86,7 @@ def list_campaigns(
     summaries, total = core.list_campaigns(
         search=search, dag_ids=sorted(_readable_dag_ids(user)), limit=limit, offset=offset
     )
-    return CampaignCollection(campaigns=[CampaignOut(**_campaign(s)) for s in summaries], total_entries=total)
+    return CampaignCollection(campaigns=[CampaignOut.of(s) for s in summaries], total_entries=total)
 
 
 @router.get(
@@ -116,18 +99,10 @@ def list_campaigns(
 )
 def get_campaign(dag_id: DagId) -> CampaignDetailOut:
     """A campaign's About information."""
-    from fastapi.encoders import jsonable_encoder
-
     from campaign_runs import core
 
     detail = core.get_campaign(dag_id)
-    return CampaignDetailOut(
-        **_campaign(detail.summary),
-        timezone=detail.timezone,
-        doc_md=detail.doc_md,
-        params=jsonable_encoder(detail.params),
-        tags=detail.tags,
-    )
+    return CampaignDetailOut.of(detail, detail.summary)
 
 
 @router.get(
@@ -160,15 +135,7 @@ def get_run_schedule(
         include_skipped=include_skipped,
         statuses=[s.value for s in status_filter or []],
     )
-    return RunScheduleOut(
-        dag_id=dag_id,
-        upcoming=[UpcomingRunOut.model_validate(u, from_attributes=True) for u in schedule.upcoming],
-        runs=[_run(r) for r in schedule.runs],
-        total_entries=schedule.total,
-        page=schedule.page,
-        page_size=schedule.page_size,
-        pages=schedule.pages,
-    )
+    return RunScheduleOut.of(schedule)
 
 
 @router.get(
@@ -182,9 +149,9 @@ def get_run_schedule(
 def get_run(dag_id: DagId, run_id: RunId) -> RunDetailOut:
     """A run: status, progress per channel, tasks and every action taken on it."""
     from campaign_runs import core
-    from campaign_runs.presenters import run_details_row
 
-    return RunDetailOut.model_validate(run_details_row(core.run_details(dag_id, run_id)))
+    details = core.run_details(dag_id, run_id)
+    return RunDetailOut.of(details, details.run)
 
 
 # ---------------------------------------------------------------- actions
@@ -199,7 +166,6 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
         idempotency_key: IdempotencyKey = None,
     ) -> ActionResultOut:
         from campaign_runs import core
-        from campaign_runs.presenters import action_row
 
         with acting_as(user) as actor:
             result = core.perform(
@@ -213,7 +179,7 @@ def _action_route(action: str, summary: str, description: str) -> Callable[..., 
                 params=body.params,
                 idempotency_key=idempotency_key,
             )
-        return ActionResultOut(**action_row(result))
+        return ActionResultOut.of(result)
 
     act.__name__ = f"{action}_run"
     act.__doc__ = description
@@ -259,7 +225,7 @@ def reassign_run(dag_id: DagId, run_id: RunId, body: ReassignBody, user: GetUser
 
     with acting_as(user) as actor:
         item = core.reassign(dag_id, run_id, to_user=body.to, actor=actor, note=body.note)
-    return _worklist_item(item)
+    return WorklistItemOut.of(item)
 
 
 # ---------------------------------------------------------------- work list
@@ -290,4 +256,4 @@ def get_worklist(
         for i in core.worklist(None if all_users else user_name(user), include_resolved=include_resolved)
         if i.dag_id in readable
     ]
-    return WorklistOut(items=[_worklist_item(i) for i in items], total_entries=len(items))
+    return WorklistOut(items=[WorklistItemOut.of(i) for i in items], total_entries=len(items))

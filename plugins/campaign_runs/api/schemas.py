@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from campaign_runs.api.from_dto import DtoModel, FromDto
+from campaign_runs.core.dto import (
+    ActionResult,
+    AudienceView,
+    CampaignDetail,
+    CampaignSummary,
+    ChannelProgress,
+    EmailView,
+    HistoryEntry,
+    RunDetails,
+    RunSchedule,
+    RunView,
+    TaskView,
+    UpcomingRun,
+    WorklistItem,
+)
+from campaign_runs.core.served_slot import ServedSlot
 from campaign_runs.domain import USERNAME_MAX, RunStatus
 
 # Strings sent by clients must not contain NUL (PostgreSQL refuses it in text).
@@ -45,39 +62,33 @@ class ErrorResponse(BaseModel):
 
 
 # ---------------------------------------------------------------- campaigns
+# The response models of campaigns, runs and work-list entries take their fields from the core's DTOs
+# (``api.from_dto``): a body names only what the REST API adds, renames or narrows.
 
 
-class CampaignOut(BaseModel):
+class CampaignOut(DtoModel, dto=CampaignSummary, omit=("timezone",)):
     """A campaign as listed."""
 
-    id: str = Field(description="The campaign's id: its DAG id.")
-    description: str
-    owners: list[str]
-    owner_emails: list[str]
-    channels: list[str] = Field(description="Channels from the DAG's `channel:<name>` tags.")
-    audience: str = Field(description="The DAG's `audience:<segment>` tag; `sql` and `file` are real sources.")
-    audience_label: str = Field(
-        default="",
+    id: FromDto = Field(validation_alias="dag_id", description="The campaign's id: its DAG id.")
+    channels: FromDto = Field(description="Channels from the DAG's `channel:<name>` tags.")
+    audience: FromDto = Field(description="The DAG's `audience:<segment>` tag; `sql` and `file` are real sources.")
+    audience_label: FromDto = Field(
         description="Where recipients come from: `SQL query on Connection <id>`, `CSV file <url>`, or "
         "`demo audience (synthetic)` for generated recipients.",
     )
-    dry_run: bool = Field(
-        default=False, description="Every channel is a dry run (`delivery: dry_run`): the campaign sends nothing."
+    dry_run: FromDto = Field(
+        description="Every channel is a dry run (`delivery: dry_run`): the campaign sends nothing."
     )
-    dry_run_channels: list[str] = Field(
-        default_factory=list,
+    dry_run_channels: FromDto = Field(
         description="Channels that are dry runs (the DAG's `dry-run:<channel>` tags): their messages are written to "
         "a local file, nothing is sent.",
     )
-    schedule: str | None = Field(description="The timetable summary, e.g. a cron expression.")
-    schedule_description: str | None = Field(description="The schedule in plain words.")
-    is_paused: bool
-    next_run_after: datetime | None
-    last_run_id: str | None
+    schedule: FromDto = Field(description="The timetable summary, e.g. a cron expression.")
+    schedule_description: FromDto = Field(description="The schedule in plain words.")
     last_status: RunStatus | None
-    active_runs: int = Field(ge=0)
-    open_worklist: int = Field(ge=0, description="Open work-list entries of the campaign's runs.")
-    failed_emails: int = Field(default=0, ge=0, description="Emails of the campaign that failed for good.")
+    active_runs: FromDto = Field(ge=0)
+    open_worklist: FromDto = Field(ge=0, description="Open work-list entries of the campaign's runs.")
+    failed_emails: FromDto = Field(ge=0, description="Emails of the campaign that failed for good.")
 
 
 class CampaignCollection(BaseModel):
@@ -87,183 +98,131 @@ class CampaignCollection(BaseModel):
     total_entries: int = Field(ge=0)
 
 
-class CampaignDetailOut(CampaignOut):
+class CampaignDetailOut(CampaignOut, dto=(CampaignDetail, CampaignSummary), omit=("summary",)):
     """A campaign's About information."""
 
-    timezone: str
-    doc_md: str | None
-    params: dict[str, Any]
-    tags: list[str]
+    params: FromDto
+
+    @field_validator("params")
+    @classmethod
+    def _json_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The params as JSON values, whatever types the DAG gave them."""
+        encoded: dict[str, Any] = jsonable_encoder(params)
+        return encoded
 
 
 # ---------------------------------------------------------------- runs
 
 
-class SlotOut(BaseModel):
+class SlotOut(DtoModel, dto=ServedSlot):
     """The slot a run serves: a restart serves the slot of the run it restarts, not the time it was restarted."""
 
-    at: datetime | None = Field(description="The slot's logical date, else when its first run was due.")
-    data_interval_start: datetime | None
-    data_interval_end: datetime | None
+    at: FromDto = Field(description="The slot's logical date, else when its first run was due.")
 
 
-class RunOut(BaseModel):
+class RunOut(DtoModel, dto=RunView, omit=("dag_id", "emails", "messages")):
     """A run of a campaign as people see it."""
 
-    run_id: str
     status: RunStatus
-    dag_run_state: str | None = Field(description="Airflow's own DAG run state.")
-    run_type: str | None
-    logical_date: datetime | None
-    data_interval_start: datetime | None
-    data_interval_end: datetime | None
-    run_after: datetime | None
-    start_date: datetime | None
-    end_date: datetime | None
-    duration_seconds: float | None
-    triggering_user: str | None
-    note: str | None
-    tasks_total: int = Field(ge=0)
-    tasks_done: int = Field(ge=0)
-    progress_percent: int = Field(ge=0, le=100)
-    restart_of: str | None = Field(description="The run this one restarted.")
-    replaced_by: str | None = Field(description="The run that restarted this one.")
-    allowed_actions: list[str] = Field(description="Actions the run's status allows: stop, restart, skip.")
-    slot: SlotOut = Field(description="The slot the run serves (a restart: the slot of the run it restarts).")
+    dag_run_state: FromDto = Field(description="Airflow's own DAG run state.")
+    duration_seconds: FromDto
+    tasks_total: FromDto = Field(ge=0)
+    tasks_done: FromDto = Field(ge=0)
+    progress_percent: FromDto = Field(ge=0, le=100)
+    restart_of: FromDto = Field(description="The run this one restarted.")
+    replaced_by: FromDto = Field(description="The run that restarted this one.")
+    allowed_actions: FromDto = Field(description="Actions the run's status allows: stop, restart, skip.")
+    slot: FromDto = Field(description="The slot the run serves (a restart: the slot of the run it restarts).")
 
 
-class UpcomingRunOut(BaseModel):
+class UpcomingRunOut(DtoModel, dto=UpcomingRun):
     """A slot of the campaign's timetable without a run yet."""
 
-    status: RunStatus = RunStatus.SCHEDULED
-    logical_date: datetime | None
-    data_interval_start: datetime | None
-    data_interval_end: datetime | None
-    run_after: datetime
+    status: RunStatus
 
 
-class RunScheduleOut(BaseModel):
+class RunScheduleOut(DtoModel, dto=RunSchedule):
     """Upcoming slots (soonest first; page 1 only) and a page of past runs, newest first."""
 
-    dag_id: str
-    upcoming: list[UpcomingRunOut]
-    runs: list[RunOut]
-    total_entries: int = Field(ge=0, description="Past runs matching the filters.")
-    page: int = Field(ge=1)
-    page_size: int = Field(ge=1)
-    pages: int = Field(ge=1)
+    total_entries: FromDto = Field(validation_alias="total", ge=0, description="Past runs matching the filters.")
+    page: FromDto = Field(ge=1)
+    page_size: FromDto = Field(ge=1)
+    pages: FromDto = Field(ge=1)
 
 
-class ChannelProgressOut(BaseModel):
+class ChannelProgressOut(DtoModel, dto=ChannelProgress):
     """Sending progress of one channel (XCom `campaign_progress` of task `send_<channel>`)."""
 
-    channel: str
-    task_id: str
-    task_state: str | None
-    total: int | None
-    sent: int | None
-    failed: int | None
-    in_doubt: int | None = Field(
-        default=None,
+    in_doubt: FromDto = Field(
         description="Recipients an earlier run of the slot claimed but never confirmed; a restart resends them "
         "only when asked (`resend_in_doubt`).",
     )
-    suppressed: int | None = Field(
-        default=None, description="Recipients on the suppression list when their message was due: not in total."
+    suppressed: FromDto = Field(
+        description="Recipients on the suppression list when their message was due: not in total."
     )
-    skipped: dict[str, int] | None = Field(
-        default=None,
+    skipped: FromDto = Field(
         description="Rows of the run's audience snapshot this channel does not send to, by reason: no_id, "
         "invalid_address, no_address, no_consent, duplicate.",
     )
-    percent: int | None
-    delivery: str = Field(
-        default="",
+    percent: FromDto
+    delivery: FromDto = Field(
         description="How the channel delivers, as the run froze it: its transport (`smtp`, `sns`...), `dry run`, or "
         "`<transport> (dry run)`; empty while a live channel's transport is not known (build_audience not done).",
     )
-    dry_run: bool = Field(default=False, description="The channel is a dry run: nothing is sent.")
+    dry_run: FromDto = Field(description="The channel is a dry run: nothing is sent.")
 
 
-class AudienceOut(BaseModel):
+class AudienceOut(DtoModel, dto=AudienceView):
     """The run's audience, as its `build_audience` task returned it (XCom `return_value`), or why it failed."""
 
-    source: str | None = Field(description="sql, file or demo; null until build_audience has returned.")
-    label: str = Field(description="`SQL query on Connection <id>`, `CSV file <url>`, `demo audience (synthetic)`.")
-    demo: bool = Field(description="Whether the audience is the synthetic demo one.")
-    recipients: int | None = Field(description="Recipients in the run's audience (0: the snapshot is empty).")
-    snapshot_rows: int | None = Field(description="Rows of a real source's snapshot.")
-    snapshot_seconds: float | None = Field(description="Seconds writing the snapshot took.")
-    snapshot_reused: bool = Field(description="The snapshot was written by the first run of this slot.")
-    task_state: str | None = Field(description="The state of the build_audience task.")
-    error: str | None = Field(
+    source: FromDto = Field(description="sql, file or demo; null until build_audience has returned.")
+    label: FromDto = Field(description="`SQL query on Connection <id>`, `CSV file <url>`, `demo audience (synthetic)`.")
+    demo: FromDto = Field(validation_alias="is_demo", description="Whether the audience is the synthetic demo one.")
+    recipients: FromDto = Field(description="Recipients in the run's audience (0: the snapshot is empty).")
+    snapshot_rows: FromDto = Field(description="Rows of a real source's snapshot.")
+    snapshot_seconds: FromDto = Field(description="Seconds writing the snapshot took.")
+    snapshot_reused: FromDto = Field(description="The snapshot was written by the first run of this slot.")
+    task_state: FromDto = Field(description="The state of the build_audience task.")
+    error: FromDto = Field(
         description="When build_audience failed: `audience could not be read; see the build_audience log` (the "
         "message is in the task's log)."
     )
-    log_path: str | None = Field(description="The failed build_audience task, with its log, in Airflow's UI.")
-    summary: str = Field(description="The audience in one line, as the run page says it.")
+    log_path: FromDto = Field(description="The failed build_audience task, with its log, in Airflow's UI.")
+    summary: FromDto = Field(validation_alias="line", description="The audience in one line, as the run page says it.")
 
 
-class TaskOut(BaseModel):
+class TaskOut(DtoModel, dto=TaskView):
     """One task instance of the run (one per mapped instance)."""
 
-    task_id: str
-    map_index: int
-    state: str | None
-    try_number: int
-    max_tries: int
-    start_date: datetime | None
-    end_date: datetime | None
-    duration_seconds: float | None
-    operator: str | None
 
-
-class HistoryEntryOut(BaseModel):
+class HistoryEntryOut(DtoModel, dto=HistoryEntry):
     """One recorded action on the run."""
 
-    id: int
-    action: str
-    actor: str
-    note: str
-    status_before: str
-    status_after: str
-    new_run_id: str | None
-    created_at: datetime
 
-
-class EmailOut(BaseModel):
+class EmailOut(DtoModel, dto=EmailView):
     """One email of the outbox: to whom, its status and how its attempts went."""
 
-    id: int
-    dag_id: str
-    run_id: str
-    kind: str = Field(description="stopped, restarted or skipped.")
-    username: str
-    recipient: str | None
-    subject: str
-    status: str = Field(description="pending, sent, failed or undeliverable.")
-    attempts: int = Field(ge=0)
-    last_error: str | None
-    created_at: datetime
-    sent_at: datetime | None
-    next_attempt_at: datetime | None = Field(description="When a pending email is tried next.")
+    kind: FromDto = Field(description="stopped, restarted or skipped.")
+    status: FromDto = Field(description="pending, sent, failed or undeliverable.")
+    attempts: FromDto = Field(ge=0)
+    next_attempt_at: FromDto = Field(description="When a pending email is tried next.")
 
 
-class RunDetailOut(RunOut):
+class RunDetailOut(RunOut, dto=(RunDetails, RunView), omit=("run", "campaign", "failures")):
     """A run with its audience, its progress per channel, its tasks and its history."""
 
-    dag_id: str
-    dag_version: int | None = Field(
-        default=None, description="Airflow's DAG version number the run was created with (the definition it ran)."
+    dag_id: FromDto
+    dag_version: FromDto = Field(
+        description="Airflow's DAG version number the run was created with (the definition it ran)."
     )
-    dry_run_channels: list[str] = Field(
-        default_factory=list, description="The run's channels that are dry runs (nothing sent), as the run froze them."
+    dry_run_channels: FromDto = Field(
+        description="The run's channels that are dry runs (nothing sent), as the run froze them."
     )
-    audience: AudienceOut
-    progress: list[ChannelProgressOut]
-    tasks: list[TaskOut]
-    history: list[HistoryEntryOut]
-    emails: list[EmailOut] = Field(default_factory=list, description="Emails about the run, oldest first.")
+    audience: FromDto
+    progress: FromDto = Field(validation_alias="channels")
+    tasks: FromDto
+    history: FromDto
+    emails: FromDto = Field(description="Emails about the run, oldest first.")
 
 
 # ---------------------------------------------------------------- actions
@@ -294,18 +253,8 @@ class ActionBody(BaseModel):
     )
 
 
-class ActionResultOut(BaseModel):
+class ActionResultOut(DtoModel, dto=ActionResult, omit=("outbox_ids",)):
     """What an action did; `replayed` is true when an earlier request with the same Idempotency-Key did it."""
-
-    action_id: int
-    action: str
-    dag_id: str
-    run_id: str
-    actor: str
-    status_before: str
-    status_after: str
-    new_run_id: str | None
-    replayed: bool
 
 
 class ReassignBody(BaseModel):
@@ -320,18 +269,8 @@ class ReassignBody(BaseModel):
 # ---------------------------------------------------------------- work list
 
 
-class WorklistItemOut(BaseModel):
+class WorklistItemOut(DtoModel, dto=WorklistItem):
     """A run assigned to a person."""
-
-    id: int
-    dag_id: str
-    run_id: str
-    assignee: str
-    reason: str
-    note: str
-    created_at: datetime
-    resolved_at: datetime | None
-    resolution: str | None
 
 
 class WorklistOut(BaseModel):

@@ -143,15 +143,15 @@ class RunView:
     dag_run_state: str | None
     run_type: str | None
     logical_date: datetime | None
+    run_after: datetime | None
     data_interval_start: datetime | None
     data_interval_end: datetime | None
-    run_after: datetime | None
     start_date: datetime | None
     end_date: datetime | None
     triggering_user: str | None
-    note: str | None
-    tasks_total: int
     tasks_done: int
+    tasks_total: int
+    note: str | None
     restart_of: str | None
     replaced_by: str | None
     allowed_actions: list[str]
@@ -162,11 +162,11 @@ class RunView:
 
     @property
     def duration_seconds(self) -> float | None:
-        """Seconds from start to end (to now while it runs)."""
+        """Seconds from start to end (to now while it runs), to the millisecond."""
         if self.start_date is None:
             return None
         end = self.end_date or utcnow()
-        return max(0.0, (end - self.start_date).total_seconds())
+        return round(max(0.0, (end - self.start_date).total_seconds()), 3)
 
     @property
     def progress_percent(self) -> int:
@@ -341,9 +341,14 @@ class RunDetails:
     audience: AudienceView = field(default_factory=AudienceView)
 
     @property
+    def dry_run_channels(self) -> list[str]:
+        """The run's channels that are dry runs (nothing sent), as the run froze them."""
+        return [c.channel for c in self.channels if c.dry_run]
+
+    @property
     def dry_run_text(self) -> str:
         """``dry run`` when every channel of the run is one, ``dry run: sms, push`` when some are, else empty."""
-        dry = [c.channel for c in self.channels if c.dry_run]
+        dry = self.dry_run_channels
         if not dry:
             return ""
         return DRY_RUN_LABEL if len(dry) == len(self.channels) else f"{DRY_RUN_LABEL}: {', '.join(dry)}"
