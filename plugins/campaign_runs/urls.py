@@ -19,6 +19,7 @@ RUN_ID_SAFE = ":+"
 # ``/dags/<dag_id>/plugin/<url_route>`` and a DAG run's at ``/dags/<dag_id>/runs/<run_id>/plugin/<url_route>``.
 DAG_TAB_ROUTE = "campaign"
 RUN_TAB_ROUTE = "campaign-run"
+FORM_SCRIPT = "definition_form.js"  # the New and Configure form's script, in the package's static folder
 
 
 def absolute(base_url: str, path: str) -> str:
@@ -109,6 +110,42 @@ class PageLinks:
     def reassign_path(self) -> str:
         """Where the work-list reassign form posts."""
         return f"{self.BASE}/worklist/reassign"
+
+    def new_path(self) -> str:
+        """The New campaign form."""
+        return f"{self.BASE}/new"
+
+    def new_audience_path(self) -> str:
+        """Where the New form posts to preview its audience (nothing is saved)."""
+        return f"{self.BASE}/new/audience"
+
+    def preview_path(self) -> str:
+        """The schedule preview (JSON) the New and Configure form fetches as the user types."""
+        return f"{self.BASE}/new/preview.json"
+
+    def form_script_path(self) -> str:
+        """The New and Configure form's script, shipped in the package."""
+        return f"{self.BASE}/new/static/{FORM_SCRIPT}"
+
+    def configure_path(self, dag_id: str) -> str:
+        """The Configure form of a campaign."""
+        return f"{self.campaign_path(dag_id)}/configure"
+
+    def configure_audience_path(self, dag_id: str) -> str:
+        """Where the Configure form posts to preview its audience (nothing is saved)."""
+        return f"{self.configure_path(dag_id)}/audience"
+
+    def check_path(self, dag_id: str) -> str:
+        """Where the Configure form posts to check its channels' Connections."""
+        return f"{self.configure_path(dag_id)}/check"
+
+    def test_send_path(self, dag_id: str) -> str:
+        """Where the Configure form posts to send test messages."""
+        return f"{self.configure_path(dag_id)}/test-send"
+
+    def campaign_action_path(self, dag_id: str, action: str) -> str:
+        """Where a campaign action's form (Run now, Pause, Resume, Stop all) posts."""
+        return f"{self.campaign_path(dag_id)}/actions/{quote(action, safe='')}"
 
     airflow_dag_path = staticmethod(airflow_dag_path)
     airflow_run_path = staticmethod(airflow_run_path)

@@ -18,7 +18,7 @@ from campaign_runs.core.outcomes import what_next
 from campaign_runs.core.overview import overview
 from campaign_runs.core.users import email_of, no_email_notice
 from campaign_runs.domain import Action, NotACampaignError, RunStatus
-from campaign_runs.pages import forms
+from campaign_runs.pages import forms, rights
 from campaign_runs.pages.format import render_markdown
 from campaign_runs.settings import get_settings
 
@@ -41,11 +41,20 @@ class Access(Protocol):
 
 @dataclass(frozen=True)
 class PageView:
-    """A template, its context and the HTTP status to answer with."""
+    """A template, its context, the HTTP status to answer with and the messages it shows."""
 
     template: str
     context: dict[str, Any] = field(default_factory=dict)
     status: int = 200
+    flashes: tuple[tuple[str, str], ...] = ()  # (category, message) shown on this page
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Where to send the browser (303), with the messages the next page shows."""
+
+    location: str
+    flashes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,9 +207,8 @@ def _acting(dag_id: str, access: Access) -> dict[str, Any]:
 
     Asked before any core call: the hosts' auth objects may not survive the core's session.
     """
-    may_act = access.may(dag_id, "PUT")
     return {
-        "may_act": may_act,
-        "may_restart": may_act and access.may(dag_id, "POST"),
+        "may_act": rights.may_take(access, "stop", dag_id),
+        "may_restart": rights.may_take(access, "restart", dag_id),
         "idempotency_key": uuid.uuid4().hex,
     }

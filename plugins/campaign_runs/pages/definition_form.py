@@ -11,7 +11,6 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
 import yaml
 
@@ -19,7 +18,7 @@ from campaign_runs.core.definition_errors import collecting, validate_data
 from campaign_runs.core.definition_errors import refused as _refused
 from campaign_runs.domain import DefinitionInvalidError
 from campaign_runs.factory.documents import DocumentError, document_problem, load_json_object, load_yaml
-from campaign_runs.urls import FAB
+from campaign_runs.urls import PageLinks
 
 PRESETS = ("@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly")
 MODES = ("cron", "preset", "manual")
@@ -63,50 +62,8 @@ MISSED_EXPLAINED = {
 }
 ACTION_LABELS = {"run_now": "Run now", "pause": "Pause", "resume": "Resume", "stop_all": "Stop all active runs"}
 ACTION_LABELS["test_send"] = "Send test"  # in the history only
-STATIC = "definition_form.js"
 
 FIELD_BYTES = 4096  # one form box of JSON or YAML (the pages cap any field at 1,024 characters before this)
-
-
-class Paths:
-    """Paths of the New and Configure pages, their preview and the campaign actions."""
-
-    base = f"{FAB.BASE}"
-
-    @staticmethod
-    def new() -> str:
-        """The New campaign form."""
-        return f"{FAB.BASE}/new"
-
-    @staticmethod
-    def preview() -> str:
-        """The schedule preview (JSON) the form fetches as the user types."""
-        return f"{FAB.BASE}/new/preview.json"
-
-    @staticmethod
-    def script() -> str:
-        """The form's script, shipped in the package."""
-        return f"{FAB.BASE}/new/static/{STATIC}"
-
-    @staticmethod
-    def configure(dag_id: str) -> str:
-        """The Configure form of a campaign."""
-        return f"{FAB.campaign_path(dag_id)}/configure"
-
-    @staticmethod
-    def new_audience() -> str:
-        """Where the New form posts to preview its audience (nothing is saved)."""
-        return f"{FAB.BASE}/new/audience"
-
-    @staticmethod
-    def configure_audience(dag_id: str) -> str:
-        """Where the Configure form posts to preview its audience (nothing is saved)."""
-        return f"{FAB.campaign_path(dag_id)}/configure/audience"
-
-    @staticmethod
-    def action(dag_id: str, action: str) -> str:
-        """Where a campaign action's form posts."""
-        return f"{FAB.campaign_path(dag_id)}/actions/{quote(action, safe='')}"
 
 
 def _get(data: Mapping[str, Any], dotted: str) -> Any:
@@ -366,7 +323,7 @@ def parse_params(raw: str) -> dict[str, Any] | None:
         raise DefinitionInvalidError("params", str(error)) from None
 
 
-def campaigns_context(readable: set[str], may_create: bool) -> dict[str, Any]:
+def campaigns_context(readable: set[str], may_create: bool, links: PageLinks) -> dict[str, Any]:
     """The campaigns page's New button, definitions with errors, and campaigns Airflow has not loaded yet."""
     from campaign_runs.core import definition_status
 
@@ -378,10 +335,10 @@ def campaigns_context(readable: set[str], may_create: bool) -> dict[str, Any]:
         if dag_id not in never and (may_create or dag_id in readable)
     ]
     broken = definition_status.visible_broken(found, readable, may_manage=may_create)  # errors quote the file
-    return {"definition_links": Paths, "may_create": may_create, "broken_definitions": broken, "waiting": waiting}
+    return {"definition_links": links, "may_create": may_create, "broken_definitions": broken, "waiting": waiting}
 
 
-def display_context(dag_id: str, rights: Mapping[str, bool]) -> dict[str, Any]:
+def display_context(dag_id: str, rights: Mapping[str, bool], links: PageLinks) -> dict[str, Any]:
     """The campaign display's Configure link, campaign actions and version history."""
     from campaign_runs.core import definitions
     from campaign_runs.domain import CampaignRunsError
@@ -391,7 +348,7 @@ def display_context(dag_id: str, rights: Mapping[str, bool]) -> dict[str, Any]:
     except CampaignRunsError:
         state = None
     return {
-        "definition_links": Paths,
+        "definition_links": links,
         "definition": state,
         "definition_history": definitions.history(dag_id),
         "rights": dict(rights),

@@ -1,12 +1,14 @@
 """The campaign pages served by the plugin's FastAPI app (``/campaign-runs/ui/...``) under non-FAB auth managers.
 
 FAB's auth manager hosts the pages in ``/pluginsv2`` (``pages.fab``); every other auth manager (SimpleAuthManager,
-Keycloak) gets the same templates and core calls here, logged in through Airflow's own login and its JWT
-cookie, with a signed double-submit CSRF token on every form.
+Keycloak) gets the same templates and page code here, logged in through Airflow's own login and its JWT
+cookie, with a signed double-submit CSRF token on every form. A refusal the page code raises (a
+``CampaignRunsError``) is answered in one place, the app's exception handler.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -17,15 +19,8 @@ from campaign_runs.adapters import auth
 from campaign_runs.adapters.api_security import cookie_path, jwt_cookie_name, secret_key
 from campaign_runs.domain import Action, CampaignPausedError, CampaignRunsError, InvalidNoteError, NotFoundError
 from campaign_runs.http_errors import http_status
-from campaign_runs.pages import builders, definition_form, forms
-from campaign_runs.pages.asgi.support import (
-    CSRF_COOKIE,
-    FLASH_COOKIE,
-    Csrf,
-    Flashes,
-    environment,
-    fab_only_context,
-)
+from campaign_runs.pages import builders, definition_form, forms, rights
+from campaign_runs.pages.asgi.support import CSRF_COOKIE, FLASH_COOKIE, Csrf, Flashes, environment
 from campaign_runs.pages.format import run_json
 from campaign_runs.settings import get_settings
 from campaign_runs.urls import UI
@@ -54,6 +49,12 @@ class Page:
         """Whether the user may ``method`` the runs of ``dag_id``."""
         return auth.may_access_runs(self.user, method, dag_id)
 
+    def may_manage(self, method: str) -> bool:
+        """Whether the user may create (POST) or configure (PUT) campaigns: the Campaign Definitions permission."""
+        from campaign_runs.core import definition_rights
+
+        return self.user is not None and definition_rights.may_manage(self.user, method)
+
     def may_read_logs(self, dag_id: str) -> bool:
         """Whether the user may read the task logs of ``dag_id``."""
         return auth.may_read_task_logs(self.user, dag_id)
@@ -62,8 +63,11 @@ class Page:
         """The DAG ids the user may ``method``."""
         return auth.authorized_dag_ids(self.user, method)
 
-    def show(self, view: builders.PageView) -> Response:
-        """Render what a ``pages.builders`` builder chose."""
+    def show(self, view: builders.PageView | builders.Redirect) -> Response:
+        """Render what the page code chose (its messages shown), or redirect with them for the next page."""
+        if isinstance(view, builders.Redirect):
+            return self.finish(RedirectResponse(view.location, 303), list(view.flashes))
+        self.flashes = [*self.flashes, *view.flashes]
         return self.render(view.template, view.status, **view.context)
 
     def html(self, template: str, *, flashes: bool = True, **context: Any) -> str:
@@ -127,14 +131,25 @@ class Page:
             return JSONResponse({"detail": message}, 403) if json else self.refuse(message, 403)
         return None
 
-    async def form(self) -> dict[str, str]:
-        """The posted form, checked: fields as the FAB pages check them, and the CSRF token."""
+    async def form(self, check: Callable[[Iterable[tuple[str, str]]], None] | None = None) -> dict[str, str]:
+        """The posted form, checked (by ``check`` when given) as the FAB pages check it, and its CSRF token."""
         fields = {k: str(v) for k, v in (await self.request.form()).multi_items()}
-        for name, value in fields.items():
-            forms.check_text(forms.LABELS.get(name, name), value, multiline=name == "note", limit=None)
+        if check is not None:
+            check(fields.items())
+        else:
+            for name, value in fields.items():
+                forms.check_text(forms.LABELS.get(name, name), value, multiline=name == "note", limit=None)
         if not self.csrf.valid(self.request.cookies.get(CSRF_COOKIE), fields.get("csrf_token"), self.username):
             raise forms.BadInputError("The CSRF token is missing or wrong; reload the page and try again.")
         return fields
+
+
+@ui_app.exception_handler(CampaignRunsError)
+def answer_refusal(request: Request, error: CampaignRunsError) -> Response:
+    """The one answer to a refusal of the page code: 400 bad input, 403 refused user, 404 unknown id, 409..."""
+    if request.url.path.endswith(".json"):
+        return JSONResponse({"detail": str(error)}, http_status(error))
+    return Page(request).refuse(str(error), http_status(error))
 
 
 @ui_app.get("/")
@@ -144,10 +159,10 @@ def campaigns(request: Request) -> Response:
     page = Page(request)
     if (refused := page.gate()) is not None:
         return refused
-    try:
-        return page.show(builders.campaigns_page(request.query_params, page))
-    except forms.BadInputError as error:
-        return page.refuse(str(error), 400)
+    may_create = page.may_manage(rights.CREATE)
+    view = builders.campaigns_page(request.query_params, page)
+    view.context.update(definition_form.campaigns_context(page.authorized_dag_ids("GET"), may_create, UI))
+    return page.show(view)
 
 
 @ui_app.get("/display/{dag_id}")
@@ -157,10 +172,11 @@ def display(request: Request, dag_id: str) -> Response:
     page = Page(request)
     if (refused := page.gate(dag_id)) is not None:
         return refused
-    try:
-        return page.show(builders.display_page(dag_id, request.query_params, page))
-    except CampaignRunsError as error:
-        return page.refuse(str(error), http_status(error) if not isinstance(error, forms.BadInputError) else 400)
+    offered = rights.campaign_rights(page, dag_id)
+    view = builders.display_page(dag_id, request.query_params, page)
+    if view.template == "display.html":
+        view.context.update(definition_form.display_context(dag_id, offered, UI))
+    return page.show(view)
 
 
 @ui_app.get("/display/{dag_id}/status.json")
@@ -171,54 +187,15 @@ def schedule_status(request: Request, dag_id: str) -> Response:
     page = Page(request)
     if (refused := page.gate(dag_id, json=True)) is not None:
         return refused
-    try:
-        number = forms.page_number(request.query_params)
-        schedule = core.run_schedule(dag_id, page=number, upcoming=0, include_skipped=True)
-    except CampaignRunsError as error:
-        status = 400 if isinstance(error, forms.BadInputError) else http_status(error)
-        return JSONResponse({"detail": str(error)}, status)
+    number = forms.page_number(request.query_params)
+    schedule = core.run_schedule(dag_id, page=number, upcoming=0, include_skipped=True)
     return JSONResponse({"runs": [run_json(run) for run in schedule.runs]}, headers={"Cache-Control": "no-store"})
-
-
-# New, Configure and the campaign actions are FAB's pages only (fab.definitions): under another auth manager
-# their URLs answer a page that says so and names the command line and REST equivalents.
-_FORMS = ["GET", "POST"]
-
-
-@ui_app.api_route("/new", methods=_FORMS)
-@ui_app.api_route("/new/{rest:path}", methods=_FORMS)
-def new_campaign(request: Request) -> Response:
-    """New campaign: FAB's page only."""
-    return _fab_only(request, "new")
-
-
-@ui_app.api_route("/display/{dag_id}/configure", methods=_FORMS)
-@ui_app.api_route("/display/{dag_id}/configure/{rest:path}", methods=_FORMS)
-def configure(request: Request, dag_id: str) -> Response:
-    """Configure: FAB's page only."""
-    return _fab_only(request, "configure", dag_id)
-
-
-@ui_app.api_route("/display/{dag_id}/actions/{action}", methods=_FORMS)  # GET: a POST redirected from FAB's path
-def campaign_action(request: Request, dag_id: str, action: str) -> Response:
-    """Run now, Pause, Resume, Stop all: FAB's forms only."""
-    return _fab_only(request, "actions", dag_id)
-
-
-def _fab_only(request: Request, name: str, dag_id: str = "") -> Response:
-    page = Page(request)
-    if (refused := page.gate(dag_id or None)) is not None:
-        return refused
-    return page.render("fab_only.html", 404, **fab_only_context(name, dag_id, auth.auth_manager_name()))
 
 
 def _run_page(
     page: Page, dag_id: str, run_id: str, *, status: int = 200, form: dict[str, Any] | None = None
 ) -> Response:
-    try:
-        return page.show(builders.run_page(dag_id, run_id, page, status=status, form=form))
-    except CampaignRunsError as error:
-        return page.refuse(str(error), http_status(error))
+    return page.show(builders.run_page(dag_id, run_id, page, status=status, form=form))
 
 
 @ui_app.get("/display/{dag_id}/run/{run_id:path}")
@@ -235,10 +212,7 @@ def run(request: Request, dag_id: str, run_id: str) -> Response:
             if (target := builders.form_target(run_id)) is not None:
                 return page.finish(RedirectResponse(UI.run_path(dag_id, target), 303))
             return page.refuse(str(error), http_status(error))
-    try:
-        view = builders.run_page(dag_id, run_id.removesuffix("/status.json"), page)
-    except CampaignRunsError as error:
-        return JSONResponse({"detail": str(error)}, http_status(error))
+    view = builders.run_page(dag_id, run_id.removesuffix("/status.json"), page)
     if view.template != "run.html":  # not a campaign (any more)
         return JSONResponse({"detail": view.context["reason"]}, 404)
     details = view.context["details"]
@@ -262,24 +236,18 @@ async def act(request: Request, dag_id: str, target: str) -> Response:
     if (refused := page.gate()) is not None:
         return refused
     run_id, _, action = target.rpartition("/")
-    try:
-        fields = await page.form()
-    except forms.BadInputError as error:
-        return await run_in_threadpool(page.refuse, str(error), 400)
+    fields = await page.form()
     return await run_in_threadpool(_act, page, dag_id, run_id, action, fields)
 
 
 def _act(page: Page, dag_id: str, run_id: str, action: str, fields: dict[str, str]) -> Response:
     from campaign_runs import core
 
-    try:
-        wanted = core.parse_action(action)
-        origin = forms.choice(fields, "origin", forms.ORIGINS, "run", kind="field")
-        unpause = forms.checkbox(fields, "unpause")
-        resend = forms.checkbox(fields, "resend_in_doubt")
-    except CampaignRunsError as error:
-        return page.refuse(str(error), 400 if isinstance(error, forms.BadInputError) else http_status(error))
-    if not page.may(dag_id, "PUT") or (wanted is Action.RESTART and not page.may(dag_id, "POST")):
+    wanted = core.parse_action(action)
+    origin = forms.choice(fields, "origin", forms.ORIGINS, "run", kind="field")
+    unpause = forms.checkbox(fields, "unpause")
+    resend = forms.checkbox(fields, "resend_in_doubt")
+    if not rights.may_take(page, wanted.value, dag_id):
         return page.refuse(f"You may not {wanted.value} runs of campaign {dag_id}.", 403)
     note = fields.get("note", "")
     try:

@@ -14,9 +14,6 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from campaign_runs.adapters import auth
-from campaign_runs.domain import CampaignRunsError
-from campaign_runs.http_errors import http_status
-from campaign_runs.pages import forms
 from campaign_runs.pages.asgi.campaigns import Page
 from campaign_runs.urls import UI
 
@@ -72,11 +69,8 @@ def _resend(page: Page, outbox_id: int, fields: dict[str, str]) -> Response:
 
     if not auth.is_worklist_admin(page.user):
         return page.refuse("Only administrators may resend emails.", 403)
-    try:
-        with auth.acting_as(page.user) as actor:
-            email = resend_email(outbox_id, actor)
-    except CampaignRunsError as error:
-        return page.refuse(str(error), http_status(error))
+    with auth.acting_as(page.user) as actor:
+        email = resend_email(outbox_id, actor)
     message = f"Email {email.id} to {email.recipient} is pending again and on its way."
     return page.finish(RedirectResponse(emails_path(**_filters(fields)), 303), [("success", message)])
 
@@ -87,8 +81,5 @@ async def resend(request: Request, outbox_id: int) -> Response:
     page = await run_in_threadpool(Page, request)
     if (refused := page.gate()) is not None:
         return refused
-    try:
-        fields = await page.form()
-    except forms.BadInputError as error:
-        return await run_in_threadpool(page.refuse, str(error), 400)
+    fields = await page.form()
     return await run_in_threadpool(_resend, page, outbox_id, fields)

@@ -20,53 +20,11 @@ from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from campaign_runs.pages.format import changes, fmt_duration, fmt_time
-from campaign_runs.urls import UI, UI_BASE
+from campaign_runs.urls import UI
 
 CSRF_COOKIE = "campaign_runs_csrf"
 FLASH_COOKIE = "campaign_runs_flash"
 TEMPLATES = Path(__file__).parents[2] / "templates"
-
-
-FAB_ONLY: dict[str, tuple[str, str, str, str]] = {
-    # page: (title, what, command line, REST API); {dag_id} is the campaign's id
-    "new": (
-        "New campaign",
-        "New campaign",
-        "airflow campaigns create --file <id>.yaml --note <why> --user <you>",
-        "POST {api}/campaigns",
-    ),
-    "configure": (
-        "Configure {dag_id}",
-        "Configure",
-        "airflow campaigns edit {dag_id} --set <key>=<value> --note <why> --user <you>",
-        "PUT {api}/campaigns/{dag_id}/definition",
-    ),
-    "actions": (
-        "Campaign actions of {dag_id}",
-        "Run now, Pause, Resume and Stop all",
-        "airflow campaigns trigger|pause|resume|stop-all {dag_id} --note <why> --user <you>",
-        "POST {api}/campaigns/{dag_id}/actions/<run_now|pause|resume|stop_all>",
-    ),
-}
-API_BASE = UI_BASE.removesuffix("/ui")
-FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
-
-
-def fab_only_context(page: str, dag_id: str, manager: str) -> dict[str, str]:
-    """What the page a FAB-only URL answers under another auth manager says: why, and the CLI and REST equivalents."""
-    title, what, cli, rest = (text.format(dag_id=dag_id, api=API_BASE) for text in FAB_ONLY[page])
-    back = UI.campaign_path(dag_id) if dag_id else UI.list_path()
-    return {
-        "title": title,
-        "what": what,
-        "cli": cli,
-        "rest": rest,
-        "api_docs": f"{API_BASE}/docs",
-        "manager": manager,
-        "fab_manager": FAB_AUTH_MANAGER,
-        "back": back,
-        "back_label": f"Back to {dag_id}" if dag_id else "Back to the campaigns",
-    }
 
 
 def environment() -> Environment:

@@ -49,20 +49,14 @@ def worklist(request: Request) -> Response:
     page = Page(request)
     if (refused := page.gate()) is not None:
         return refused
-    try:
-        return _worklist(page)
-    except forms.BadInputError as error:
-        return page.refuse(str(error), 400)
+    return _worklist(page)
 
 
 async def _posted(request: Request) -> tuple[Page, dict[str, str] | None, Response | None]:
     page = await run_in_threadpool(Page, request)
     if (refused := page.gate()) is not None:
         return page, None, refused
-    try:
-        return page, await page.form(), None
-    except forms.BadInputError as error:
-        return page, None, await run_in_threadpool(page.refuse, str(error), 400)
+    return page, await page.form(), None
 
 
 def _reassign(page: Page, fields: dict[str, str]) -> Response:
@@ -70,17 +64,14 @@ def _reassign(page: Page, fields: dict[str, str]) -> Response:
 
     if not auth.is_worklist_admin(page.user):
         return page.refuse("Only administrators may reassign work-list entries.", 403)
-    try:
-        with auth.acting_as(page.user) as actor:
-            item = core.reassign(
-                fields.get("dag_id", ""),
-                fields.get("run_id", ""),
-                to_user=fields.get("to_user", "").strip(),
-                actor=actor,
-                note=fields.get("note", ""),
-            )
-    except CampaignRunsError as error:
-        return page.refuse(str(error), http_status(error))
+    with auth.acting_as(page.user) as actor:
+        item = core.reassign(
+            fields.get("dag_id", ""),
+            fields.get("run_id", ""),
+            to_user=fields.get("to_user", "").strip(),
+            actor=actor,
+            note=fields.get("note", ""),
+        )
     message = f"Run {item.run_id} is now on the work list of {item.assignee}."
     return page.finish(RedirectResponse(UI.worklist_path(), 303), [("success", message)])
 

@@ -11,31 +11,28 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import flash, g, jsonify, make_response, redirect, request, session
+from flask import flash, jsonify, make_response, redirect, request, session
 from flask_appbuilder import BaseView, expose
 from flask_wtf.csrf import CSRFError
 
 from campaign_runs import core
 from campaign_runs.adapters import auth
 from campaign_runs.domain import (
-    Action,
     CampaignPausedError,
     CampaignRunsError,
     InvalidNoteError,
     NotFoundError,
 )
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
-from campaign_runs.pages import builders, definition_form, forms
-from campaign_runs.pages.fab import definitions as fab_definitions
+from campaign_runs.pages import builders, definition_form, forms, rights
 from campaign_runs.pages.fab import http
 from campaign_runs.pages.fab import users as fab_users
+from campaign_runs.pages.fab.access import FAB_ACCESS, logged_in
 from campaign_runs.pages.format import changes, fmt_duration, fmt_time, run_json
 from campaign_runs.settings import get_settings
 from campaign_runs.urls import FAB, ui_path
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from flask.typing import ResponseReturnValue
 
 log = logging.getLogger(__name__)
@@ -44,78 +41,29 @@ log = logging.getLogger(__name__)
 KEEP_KEY = "campaign_runs_keep"
 
 
-# ---------------------------------------------------------------- auth
-# Auth decisions are taken once per request and before any core call: the core's sessions are
-# Airflow's scoped session, whose rollback or close detaches the logged-in user object.
-
-
-def _memo(key: str, compute: Callable[[], Any]) -> Any:
-    cache_ = g.setdefault("campaign_runs_auth", {})
-    if key not in cache_:
-        cache_[key] = compute()
-    return cache_[key]
-
-
-def _logged_in() -> bool:
-    def compute() -> bool:
-        user = auth.current_user()
-        return bool(user is not None and not getattr(user, "is_anonymous", True))
-
-    return bool(_memo("logged_in", compute))
-
-
 def _username() -> str:
-    return str(_memo("username", lambda: auth.user_name(auth.current_user()) if _logged_in() else ""))
+    return FAB_ACCESS.username
 
 
 def _may(dag_id: str | None, method: str) -> bool:
-    return bool(_memo(f"runs:{method}:{dag_id}", lambda: auth.may_access_runs(auth.current_user(), method, dag_id)))
-
-
-def _may_read_logs(dag_id: str) -> bool:
-    return bool(_memo(f"logs:{dag_id}", lambda: auth.may_read_task_logs(auth.current_user(), dag_id)))
-
-
-def _may_act(dag_id: str, action: Action) -> bool:
-    # Changing a run needs edit rights on the DAG's runs; a restart also creates a run.
-    return _may(dag_id, "PUT") and (action is not Action.RESTART or _may(dag_id, "POST"))
-
-
-def _is_admin() -> bool:
-    return bool(_memo("admin", lambda: auth.is_worklist_admin(auth.current_user())))
+    return FAB_ACCESS.may(dag_id, method)
 
 
 def _authorized_dag_ids(method: str) -> set[str]:
-    return set(_memo(f"dag_ids:{method}", lambda: auth.authorized_dag_ids(auth.current_user(), method)))
+    return FAB_ACCESS.authorized_dag_ids(method)
 
 
 def _not_logged_in() -> ResponseReturnValue:
     return "Not logged in.", 401, {"Content-Type": PLAIN_TEXT}
 
 
-class _FabAccess:
-    """The logged-in FAB user's rights, as ``pages.builders`` asks for them (memoised per request)."""
-
-    def may(self, dag_id: str | None, method: str) -> bool:
-        return _may(dag_id, method)
-
-    def may_read_logs(self, dag_id: str) -> bool:
-        return _may_read_logs(dag_id)
-
-    def authorized_dag_ids(self, method: str) -> set[str]:
-        return _authorized_dag_ids(method)
-
-
-FAB_ACCESS = _FabAccess()
-
-
 # The views that need FAB's login for every request (New, Configure, campaign actions, Monitor).
-_FAB_ONLY_VIEWS = frozenset({"CampaignDefinitionsView", "CampaignMonitorView"})
+_ELSEWHERE_VIEWS = frozenset({"CampaignDefinitionsView", "CampaignMonitorView"})
 
 
 def _elsewhere() -> ResponseReturnValue | None:
-    """Under another auth manager, send those views' URLs to the plugin's own pages, which say what to use instead."""
-    if request.blueprint not in _FAB_ONLY_VIEWS or auth.uses_fab():
+    """Under another auth manager, send those views' URLs to the same pages of the plugin's own host."""
+    if request.blueprint not in _ELSEWHERE_VIEWS or auth.uses_fab():
         return None
     return redirect(ui_path(request.full_path.rstrip("?")), code=303 if request.method == "POST" else 302)
 
@@ -136,16 +84,17 @@ class CampaignsView(BaseView):
         # First of the app's hooks: before Flask-WTF's CSRF check, which a form of another auth manager's page fails.
         blueprint.record_once(lambda state: state.app.before_request_funcs.setdefault(None, []).insert(0, _elsewhere))
         blueprint.after_request(nosniff)
-        blueprint.register_error_handler(forms.BadInputError, self._bad_input)
-        blueprint.register_error_handler(CSRFError, self._bad_input)
+        blueprint.register_error_handler(CampaignRunsError, self._refused)
+        blueprint.register_error_handler(CSRFError, self._refused)
         return blueprint
 
-    def _bad_input(self, error: Exception) -> ResponseReturnValue:
-        """400 with the reason, as JSON for a poll; nothing was done."""
+    def _refused(self, error: Exception) -> ResponseReturnValue:
+        """The one answer to a refusal (bad input or token 400, unknown id 404...), as JSON for a poll."""
         message = getattr(error, "description", None) or str(error)  # a CSRFError's reason is its description
+        status = http_status(error) if isinstance(error, CampaignRunsError) else 400
         if request.path.endswith("/status.json"):
-            return make_response(jsonify(detail=message), 400)
-        return self._refuse(message, 400)
+            return make_response(jsonify(detail=message), status)
+        return self._refuse(message, status)
 
     def _html(self, template: str, **context: Any) -> str:
         context.setdefault("title", "Campaigns")
@@ -167,6 +116,8 @@ class CampaignsView(BaseView):
         return make_response(self._html(template, **context), status)
 
     def _show(self, view: builders.PageView) -> ResponseReturnValue:
+        for category, message in view.flashes:
+            flash(message, category)
         return self._page(view.template, status=view.status, **view.context)
 
     def _refuse(self, message: str, status: int) -> ResponseReturnValue:
@@ -179,7 +130,7 @@ class CampaignsView(BaseView):
             return redirect(ui_path(request.path), code=303 if request.method == "POST" else 302)
         auth.login_from_api_token(self.appbuilder.sm)
         _username()  # read before any core call detaches the user object
-        if not _logged_in():
+        if not logged_in():
             if json or request.method != "GET":
                 return make_response(jsonify(detail="Not logged in."), 401) if json else _not_logged_in()
             return redirect(auth.login_url(request.url))
@@ -198,9 +149,9 @@ class CampaignsView(BaseView):
         """Every campaign the user may read: sortable, searchable, paginated."""
         if (refused := self._gate()) is not None:
             return refused
-        may_create = fab_definitions.may_manage("POST")  # asked before any core call
+        may_create = FAB_ACCESS.may_manage(rights.CREATE)  # asked before any core call
         view = builders.campaigns_page(request.args, FAB_ACCESS)
-        view.context.update(definition_form.campaigns_context(_authorized_dag_ids("GET"), may_create))
+        view.context.update(definition_form.campaigns_context(_authorized_dag_ids("GET"), may_create, FAB))
         return self._show(view)
 
     # ------------------------------------------------------------ campaign display
@@ -212,14 +163,11 @@ class CampaignsView(BaseView):
             return refused
         kept = session.pop(KEEP_KEY, None)
         keep = kept.get("run_id", "") if isinstance(kept, dict) and kept.get("dag_id") == dag_id else ""
-        rights = fab_definitions.campaign_rights(dag_id)  # asked before any core call
-        try:
-            view = builders.display_page(dag_id, request.args, FAB_ACCESS, keep)
-            if view.template == "display.html":
-                view.context.update(definition_form.display_context(dag_id, rights))
-            return self._show(view)
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error))
+        offered = rights.campaign_rights(FAB_ACCESS, dag_id)  # asked before any core call
+        view = builders.display_page(dag_id, request.args, FAB_ACCESS, keep)
+        if view.template == "display.html":
+            view.context.update(definition_form.display_context(dag_id, offered, FAB))
+        return self._show(view)
 
     @expose("/display/<string:dag_id>/status.json")
     def schedule_status(self, dag_id: str) -> ResponseReturnValue:
@@ -227,10 +175,7 @@ class CampaignsView(BaseView):
         if (refused := self._gate(dag_id, json=True)) is not None:
             return refused
         page = forms.page_number(request.args)
-        try:
-            schedule = core.run_schedule(dag_id, page=page, upcoming=0, include_skipped=True)
-        except CampaignRunsError as error:
-            return make_response(jsonify(detail=str(error)), http_status(error))
+        schedule = core.run_schedule(dag_id, page=page, upcoming=0, include_skipped=True)
         return http.poll({"runs": [run_json(run) for run in schedule.runs]})
 
     # ------------------------------------------------------------ run details
@@ -238,10 +183,7 @@ class CampaignsView(BaseView):
     def _run_page(
         self, dag_id: str, run_id: str, *, status: int = 200, form: dict[str, Any] | None = None
     ) -> ResponseReturnValue:
-        try:
-            return self._show(builders.run_page(dag_id, run_id, FAB_ACCESS, status=status, form=form))
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error))
+        return self._show(builders.run_page(dag_id, run_id, FAB_ACCESS, status=status, form=form))
 
     @expose("/display/<string:dag_id>/run/<path:run_id>")
     def run(self, dag_id: str, run_id: str) -> ResponseReturnValue:
@@ -260,10 +202,7 @@ class CampaignsView(BaseView):
         """A run's status and progress as JSON, with the run page as it reads now (``html``), polled while active."""
         if (refused := self._gate(dag_id, json=True)) is not None:
             return refused
-        try:
-            view = builders.run_page(dag_id, run_id, FAB_ACCESS)
-        except CampaignRunsError as error:
-            return make_response(jsonify(detail=str(error)), http_status(error))
+        view = builders.run_page(dag_id, run_id, FAB_ACCESS)
         if view.template != "run.html":  # not a campaign (any more)
             return make_response(jsonify(detail=view.context["reason"]), 404)
         details = view.context["details"]
@@ -278,11 +217,8 @@ class CampaignsView(BaseView):
         """Stop, Restart or Skip a run with a note."""
         if (refused := self._gate()) is not None:
             return refused
-        try:
-            wanted = core.parse_action(action)
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error))
-        if not _may_act(dag_id, wanted):
+        wanted = core.parse_action(action)
+        if not rights.may_take(FAB_ACCESS, wanted.value, dag_id):
             return self._refuse(f"You may not {wanted.value} runs of campaign {dag_id}.", 403)
         note = request.form.get("note", "")
         origin = forms.choice(request.form, "origin", forms.ORIGINS, "run", kind="field")
@@ -331,7 +267,7 @@ class CampaignsView(BaseView):
         """Runs assigned to the logged-in user; admins see everyone's."""
         if (refused := self._gate()) is not None:
             return refused
-        admin = _is_admin()
+        admin = FAB_ACCESS.is_admin()
         everyone = admin and not forms.flag(request.args, "mine")
         readable = _authorized_dag_ids("GET")
         editable = _authorized_dag_ids("PUT") if _may(None, "PUT") else set()
@@ -353,7 +289,7 @@ class CampaignsView(BaseView):
         """Give a run's work-list entry to another user (admins only)."""
         if (refused := self._gate()) is not None:
             return refused
-        if not _is_admin():
+        if not FAB_ACCESS.is_admin():
             return self._refuse("Only administrators may reassign work-list entries.", 403)
         try:
             item = core.reassign(

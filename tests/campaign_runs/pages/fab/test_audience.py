@@ -12,6 +12,7 @@ import yaml
 from campaign_runs.core import definitions
 from campaign_runs.pages import definition_form
 from campaign_runs.tables import campaign_event
+from campaign_runs.urls import FAB
 from starlette.testclient import TestClient
 
 from tests.campaign_runs.pages.fab.test_campaigns import BASE, count, text
@@ -51,11 +52,9 @@ def test_new_previews_the_demo_audience_of_the_form_and_saves_nothing(
 ) -> None:
     alice = users("alice")
     page = alice.get(NEW)
-    assert (
-        f'formaction="{definition_form.Paths.new_audience()}"' in page.text and 'id="cr-preview-audience"' in page.text
-    )
+    assert f'formaction="{FAB.new_audience_path()}"' in page.text and 'id="cr-preview-audience"' in page.text
 
-    response = post(alice, definition_form.Paths.new_audience(), {**FORM, "audience.size": "7", "note": "<b>x</b>"})
+    response = post(alice, FAB.new_audience_path(), {**FORM, "audience.size": "7", "note": "<b>x</b>"})
 
     assert response.status_code == 200, text(response)[:500]
     shown = section(response)
@@ -76,7 +75,7 @@ def test_configure_previews_a_sql_audience_escaped_and_writes_nothing(
     form = {**definition_form.form_of(yaml.safe_load(saved.text)), "base_sha": saved.sha}
     assert 'id="cr-preview-audience"' in alice.get(configure_url(DAG_ID)).text
 
-    response = post(alice, definition_form.Paths.configure_audience(DAG_ID), form)
+    response = post(alice, FAB.configure_audience_path(DAG_ID), form)
 
     assert response.status_code == 200, text(response)[:500]
     shown = section(response)
@@ -95,7 +94,7 @@ def test_an_unreadable_audience_is_shown_beside_its_query(
     broken = saved.text.replace("FROM subscribers", "FROM missing_table")
     form = {**definition_form.form_of(yaml.safe_load(broken)), "base_sha": saved.sha}
 
-    response = post(users("alice"), definition_form.Paths.configure_audience(DAG_ID), form)
+    response = post(users("alice"), FAB.configure_audience_path(DAG_ID), form)
 
     assert response.status_code == 422
     assert field_error(response, "audience.query") == (
@@ -108,11 +107,11 @@ def test_the_preview_needs_the_csrf_token_and_the_right_to_create(
     folder: Path, users: Callable[[str], TestClient]
 ) -> None:
     alice = users("alice")
-    refused = post(alice, definition_form.Paths.new_audience(), FORM, token=False)
+    refused = post(alice, FAB.new_audience_path(), FORM, token=False)
     assert refused.status_code == 400 and 'id="cr-audience-preview"' not in refused.text
-    viewer = post(users("viewer"), definition_form.Paths.new_audience(), FORM)
+    viewer = post(users("viewer"), FAB.new_audience_path(), FORM)
     assert viewer.status_code == 403 and 'id="cr-audience-preview"' not in viewer.text
-    assert BASE in definition_form.Paths.new_audience() and list(folder.iterdir()) == []
+    assert BASE in FAB.new_audience_path() and list(folder.iterdir()) == []
 
 
 def test_configure_writes_a_sql_audience_from_the_form(
@@ -137,7 +136,7 @@ def test_configure_writes_a_sql_audience_from_the_form(
         "channels.email.body": "Hello $first_name ($subscriber_id)",
     }
 
-    preview = post(alice, definition_form.Paths.configure_audience(DAG_ID), sql)
+    preview = post(alice, FAB.configure_audience_path(DAG_ID), sql)
     assert preview.status_code == 200 and 'data-count="5"' in section(preview)
     assert [e.version for e in definitions.history(DAG_ID)] == [1]  # a preview saves nothing
     saved = post(alice, configure_url(DAG_ID), sql)

@@ -182,7 +182,7 @@ def real(make_run: Callable[..., str], folder: Path) -> dict[str, str]:
     """Path values that name things that exist: a campaign, a running run, an email, the static file both serve."""
     from campaign_runs import core
     from campaign_runs.core.emails import list_emails
-    from campaign_runs.pages import definition_form
+    from campaign_runs.urls import FORM_SCRIPT
 
     stopped = make_run("cr_campaign", state="running")
     core.perform("stop", "cr_campaign", stopped, actor="admin", note="For an email")
@@ -194,7 +194,7 @@ def real(make_run: Callable[..., str], folder: Path) -> dict[str, str]:
         "run_id": make_run("cr_campaign", state="running"),
         "action": "stop",
         "outbox_id": str(emails[0].id),
-        "name": definition_form.STATIC,
+        "name": FORM_SCRIPT,
     }
 
 

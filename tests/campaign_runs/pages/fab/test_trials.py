@@ -12,8 +12,8 @@ import pytest
 import yaml
 from campaign_runs.core import definitions
 from campaign_runs.pages import definition_form
-from campaign_runs.pages.fab import trials
 from campaign_runs.tables import campaign_event, run_summary
+from campaign_runs.urls import FAB
 from starlette.testclient import TestClient
 
 from tests.campaign_runs.pages.fab.test_campaigns import count, text
@@ -71,13 +71,13 @@ def test_configure_offers_both_and_the_form_chooses_transport_connection_and_del
 ) -> None:
     page = users("alice").get(configure_url(DAG_ID))
 
-    assert f'formaction="{trials.check_url(DAG_ID)}"' in page.text
-    assert f'formaction="{trials.test_send_url(DAG_ID)}"' in page.text
+    assert f'formaction="{FAB.check_path(DAG_ID)}"' in page.text
+    assert f'formaction="{FAB.test_send_path(DAG_ID)}"' in page.text
     assert 'name="trial.to"' in page.text and 'name="trial.channel"' in page.text
     for name in ("channels.email.transport", "channels.email.conn_id", "channels.sms.delivery", "delivery"):
         assert f'name="{name}"' in page.text, name
     assert re.search(r'<option value="ses"\s*>ses</option>', page.text)
-    assert 'id="cr-send-test"' not in users("alice").get(f"{definition_form.Paths.new()}").text
+    assert 'id="cr-send-test"' not in users("alice").get(f"{FAB.new_path()}").text
 
 
 def test_send_test_sends_the_unsaved_form_to_the_given_addresses_escaped_and_saves_nothing(
@@ -85,7 +85,7 @@ def test_send_test_sends_the_unsaved_form_to_the_given_addresses_escaped_and_sav
 ) -> None:
     changes = {"channels.email.subject": "New <b>$first_name</b>", "trial.to": "ann@example.org\r\nbob@example.org"}
 
-    response = post(users("alice"), trials.test_send_url(DAG_ID), form(**changes))
+    response = post(users("alice"), FAB.test_send_path(DAG_ID), form(**changes))
 
     assert response.status_code == 200, text(response)[:500]
     subjects = {subject for _, subject in inbox.received()}
@@ -106,7 +106,7 @@ def test_check_connections_shows_each_channel(
 ) -> None:
     sms = {"channels.sms.enabled": "on", "channels.sms.text": "Hi", "channels.sms.delivery": "dry_run"}
 
-    response = post(users("bob"), trials.check_url(DAG_ID), form(**sms))
+    response = post(users("bob"), FAB.check_path(DAG_ID), form(**sms))
 
     assert response.status_code == 200, text(response)[:500]
     shown = results(response)
@@ -136,7 +136,7 @@ def test_bad_input_is_shown_beside_its_field_and_nothing_is_sent(
     slot: str,
     words: str,
 ) -> None:
-    response = post(users("alice"), trials.test_send_url(DAG_ID), form(**changes))
+    response = post(users("alice"), FAB.test_send_path(DAG_ID), form(**changes))
 
     assert response.status_code == 422, text(response)[:500]
     shown = trial_error(response) if slot == "trial" else field_error(response, slot)
@@ -151,13 +151,13 @@ def test_both_need_the_csrf_token_and_what_configure_needs(
 ) -> None:
     data = form(**{"trial.to": "ann@example.org"})
     alice = users("alice")
-    for url in (trials.test_send_url(DAG_ID), trials.check_url(DAG_ID)):
+    for url in (FAB.test_send_path(DAG_ID), FAB.check_path(DAG_ID)):
         refused = post(alice, url, data, token=False)
         assert refused.status_code == 400 and 'id="cr-trial-results"' not in refused.text
         for username in ("viewer", "editor"):
             forbidden = post(users(username), url, data)
             assert forbidden.status_code == 403 and 'id="cr-trial-results"' not in forbidden.text
-    assert post(alice, trials.check_url("cr_no_such"), data).status_code == 404
+    assert post(alice, FAB.check_path("cr_no_such"), data).status_code == 404
     assert inbox.attempts == [] and count(campaign_event) == 1
     untouched(folder, tmp_path)
 
@@ -194,13 +194,13 @@ def test_a_webhook_channel_from_the_form_is_tried_as_a_dry_run(
         "trial.channel": "webhook",
     }
 
-    response = post(users("alice"), trials.test_send_url(DAG_ID), form(**webhook))
+    response = post(users("alice"), FAB.test_send_path(DAG_ID), form(**webhook))
 
     assert response.status_code == 200, text(response)[:500]
     shown = unescape(results(response))
     assert re.search(r'<tr data-channel="webhook" data-sent="no">.*?crm-7.*?dry run: not sent', shown, re.S)
     assert '{"campaign_test":"[TEST]","user":"crm-7","plan":"gold"}' in shown
-    checks = results(post(users("alice"), trials.check_url(DAG_ID), form(**webhook)))
+    checks = results(post(users("alice"), FAB.check_path(DAG_ID), form(**webhook)))
     assert re.search(r'<tr data-channel="webhook" data-ok="yes"><td>webhook</td><td>http \(dry run\)</td>', checks)
     assert inbox.attempts == [] and not (tmp_path / "sinks").exists()
     assert (folder / f"{DAG_ID}.yaml").read_text() == TEXT
