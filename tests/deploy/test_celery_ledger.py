@@ -50,6 +50,8 @@ DAG_ID = "flash_sale"
 SIZE, BATCH, RATE = csv_rows(FLASH_SALE_CSV), 250, 10  # flash_sale's CSV audience, valid on every channel
 CUT_AFTER = 20
 CHANNELS = ("email", "sms", "push")
+# The Restart's params: every channel unlimited (0 messages/s), the restart's pace is not under test.
+UNLIMITED = {f"{channel}_rate_limit_per_second": 0 for channel in CHANNELS}
 
 
 @dataclass
@@ -171,7 +173,7 @@ def test_stopped_on_one_host_restarted_on_the_other_sends_nobody_twice(hosts: Ho
     assert CUT_AFTER <= first < SIZE
     hosts.stop_worker("host-a")
     hosts.start_worker("host-b")
-    new_run_id = plugin_restart(DAG_ID, run_id)
+    new_run_id = plugin_restart(DAG_ID, run_id, params=UNLIMITED)
     assert wait_run_done(DAG_ID, new_run_id) == "success", hosts.airflow.logs()
 
     assert hosts.host_of(run_id) == {"host-a"} and hosts.host_of(new_run_id) == {"host-b"}
@@ -202,7 +204,7 @@ def test_worker_killed_mid_batch_then_restarted_sends_nobody_twice(hosts: Hosts)
     hosts.start_worker("host-a")
     assert wait_run_done(DAG_ID, run_id, timeout=180) == "failed"
     doubt = in_doubt(hosts, run_id)
-    new_run_id = plugin_restart(DAG_ID, run_id)
+    new_run_id = plugin_restart(DAG_ID, run_id, params=UNLIMITED)
     assert wait_run_done(DAG_ID, new_run_id) == "success", hosts.airflow.logs()
 
     assert hosts.host_of(new_run_id) == {"host-a"}

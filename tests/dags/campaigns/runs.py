@@ -215,8 +215,18 @@ def plugin_stop(dag_id: str, run_id: str, note: str = "stopped by the campaign t
     stop_run(dag_id, run_id, actor=PLUGIN_ACTOR, note=note)
 
 
-def plugin_restart(dag_id: str, run_id: str, timeout: float = 90.0, *, resend_in_doubt: bool = False) -> str:
-    """The plugin's Restart (``campaign_runs.core.restart_run``) once the run allows it; the new run's id."""
+def plugin_restart(
+    dag_id: str,
+    run_id: str,
+    timeout: float = 90.0,
+    *,
+    resend_in_doubt: bool = False,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """The plugin's Restart (``campaign_runs.core.restart_run``) once the run allows it; the new run's id.
+
+    ``params`` are the Restart's overrides of the run's conf (the UI's and the REST API's ``params``).
+    """
     from campaign_runs.core import restart_run
     from campaign_runs.domain import ActionNotAllowedError
 
@@ -230,6 +240,7 @@ def plugin_restart(dag_id: str, run_id: str, timeout: float = 90.0, *, resend_in
                 actor=PLUGIN_ACTOR,
                 note="restarted by the campaign tests",
                 resend_in_doubt=resend_in_doubt,
+                params=params,
             )
         except ActionNotAllowedError:
             if time.monotonic() > deadline:
