@@ -147,6 +147,14 @@ class PageLinks:
         """Where a campaign action's form (Run now, Pause, Resume, Stop all) posts."""
         return f"{self.campaign_path(dag_id)}/actions/{quote(action, safe='')}"
 
+    def suppressions_path(self, **params: object) -> str:
+        """The suppression list, with an optional ``channel`` filter and page cursor ``after``."""
+        return self._query(f"{self.BASE}/suppressions/", params)
+
+    def suppression_form_path(self, form: str) -> str:
+        """Where a suppression list form (``add``, ``remove``, ``import``) posts, or its export (``export.csv``)."""
+        return f"{self.BASE}/suppressions/{quote(form, safe='.')}"
+
     airflow_dag_path = staticmethod(airflow_dag_path)
     airflow_run_path = staticmethod(airflow_run_path)
     airflow_task_path = staticmethod(airflow_task_path)

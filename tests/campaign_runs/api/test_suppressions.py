@@ -223,7 +223,7 @@ def test_every_edge_offers_the_lists_channels_reasons_and_limits() -> None:
     from campaign_runs.core import suppressions
     from campaign_runs.factory.suppression import CHANNELS, REASONS
     from campaign_runs.factory.unsubscribe import PATH
-    from campaign_runs.pages.fab import suppressions as views_suppressions
+    from campaign_runs.pages import suppressions as views_suppressions
 
     assert get_args(api_suppressions.Channel) == CHANNELS == cli_suppressions.CHANNELS == views_suppressions.CHANNELS
     assert get_args(api_suppressions.Reason) == REASONS == cli_suppressions.REASONS

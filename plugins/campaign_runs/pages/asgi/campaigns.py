@@ -25,7 +25,14 @@ from campaign_runs.pages.format import run_json
 from campaign_runs.settings import get_settings
 from campaign_runs.urls import UI
 
+Check = Callable[[Iterable[tuple[str, str]]], None]  # refuses a bad field or query parameter (BadInputError)
 ui_app = FastAPI(title="Campaign Runs pages", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def check_query(pairs: Iterable[tuple[str, str]]) -> None:
+    """Refuse a bad query parameter, with every page's limits."""
+    for name, value in pairs:
+        forms.check_text(forms.LABELS.get(name, name), value)
 
 
 @cache
@@ -44,6 +51,7 @@ class Page:
         self.csrf = Csrf(secret_key())
         self.csrf_value = request.cookies.get(CSRF_COOKIE) or Csrf.new_cookie_value()
         self.flashes = Flashes(secret_key()).load(request.cookies.get(FLASH_COOKIE))
+        self._dag_ids: dict[str, set[str]] = {}  # the auth manager's answers, asked once a request
 
     def may(self, dag_id: str | None, method: str) -> bool:
         """Whether the user may ``method`` the runs of ``dag_id``."""
@@ -60,8 +68,14 @@ class Page:
         return auth.may_read_task_logs(self.user, dag_id)
 
     def authorized_dag_ids(self, method: str) -> set[str]:
-        """The DAG ids the user may ``method``."""
-        return auth.authorized_dag_ids(self.user, method)
+        """The DAG ids the user may ``method`` (asked once a request)."""
+        if method not in self._dag_ids:
+            self._dag_ids[method] = auth.authorized_dag_ids(self.user, method)
+        return set(self._dag_ids[method])
+
+    def is_admin(self) -> bool:
+        """Whether the user administers the work lists: everyone's entries and the suppression list."""
+        return self.user is not None and auth.is_worklist_admin(self.user)
 
     def show(self, view: builders.PageView | builders.Redirect) -> Response:
         """Render what the page code chose (its messages shown), or redirect with them for the next page."""
@@ -112,14 +126,13 @@ class Page:
         self.flashes = [*self.flashes, ("danger", message)]
         return self.render("error.html", status=status)
 
-    def gate(self, dag_id: str | None = None, *, json: bool = False) -> Response | None:
-        """None when the user may read ``dag_id`` (or use the pages); otherwise the answer."""
+    def gate(self, dag_id: str | None = None, *, json: bool = False, check: Check | None = None) -> Response | None:
+        """None when the user may read ``dag_id`` (or use the pages), query checked by ``check``; else the answer."""
         try:
             for name, value in self.request.path_params.items():
                 limit = forms.LIMITS.get(name, forms.FIELD_MAX)
                 forms.check_text(forms.LABELS.get(name, name), str(value), limit=limit)
-            for name, value in self.request.query_params.multi_items():
-                forms.check_text(forms.LABELS.get(name, name), value)
+            (check or check_query)(self.request.query_params.multi_items())
         except forms.BadInputError as error:
             return JSONResponse({"detail": str(error)}, 400) if json else self.refuse(str(error), 400)
         if self.user is None:
@@ -131,9 +144,9 @@ class Page:
             return JSONResponse({"detail": message}, 403) if json else self.refuse(message, 403)
         return None
 
-    async def form(self, check: Callable[[Iterable[tuple[str, str]]], None] | None = None) -> dict[str, str]:
-        """The posted form, checked (by ``check`` when given) as the FAB pages check it, and its CSRF token."""
-        fields = {k: str(v) for k, v in (await self.request.form()).multi_items()}
+    async def form(self, check: Check | None = None) -> dict[str, str]:
+        """The posted text fields (not an upload), checked (by ``check`` when given) as on FAB, and the CSRF token."""
+        fields = {k: v for k, v in (await self.request.form()).multi_items() if isinstance(v, str)}
         if check is not None:
             check(fields.items())
         else:
@@ -159,9 +172,10 @@ def campaigns(request: Request) -> Response:
     page = Page(request)
     if (refused := page.gate()) is not None:
         return refused
-    may_create = page.may_manage(rights.CREATE)
+    may_create, admin = page.may_manage(rights.CREATE), page.is_admin()
     view = builders.campaigns_page(request.query_params, page)
     view.context.update(definition_form.campaigns_context(page.authorized_dag_ids("GET"), may_create, UI))
+    view.context["may_manage_suppressions"] = admin
     return page.show(view)
 
 

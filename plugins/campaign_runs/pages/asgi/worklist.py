@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
 from campaign_runs.http_errors import http_status
-from campaign_runs.pages import forms
+from campaign_runs.pages import forms, rights
 from campaign_runs.pages.asgi.campaigns import Page
 from campaign_runs.urls import UI
 
@@ -22,10 +22,10 @@ def _worklist(page: Page, status: int = 200) -> Response:
     from campaign_runs import core
     from campaign_runs.core.users import email_of, no_email_notice
 
-    admin = auth.is_worklist_admin(page.user)
+    admin = page.is_admin()
     everyone = admin and not forms.flag(page.request.query_params, "mine")
-    readable = auth.authorized_dag_ids(page.user, "GET")
-    editable = auth.authorized_dag_ids(page.user, "PUT") if page.may(None, "PUT") else set()
+    readable = page.authorized_dag_ids("GET")
+    offered = rights.row_rights(page, readable)  # asked before any core call, once a method
     items = [i for i in core.worklist(None if everyone else page.username) if i.dag_id in readable]
     found = email_of(page.username)
     return page.render(
@@ -34,9 +34,10 @@ def _worklist(page: Page, status: int = 200) -> Response:
         title="My work list",
         items=items,
         admin=admin,
+        may_manage_suppressions=admin,
         everyone=everyone,
-        may_act={i.dag_id: i.dag_id in editable for i in items},
-        may_restart={i.dag_id: i.dag_id in editable and page.may(i.dag_id, "POST") for i in items},
+        may_act=offered["may_act"],
+        may_restart=offered["may_restart"],
         idempotency_key=uuid.uuid4().hex,
         my_email=found,
         my_email_notice=no_email_notice(found),
@@ -62,7 +63,7 @@ async def _posted(request: Request) -> tuple[Page, dict[str, str] | None, Respon
 def _reassign(page: Page, fields: dict[str, str]) -> Response:
     from campaign_runs import core
 
-    if not auth.is_worklist_admin(page.user):
+    if not page.is_admin():
         return page.refuse("Only administrators may reassign work-list entries.", 403)
     with auth.acting_as(page.user) as actor:
         item = core.reassign(

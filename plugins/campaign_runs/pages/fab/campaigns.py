@@ -57,8 +57,8 @@ def _not_logged_in() -> ResponseReturnValue:
     return "Not logged in.", 401, {"Content-Type": PLAIN_TEXT}
 
 
-# The views that need FAB's login for every request (New, Configure, campaign actions, Monitor).
-_ELSEWHERE_VIEWS = frozenset({"CampaignDefinitionsView", "CampaignMonitorView"})
+# The views that need FAB's login for every request (New, Configure, campaign actions, Monitor, suppressions).
+_ELSEWHERE_VIEWS = frozenset({"CampaignDefinitionsView", "CampaignMonitorView", "CampaignSuppressionsView"})
 
 
 def _elsewhere() -> ResponseReturnValue | None:
@@ -150,8 +150,10 @@ class CampaignsView(BaseView):
         if (refused := self._gate()) is not None:
             return refused
         may_create = FAB_ACCESS.may_manage(rights.CREATE)  # asked before any core call
+        admin = FAB_ACCESS.is_admin()
         view = builders.campaigns_page(request.args, FAB_ACCESS)
         view.context.update(definition_form.campaigns_context(_authorized_dag_ids("GET"), may_create, FAB))
+        view.context["may_manage_suppressions"] = admin
         return self._show(view)
 
     # ------------------------------------------------------------ campaign display
@@ -270,16 +272,17 @@ class CampaignsView(BaseView):
         admin = FAB_ACCESS.is_admin()
         everyone = admin and not forms.flag(request.args, "mine")
         readable = _authorized_dag_ids("GET")
-        editable = _authorized_dag_ids("PUT") if _may(None, "PUT") else set()
+        offered = rights.row_rights(FAB_ACCESS, readable)  # asked before any core call
         items = [item for item in core.worklist(None if everyone else _username()) if item.dag_id in readable]
         return self._page(
             "worklist.html",
             title="My work list",
             items=items,
             admin=admin,
+            may_manage_suppressions=admin,
             everyone=everyone,
-            may_act={item.dag_id: item.dag_id in editable for item in items},
-            may_restart={item.dag_id: item.dag_id in editable and _may(item.dag_id, "POST") for item in items},
+            may_act=offered["may_act"],
+            may_restart=offered["may_restart"],
             idempotency_key=uuid.uuid4().hex,
             **fab_users.my_email_context(_username()),
         )

@@ -1,14 +1,16 @@
 """The suppression list page, served by the FAB provider under ``/pluginsv2/campaigns/suppressions``.
 
-Work-list administrators (who may edit users) list the addresses no campaign sends to, add and remove them, import
-a CSV file and export the list. Every POST carries FAB's CSRF token; every refusal changes nothing.
+What it shows and does is ``pages.suppressions``' (the plugin's own host serves the same,
+``pages.asgi.suppressions``; under another auth manager this page's URLs lead there, ``fab.campaigns._elsewhere``).
+This view checks the login, translates Flask's request and response, and maps a
+refusal (a ``CampaignRunsError``, a bad CSRF token) to the error page in one place. Every POST carries FAB's CSRF
+token; every refusal changes nothing.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from flask import Response, flash, make_response, redirect, request
 from flask_appbuilder import BaseView, expose
@@ -17,27 +19,18 @@ from flask_wtf.csrf import CSRFError
 from campaign_runs.adapters import auth
 from campaign_runs.domain import CampaignRunsError
 from campaign_runs.http_errors import PLAIN_TEXT, http_status, nosniff
-from campaign_runs.pages import forms
+from campaign_runs.pages import forms, suppressions
+from campaign_runs.pages.builders import PageView, Redirect
+from campaign_runs.pages.fab.access import FAB_ACCESS, logged_in
 from campaign_runs.pages.format import fmt_time
 from campaign_runs.urls import FAB
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from flask.typing import ResponseReturnValue
 
 ROUTE_BASE = "/campaigns/suppressions"
-PATH = f"{FAB.BASE}/suppressions/"
-CHANNELS = ("email", "sms", "push")
-REASONS = ("manual", "unsubscribed", "bounced", "complained", "invalid")
-PAGE_SIZE = 100
-MAX_IMPORT_BYTES = 5 * 1024 * 1024  # core.suppressions.MAX_IMPORT_BYTES
-LIMITS = {"address": 4096, "after": 4200}  # the longest push token; a cursor is a channel and an address
-LABELS = {"channel": "The channel", "address": "The address", "reason": "The reason", "after": "The page cursor"}
-
-
-def suppressions_path(**params: str) -> str:
-    """Path of the page, with an optional ``channel`` filter and page cursor ``after``."""
-    kept = {key: value for key, value in params.items() if value}
-    return f"{PATH}?{urlencode(kept)}" if kept else PATH
 
 
 def check_request() -> None:
@@ -46,10 +39,15 @@ def check_request() -> None:
     pairs = list(request.args.items(multi=True))
     if request.method == "POST":
         pairs += list(request.form.items(multi=True))
-    for name, value in pairs:
-        forms.check_text("A field name", name)
-        label = LABELS.get(name, f"The field {name[:40]!r}")
-        forms.check_text(label, value, limit=LIMITS.get(name, forms.FIELD_MAX))
+    suppressions.check_fields(pairs)
+
+
+def _upload() -> suppressions.Upload | None:
+    """The posted file, read up to one byte over the limit."""
+    upload = request.files.get("file")
+    if upload is None:
+        return None
+    return suppressions.Upload(upload.filename or "", upload.stream.read(suppressions.MAX_IMPORT_BYTES + 1))
 
 
 class CampaignSuppressionsView(BaseView):  # type: ignore[misc]  # FAB ships no type hints
@@ -64,144 +62,75 @@ class CampaignSuppressionsView(BaseView):  # type: ignore[misc]  # FAB ships no 
         blueprint = super().create_blueprint(appbuilder, *args, **kwargs)
         blueprint.before_request(check_request)
         blueprint.after_request(nosniff)
-        blueprint.register_error_handler(forms.BadInputError, self._bad_input)
-        blueprint.register_error_handler(CSRFError, self._bad_input)
+        blueprint.register_error_handler(CampaignRunsError, self._refused)
+        blueprint.register_error_handler(CSRFError, self._refused)
         return blueprint
 
-    def _bad_input(self, error: Exception) -> ResponseReturnValue:
+    def _refused(self, error: Exception) -> ResponseReturnValue:
+        """The one answer to a refusal: a bad field or token (400), a refused user (403)."""
         message = getattr(error, "description", None) or str(error)  # a CSRFError's reason is its description
-        return self._refuse(message, 400, self._username())
+        status = http_status(error) if isinstance(error, CampaignRunsError) else 400
+        return self._answer(PageView("error.html", {"title": suppressions.TITLE}, status, (("danger", message),)))
 
-    @staticmethod
-    def _username() -> str:
-        user = auth.current_user()
-        return "" if user is None or getattr(user, "is_anonymous", True) else auth.user_name(user)
-
-    def _admin(self) -> tuple[str, bool] | None:
-        """``(username, is_admin)`` of the logged-in user, read before any core call; None when anonymous."""
-        auth.login_from_api_token(self.appbuilder.sm)
-        user = auth.current_user()
-        if user is None or getattr(user, "is_anonymous", True):
-            return None
-        return auth.user_name(user), auth.is_worklist_admin(user)
-
-    def _page(self, status: int, **context: Any) -> ResponseReturnValue:
-        context.setdefault("page", None)
+    def _answer(self, result: PageView | Redirect) -> ResponseReturnValue:
+        """Render what the page code chose (its messages flashed), or redirect with them for the next page."""
+        for category, message in result.flashes:
+            flash(message, category)
+        if isinstance(result, Redirect):
+            return redirect(result.location, code=303)
         page = self.render_template(
-            "campaign_runs/suppressions.html",
-            title="Suppression list",
+            f"campaign_runs/{result.template}",
             links=FAB,
             fmt_time=fmt_time,
-            path=suppressions_path,
-            channels=CHANNELS,
-            reasons=REASONS,
-            **context,
+            username=FAB_ACCESS.username,
+            **result.context,
         )
-        return make_response(page, status)
+        return make_response(page, result.status)
 
-    def _refuse(self, message: str, status: int, username: str) -> ResponseReturnValue:
-        flash(message, "danger")
-        return self._page(status, username=username, channel="")
-
-    def _gate(self) -> tuple[str, ResponseReturnValue | None]:
-        """``(username, None)`` for an administrator; otherwise the answer (login, 401 or 403)."""
-        if not auth.uses_fab():
-            text = "This page is served under FAB's auth manager: use `airflow campaigns suppressions` or the REST API."
-            return "", (text, 404, {"Content-Type": PLAIN_TEXT})
-        if (found := self._admin()) is None:
+    def _gate(self) -> ResponseReturnValue | None:
+        """None for a logged-in user (the page code asks whether they administer); otherwise the answer."""
+        auth.login_from_api_token(self.appbuilder.sm)
+        if not logged_in():
             if request.method == "GET":
-                return "", redirect(auth.login_url(request.url))
-            return "", ("Not logged in.", 401, {"Content-Type": PLAIN_TEXT})
-        username, admin = found
-        if not admin:
-            return username, self._refuse(
-                "Only work-list administrators may manage the suppression list.", 403, username
-            )
-        return username, None
+                return redirect(auth.login_url(request.url))
+            return "Not logged in.", 401, {"Content-Type": PLAIN_TEXT}
+        FAB_ACCESS.username, FAB_ACCESS.is_admin()  # read before any core call detaches the user object
+        return None
 
     @expose("/")  # type: ignore[untyped-decorator]
     def suppressions(self) -> ResponseReturnValue:
         """A page of entries (``channel`` filter, ``after`` cursor) with the forms that change the list."""
-        from campaign_runs.core.suppressions import list_suppressions
-
-        username, refused = self._gate()
-        if refused is not None:
+        if (refused := self._gate()) is not None:
             return refused
-        channel = request.args.get("channel", "")
-        try:
-            page = list_suppressions(
-                username, channel=channel or None, after=request.args.get("after", ""), limit=PAGE_SIZE
-            )
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error), username)
-        return self._page(200, username=username, page=page, channel=channel)
-
-    def _done(self, message: str) -> ResponseReturnValue:
-        flash(message, "success")
-        return redirect(suppressions_path(channel=request.form.get("back_channel", "")), code=303)
+        return self._answer(suppressions.list_page(FAB_ACCESS, request.args))
 
     @expose("/add", methods=["POST"])  # type: ignore[untyped-decorator]
     def add(self) -> ResponseReturnValue:
         """Suppress the posted address on the posted channel."""
-        from campaign_runs.core.suppressions import add_suppression
-
-        username, refused = self._gate()
-        if refused is not None:
+        if (refused := self._gate()) is not None:
             return refused
-        form = request.form
-        channel, address = form.get("channel", ""), form.get("address", "")
-        try:
-            added = add_suppression(username, channel, address, reason=form.get("reason", "manual"), source="page")
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error), username)
-        return self._done(f"{address} {'is now' if added else 'was already'} suppressed on {channel}.")
+        return self._answer(suppressions.add(FAB_ACCESS, FAB, request.form))
 
     @expose("/remove", methods=["POST"])  # type: ignore[untyped-decorator]
     def remove(self) -> ResponseReturnValue:
         """Take the posted address off the posted channel's list."""
-        from campaign_runs.core.suppressions import remove_suppression
-
-        username, refused = self._gate()
-        if refused is not None:
+        if (refused := self._gate()) is not None:
             return refused
-        channel, address = request.form.get("channel", ""), request.form.get("address", "")
-        try:
-            remove_suppression(username, channel, address)
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error), username)
-        return self._done(f"{address} is off the {channel} suppression list.")
+        return self._answer(suppressions.remove(FAB_ACCESS, FAB, request.form))
 
     @expose("/import", methods=["POST"])  # type: ignore[untyped-decorator]
     def import_csv(self) -> ResponseReturnValue:
         """Add every row of the uploaded CSV file, or none."""
-        from campaign_runs.core.suppressions import import_suppressions
-
-        username, refused = self._gate()
-        if refused is not None:
+        if (refused := self._gate()) is not None:
             return refused
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            return self._refuse("Choose a CSV file to import (header channel,address,reason).", 400, username)
-        data = upload.stream.read(MAX_IMPORT_BYTES + 1)
-        if len(data) > MAX_IMPORT_BYTES:
-            return self._refuse(f"The file is over {MAX_IMPORT_BYTES} bytes; nothing was imported.", 413, username)
-        try:
-            added, kept = import_suppressions(username, data, source=f"page import {upload.filename}"[:200])
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error), username)
-        return self._done(f"Imported {upload.filename}: {added} added, {kept} already on the list.")
+        return self._answer(suppressions.import_csv(FAB_ACCESS, FAB, request.form, _upload()))
 
     @expose("/export.csv")  # type: ignore[untyped-decorator]
     def export_csv(self) -> ResponseReturnValue:
         """The whole list as a CSV download."""
-        from campaign_runs.core.suppressions import export_suppressions
-
-        username, refused = self._gate()
-        if refused is not None:
+        if (refused := self._gate()) is not None:
             return refused
-        try:
-            lines = export_suppressions(username)
-        except CampaignRunsError as error:
-            return self._refuse(str(error), http_status(error), username)
-        headers = {"Content-Disposition": 'attachment; filename="suppressions.csv"'}
-        return Response(lines, mimetype="text/csv", headers=headers)
+        lines: Iterator[str] | PageView = suppressions.export_csv(FAB_ACCESS)
+        if isinstance(lines, PageView):
+            return self._answer(lines)
+        return Response(lines, mimetype="text/csv", headers=suppressions.EXPORT_HEADERS)
