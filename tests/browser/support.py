@@ -205,3 +205,17 @@ def logged_in_page(browser: Any, base_url: str, username: str, password: str) ->
         yield page
     finally:
         context.close()
+
+
+def wait_until_listed(page: Any, stack: AirflowStack, dag_id: str) -> None:
+    """Reload the campaigns page until ``dag_id`` is listed, not waiting for Airflow (the stack's logs if not)."""
+
+    def listed() -> bool:
+        page.reload()
+        row = page.locator(f'#cr-campaigns tr[data-dag-id="{dag_id}"]')
+        return row.count() == 1 and row.locator(".cr-badge.waiting").count() == 0
+
+    try:
+        wait_until(listed, timeout=180, interval=2)
+    except AssertionError:
+        raise AssertionError(stack.logs()) from None

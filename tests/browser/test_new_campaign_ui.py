@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.browser.support import PLUGIN, REPO, chromium, login, running_stack
+from tests.browser.support import PLUGIN, REPO, chromium, login, running_stack, wait_until_listed
 from tests.support.fixtures import PASSWORD, TEST_DAGS, SmtpSink
-from tests.support.processes import AirflowStack, wait_until
+from tests.support.processes import AirflowStack
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -81,20 +81,6 @@ def fill_new_campaign(page: Any) -> None:
     page.fill('[name="note"]', "First spring campaign")
 
 
-def wait_until_loaded(page: Any, stack: AirflowStack) -> None:
-    """Reload the campaigns page until the campaign is listed and no longer waiting for Airflow."""
-
-    def loaded() -> bool:
-        page.reload()
-        row = page.locator(f'#cr-campaigns tr[data-dag-id="{DAG_ID}"]')
-        return row.count() == 1 and row.locator(".cr-badge.waiting").count() == 0
-
-    try:
-        wait_until(loaded, timeout=180, interval=2)
-    except AssertionError:
-        raise AssertionError(stack.logs()) from None
-
-
 def test_create_configure_run_now_pause_and_resume_a_campaign(
     stack: AirflowStack, browser: Any, smtp_server: SmtpSink, tmp_path: Path
 ) -> None:
@@ -134,7 +120,7 @@ def test_create_configure_run_now_pause_and_resume_a_campaign(
         expect(page.locator(f'#cr-waiting li[data-waiting-id="{DAG_ID}"]')).to_contain_text(
             "waiting for Airflow to load it"
         )
-    wait_until_loaded(page, stack)
+    wait_until_listed(page, stack, DAG_ID)
 
     # Configure: the same form, prefilled; the save is version 2 in the campaign's history.
     page.get_by_role("link", name=DAG_ID, exact=True).click()
@@ -151,7 +137,7 @@ def test_create_configure_run_now_pause_and_resume_a_campaign(
     expect(page.locator('#cr-versions tr[data-version="1"]')).to_contain_text("First spring campaign")
     # The edit is listed as waiting too until Airflow has re-read it; Run now then starts the new version.
     page.locator("header.cr-top").get_by_role("link", name="Campaigns", exact=True).click()
-    wait_until_loaded(page, stack)
+    wait_until_listed(page, stack, DAG_ID)
     page.get_by_role("link", name=DAG_ID, exact=True).click()
 
     # Run now, then watch the run on its page until it has sent its emails.

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.browser.support import api_client, chromium, failed_run, login, running_stack
+from tests.browser.support import api_client, chromium, failed_run, login, running_stack, wait_until_listed
 from tests.browser.test_new_campaign_ui import dags_folder, fill_new_campaign
 from tests.support import auth_managers
 from tests.support.fixtures import PASSWORD, SmtpSink
@@ -54,20 +54,6 @@ def admin_api(stack: AirflowStack) -> Iterator[httpx.Client]:
         client.close()
 
 
-def wait_until_loaded(page: Any, stack: AirflowStack) -> None:
-    """Reload the campaigns page until the campaign is listed and no longer waiting for Airflow."""
-
-    def loaded() -> bool:
-        page.reload()
-        row = page.locator(f'#cr-campaigns tr[data-dag-id="{DAG_ID}"]')
-        return row.count() == 1 and row.locator(".cr-badge.waiting").count() == 0
-
-    try:
-        wait_until(loaded, timeout=180, interval=2)
-    except AssertionError:
-        raise AssertionError(stack.logs()) from None
-
-
 def restarted_confs(api: httpx.Client) -> list[dict[str, Any]]:
     """The conf of each run of the campaign that restarts another, as Airflow's REST API reads it."""
     response = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100})
@@ -96,7 +82,7 @@ def test_new_configure_monitor_and_restart_with_params(
         expect(page.locator("#cr-preview-description")).to_have_text("At 09:00, only on Monday")
         page.locator("#cr-save").click()
         expect(page.locator(".cr-flash.success")).to_have_text(f"{DAG_ID}: Saved; waiting for Airflow to load it.")
-        wait_until_loaded(page, stack)
+        wait_until_listed(page, stack, DAG_ID)
 
         # Configure: the form prefilled from the YAML; a changed field is saved as version 2.
         page.get_by_role("link", name=DAG_ID, exact=True).click()

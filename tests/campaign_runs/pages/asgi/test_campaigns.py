@@ -14,8 +14,9 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.campaign_runs.pages.asgi.hosts import token_login as login
 from tests.support import auth_managers
-from tests.support.fixtures import PASSWORD, outbox_rows
+from tests.support.fixtures import outbox_rows
 
 UI = "/campaign-runs/ui"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -27,15 +28,6 @@ def app(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
     with auth_managers.active("simple", tmp_path_factory.mktemp("simple")):
         yield create_app()
-
-
-def login(app: Any, username: str) -> TestClient:
-    """A browser-like client holding the JWT cookie Airflow's UI keeps after SimpleAuthManager's login."""
-    client = TestClient(app, follow_redirects=False)
-    token = client.post("/auth/token", json={"username": username, "password": PASSWORD})
-    assert token.status_code == 201, token.text
-    client.cookies.set("_token", token.json()["access_token"])
-    return client
 
 
 def text(response: Any) -> str:

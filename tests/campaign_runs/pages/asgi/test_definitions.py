@@ -8,21 +8,17 @@ conflict), a signed CSRF token on every POST. Some tests run the same page on bo
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from campaign_runs.core import definitions
 from campaign_runs.pages import definition_form
 from campaign_runs.tables import campaign_event
 from starlette.testclient import TestClient
 
-from tests.campaign_runs.pages.asgi.test_restart_params import token_login
+from tests.campaign_runs.pages.asgi.hosts import FAB_BASE, UI, Host, simple_only
 from tests.campaign_runs.pages.fab.test_campaigns import HOSTILE, count, csrf_token, dag_run_count, flashes, is_paused
-from tests.campaign_runs.pages.fab.test_campaigns import login as fab_login
 from tests.campaign_runs.pages.fab.test_campaigns import text as words
 from tests.campaign_runs.pages.fab.test_definitions import (  # noqa: F401  (fixtures)
     FORM,
@@ -32,39 +28,6 @@ from tests.campaign_runs.pages.fab.test_definitions import (  # noqa: F401  (fix
     input_value,
     keep_schedules,
 )
-from tests.support import auth_managers
-
-UI = "/campaign-runs/ui"
-FAB_BASE = "/pluginsv2/campaigns"
-
-
-@dataclass(frozen=True)
-class Host:
-    """One page host: its app, how a user logs in, where its pages are, and who there may create campaigns."""
-
-    app: Any
-    login: Callable[[Any, str], TestClient]
-    base: str
-    creator: str  # FAB: alice (Op); SimpleAuthManager: admin (only OP and ADMIN may change the configuration)
-
-    def client(self, username: str = "") -> TestClient:
-        return self.login(self.app, username or self.creator)
-
-
-@pytest.fixture(scope="module", params=["fab", "simple"])
-def host(request: pytest.FixtureRequest, airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")  # a login per test
-        with auth_managers.active(request.param, tmp_path_factory.mktemp(request.param)):
-            if request.param == "fab":
-                yield Host(create_app(), fab_login, FAB_BASE, "alice")
-            else:
-                yield Host(create_app(), token_login, UI, "admin")
-
-
-simple_only = pytest.mark.parametrize("host", ["simple"], indirect=True)
 
 
 def post(client: TestClient, url: str, data: dict[str, str], *, token: bool = True) -> Any:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from html import unescape
 from typing import Any
 
@@ -18,43 +16,15 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.campaign_runs.core.test_monitor import history  # noqa: F401  (fixture)
-from tests.campaign_runs.pages.asgi.test_restart_params import token_login
-from tests.campaign_runs.pages.fab.test_campaigns import login as fab_login
+from tests.campaign_runs.pages.asgi.hosts import UI, Host, simple_only
 from tests.campaign_runs.pages.fab.test_monitor import _chart, _table
 from tests.campaign_runs.pages.fab.test_monitor_range import field_error, three_days  # noqa: F401  (fixture)
-from tests.support import auth_managers
 
-UI = "/campaign-runs/ui"
 PAGE = f"{UI}/monitor/cr_campaign"
 
 
-@dataclass(frozen=True)
-class Host:
-    """One page host: its app, how a user logs in, and where its campaign pages are."""
-
-    app: Any
-    login: Callable[[Any, str], TestClient]
-    base: str
-
-    @property
-    def page(self) -> str:
-        return f"{self.base}/monitor/cr_campaign"
-
-
-@pytest.fixture(scope="module", params=["fab", "simple"])
-def host(request: pytest.FixtureRequest, airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")  # a login per test
-        with auth_managers.active(request.param, tmp_path_factory.mktemp(request.param)):
-            if request.param == "fab":
-                yield Host(create_app(), fab_login, "/pluginsv2/campaigns")
-            else:
-                yield Host(create_app(), token_login, UI)
-
-
-simple_only = pytest.mark.parametrize("host", ["simple"], indirect=True)
+def page_url(host: Host) -> str:
+    return f"{host.base}/monitor/cr_campaign"
 
 
 def words(html: str) -> str:
@@ -163,7 +133,7 @@ def test_a_user_who_may_not_read_the_campaign_is_refused(
 
 def test_both_hosts_show_the_same_figures(host: Host, history: dict[str, str]) -> None:  # noqa: F811
     admin = host.login(host.app, "admin")
-    page = admin.get(host.page, params={"limit": "10"})
+    page = admin.get(page_url(host), params={"limit": "10"})
     assert page.status_code == 200, page.text[:500]
     table = _table(page.text)
     cells = {(r["run_id"], r["channel"]): (r["sent"], r["failed"], r["in_doubt"], r["total"]) for r in table}
@@ -179,6 +149,6 @@ def test_both_hosts_show_the_same_figures(host: Host, history: dict[str, str]) -
     assert chart["failed"][chart["runs"].index(history["completed"])] == 10
     assert sum(chart["interventions"]["stop"]) == 1 and sum(chart["interventions"]["skip"]) == 1
     assert all(link.startswith(f"{host.base}/display/cr_campaign/run/") for link in chart["links"])
-    exported = list(csv.DictReader(io.StringIO(admin.get(f"{host.page}/table.csv", params={"limit": "10"}).text)))
+    exported = list(csv.DictReader(io.StringIO(admin.get(f"{page_url(host)}/table.csv", params={"limit": "10"}).text)))
     columns = ("run_id", "channel", "sent", "failed", "in_doubt", "total", "stops", "restarts", "skips")
     assert [{k: r[k] for k in columns} for r in exported] == [{k: r[k] for k in columns} for r in table]

@@ -7,55 +7,16 @@ params, anything else is refused with its reason and changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from html import unescape
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from campaign_runs.tables import run_action
-from starlette.testclient import TestClient
 
 from tests.campaign_runs.core.helpers import count
+from tests.campaign_runs.pages.asgi.hosts import Host
 from tests.campaign_runs.pages.fab.test_campaigns import csrf_token, flashes, text
-from tests.campaign_runs.pages.fab.test_campaigns import login as fab_login
-from tests.support import auth_managers
-from tests.support.fixtures import PASSWORD
-
-
-@dataclass(frozen=True)
-class Host:
-    """One page host: its app, how a user logs in, and where the campaign pages are."""
-
-    app: Any
-    login: Callable[[Any, str], TestClient]
-    base: str
-
-    def run_url(self, run_id: str) -> str:
-        return f"{self.base}/display/cr_campaign/run/{quote(run_id, safe=':+')}"
-
-
-def token_login(app: Any, username: str) -> TestClient:
-    """SimpleAuthManager's login: Airflow's JWT cookie, as its UI keeps it."""
-    client = TestClient(app, follow_redirects=False)
-    token = client.post("/auth/token", json={"username": username, "password": PASSWORD})
-    assert token.status_code == 201, token.text
-    client.cookies.set("_token", token.json()["access_token"])
-    return client
-
-
-@pytest.fixture(scope="module", params=["fab", "simple"])
-def host(request: pytest.FixtureRequest, airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")  # a login per test
-        with auth_managers.active(request.param, tmp_path_factory.mktemp(request.param)):
-            if request.param == "fab":
-                yield Host(create_app(), fab_login, "/pluginsv2/campaigns")
-            else:
-                yield Host(create_app(), token_login, "/campaign-runs/ui")
 
 
 def restart(host: Host, run_id: str, params: str) -> Any:

@@ -8,54 +8,23 @@ another auth manager. Every refusal changes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from campaign_runs.core import suppressions as core
 from starlette.testclient import TestClient
 
-from tests.campaign_runs.pages.asgi.test_restart_params import token_login
+from tests.campaign_runs.pages.asgi.hosts import FAB_BASE, UI, Host, simple_only
 from tests.campaign_runs.pages.fab.test_campaigns import HOSTILE, csrf_token, flashes
-from tests.campaign_runs.pages.fab.test_campaigns import login as fab_login
 from tests.campaign_runs.pages.fab.test_campaigns import text as words
 from tests.campaign_runs.pages.fab.test_suppressions import ROW, listed
-from tests.support import auth_managers
 
-UI = "/campaign-runs/ui"
-FAB_BASE = "/pluginsv2/campaigns"
 CSV = b"channel,address,reason\nsms,+33612345678,bounced\n"
 
 
-@dataclass(frozen=True)
-class Host:
-    """One page host: its app, how a user logs in, and where its pages are."""
-
-    app: Any
-    login: Callable[[Any, str], TestClient]
-    base: str
-
-    @property
-    def page(self) -> str:
-        return f"{self.base}/suppressions/"
-
-
-@pytest.fixture(scope="module", params=["fab", "simple"])
-def host(request: pytest.FixtureRequest, airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
-    from airflow.api_fastapi.app import create_app
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AIRFLOW__FAB__AUTH_RATE_LIMIT", "1000 per 1 second")  # a login per test
-        with auth_managers.active(request.param, tmp_path_factory.mktemp(request.param)):
-            if request.param == "fab":
-                yield Host(create_app(), fab_login, FAB_BASE)
-            else:
-                yield Host(create_app(), token_login, UI)
-
-
-simple_only = pytest.mark.parametrize("host", ["simple"], indirect=True)
+def page_url(host: Host) -> str:
+    return f"{host.base}/suppressions/"
 
 
 @pytest.fixture
@@ -78,23 +47,25 @@ def test_an_administrator_lists_adds_imports_exports_and_removes_on_both_hosts(h
     core.add_suppression("admin", "email", "kept@example.com", source=HOSTILE)
     admin = host.login(host.app, "admin")
 
-    page = admin.get(host.page)
+    page = admin.get(page_url(host))
 
     assert page.status_code == 200, words(page)[:300]
     assert ROW.findall(page.text) == ["kept@example.com"] and "email: 1, sms: 0, push: 0" in words(page)
     assert HOSTILE not in page.text and "&lt;script&gt;" in page.text
-    assert f'action="{host.page}add"' in page.text and f'href="{host.page}export.csv"' in page.text
+    assert f'action="{page_url(host)}add"' in page.text and f'href="{page_url(host)}export.csv"' in page.text
     token = csrf_token(page.text)
-    added = admin.post(f"{host.page}add", data={"channel": "email", "address": "New@Example.com", "csrf_token": token})
-    assert (added.status_code, added.headers["location"]) == (303, host.page), words(added)[:300]
-    assert flashes(admin.get(host.page)) == ["New@Example.com is now suppressed on email."]
+    added = admin.post(
+        f"{page_url(host)}add", data={"channel": "email", "address": "New@Example.com", "csrf_token": token}
+    )
+    assert (added.status_code, added.headers["location"]) == (303, page_url(host)), words(added)[:300]
+    assert flashes(admin.get(page_url(host))) == ["New@Example.com is now suppressed on email."]
     upload = {"file": ("list.csv", CSV, "text/csv")}
-    imported = admin.post(f"{host.page}import", data={"csrf_token": token, "back_channel": "sms"}, files=upload)
-    assert (imported.status_code, imported.headers["location"]) == (303, f"{host.page}?channel=sms")
+    imported = admin.post(f"{page_url(host)}import", data={"csrf_token": token, "back_channel": "sms"}, files=upload)
+    assert (imported.status_code, imported.headers["location"]) == (303, f"{page_url(host)}?channel=sms")
     shown = admin.get(imported.headers["location"])
     assert flashes(shown) == ["Imported list.csv: 1 added, 0 already on the list."]
     assert ROW.findall(shown.text) == ["+33612345678"]
-    exported = admin.get(f"{host.page}export.csv")
+    exported = admin.get(f"{page_url(host)}export.csv")
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
     assert [line.split(",")[1] for line in exported.text.splitlines()[1:]] == [
         "kept@example.com",
@@ -102,7 +73,7 @@ def test_an_administrator_lists_adds_imports_exports_and_removes_on_both_hosts(h
         "+33612345678",
     ]
     removed = admin.post(
-        f"{host.page}remove", data={"channel": "email", "address": "kept@example.com", "csrf_token": token}
+        f"{page_url(host)}remove", data={"channel": "email", "address": "kept@example.com", "csrf_token": token}
     )
     assert removed.status_code == 303
     assert listed(sink_dir) == [
@@ -114,24 +85,26 @@ def test_an_administrator_lists_adds_imports_exports_and_removes_on_both_hosts(h
 def test_refusals_have_the_same_status_on_both_hosts_and_change_nothing(host: Host, sink_dir: Path) -> None:
     core.add_suppression("admin", "email", "kept@example.com")
     admin, alice = host.login(host.app, "admin"), host.login(host.app, "alice")
-    token = csrf_token(admin.get(host.page).text)
+    token = csrf_token(admin.get(page_url(host)).text)
 
-    missing = admin.post(f"{host.page}add", data={"channel": "email", "address": "new@example.com"})
+    missing = admin.post(f"{page_url(host)}add", data={"channel": "email", "address": "new@example.com"})
     bad_channel = admin.post(
-        f"{host.page}add", data={"channel": "fax", "address": "x@example.com", "csrf_token": token}
+        f"{page_url(host)}add", data={"channel": "fax", "address": "x@example.com", "csrf_token": token}
     )
-    unknown = admin.post(f"{host.page}remove", data={"channel": "sms", "address": "+3361", "csrf_token": token})
+    unknown = admin.post(f"{page_url(host)}remove", data={"channel": "sms", "address": "+3361", "csrf_token": token})
     too_big = admin.post(
-        f"{host.page}import", data={"csrf_token": token}, files={"file": ("big.csv", b"x" * (5 * 2**20 + 1))}
+        f"{page_url(host)}import", data={"csrf_token": token}, files={"file": ("big.csv", b"x" * (5 * 2**20 + 1))}
     )
-    no_file = admin.post(f"{host.page}import", data={"csrf_token": token})
-    nul = admin.post(f"{host.page}add", data={"channel": "email", "address": "x\x00@example.com", "csrf_token": token})
+    no_file = admin.post(f"{page_url(host)}import", data={"csrf_token": token})
+    nul = admin.post(
+        f"{page_url(host)}add", data={"channel": "email", "address": "x\x00@example.com", "csrf_token": token}
+    )
 
     assert missing.status_code == 400 and "CSRF token is missing" in " ".join(flashes(missing))
     assert bad_channel.status_code == 422 and "Unknown channel 'fax'" in " ".join(flashes(bad_channel))
     assert unknown.status_code == 404 and too_big.status_code == 413 and no_file.status_code == 400
     assert nul.status_code == 400 and flashes(nul) == ["The address contains a NUL character."]
-    refused = alice.get(host.page)
+    refused = alice.get(page_url(host))
     assert refused.status_code == 403 and "kept@example.com" not in refused.text
     assert flashes(refused) == ["Only work-list administrators may manage the suppression list."]
     alices = csrf_token(refused.text)
@@ -139,10 +112,10 @@ def test_refusals_have_the_same_status_on_both_hosts_and_change_nothing(host: Ho
         ("add", {"channel": "email", "address": "new@example.com"}),
         ("remove", {"channel": "email", "address": "kept@example.com"}),
     ):
-        assert alice.post(f"{host.page}{path}", data={**data, "csrf_token": alices}).status_code == 403
-    assert alice.get(f"{host.page}export.csv").status_code == 403
+        assert alice.post(f"{page_url(host)}{path}", data={**data, "csrf_token": alices}).status_code == 403
+    assert alice.get(f"{page_url(host)}export.csv").status_code == 403
     anonymous = TestClient(host.app, follow_redirects=False)
-    assert anonymous.get(host.page).status_code == 302
+    assert anonymous.get(page_url(host)).status_code == 302
     assert listed(sink_dir) == [("email", "kept@example.com", "manual", "manual", "admin")]
 
 
@@ -151,8 +124,8 @@ def test_the_nav_and_the_campaigns_page_link_the_list_for_administrators_only(ho
 
     campaigns, worklist = admin.get(f"{host.base}/list").text, admin.get(f"{host.base}/worklist").text
 
-    assert links(campaigns) == [host.page] * 3  # the top bar, the framed nav, the campaigns page's links
-    assert links(worklist) == [host.page] * 2 and links(admin.get(host.page).text) == [host.page] * 2
+    assert links(campaigns) == [page_url(host)] * 3  # the top bar, the framed nav, the campaigns page's links
+    assert links(worklist) == [page_url(host)] * 2 and links(admin.get(page_url(host)).text) == [page_url(host)] * 2
     assert links(alice.get(f"{host.base}/list").text) == [] and links(alice.get(f"{host.base}/worklist").text) == []
 
 
@@ -162,8 +135,8 @@ def test_a_page_cursor_as_long_as_a_push_token_is_read_and_a_longer_query_refuse
     core.add_suppression("admin", "push", "u" * 4000)
     admin = host.login(host.app, "admin")
 
-    after = admin.get(host.page, params={"channel": "push", "after": f"push:{token}"})
-    too_long = admin.get(host.page, params={"after": "push:" + "t" * 4200})
+    after = admin.get(page_url(host), params={"channel": "push", "after": f"push:{token}"})
+    too_long = admin.get(page_url(host), params={"after": "push:" + "t" * 4200})
 
     assert after.status_code == 200, words(after)[:300]
     assert ROW.findall(after.text) == ["u" * 4000]
