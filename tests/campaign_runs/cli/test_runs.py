@@ -1,8 +1,8 @@
 """``airflow campaigns ...``: the real command line against the test metadata DB.
 
-Commands run in this process through Airflow's own CLI parser; the tests that need a process of their own
-(another database, a terminal for the confirmation prompt, the ``airflow`` entry point itself) run
-``airflow`` as a subprocess.
+Commands run in this process through Airflow's own CLI parser (the confirmation prompt on a pseudo-terminal as
+standard input); the tests that need a process of their own (another database, the ``airflow`` entry point
+itself) run ``airflow`` as a subprocess.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import pty
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -495,34 +494,38 @@ def test_database_not_migrated(tmp_path: Path, make_run: Any) -> None:
     user_error(cli("list", env=empty), "not migrated", "airflow db migrate")
 
 
-@pytest.mark.slow  # starts the `airflow` executable
+@contextmanager
+def typed_on_a_terminal(reply: str) -> Iterator[None]:
+    """Standard input a real terminal (a pseudo-terminal) on which ``reply`` and Enter were typed."""
+    master, slave = pty.openpty()
+    try:
+        os.write(master, reply.encode() + b"\n")
+        with open(slave, closefd=False) as terminal, pytest.MonkeyPatch.context() as patch:
+            assert terminal.isatty()
+            patch.setattr(sys, "stdin", terminal)
+            yield
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
 def test_confirmation_on_a_terminal(make_run: Any) -> None:
+    """On a terminal the command asks; ``y`` stops the run, ``n`` cancels it and changes nothing.
+
+    In this process with a pseudo-terminal as standard input: the ``airflow`` entry point is covered by
+    ``test_help_documents_every_command_and_option``; starting it twice here cost seconds each.
+    """
     yes_run = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
     no_run = make_run("cr_campaign", state="running", ti_states={"build_audience": "success"})
 
-    def answer(run_id: str, reply: str) -> tuple[int, str, str]:
-        master, slave = pty.openpty()
-        try:
-            proc = subprocess.Popen(
-                [AIRFLOW, "campaigns", "stop", "cr_campaign", run_id, "--note", "Typed", "--user", "alice"],
-                env=dict(os.environ),
-                stdin=slave,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            os.write(master, reply.encode() + b"\n")
-            out, err = proc.communicate(timeout=TIMEOUT)
-            return proc.returncode, out, err
-        finally:
-            os.close(master)
-            os.close(slave)
+    def answer(run_id: str, reply: str) -> Result:
+        with typed_on_a_terminal(reply):
+            return cli("stop", "cr_campaign", run_id, "--note", "Typed", "--user", "alice")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        yes, no = pool.map(lambda a: answer(*a), [(yes_run, "y"), (no_run, "n")])
-    assert yes[0] == 0, yes
-    assert "[y/N]" in yes[1] and f"Run {yes_run} is stopping; " in yes[1]
-    assert no[0] == 1 and "cancelled" in no[2] and "Traceback" not in no[2], no
+    yes, no = answer(yes_run, "y"), answer(no_run, "n")
+    assert yes.rc == 0, yes
+    assert "[y/N]" in yes.out and f"Run {yes_run} is stopping; " in yes.out
+    assert no.rc == 1 and "cancelled" in no.err and "Traceback" not in no.err, no
     assert run_status("cr_campaign", yes_run) in ("stopping", "stopped")
     assert run_status("cr_campaign", no_run) == "running"
 

@@ -28,6 +28,7 @@ from campaign_runs.factory.dispatch import Dispatcher, DispatchResult
 from campaign_runs.factory.ledger import SqliteLedger
 
 from tests.campaign_runs.factory.test_audience import plan
+from tests.campaign_runs.factory.transports.rsa_keys import reuse_fcm_keys
 from tests.support.rigs import TransportRig
 
 RIGS = ["smtp", "ses", "sns", "twilio", "fcm", "webhook"]
@@ -39,6 +40,7 @@ LAST_MESSAGE = 1.0  # seconds: no message leaves later than this after the Stop
 def rig(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[TransportRig]:
     """One running rig, with backoff shortened so a provider that went away is given up on quickly."""
     monkeypatch.setattr(answers, "BACKOFF_BASE", 0.02)
+    reuse_fcm_keys(monkeypatch)  # the FCM rig's service account key, generated once per process
     module = importlib.import_module(f"tests.support.rigs.{request.param}")
     with module.rig(monkeypatch) as running:
         yield running
@@ -163,9 +165,30 @@ def test_stop_is_seen_at_once_and_restart_sends_nobody_twice(rig: TransportRig, 
     assert_once_each(rig, addresses(rig, tmp_path, 200), doubtful=result.in_doubt)
 
 
+# What a sending process imports before its first message. Forked from a server that imported them once, each
+# sending process starts in milliseconds instead of importing Airflow and boto3 anew; it still shares nothing
+# with this process (no thread, socket or rig of the test), as a spawned one.
+CHILD_IMPORTS = [
+    __name__,
+    *(f"tests.support.rigs.{name}" for name in RIGS),
+    *(f"campaign_runs.factory.transports.{name}" for name in ("ses", "sns", "twilio", "fcm", "webhook")),
+    "airflow.sdk",
+    "airflow.providers.amazon.aws.hooks.ses",
+    "airflow.providers.amazon.aws.hooks.sns",
+]
+
+
+def sending_processes() -> multiprocessing.context.ForkServerContext:
+    """Fresh processes for the sender, forked from a server that imported ``CHILD_IMPORTS``."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(CHILD_IMPORTS)
+    return context
+
+
 def _send_until_killed(rig_name: str, sink_dir: str, env: dict[str, str]) -> None:
     """In a fresh process: send 200 recipients at 20/s through the rig named ``rig_name`` (killed meanwhile)."""
-    os.environ.update(env)
+    os.environ.clear()
+    os.environ.update(env)  # this test's environment, whatever it was when the fork server started
     module = importlib.import_module(f"tests.support.rigs.{rig_name}")
     remote = module.remote()  # the rig's interface, without starting a server: the parent's is running
     dispatch(remote, Path(sink_dir), 200, "run-1", rate=20)
@@ -175,8 +198,8 @@ def test_a_sigkill_mid_batch_doubts_at_most_one_and_restart_sends_nobody_twice(
     rig: TransportRig, tmp_path: Path
 ) -> None:
     """The sending process killed mid-batch: at most one recipient in doubt, a restart sends the rest once."""
-    env = {key: value for key, value in os.environ.items() if key.startswith("AIRFLOW_CONN_")}
-    child = multiprocessing.get_context("spawn").Process(
+    env = dict(os.environ)
+    child = sending_processes().Process(
         target=_send_until_killed, args=(rig.__module__.rsplit(".", 1)[-1], str(tmp_path), env)
     )
     child.start()

@@ -21,6 +21,7 @@ from campaign_runs.factory.suppression import SuppressionList, open_suppressions
 from campaign_runs.factory.transports.fcm import FcmPushAdapter
 
 from tests.campaign_runs.factory.test_audience import plan
+from tests.campaign_runs.factory.transports.rsa_keys import reuse_fcm_keys
 from tests.support.rigs import fcm as fcm_rig
 from tests.support.rigs.fcm import PROJECT_ID, FcmRig
 
@@ -28,6 +29,7 @@ from tests.support.rigs.fcm import PROJECT_ID, FcmRig
 @pytest.fixture
 def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[FcmRig]:
     """The local FCM, with Connection ``rig_fcm`` holding its service account."""
+    reuse_fcm_keys(monkeypatch)  # a new key per rig of a test, none generated twice in a process
     with fcm_rig.rig(monkeypatch) as running:
         yield running
 

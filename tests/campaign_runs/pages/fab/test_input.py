@@ -39,18 +39,28 @@ LONG_NOTE_REFUSED = (
 )
 
 
+@pytest.fixture(scope="module")
+def logged_in(api_app: Any) -> Iterator[dict[str, TestClient]]:
+    """One client per test user, logged in once for the module (a login costs five times a page)."""
+    clients: dict[str, TestClient] = {}
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
 @pytest.fixture
-def users(api_app: Any) -> Iterator[Callable[[str], TestClient]]:
-    """Log in any test user through FAB's login form; clients are closed at the end."""
-    clients: list[TestClient] = []
+def users(api_app: Any, logged_in: dict[str, TestClient]) -> Callable[[str], TestClient]:
+    """Any test user's client, logged in through FAB's login form, with no message of an earlier test pending."""
 
     def make(username: str) -> TestClient:
-        clients.append(login_(api_app, username))
-        return clients[-1]
+        if username not in logged_in:
+            logged_in[username] = login_(api_app, username)
+        client = logged_in[username]
+        page = client.get(f"{BASE}/list")  # shows (so clears) what an earlier test left to flash
+        assert page.status_code == 200, page.text[:500]
+        return client
 
-    yield make
-    for client in clients:
-        client.close()
+    return make
 
 
 def refused(response: Any, message: str, status: int = 400) -> None:
