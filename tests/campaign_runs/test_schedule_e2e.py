@@ -84,17 +84,46 @@ def sink() -> Iterator[SmtpSink]:
     controller.stop()
 
 
+@pytest.fixture(autouse=True)
+def clean_state() -> None:
+    """Not the folder's: it deletes the test DAGs' runs and unpauses them, under this module's running scheduler.
+
+    Airflow's scheduler ends (``ObjectDeletedError`` raised again in its own error handler) when a run it is
+    scheduling is deleted, and ``cr_depends`` (``@daily``, its next run put back to the session's first) is due
+    whenever it is unpaused: a scheduler creates its run at once.
+    """
+
+
+def set_test_dags_paused(paused: bool) -> None:
+    from airflow.models.dag import DagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    from tests.campaign_runs.conftest import TEST_DAG_IDS
+
+    with create_session() as session:
+        session.execute(update(DagModel).where(DagModel.dag_id.in_(TEST_DAG_IDS)).values(is_paused=paused))
+
+
 @pytest.fixture(scope="module")
 def stack(
     folder: Path, sink: SmtpSink, airflow_db: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AirflowStack]:
+    """This module's Airflow; the session's test DAGs are paused meanwhile, and active again after (as synced)."""
+    from tests.support.fixtures import sync_test_dags
+
     extra = {
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(PARSE_INTERVAL),
         # Airflow rewrites a serialized DAG at most this often (default 30 s): Resume waits for that rewrite.
         "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL": "1",
     }
-    with running_stack(sink.port, tmp_path_factory.mktemp("schedule-e2e-logs"), folder.parent, extra) as processes:
-        yield processes
+    set_test_dags_paused(True)
+    try:
+        with running_stack(sink.port, tmp_path_factory.mktemp("schedule-e2e-logs"), folder.parent, extra) as stack:
+            yield stack
+    finally:
+        sync_test_dags()  # this module's dag-processor marked them stale: its folder does not hold them
+        set_test_dags_paused(False)
 
 
 def away_from(minute: int, margin: float = 150.0) -> None:
